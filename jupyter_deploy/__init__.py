@@ -1,0 +1,23 @@
+"""jupyter_deploy: pin a notebook cell as a checkpoint and deploy it as a node.
+
+Kept light: instances import this package at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .extension import DeployApp
+
+    return [{"module": "jupyter_deploy", "app": DeployApp}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext jupyter_deploy`: the `%deploy` magics."""
+    from .magics import DeployMagics
+
+    ipython.register_magics(DeployMagics)

@@ -1,0 +1,105 @@
+"""HTTP client of the control API; the magics and the CLI sit on it."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from . import discovery
+
+
+class ClientError(Exception):
+    """The service refused a request; `message` is the service's own explanation."""
+
+    def __init__(self, message: str, status: int = 0, body: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+
+
+class DeployClient:
+    def __init__(self, url: str, token: str = "", timeout_s: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def discover(cls) -> DeployClient:
+        info = discovery.find()
+        if info is None:
+            raise ClientError(
+                "no deploy service found: open this notebook in a Jupyter server with "
+                "jupyter_deploy enabled, or start one with `jupyter deploy serve`")
+        return cls(info["url"], info.get("token", ""))
+
+    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
+                **params: Any) -> Any:
+        url = self.url + path
+        query = {k: v for k, v in params.items() if v is not None}
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"token {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            payload = exc.read()
+            try:
+                detail = json.loads(payload)
+            except ValueError:
+                detail = None
+            error = detail.get("error") if isinstance(detail, dict) else None
+            if isinstance(error, dict):
+                message = error.get("message", "")
+            elif isinstance(detail, dict) and "error_name" in detail:
+                message = f"{detail['error_name']}: {detail.get('error_message', '')}"
+            else:
+                message = f"HTTP {exc.code} {exc.reason}"
+            raise ClientError(message, exc.code, detail) from None
+        except urllib.error.URLError as exc:
+            raise ClientError(f"cannot reach the deploy service at {self.url}: {exc.reason}") from None
+        return json.loads(payload) if payload else None
+
+    # the verbs the magics and the CLI use ------------------------------------------------
+
+    def add_checkpoint(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/checkpoints", checkpoint)
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/checkpoints")["checkpoints"]
+
+    def create_node(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/nodes", spec)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/nodes")["nodes"]
+
+    def node(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/nodes/{_quote(name)}")
+
+    def delete_node(self, name: str) -> None:
+        self.request("DELETE", f"/nodes/{_quote(name)}")
+
+    def logs(self, name: str, instance: str | None = None, tail: int | None = None
+             ) -> list[dict[str, Any]]:
+        return self.request("GET", f"/nodes/{_quote(name)}/logs", instance=instance,
+                            tail=tail)["logs"]
+
+    def call(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Run the node's cell with `inputs`; its outputs, or ClientError."""
+        return self.request("POST", f"/nodes/{_quote(name)}:execute", {"input": inputs})["output"]
+
+    def service(self) -> dict[str, Any]:
+        return self.request("GET", "")
+
+
+def _quote(name: str) -> str:
+    return urllib.parse.quote(name, safe="@")

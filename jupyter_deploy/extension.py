@@ -1,0 +1,67 @@
+"""The jupyter_server extension: hosts the deploy service and its control API."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float, Integer, Unicode, default
+
+from . import discovery
+from .handlers.checkpoints import CheckpointHandler, CheckpointsHandler
+from .handlers.nodes import (
+    EventsHandler, ExecuteHandler, InstancesHandler, LogsHandler, NodeHandler, NodesHandler,
+    ServiceHandler,
+)
+from .service import DeployService
+
+NODE = r"(?P<name>[^/:]+)"
+
+
+class DeployApp(ExtensionApp):
+    name = "jupyter_deploy"
+    description = "Deploy notebook cells as supervised, scalable services."
+
+    state_dir = Unicode(config=True, help="Folder of the store, checkpoints and instance logs.")
+    gateway_host = Unicode("127.0.0.1", config=True, help="Address the gateway listens on.")
+    gateway_port = Integer(8890, config=True, help="Port of the gateway (0: any free port).")
+    request_timeout = Float(15.0, config=True, help="Seconds a gateway request may take.")
+
+    @default("state_dir")
+    def _default_state_dir(self) -> str:
+        return os.environ.get("JUPYTER_DEPLOY_STATE_DIR") or str(Path(jupyter_data_dir()) / "deploy")
+
+    def initialize_settings(self) -> None:
+        self.service = DeployService(
+            self.state_dir, gateway_host=self.gateway_host, gateway_port=self.gateway_port,
+            request_timeout_s=self.request_timeout, log=self.log,
+        )
+        self.settings["deploy_service"] = self.service
+        self._announcement: Path | None = None
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend([
+            (r"/deploy/api", ServiceHandler),
+            (r"/deploy/api/checkpoints", CheckpointsHandler),
+            (r"/deploy/api/checkpoints/(?P<ref>[^/]+)", CheckpointHandler),
+            (r"/deploy/api/nodes", NodesHandler),
+            (rf"/deploy/api/nodes/{NODE}", NodeHandler),
+            (rf"/deploy/api/nodes/{NODE}:execute", ExecuteHandler),
+            (rf"/deploy/api/nodes/{NODE}/instances", InstancesHandler),
+            (rf"/deploy/api/nodes/{NODE}/logs", LogsHandler),
+            (r"/deploy/api/events", EventsHandler),
+        ])
+
+    async def _start_jupyter_server_extension(self, serverapp) -> None:
+        """Start the service once the server listens, and tell kernels where it is."""
+        await self.service.start()
+        url = serverapp.connection_url.rstrip("/") + "/deploy/api"
+        self._announcement = discovery.announce(
+            url, serverapp.identity_provider.token, self.service.gateway_url)
+
+    async def stop_extension(self) -> None:
+        discovery.withdraw(self._announcement)
+        if hasattr(self.service, "supervisor"):
+            await self.service.stop()

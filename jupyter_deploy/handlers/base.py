@@ -1,0 +1,47 @@
+"""Base of the control-API handlers: authentication, JSON bodies and errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from ..models import BadRequest, DeployError
+from ..service import DeployService
+
+
+class DeployHandler(APIHandler):
+    """Every handler is authenticated and authorized on the `deploy` resource."""
+
+    auth_resource = "deploy"
+
+    @property
+    def service(self) -> DeployService:
+        return self.settings["deploy_service"]
+
+    def body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"null")
+        except ValueError as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}", field="body") from None
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """DeployError → its status with `{"error": {code, message, field}}`; else 500."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, DeployError):
+            self.set_status(exc.status)
+            body = exc.to_json()
+        elif isinstance(exc, web.HTTPError):
+            body = {"error": {"code": "http_error",
+                              "message": exc.log_message or self._reason}}
+        else:
+            body = {"error": {"code": "internal", "message": "internal error: see the server log"}}
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))

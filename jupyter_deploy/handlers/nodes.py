@@ -1,0 +1,101 @@
+"""/deploy/api/nodes and /deploy/api/events"""
+
+from __future__ import annotations
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..models import InvalidInput
+from .base import DeployHandler
+
+
+def _int_argument(handler: DeployHandler, name: str, default: int) -> int:
+    value = handler.get_argument(name, str(default))
+    if not value.lstrip("-").isdigit():
+        raise InvalidInput(f"{name} must be a whole number", field=name)
+    return int(value)
+
+
+class NodesHandler(DeployHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply({"nodes": self.service.nodes()})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Create a node; the answer carries its key, which is not shown again."""
+        node, key = await self.service.create_node(self.body())
+        self.reply({"node": node, "key": key}, status=201)
+
+
+class NodeHandler(DeployHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        self.reply(self.service.node(name))
+
+    @web.authenticated
+    @authorized
+    async def patch(self, name: str) -> None:
+        """Change the instance range."""
+        self.reply(self.service.update_node(name, self.body()))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, name: str) -> None:
+        """Delete a node; its instances drain first."""
+        await self.service.delete_node(name)
+        self.set_status(204)
+        self.finish()
+
+
+class ExecuteHandler(DeployHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        """Call the node for the signed-in user (what `%deploy call` uses)."""
+        status, body, headers = await self.service.execute(name, self.request.body)
+        self.set_status(status)
+        for header, value in headers.items():
+            self.set_header(header, value)
+        self.set_header("Content-Type", "application/json")
+        self.finish(body)
+
+
+class InstancesHandler(DeployHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        self.reply({"instances": self.service.instances(name)})
+
+
+class LogsHandler(DeployHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        """`?instance=ID` for one instance, `?tail=BYTES` for how much of each log."""
+        tail = _int_argument(self, "tail", 64 * 1024)
+        logs = self.service.logs(name, self.get_argument("instance", None), max(0, tail))
+        self.reply({"logs": logs})
+
+
+class EventsHandler(DeployHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Status changes after `?since=SEQ`; `?wait=S` waits for the next one (long poll)."""
+        since = _int_argument(self, "since", 0)
+        wait = min(max(_int_argument(self, "wait", 0), 0), 60)
+        events = await self.service.events(since, self.get_argument("node", None), wait)
+        self.reply({"events": events})
+
+
+class ServiceHandler(DeployHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Where the gateway listens and where the state is kept."""
+        self.reply({"gateway_url": self.service.gateway_url,
+                    "state_dir": str(self.service.state_dir)})

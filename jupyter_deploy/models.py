@@ -1,0 +1,144 @@
+"""The product's concepts: checkpoint, node, instance, their statuses and errors."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+
+
+class NodeStatus(str, Enum):
+    CREATED = "Created"
+    HEALTHY = "Healthy"
+    UNHEALTHY = "Unhealthy"
+    DELETING = "Deleting"
+
+
+class InstanceStatus(str, Enum):
+    UNDEFINED = "Undefined"
+    CREATED = "Created"
+    STARTED = "Started"
+    PREPARING = "Preparing"
+    HEALTHY = "Healthy"
+    UNHEALTHY = "Unhealthy"
+    DELETING = "Deleting"
+
+
+class DeployError(Exception):
+    """An error the user can act on; `status` is the HTTP status it maps to."""
+
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_json(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        return {"error": error}
+
+
+class BadRequest(DeployError):
+    status = 400
+    code = "bad_request"
+
+
+class NotFound(DeployError):
+    status = 404
+    code = "not_found"
+
+
+class InvalidInput(DeployError):
+    status = 422
+    code = "invalid_input"
+
+
+class Conflict(DeployError):
+    status = 409
+    code = "conflict"
+
+
+def check_name(value: Any, field: str) -> str:
+    """Return `value` if it is a lowercase DNS label, else raise InvalidInput naming `field`."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise InvalidInput(
+            f"{field} must be a lowercase DNS label (a-z, 0-9, '-', at most 63 characters, "
+            f"starting and ending with a letter or digit), got {value!r}",
+            field=field,
+        )
+    return value
+
+
+@dataclass
+class HealthCheck:
+    """How the supervisor checks an instance (seed defaults, shorter interval for checkpoints)."""
+
+    timeout_s: float = 1.0
+    interval_s: float = 2.0
+    fail_threshold: int = 3
+    pass_threshold: int = 3
+
+
+@dataclass
+class Node:
+    name: str
+    checkpoint_id: str
+    checkpoint: str  # "name@version", as the user pinned it
+    min: int = 1
+    max: int = 1
+    runtime: str = "process"
+    env: dict[str, str] = field(default_factory=dict)
+    health: HealthCheck = field(default_factory=HealthCheck)
+    key_hash: str = ""
+    created: float = field(default_factory=time.time)
+    deleting: bool = False
+    # False until the node first reaches its minimum or first loses an instance.
+    settled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("key_hash")
+        data.pop("settled")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Node:
+        data = dict(data)
+        data["health"] = HealthCheck(**data.get("health", {}))
+        return cls(**data)
+
+
+@dataclass
+class Instance:
+    id: str
+    node: str
+    status: InstanceStatus = InstanceStatus.UNDEFINED
+    pid: int | None = None
+    host: str = "127.0.0.1"
+    port: int | None = None
+    log_path: str = ""
+    created: float = field(default_factory=time.time)
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+
+def node_status(node: Node, instances: list[Instance]) -> NodeStatus:
+    """The seed's rule: Healthy when healthy instances >= the minimum."""
+    if node.deleting:
+        return NodeStatus.DELETING
+    healthy = sum(1 for i in instances if i.status is InstanceStatus.HEALTHY)
+    if healthy >= node.min:
+        return NodeStatus.HEALTHY
+    return NodeStatus.UNHEALTHY if node.settled else NodeStatus.CREATED

@@ -1,0 +1,77 @@
+"""Plain-text views shared by the magics and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+NODE_MIME = "application/vnd.jupyter-deploy.node+json"
+
+
+def fields(items: list[dict[str, str]]) -> str:
+    return ", ".join(f"{f['name']}:{f['type']}" for f in items) or "(none)"
+
+
+def checkpoint_pinned(checkpoint: dict[str, Any]) -> str:
+    environment = checkpoint["environment"]
+    requires = ", ".join(f"{r['distribution']}=={r['version']}" for r in environment["requirements"])
+    return "\n".join([
+        f"Pinned checkpoint {checkpoint['name']}@{checkpoint['version']} (id {checkpoint['id']})",
+        f"  inputs:  {fields(checkpoint['inputs'])}",
+        f"  outputs: {fields(checkpoint['outputs'])}",
+        f"  state:   {', '.join(checkpoint['state']) or '(none)'}",
+        f"  python {environment['python']}; requires: {requires or '(standard library only)'}",
+    ])
+
+
+def checkpoint_table(checkpoints: list[dict[str, Any]]) -> str:
+    if not checkpoints:
+        return "No checkpoints."
+    rows = [("CHECKPOINT", "ID", "INPUTS", "OUTPUTS")]
+    rows += [(f"{c['name']}@{c['version']}", c["id"], fields(c["inputs"]), fields(c["outputs"]))
+             for c in checkpoints]
+    return _table(rows)
+
+
+def node_table(nodes: list[dict[str, Any]]) -> str:
+    if not nodes:
+        return "No nodes."
+    rows = [("NODE", "STATUS", "INSTANCES", "CHECKPOINT", "ENDPOINT")]
+    for n in nodes:
+        healthy = sum(1 for i in n["instances"] if i["status"] == "Healthy")
+        rows.append((n["name"], n["status"], f"{healthy}/{n['min']}..{n['max']}",
+                     n["checkpoint"], n["endpoint"]))
+    return _table(rows)
+
+
+def node_status(node: dict[str, Any]) -> str:
+    lines = [f"{node['name']}: {node['status']} (instances {node['min']}..{node['max']}, "
+             f"checkpoint {node['checkpoint']}, runtime {node['runtime']})",
+             f"  endpoint: {node['endpoint']}"]
+    rows = [("  INSTANCE", "STATUS", "PID", "ADDRESS", "DETAIL")]
+    for i in node["instances"]:
+        address = f"{i['host']}:{i['port']}" if i["port"] else "-"
+        rows.append((f"  {i['id']}", i["status"], str(i["pid"] or "-"), address, i["message"]))
+    lines.append(_table(rows) if node["instances"] else "  no instances")
+    return "\n".join(lines)
+
+
+def curl_example(endpoint: str, key: str, example: dict[str, Any] | None) -> str:
+    body = json.dumps({"input": example or {}})
+    return (f"curl -H {shlex.quote('Authorization: Bearer ' + key)} "
+            f"-H 'Content-Type: application/json' -d {shlex.quote(body)} {endpoint}")
+
+
+def node_created(node: dict[str, Any], key: str, example: dict[str, Any] | None) -> str:
+    return "\n".join([
+        f"Node {node['name']} is {node['status']} (checkpoint {node['checkpoint']}).",
+        f"  endpoint: {node['endpoint']}",
+        f"  key:      {key}   (shown once: keep it)",
+        f"  try:      {curl_example(node['endpoint'], key, example)}",
+    ])
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

@@ -1,0 +1,86 @@
+"""The embedded runtime: each instance is a subprocess running the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from ..models import Instance, Node
+from .base import Runtime
+
+
+class ProcessRuntime(Runtime):
+    """Instances are local processes of the kernel's own interpreter, on loopback ports.
+
+    The runtime binds the listening socket itself and hands it to the worker, so the port
+    is known at once and cannot be taken by anyone else in between.
+    """
+
+    name = "process"
+
+    def __init__(self, log_dir: Path, host: str = "127.0.0.1") -> None:
+        self.log_dir = log_dir
+        self.host = host
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    async def create(self, node: Node, instance: Instance, checkpoint_dir: Path) -> None:
+        executable = _interpreter(checkpoint_dir / "checkpoint.json")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((self.host, 0))
+        sock.listen(128)
+        port = sock.getsockname()[1]
+        log_path = self.log_dir / node.name / f"{instance.id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **node.env, "JUPYTER_DEPLOY_INSTANCE": instance.id}
+        command = [executable, "-m", "jupyter_deploy.worker",
+                   "--checkpoint", str(checkpoint_dir), "--fd", str(sock.fileno())]
+        try:
+            with open(log_path, "ab") as log:
+                process = await asyncio.to_thread(
+                    subprocess.Popen, command, stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),), env=env,
+                    start_new_session=True,
+                )
+        finally:
+            sock.close()
+        self.processes[instance.id] = process
+        instance.pid = process.pid
+        instance.host, instance.port = self.host, port
+        instance.log_path = str(log_path)
+
+    def alive(self, instance: Instance) -> bool:
+        process = self.processes.get(instance.id)
+        return process is not None and process.poll() is None
+
+    def exit_code(self, instance: Instance) -> int | None:
+        process = self.processes.get(instance.id)
+        return None if process is None else process.poll()
+
+    async def stop(self, instance: Instance, timeout_s: float) -> None:
+        process = self.processes.get(instance.id)
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while process.poll() is None and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            if process.poll() is None:
+                process.kill()
+        await asyncio.to_thread(process.wait)
+        self.processes.pop(instance.id, None)
+
+
+def _interpreter(checkpoint_json: Path) -> str:
+    """The interpreter of the kernel that pinned the checkpoint, when it is still there."""
+    executable = json.loads(checkpoint_json.read_text())["environment"].get("executable", "")
+    if executable and os.access(executable, os.X_OK):
+        return executable
+    return sys.executable

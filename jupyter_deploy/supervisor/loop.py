@@ -1,0 +1,328 @@
+"""The supervisor: one reconcile loop that keeps every node's instances as wanted.
+
+Each pass checks and returns; anything that takes time (starting an instance, a health
+check, draining and stopping) runs as a task of its own, one at a time per instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..gateway.routing import Routes
+from ..gateway.upstream import UpstreamError
+from ..models import Instance, InstanceStatus, Node, NodeStatus, node_status
+from ..runtimes.base import Runtime
+from ..store import Store
+from .health import probe
+from .transitions import Event, desired_instances, next_status, restart_delay
+
+PROBE_ERRORS = (OSError, asyncio.TimeoutError, UpstreamError)
+CHECKED = (InstanceStatus.HEALTHY, InstanceStatus.UNHEALTHY)
+
+
+@dataclass
+class Checks:
+    """Consecutive health-check results of one instance."""
+
+    next_at: float = 0.0
+    passes: int = 0
+    fails: int = 0
+    unhealthy_since: float = 0.0
+
+
+class Supervisor:
+    def __init__(self, store: Store, runtime: Runtime, routes: Routes, *,
+                 period_s: float = 0.2, startup_timeout_s: float = 60.0,
+                 drain_timeout_s: float = 15.0, stop_timeout_s: float = 5.0,
+                 replace_after_s: float = 30.0, log: logging.Logger | None = None) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.routes = routes
+        self.period_s = period_s
+        self.startup_timeout_s = startup_timeout_s
+        self.drain_timeout_s = drain_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.replace_after_s = replace_after_s
+        self.log = log or logging.getLogger("jupyter_deploy.supervisor")
+        self.nodes: dict[str, Node] = {}
+        self.instances: dict[str, dict[str, Instance]] = {}
+        self.node_statuses: dict[str, NodeStatus] = {}
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._checks: dict[str, Checks] = {}
+        self._failures: dict[str, int] = {}
+        self._not_before: dict[str, float] = {}
+        self._gone: dict[str, asyncio.Event] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._loop_task: asyncio.Task | None = None
+
+    # life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop the loop and every instance it started."""
+        self._stopping.set()
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        doomed = [(self.nodes[n], i) for n, group in self.instances.items()
+                  for i in group.values()]
+        await asyncio.gather(*(self._remove(node, i, drain=False) for node, i in doomed))
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            for node in list(self.nodes.values()):
+                try:
+                    self.reconcile(node)
+                except Exception:  # one bad node must not stop the loop
+                    self.log.exception("reconcile %s failed", node.name)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.period_s)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    # nodes --------------------------------------------------------------------------------
+
+    def add_node(self, node: Node, inputs: list[dict[str, str]], is_new: bool) -> None:
+        self.nodes[node.name] = node
+        self.instances[node.name] = {}
+        self.routes.add_node(node.name, node.key_hash, inputs)
+        if is_new:
+            self._update_node_status(node)
+        else:
+            self.node_statuses[node.name] = node_status(node, [])
+        self._wake.set()
+
+    def update_node(self, node: Node) -> None:
+        self.store.save_node(node)
+        self._update_node_status(node)
+        self._wake.set()
+
+    async def delete_node(self, name: str) -> None:
+        """Drain and stop every instance of the node, then forget it."""
+        node = self.nodes[name]
+        gone = self._gone.setdefault(name, asyncio.Event())
+        if not node.deleting:
+            node.deleting = True
+            self.store.save_node(node)
+            self._update_node_status(node)
+            self._wake.set()
+        await gone.wait()
+
+    def _forget_node(self, node: Node) -> None:
+        del self.nodes[node.name]
+        del self.instances[node.name]
+        self.node_statuses.pop(node.name, None)
+        self._failures.pop(node.name, None)
+        self._not_before.pop(node.name, None)
+        self.routes.remove_node(node.name)
+        self.store.remove_node(node.name)
+        self._emit(node.name, None, None, "node deleted")
+        self._gone.pop(node.name, asyncio.Event()).set()
+
+    # the reconcile pass ---------------------------------------------------------------------
+
+    def reconcile(self, node: Node) -> None:
+        now = asyncio.get_running_loop().time()
+        group = self.instances[node.name]
+        for instance in list(group.values()):
+            status = instance.status
+            if status in (InstanceStatus.UNDEFINED, InstanceStatus.DELETING):
+                continue
+            if not self.runtime.alive(instance):
+                code = self.runtime.exit_code(instance)
+                message = f"the instance exited (code {code})"
+                self.log.warning("%s: %s", instance.id, message)
+                self._transition(node, instance, Event.EXITED, message)
+                self._failed(node)
+                self._begin_stop(node, instance, message)
+                continue
+            checks = self._checks.get(instance.id)
+            if checks is None or self._busy(instance):
+                continue
+            if status is InstanceStatus.UNHEALTHY and now - checks.unhealthy_since > self.replace_after_s:
+                self._begin_stop(node, instance, f"unhealthy for over {self.replace_after_s:g} s")
+            elif now >= checks.next_at:
+                self._spawn(instance, self._check(node, instance))
+        if node.deleting:
+            for instance in group.values():
+                if instance.status is not InstanceStatus.DELETING:
+                    self._begin_stop(node, instance, "the node is being deleted")
+            if not group:
+                self._forget_node(node)
+            return
+        active = [i for i in group.values() if i.status is not InstanceStatus.DELETING]
+        wanted = desired_instances(node.min, node.max)
+        if len(active) < wanted and now >= self._not_before.get(node.name, 0.0):
+            for _ in range(wanted - len(active)):
+                self._add_instance(node)
+        elif len(active) > wanted:
+            surplus = sorted(active, key=lambda i: (i.status is InstanceStatus.HEALTHY, i.created))
+            for instance in surplus[: len(active) - wanted]:
+                self._begin_stop(node, instance, "more instances than wanted")
+
+    def _busy(self, instance: Instance) -> bool:
+        task = self._tasks.get(instance.id)
+        return task is not None and not task.done()
+
+    def _spawn(self, instance: Instance, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks[instance.id] = task
+        task.add_done_callback(lambda t, i=instance.id: self._task_done(i, t))
+
+    def _task_done(self, instance_id: str, task: asyncio.Task) -> None:
+        if self._tasks.get(instance_id) is task:
+            del self._tasks[instance_id]
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("task of %s failed", instance_id, exc_info=task.exception())
+
+    # instances ----------------------------------------------------------------------------
+
+    def _add_instance(self, node: Node) -> None:
+        instance = Instance(id=f"{node.name}-{secrets.token_hex(3)}", node=node.name)
+        self.instances[node.name][instance.id] = instance
+        self.store.save_instance(instance)
+        self._emit(node.name, instance.id, instance.status.value, "")
+        self._spawn(instance, self._start(node, instance))
+
+    async def _start(self, node: Node, instance: Instance) -> None:
+        """Create the instance, then follow it until it is ready (or give up)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.startup_timeout_s
+        try:
+            await self.runtime.create(node, instance, self.store.checkpoint_dir(node.checkpoint_id))
+        except Exception as exc:  # noqa: BLE001 - reported on the instance and the node
+            self.log.exception("could not create %s", instance.id)
+            self._failed(node)
+            self._begin_stop(node, instance, f"could not be created: {exc}")
+            return
+        self._transition(node, instance, Event.SPAWNED, f"pid {instance.pid}")
+        phase = await self._wait_for(instance, "/livez", deadline)
+        if phase is None:
+            return self._give_up(node, instance)
+        self._transition(node, instance, Event.CONNECTED, f"{instance.host}:{instance.port}")
+        while phase.get("phase") == "starting" and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+            phase = await self._wait_for(instance, "/livez", deadline) or {}
+        self._transition(node, instance, Event.RESTORING, "restoring the checkpoint")
+        if await self._wait_for(instance, "/readyz", deadline) is None:
+            return self._give_up(node, instance)
+        self._checks[instance.id] = Checks(next_at=loop.time() + node.health.interval_s)
+        self.routes.add_target(node.name, instance.id, instance.host, instance.port)
+        self._failures[node.name] = 0
+        self._transition(node, instance, Event.READY, "ready")
+
+    async def _wait_for(self, instance: Instance, path: str, deadline: float) -> dict | None:
+        """Poll `path` until it answers 200; its JSON body, or None past the deadline."""
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline:
+            try:
+                status, body = await probe(instance.host, instance.port, path, 1.0)
+                if status == 200:
+                    return body if isinstance(body, dict) else {}
+            except PROBE_ERRORS:
+                pass
+            await asyncio.sleep(0.01)
+        return None
+
+    def _give_up(self, node: Node, instance: Instance) -> None:
+        self._failed(node)
+        self._begin_stop(node, instance, f"not ready within {self.startup_timeout_s:g} s")
+
+    async def _check(self, node: Node, instance: Instance) -> None:
+        """One health check, and the transition it completes, if any."""
+        loop = asyncio.get_running_loop()
+        try:
+            status, _ = await probe(instance.host, instance.port, "/readyz", node.health.timeout_s)
+            ok = status == 200
+        except PROBE_ERRORS:
+            ok = False
+        checks = self._checks[instance.id]
+        checks.next_at = loop.time() + node.health.interval_s
+        if ok:
+            checks.passes, checks.fails = checks.passes + 1, 0
+            if instance.status is InstanceStatus.UNHEALTHY and checks.passes >= node.health.pass_threshold:
+                self.routes.add_target(node.name, instance.id, instance.host, instance.port)
+                self._transition(node, instance, Event.RECOVERED, f"{checks.passes} checks passed")
+        else:
+            checks.passes, checks.fails = 0, checks.fails + 1
+            if instance.status is InstanceStatus.HEALTHY and checks.fails >= node.health.fail_threshold:
+                self.routes.remove_target(node.name, instance.id)
+                checks.unhealthy_since = loop.time()
+                self._transition(node, instance, Event.FAILING, f"{checks.fails} checks failed")
+                self._failed(node)
+
+    def _begin_stop(self, node: Node, instance: Instance, reason: str) -> None:
+        task = self._tasks.get(instance.id)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._transition(node, instance, Event.STOP, reason)
+        self._spawn(instance, self._remove(node, instance, drain=True))
+
+    async def _remove(self, node: Node, instance: Instance, drain: bool) -> None:
+        """Take the instance out of balancing, let its requests finish, then stop it."""
+        target = self.routes.remove_target(node.name, instance.id)
+        if target is not None and drain:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.drain_timeout_s
+            while target.in_flight and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+        if target is not None:
+            target.pool.close()
+        await self.runtime.stop(instance, self.stop_timeout_s)
+        self.instances[node.name].pop(instance.id, None)
+        self._checks.pop(instance.id, None)
+        self.store.save_instance(instance, removed=True)
+        self._emit(node.name, instance.id, None, "removed")
+        self._update_node_status(node)
+        self._wake.set()
+
+    # statuses -----------------------------------------------------------------------------
+
+    def _transition(self, node: Node, instance: Instance, event: Event, message: str) -> None:
+        status = next_status(instance.status, event)
+        if status is None:
+            return
+        instance.status, instance.message = status, message
+        self.store.save_instance(instance)
+        self._emit(node.name, instance.id, status.value, message)
+        self._update_node_status(node)
+
+    def _failed(self, node: Node) -> None:
+        """An instance failed: back off new ones, and the node is past `Created`."""
+        failures = self._failures.get(node.name, 0) + 1
+        self._failures[node.name] = failures
+        self._not_before[node.name] = asyncio.get_running_loop().time() + restart_delay(failures - 1)
+        if not node.settled:
+            node.settled = True
+            self.store.save_node(node)
+        self._update_node_status(node)
+
+    def _update_node_status(self, node: Node) -> None:
+        if node.name not in self.instances:
+            return
+        status = node_status(node, list(self.instances[node.name].values()))
+        if status is NodeStatus.HEALTHY and not node.settled:
+            node.settled = True
+            self.store.save_node(node)
+        if self.node_statuses.get(node.name) is not status:
+            self.node_statuses[node.name] = status
+            self._emit(node.name, None, status.value, "node")
+
+    def _emit(self, node: str, instance: str | None, status: str | None, message: str) -> None:
+        event = self.store.add_event(node, instance, status, message)
+        for listener in self.listeners:
+            listener(event)

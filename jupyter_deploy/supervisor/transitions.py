@@ -1,0 +1,46 @@
+"""The instance life cycle as a table, and the pure decisions the supervisor makes."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from ..models import InstanceStatus as S
+
+
+class Event(str, Enum):
+    SPAWNED = "spawned"          # the process or container exists
+    CONNECTED = "connected"      # it answered its first liveness check
+    RESTORING = "restoring"      # it is restoring the pinned state
+    READY = "ready"              # it passed its first readiness check
+    FAILING = "failing"          # fail_threshold checks failed in a row
+    RECOVERED = "recovered"      # pass_threshold checks passed in a row
+    EXITED = "exited"            # the process or container ended on its own
+    STOP = "stop"                # the supervisor takes it down
+
+
+TRANSITIONS = {
+    (S.UNDEFINED, Event.SPAWNED): S.CREATED,
+    (S.CREATED, Event.CONNECTED): S.STARTED,
+    (S.STARTED, Event.RESTORING): S.PREPARING,
+    (S.PREPARING, Event.READY): S.HEALTHY,
+    (S.HEALTHY, Event.FAILING): S.UNHEALTHY,
+    (S.HEALTHY, Event.EXITED): S.UNHEALTHY,
+    (S.UNHEALTHY, Event.RECOVERED): S.HEALTHY,
+}
+
+
+def next_status(status: S, event: Event) -> S | None:
+    """Where `event` takes an instance in `status`; None when it does not apply."""
+    if event is Event.STOP:
+        return None if status is S.DELETING else S.DELETING
+    return TRANSITIONS.get((status, event))
+
+
+def desired_instances(minimum: int, maximum: int) -> int:
+    """How many instances the node should run (autoscaling comes later)."""
+    return max(0, min(minimum, maximum))
+
+
+def restart_delay(failures: int) -> float:
+    """Back off when instances keep failing before they ever become healthy."""
+    return 0.0 if failures == 0 else min(30.0, 0.5 * 2 ** (failures - 1))

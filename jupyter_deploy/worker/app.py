@@ -1,0 +1,168 @@
+"""What runs inside a checkpoint instance: restore the snapshot, then serve the cell.
+
+Endpoints: `POST /execute` (and `POST /`) run the cell with the inputs bound, `GET /livez`
+answers while the process is up (with its phase), `GET /readyz` once the state is restored.
+Executions run one at a time on a single thread, so health checks are answered while a cell
+runs, and the namespace carries over from one request to the next, as in a kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import linecache
+import logging
+import os
+import sys
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..types import input_errors, invalid_input_body
+from .http import HttpProtocol
+
+MAX_BODY = 16 * 1024 * 1024
+log = logging.getLogger("jupyter_deploy.worker")
+
+
+def _to_json(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> tuple[int, bytes]:
+    error = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return status, json.dumps({"error": error}).encode()
+
+
+class Worker:
+    """One instance's interpreter state and the cell that runs in it."""
+
+    def __init__(self, checkpoint_dir: Path) -> None:
+        self.checkpoint_dir = checkpoint_dir
+        self.phase = "starting"
+        self.meta: dict[str, Any] = {}
+        self.namespace: dict[str, Any] = {}
+        self.code: Any = None
+        self.filename = ""
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cell")
+        self.in_flight = 0
+        self.started = time.monotonic()
+
+    def restore(self) -> None:
+        """Load the pinned state and compile the cell (runs on the executor thread)."""
+        import cloudpickle
+
+        self.phase = "preparing"
+        meta = json.loads((self.checkpoint_dir / "checkpoint.json").read_text())
+        self.filename = f"<cell {meta['name']}>"
+        source = meta["source"]
+        linecache.cache[self.filename] = (len(source), None, source.splitlines(True), self.filename)
+        namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        with open(self.checkpoint_dir / "state.pkl", "rb") as f:
+            namespace.update(cloudpickle.load(f))
+        self.code = compile(source, self.filename, "exec")
+        self.meta, self.namespace = meta, namespace
+        self.float_inputs = [f["name"] for f in meta["inputs"] if f["type"] == "float"]
+        self.phase = "ready"
+        log.info("restored %s (%d names) in %.3f s", meta["name"], len(meta["state"]),
+                 time.monotonic() - self.started)
+
+    def run(self, body: bytes) -> tuple[int, bytes]:
+        """Bind the inputs, run the cell, return its outputs (on the executor thread)."""
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            return _error(400, "malformed_json", f"the body is not valid JSON: {exc}")
+        errors = input_errors(self.meta["inputs"], payload)
+        if errors:
+            return 422, json.dumps(invalid_input_body(errors)).encode()
+        namespace = self.namespace
+        namespace.update(payload["input"])
+        for name in self.float_inputs:
+            namespace[name] = float(namespace[name])
+        try:
+            exec(self.code, namespace)
+        except BaseException as exc:  # noqa: BLE001 - the cell's error goes back to the caller
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return 500, self._cell_error(exc)
+        output = {}
+        for field in self.meta["outputs"]:
+            if field["name"] not in namespace:
+                return _error(500, "missing_output", f"the cell did not set output "
+                              f"`{field['name']}`", field=f"output.{field['name']}")
+            output[field["name"]] = namespace[field["name"]]
+        try:
+            return 200, json.dumps({"output": output}, default=_to_json).encode()
+        except (TypeError, ValueError) as exc:
+            return _error(500, "unserializable_output", f"an output cannot be sent as JSON: {exc}")
+
+    def _cell_error(self, exc: BaseException) -> bytes:
+        """The seed's error fields, with a traceback that starts in the cell."""
+        tb = exc.__traceback__.tb_next if exc.__traceback__ else None  # skip the exec() frame
+        lines = traceback.format_exception(type(exc), exc, tb)
+        log.error("cell raised:\n%s", "".join(lines).rstrip())
+        return json.dumps({
+            "error_name": type(exc).__name__,
+            "error_message": str(exc),
+            "traceback": [line.rstrip("\n") for line in lines],
+        }).encode()
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes):
+        """Route one request; executions go to the cell thread."""
+        path = target.split("?", 1)[0]
+        if method == "POST" and path in ("/execute", "/"):
+            if self.phase != "ready":
+                return _error(503, "not_ready", f"the instance is {self.phase}")
+            return self._execute(body)
+        if method == "GET" and path == "/livez":
+            return 200, json.dumps({"phase": self.phase, "pid": os.getpid()}).encode()
+        if method == "GET" and path in ("/readyz", "/healthz"):
+            ready = self.phase == "ready"
+            return (200 if ready else 503), json.dumps({"phase": self.phase}).encode()
+        return _error(404, "not_found", f"no endpoint {method} {path}")
+
+    async def _execute(self, body: bytes) -> tuple[int, bytes]:
+        self.in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self.run, body)
+        finally:
+            self.in_flight -= 1
+
+
+async def serve(checkpoint_dir: Path, fd: int) -> None:
+    """Serve on the listening socket passed as `fd` until SIGTERM or the parent goes away."""
+    import signal
+    import socket
+
+    loop = asyncio.get_running_loop()
+    worker = Worker(checkpoint_dir)
+    sock = socket.socket(fileno=fd)
+    server = await loop.create_server(lambda: HttpProtocol(worker.handle, MAX_BODY), sock=sock)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    parent = os.getppid()
+    try:
+        await loop.run_in_executor(worker.executor, worker.restore)
+    except Exception:
+        log.exception("could not restore the checkpoint in %s", checkpoint_dir)
+        sys.exit(3)
+    while not stop.is_set():  # the service that started us is gone: do not linger
+        if os.getppid() != parent:
+            log.warning("the deploy service went away; stopping")
+            break
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except asyncio.TimeoutError:
+            pass
+    server.close()
+    deadline = time.monotonic() + 10
+    while worker.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    log.info("stopped")
