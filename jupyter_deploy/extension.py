@@ -17,7 +17,8 @@ from .handlers.nodes import (
 )
 from .service import DeployService
 
-NODE = r"(?P<name>[^/:]+)"
+NODE = r"(?P<name>[^/:%]+)"
+EXECUTE = r"(?::|%3[Aa])execute"  # clients may percent-encode the colon
 
 
 class DeployApp(ExtensionApp):
@@ -48,7 +49,7 @@ class DeployApp(ExtensionApp):
             (r"/deploy/api/checkpoints/(?P<ref>[^/]+)", CheckpointHandler),
             (r"/deploy/api/nodes", NodesHandler),
             (rf"/deploy/api/nodes/{NODE}", NodeHandler),
-            (rf"/deploy/api/nodes/{NODE}:execute", ExecuteHandler),
+            (rf"/deploy/api/nodes/{NODE}{EXECUTE}", ExecuteHandler),
             (rf"/deploy/api/nodes/{NODE}/instances", InstancesHandler),
             (rf"/deploy/api/nodes/{NODE}/logs", LogsHandler),
             (r"/deploy/api/events", EventsHandler),

@@ -71,6 +71,8 @@ class DeployService:
                       self.gateway_url)
 
     async def stop(self) -> None:
+        if self.store.db is None:
+            return
         await self.supervisor.stop()
         await self.gateway.stop()
         self.store.close()

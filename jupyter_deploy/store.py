@@ -51,14 +51,16 @@ class Store:
         self._lock_file.truncate(0)
         self._lock_file.write(f"pid {os.getpid()}")
         self._lock_file.flush()
-        self.db = sqlite3.connect(self.root / "deploy.db", isolation_level=None)
+        self.db: sqlite3.Connection | None = sqlite3.connect(self.root / "deploy.db", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
-        self.db.close()
-        self._lock_file.close()
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+            self._lock_file.close()
 
     # checkpoints -------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from .routing import MAX_BYTES, NoInstance, Route, Routes
 from .upstream import ResponseTooLarge, UpstreamError
 
 log = logging.getLogger("jupyter_deploy.gateway")
-EXECUTE_PATH = re.compile(r"/v1/nodes/([^/:]+):execute\Z")
+EXECUTE_PATH = re.compile(r"/v1/nodes/([^/:%]+)(?::|%3[Aa])execute\Z")
 LINGER_S = 2.0  # how long a refused upload may keep sending before the socket is closed
 
 

@@ -1,0 +1,188 @@
+"""The gateway of a standalone service, over real HTTP: routing, keys, limits, errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from .conftest import checkpoint_body, wait_for
+
+MB = 1024 * 1024
+
+
+def post(url: str, body: bytes | dict | None, key: str | None = None, **headers: str
+         ) -> tuple[int, dict, dict]:
+    """POST to the gateway; (status, JSON body, headers), errors included."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
+    request.add_header("Content-Type", "application/json")
+    if key is not None:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read()), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), dict(exc.headers)
+
+
+@pytest.fixture(scope="module")
+def adder(service):
+    node, key = service.create_node(
+        "adder", checkpoint_body("adder", "total = (a + b) * scale", "a:float,b:float", "total",
+                                 state={"scale": 2.0}, a=1.0, b=2.0), min=2)
+    yield node, key
+    service.client.delete_node("adder")
+
+
+def test_execute_through_the_gateway(adder, service):
+    node, key = adder
+    status, body, headers = post(node["endpoint"], {"input": {"a": 1, "b": 2}}, key)
+    assert (status, body) == (200, {"output": {"total": 6.0}})
+    assert headers["x-instance-id"] in {i["id"] for i in node["instances"]}
+
+
+def test_header_form_executes_on_root(adder, service):
+    _, key = adder
+    status, body, _ = post(service.gateway_url + "/", {"input": {"a": 2, "b": 3}}, key,
+                           **{"x-node-id": "adder"})
+    assert (status, body) == (200, {"output": {"total": 10.0}})
+    status, body, _ = post(service.gateway_url + "/other", {"input": {}}, key,
+                           **{"x-node-id": "adder"})
+    assert status == 404 and body["error"]["code"] == "not_found"
+
+
+def test_requests_share_the_load(adder, service):
+    node, key = adder
+    used = {post(node["endpoint"], {"input": {"a": 1, "b": 1}}, key)[2]["x-instance-id"]
+            for _ in range(10)}
+    assert len(used) == 2
+
+
+def test_keys(adder, service):
+    node, _ = adder
+    status, body, headers = post(node["endpoint"], {"input": {"a": 1, "b": 2}})
+    assert status == 401 and headers["WWW-Authenticate"] == "Bearer"
+    assert body["error"]["code"] == "unauthorized"
+    status, body, _ = post(node["endpoint"], {"input": {"a": 1, "b": 2}}, "jd_wrong")
+    assert status == 403 and body["error"]["code"] == "forbidden"
+
+
+def test_unknown_node_and_path(adder, service):
+    _, key = adder
+    status, body, _ = post(service.gateway_url + "/v1/nodes/nobody:execute", {"input": {}}, key)
+    assert status == 404 and body["error"]["field"] == "node"
+    status, body, _ = post(service.gateway_url + "/v1/elsewhere", {"input": {}}, key)
+    assert status == 404
+
+
+def test_bad_input(adder, service):
+    node, key = adder
+    status, body, _ = post(node["endpoint"], b'{"input": {"a": 1,', key)
+    assert status == 400 and body["error"]["code"] == "malformed_json"
+    status, body, _ = post(node["endpoint"], {"input": {"a": "one"}}, key)
+    assert status == 422
+    fields = [e["field"] for e in body["error"]["errors"]]
+    assert body["error"]["field"] == "input.a" and fields == ["input.a", "input.b"]
+    assert "expected float, got str" in body["error"]["message"]
+    status, body, _ = post(node["endpoint"], {"input": {"a": 1, "b": 2, "c": 3}}, key)
+    assert status == 422 and body["error"]["field"] == "input.c"
+    status, body, _ = post(node["endpoint"], [1, 2], key)
+    assert status == 422 and body["error"]["field"] == "input"
+
+
+def test_17_mb_request_is_refused_before_its_body_is_read(adder, service):
+    node, key = adder
+    url = urllib.parse.urlsplit(node["endpoint"])
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        head = (f"POST {url.path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {17 * MB}\r\n\r\n")
+        sock.sendall(head.encode() + b'{"input": {"a": ')  # and not one byte more
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(body)["error"]["code"] == "payload_too_large"
+    status, body, _ = post(node["endpoint"], b"x" * (17 * MB), key)  # sent whole: the same
+    assert status == 413
+
+
+def test_15_mb_request_is_accepted(service):
+    node, key = service.create_node(
+        "sizer", checkpoint_body("sizer", "size = len(text)", "text:str", "size:int", text="x"))
+    try:
+        status, body, _ = post(node["endpoint"], {"input": {"text": "y" * (15 * MB)}}, key)
+        assert (status, body) == (200, {"output": {"size": 15 * MB}})
+    finally:
+        service.client.delete_node("sizer")
+
+
+def test_17_mb_response_is_a_clear_502(service):
+    node, key = service.create_node(
+        "big", checkpoint_body("big", "blob = 'z' * (n * 1024 * 1024)", "n:int", "blob", n=0))
+    try:
+        status, body, _ = post(node["endpoint"], {"input": {"n": 17}}, key)
+        assert status == 502 and body["error"]["code"] == "response_too_large"
+        status, body, _ = post(node["endpoint"], {"input": {"n": 1}}, key)  # still serving
+        assert status == 200 and len(body["output"]["blob"]) == MB
+    finally:
+        service.client.delete_node("big")
+
+
+def test_cell_error_names_the_cell_line_and_instance_survives(service):
+    node, key = service.create_node(
+        "divider", checkpoint_body("divider", "offset = 1\nratio = a / b + offset",
+                                   "a:float,b:float", "ratio", a=1.0, b=1.0))
+    try:
+        status, body, _ = post(node["endpoint"], {"input": {"a": 1, "b": 0}}, key)
+        assert status == 500
+        assert body["error_name"] == "ZeroDivisionError"
+        assert body["error_message"] == "float division by zero"
+        assert 'File "<cell divider>", line 2, in <module>' in "\n".join(body["traceback"])
+        status, body, _ = post(node["endpoint"], {"input": {"a": 3, "b": 2}}, key)
+        assert (status, body) == (200, {"output": {"ratio": 2.5}})
+    finally:
+        service.client.delete_node("divider")
+
+
+def test_no_healthy_instance_is_503_with_retry_after(service):
+    node, key = service.create_node(
+        "idle", checkpoint_body("idle", "y = x", "x:int", "y", x=1), min=0, max=1)
+    try:
+        status, body, headers = post(node["endpoint"], {"input": {"x": 1}}, key)
+        assert status == 503 and headers["Retry-After"] == "1"
+        assert body["error"]["code"] == "unavailable"
+    finally:
+        service.client.delete_node("idle")
+
+
+def test_slow_cell_times_out_with_504(service):
+    # the test service runs with a 3 s request timeout
+    node, key = service.create_node(
+        "sleeper", checkpoint_body("sleeper", "import time\ntime.sleep(s)\ndone = True",
+                                   "s:float", "done", s=0.0))
+    try:
+        started = time.monotonic()
+        status, body, _ = post(node["endpoint"], {"input": {"s": 5.0}}, key)
+        assert status == 504 and body["error"]["code"] == "timeout"
+        assert time.monotonic() - started < 4.5
+        # health checks are answered while the cell runs: the instance stays in balancing
+        assert service.client.node("sleeper")["status"] == "Healthy"
+        wait_for(lambda: post(node["endpoint"], {"input": {"s": 0.0}}, key)[0] == 200,
+                 timeout=10, message="the instance to take requests again")
+    finally:
+        service.client.delete_node("sleeper")
+
+
+def test_gateway_health(service):
+    with urllib.request.urlopen(service.gateway_url + "/healthz", timeout=5) as response:
+        assert json.loads(response.read()) == {"status": "ok"}
