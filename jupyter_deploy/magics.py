@@ -126,7 +126,7 @@ class DeployMagics(Magics):
                                  f"example value in an earlier cell (e.g. {name} = ...)")
             if not TYPES[field["type"]][1](shell.user_ns[name]):
                 raise UsageError(f"input `{name}` is declared {field['type']} but its example "
-                                 f"value is a {type(shell.user_ns[name]).__name__}")
+                                 f"value is of type {type(shell.user_ns[name]).__name__}")
             example[name] = shell.user_ns[name]
         result = shell.run_cell(cell, store_history=False)
         if not result.success:

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ MB = 1024 * 1024
 
 
 def post(url: str, body: bytes | dict | None, key: str | None = None, **headers: str
-         ) -> tuple[int, dict, dict]:
+         ) -> tuple[int, dict, Any]:
     """POST to the gateway; (status, JSON body, headers), errors included."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method="POST", headers=headers)
@@ -26,9 +27,9 @@ def post(url: str, body: bytes | dict | None, key: str | None = None, **headers:
         request.add_header("Authorization", f"Bearer {key}")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read()), dict(response.headers)
+            return response.status, json.loads(response.read()), response.headers
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read()), dict(exc.headers)
+        return exc.code, json.loads(exc.read()), exc.headers
 
 
 @pytest.fixture(scope="module")

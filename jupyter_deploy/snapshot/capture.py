@@ -204,7 +204,7 @@ def capture(
         if not TYPES[field["type"]][1](_to_plain(user_ns[field["name"]])):
             got = type(user_ns[field["name"]]).__name__
             raise InvalidInput(
-                f"output `{field['name']}` is declared {field['type']} but the cell made a {got}",
+                f"output `{field['name']}` is declared {field['type']} but its value is of type {got}",
                 field="outputs",
             )
     input_names = {f["name"] for f in inputs}
