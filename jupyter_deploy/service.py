@@ -18,6 +18,7 @@ from typing import Any
 
 from .gateway.app import Gateway, execute
 from .gateway.routing import Routes, hash_key, new_key
+from .http11 import Response
 from .models import (
     Conflict, HealthCheck, InvalidInput, Node, NotFound, check_name, node_status,
 )
@@ -53,7 +54,7 @@ class DeployService:
         self.runtime = ProcessRuntime(self.state_dir / "logs")
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s)
         try:
-            self.gateway_port = self.gateway.listen(self.gateway_host, self.gateway_port)
+            self.gateway_port = await self.gateway.listen(self.gateway_host, self.gateway_port)
         except OSError:
             self.store.close()
             raise
@@ -204,7 +205,7 @@ class DeployService:
             raise NotFound(f"node {name!r} has no instance {instance!r}", field="instance")
         return result
 
-    async def execute(self, name: str, body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    async def execute(self, name: str, body: bytes) -> Response:
         """Call the node as the gateway would, for an already authenticated user."""
         self._node(name)
         return await execute(self.routes, self.routes.nodes[name], body, self.request_timeout_s)

@@ -71,7 +71,7 @@ class Routes:
             target.pool.close()
 
     def add_target(self, node: str, instance_id: str, host: str, port: int) -> None:
-        self.nodes[node].targets[instance_id] = Target(instance_id, Pool(host, port))
+        self.nodes[node].targets[instance_id] = Target(instance_id, Pool(host, port, MAX_BYTES))
 
     def remove_target(self, node: str, instance_id: str) -> Target | None:
         route = self.nodes.get(node)
@@ -90,9 +90,8 @@ class Routes:
             tried.add(target.instance_id)
             target.in_flight += 1
             try:
-                status, _, data = await asyncio.wait_for(
-                    target.pool.request(head, body, MAX_BYTES), timeout
-                )
+                async with asyncio.timeout(timeout):
+                    status, _, data = await target.pool.request(head, body)
                 return status, data, target.instance_id
             except SendFailed:
                 continue

@@ -56,12 +56,12 @@ class ExecuteHandler(DeployHandler):
     @authorized
     async def post(self, name: str) -> None:
         """Call the node for the signed-in user (what `%deploy call` uses)."""
-        status, body, headers = await self.service.execute(name, self.request.body)
-        self.set_status(status)
-        for header, value in headers.items():
+        response = await self.service.execute(name, self.request.body)
+        self.set_status(response.status)
+        for header, value in (response.headers or {}).items():
             self.set_header(header, value)
         self.set_header("Content-Type", "application/json")
-        self.finish(body)
+        self.finish(response.body)
 
 
 class InstancesHandler(DeployHandler):

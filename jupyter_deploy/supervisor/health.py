@@ -6,23 +6,23 @@ import asyncio
 import json
 from typing import Any
 
-from ..gateway.upstream import Connection
+from ..http11 import ClientProtocol
 
 
 async def probe(host: str, port: int, path: str, timeout_s: float) -> tuple[int, Any]:
-    """GET `path`; return (status, decoded JSON or None). Raises OSError/TimeoutError."""
+    """GET `path` on a new connection; (status, decoded JSON or None).
 
-    async def get() -> tuple[int, Any]:
-        reader, writer = await asyncio.open_connection(host, port)
-        connection = Connection(reader, writer)
+    Raises OSError, TimeoutError or UpstreamError when there is no answer.
+    """
+    async with asyncio.timeout(timeout_s):
+        _, connection = await asyncio.get_running_loop().create_connection(
+            lambda: ClientProtocol(1 << 20), host, port)
         try:
-            head = f"GET {path} HTTP/1.1\r\nHost: instance\r\nConnection: close\r\n".encode()
-            status, _, body = await connection.request(head, b"", 1 << 20)
+            head = f"GET {path} HTTP/1.1\r\nHost: instance\r\nConnection: close\r\n\r\n"
+            status, _, body = await connection.request([head.encode()])
         finally:
             connection.close()
-        try:
-            return status, json.loads(body) if body else None
-        except ValueError:
-            return status, None
-
-    return await asyncio.wait_for(get(), timeout_s)
+    try:
+        return status, json.loads(body) if body else None
+    except ValueError:
+        return status, None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..gateway.routing import Routes
-from ..gateway.upstream import UpstreamError
+from ..http11 import UpstreamError
 from ..models import Instance, InstanceStatus, Node, NodeStatus, node_status
 from ..runtimes.base import Runtime
 from ..store import Store

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..http11 import Request, Response, ServerProtocol, error
 from ..types import input_errors, invalid_input_body
-from .http import HttpProtocol
 
 MAX_BODY = 16 * 1024 * 1024
 log = logging.getLogger("jupyter_deploy.worker")
@@ -31,13 +31,6 @@ def _to_json(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy scalars and arrays
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _error(status: int, code: str, message: str, field: str | None = None) -> tuple[int, bytes]:
-    error = {"code": code, "message": message}
-    if field is not None:
-        error["field"] = field
-    return status, json.dumps({"error": error}).encode()
 
 
 class Worker:
@@ -73,15 +66,15 @@ class Worker:
         log.info("restored %s (%d names) in %.3f s", meta["name"], len(meta["state"]),
                  time.monotonic() - self.started)
 
-    def run(self, body: bytes) -> tuple[int, bytes]:
+    def run(self, body: bytes) -> Response:
         """Bind the inputs, run the cell, return its outputs (on the executor thread)."""
         try:
             payload = json.loads(body)
         except ValueError as exc:
-            return _error(400, "malformed_json", f"the body is not valid JSON: {exc}")
+            return error(400, "malformed_json", f"the body is not valid JSON: {exc}", field="body")
         errors = input_errors(self.meta["inputs"], payload)
         if errors:
-            return 422, json.dumps(invalid_input_body(errors)).encode()
+            return Response(422, json.dumps(invalid_input_body(errors)).encode())
         namespace = self.namespace
         namespace.update(payload["input"])
         for name in self.float_inputs:
@@ -91,17 +84,17 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001 - the cell's error goes back to the caller
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            return 500, self._cell_error(exc)
+            return Response(500, self._cell_error(exc))
         output = {}
         for field in self.meta["outputs"]:
             if field["name"] not in namespace:
-                return _error(500, "missing_output", f"the cell did not set output "
-                              f"`{field['name']}`", field=f"output.{field['name']}")
+                return error(500, "missing_output", f"the cell did not set output "
+                             f"`{field['name']}`", field=f"output.{field['name']}")
             output[field["name"]] = namespace[field["name"]]
         try:
-            return 200, json.dumps({"output": output}, default=_to_json).encode()
+            return Response(200, json.dumps({"output": output}, default=_to_json).encode())
         except (TypeError, ValueError) as exc:
-            return _error(500, "unserializable_output", f"an output cannot be sent as JSON: {exc}")
+            return error(500, "unserializable_output", f"an output cannot be sent as JSON: {exc}")
 
     def _cell_error(self, exc: BaseException) -> bytes:
         """The seed's error fields, with a traceback that starts in the cell."""
@@ -114,21 +107,24 @@ class Worker:
             "traceback": [line.rstrip("\n") for line in lines],
         }).encode()
 
-    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes):
+    def check(self, request: Request) -> None:
+        """Every request is read whole (the server enforces the size limit)."""
+
+    def handle(self, request: Request, context: None):
         """Route one request; executions go to the cell thread."""
-        path = target.split("?", 1)[0]
+        method, path = request.method, request.path
         if method == "POST" and path in ("/execute", "/"):
             if self.phase != "ready":
-                return _error(503, "not_ready", f"the instance is {self.phase}")
-            return self._execute(body)
+                return error(503, "not_ready", f"the instance is {self.phase}")
+            return self._execute(request.body)
         if method == "GET" and path == "/livez":
-            return 200, json.dumps({"phase": self.phase, "pid": os.getpid()}).encode()
+            return Response(200, json.dumps({"phase": self.phase, "pid": os.getpid()}).encode())
         if method == "GET" and path in ("/readyz", "/healthz"):
             ready = self.phase == "ready"
-            return (200 if ready else 503), json.dumps({"phase": self.phase}).encode()
-        return _error(404, "not_found", f"no endpoint {method} {path}")
+            return Response(200 if ready else 503, json.dumps({"phase": self.phase}).encode())
+        return error(404, "not_found", f"no endpoint {method} {path}")
 
-    async def _execute(self, body: bytes) -> tuple[int, bytes]:
+    async def _execute(self, body: bytes) -> Response:
         self.in_flight += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self.executor, self.run, body)
@@ -144,7 +140,7 @@ async def serve(checkpoint_dir: Path, fd: int) -> None:
     loop = asyncio.get_running_loop()
     worker = Worker(checkpoint_dir)
     sock = socket.socket(fileno=fd)
-    server = await loop.create_server(lambda: HttpProtocol(worker.handle, MAX_BODY), sock=sock)
+    server = await loop.create_server(lambda: ServerProtocol(worker, MAX_BODY), sock=sock)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     parent = os.getppid()

@@ -1,0 +1,465 @@
+"""HTTP/1.1 on asyncio protocols: the server side of the gateway and the workers, and the
+client side the gateway uses to reach instances.
+
+Both ends of the data plane are ours and carry small JSON bodies at high rates, so the
+per-request cost of a general framework shows directly in the latency users see
+(see benchmarks/). This module keeps to what the data plane needs: keep-alive, pipelined
+requests answered in order, Content-Length and chunked bodies, `Expect: 100-continue`,
+a body limit enforced from the headers (413 before the body is read), idle and body
+timeouts. Imports stay light: instances load it at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Protocol
+
+MAX_HEAD = 64 * 1024
+LINGER_S = 2.0  # how long a refused upload may keep sending before the socket closes
+REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+
+class HttpError(Exception):
+    """Malformed HTTP from the peer."""
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] | None = None
+
+    def encode(self, close: bool) -> list[bytes]:
+        head = [f"HTTP/1.1 {self.status} {REASONS.get(self.status, 'Unknown')}\r\n"
+                f"Content-Length: {len(self.body)}\r\n"]
+        if self.headers:
+            head += [f"{k}: {v}\r\n" for k, v in self.headers.items()]
+        if "Content-Type" not in (self.headers or {}):
+            head.append("Content-Type: application/json\r\n")
+        if close:
+            head.append("Connection: close\r\n")
+        head.append("\r\n")
+        encoded = "".join(head).encode("latin-1")
+        if len(self.body) < 256 * 1024:  # one send for small answers; no copy of big ones
+            return [encoded + self.body]
+        return [encoded, self.body]
+
+
+def error(status: int, code: str, message: str, field: str | None = None,
+          headers: dict[str, str] | None = None) -> Response:
+    """A JSON error answer: `{"error": {"code", "message", "field"}}`."""
+    import json
+
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return Response(status, json.dumps({"error": body}).encode(), headers)
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    version: str
+    headers: dict[str, str]  # names in lower case
+    body: bytes = b""
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+
+class App(Protocol):
+    def check(self, request: Request) -> Any:
+        """Called when the headers are in: a Response refuses the request before its body
+        is read; anything else is handed to `handle` as its context."""
+
+    def handle(self, request: Request, context: Any) -> Response | Awaitable[Response]:
+        """Answer a complete request."""
+
+
+def parse_head(data: bytes) -> tuple[str, dict[str, str]]:
+    """The start line and the headers (lower-case names, repeated ones joined)."""
+    lines = data.decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise HttpError(f"malformed header line {line[:80]!r}")
+        name, value = name.lower(), value.strip()
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return lines[0], headers
+
+
+class ChunkedBody:
+    """Incremental decoder of a chunked body."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def feed(self, buffer: bytearray) -> bool | None:
+        """Consume what `buffer` holds; True when the body is complete, None if over the limit."""
+        while True:
+            line_end = buffer.find(b"\r\n")
+            if line_end < 0:
+                if len(buffer) > 1024:
+                    raise HttpError("chunk size line too long")
+                return False
+            try:
+                size = int(bytes(buffer[:line_end]).split(b";", 1)[0], 16)
+            except ValueError:
+                raise HttpError("malformed chunk size") from None
+            if size == 0:
+                trailer_end = buffer.find(b"\r\n\r\n", line_end)
+                if buffer[line_end:line_end + 4] == b"\r\n\r\n" or line_end == 0:
+                    del buffer[:line_end + 4]
+                    return True
+                if trailer_end < 0:
+                    return False
+                del buffer[:trailer_end + 4]
+                return True
+            if self.size + size > self.limit:
+                return None
+            if len(buffer) < line_end + 2 + size + 2:
+                return False
+            self.parts.append(bytes(buffer[line_end + 2:line_end + 2 + size]))
+            self.size += size
+            del buffer[:line_end + 2 + size + 2]
+
+    def body(self) -> bytes:
+        return b"".join(self.parts)
+
+
+class ServerProtocol(asyncio.Protocol):
+    """One client connection of an HTTP/1.1 server."""
+
+    def __init__(self, app: App, max_body: int, idle_timeout_s: float = 300.0,
+                 body_timeout_s: float = 15.0) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.idle_timeout_s = idle_timeout_s
+        self.body_timeout_s = body_timeout_s
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.request: Request | None = None  # headers in, body not complete
+        self.context: Any = None
+        self.length = 0
+        self.chunked: ChunkedBody | None = None
+        self.busy = False  # a handler is answering; parse nothing more until it is done
+        self.paused = False
+        self.refused = False  # answered 413: what still comes is dropped
+        self.last_seen = 0.0
+        self.request_started = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    # connection events --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.loop = asyncio.get_running_loop()
+        self.last_seen = self.loop.time()
+        self.timer = self.loop.call_later(min(self.idle_timeout_s, self.body_timeout_s),
+                                          self._on_timer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
+        self.buffer += data
+        self.last_seen = self.loop.time()
+        if self.busy:
+            if len(self.buffer) > self.max_body + MAX_HEAD and not self.paused:
+                self.paused = True
+                self.transport.pause_reading()  # type: ignore[union-attr]
+            return
+        self._process()
+
+    def _on_timer(self) -> None:
+        """Close idle connections and uploads that take longer than the body timeout."""
+        if self.transport is None:
+            return
+        now = self.loop.time()
+        if self.request is not None and now - self.request_started > self.body_timeout_s:
+            self._finish(error(408, "request_timeout", "the request body took too long"), True)
+            return
+        if not self.busy and self.request is None and now - self.last_seen > self.idle_timeout_s:
+            self.transport.close()
+            return
+        self.timer = self.loop.call_later(min(self.idle_timeout_s, self.body_timeout_s) / 4,
+                                          self._on_timer)
+
+    # parsing ------------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        try:
+            while self.transport is not None and not self.busy:
+                if self.request is None and not self._read_head():
+                    return
+                if not self._read_body():
+                    return
+                request, context = self.request, self.context
+                self.request = self.context = None
+                self._dispatch(request, context)  # type: ignore[arg-type]
+        except HttpError as exc:
+            self._finish(error(400, "bad_request", str(exc)), close=True)
+
+    def _read_head(self) -> bool:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buffer) > MAX_HEAD:
+                self._finish(error(431, "headers_too_large", "the request head is too large"), True)
+            return False
+        while end == 0:  # tolerate blank lines between requests
+            del self.buffer[:2]
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return False
+        start, headers = parse_head(bytes(self.buffer[:end]))
+        del self.buffer[:end + 4]
+        parts = start.split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise HttpError(f"malformed request line {start[:80]!r}")
+        request = Request(parts[0], parts[1], parts[2], headers)
+        self.request_started = self.loop.time()
+        self.chunked = None
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self.chunked, self.length = ChunkedBody(self.max_body), 0
+        else:
+            length = headers.get("content-length", "0")
+            if not length.isdigit():
+                raise HttpError("malformed Content-Length")
+            self.length = int(length)
+        if self.length > self.max_body:
+            self._refuse_upload()
+            return False
+        context = self.app.check(request)
+        self.request = request
+        self.context = _Refused(context) if isinstance(context, Response) else context
+        if headers.get("expect", "").lower() == "100-continue" and not isinstance(
+                self.context, _Refused):
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # type: ignore[union-attr]
+        return True
+
+    def _read_body(self) -> bool:
+        request = self.request
+        assert request is not None
+        if self.chunked is not None:
+            done = self.chunked.feed(self.buffer)
+            if done is None:
+                self._refuse_upload()
+                return False
+            if not done:
+                return False
+            request.body = self.chunked.body()
+            return True
+        if len(self.buffer) < self.length:
+            return False
+        request.body = bytes(self.buffer[:self.length])
+        del self.buffer[:self.length]
+        return True
+
+    # answering ----------------------------------------------------------------------------
+
+    def _dispatch(self, request: Request, context: Any) -> None:
+        close = _wants_close(request)
+        if isinstance(context, _Refused):
+            self._finish(context.response, close)
+            return
+        try:
+            result = self.app.handle(request, context)
+        except Exception:  # noqa: BLE001 - the connection answers 500 and carries on
+            import logging
+
+            logging.getLogger("jupyter_deploy.http").exception("handler failed")
+            result = error(500, "internal", "internal error")
+        if isinstance(result, Response):
+            self._finish(result, close)
+            return
+        self.busy = True
+        task = asyncio.ensure_future(result)
+        task.add_done_callback(lambda t: self._done(t, close))
+
+    def _done(self, task: asyncio.Future, close: bool) -> None:
+        self.busy = False
+        if task.cancelled() or task.exception() is not None:
+            if not task.cancelled():
+                import logging
+
+                logging.getLogger("jupyter_deploy.http").error(
+                    "handler failed", exc_info=task.exception())
+            response = error(500, "internal", "internal error")
+        else:
+            response = task.result()
+        self._finish(response, close)
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        if self.buffer and self.transport is not None:
+            self._process()
+
+    def _finish(self, response: Response, close: bool) -> None:
+        if self.transport is None:
+            return
+        self.transport.writelines(response.encode(close))
+        if close:
+            self.transport.close()
+
+    def _refuse_upload(self) -> None:
+        """413 at once; then read and drop what the client still sends, so that it reads
+        the answer instead of a connection reset, and close."""
+        response = error(413, "payload_too_large",
+                         f"the request body is larger than {self.max_body} bytes")
+        transport = self.transport
+        assert transport is not None
+        transport.writelines(response.encode(close=True))
+        self.buffer.clear()
+        self.refused = self.busy = True  # parse nothing more on this connection
+        self.request = None
+        try:
+            transport.write_eof()
+        except OSError:
+            pass
+        self.loop.call_later(LINGER_S, transport.close)
+
+
+class _Refused:
+    """A request refused from its headers; its body (within the limit) is read and dropped."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _wants_close(request: Request) -> bool:
+    connection = request.headers.get("connection", "").lower()
+    if request.version == "HTTP/1.0":
+        return connection != "keep-alive"
+    return connection == "close"
+
+
+class UpstreamError(Exception):
+    """The request was sent but no complete answer came back."""
+
+
+class ResponseTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the instance answered {size} bytes")
+        self.size = size
+
+
+class ClientProtocol(asyncio.Protocol):
+    """One keep-alive connection to an instance; one request at a time."""
+
+    def __init__(self, max_response: int) -> None:
+        self.max_response = max_response
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future | None = None
+        self.head: tuple[int, dict[str, str]] | None = None
+        self.chunked: ChunkedBody | None = None
+        self.closed = False
+
+    @property
+    def usable(self) -> bool:
+        return not self.closed and self.waiter is None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.transport = None
+        if self.waiter is not None and not self.waiter.done():
+            if self.head is not None and self.chunked is None and "content-length" not in \
+                    self.head[1]:
+                self._resolve(bytes(self.buffer))  # a body delimited by the end of the stream
+            else:
+                self.waiter.set_exception(UpstreamError("the instance closed the connection"))
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def request(self, data: list[bytes]) -> asyncio.Future:
+        """Send one request; the future gives (status, headers, body)."""
+        assert self.transport is not None and self.waiter is None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.head = None
+        self.transport.writelines(data)
+        return self.waiter
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.waiter is None:
+            return
+        try:
+            self._parse()
+        except (HttpError, ValueError) as exc:
+            self._fail(UpstreamError(f"malformed answer: {exc}"))
+        except ResponseTooLarge as exc:
+            self._fail(exc)
+
+    def _parse(self) -> None:
+        if self.head is None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > MAX_HEAD:
+                    raise HttpError("answer head too large")
+                return
+            start, headers = parse_head(bytes(self.buffer[:end]))
+            del self.buffer[:end + 4]
+            status = int(start.split(" ", 2)[1])
+            if 100 <= status < 200:
+                return self._parse() if self.buffer else None
+            self.head = (status, headers)
+            self.chunked = None
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                self.chunked = ChunkedBody(self.max_response)
+            elif int(headers.get("content-length", "0")) > self.max_response:
+                raise ResponseTooLarge(int(headers["content-length"]))
+        status, headers = self.head
+        if self.chunked is not None:
+            done = self.chunked.feed(self.buffer)
+            if done is None:
+                raise ResponseTooLarge(self.chunked.size)
+            if done:
+                self._resolve(self.chunked.body())
+        elif "content-length" in headers:
+            length = int(headers["content-length"])
+            if len(self.buffer) >= length:
+                body = bytes(self.buffer[:length])
+                del self.buffer[:length]
+                self._resolve(body)
+        elif len(self.buffer) > self.max_response:
+            raise ResponseTooLarge(len(self.buffer))
+
+    def _resolve(self, body: bytes) -> None:
+        waiter, (status, headers) = self.waiter, self.head  # type: ignore[misc]
+        self.waiter = None
+        if headers.get("connection", "").lower() == "close" or "content-length" not in headers \
+                and self.chunked is None:
+            self.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_result((status, headers, body))
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self.waiter = self.waiter, None
+        self.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
