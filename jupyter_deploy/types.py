@@ -93,6 +93,13 @@ def input_errors(fields: list[dict[str, str]], payload: Any) -> list[dict[str, s
     return errors
 
 
+def json_default(value: Any) -> Any:
+    """`json.dumps(default=...)` for numpy scalars and arrays (anything with `tolist`)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def invalid_input_body(errors: list[dict[str, str]]) -> dict[str, Any]:
     """The 422 body: the first failing field, and all of them."""
     first = errors[0]

@@ -17,7 +17,7 @@ from typing import Any
 import cloudpickle
 
 from ..models import InvalidInput
-from ..types import TYPES
+from ..types import TYPES, json_default
 
 # Names IPython keeps in the user namespace for its own bookkeeping.
 IPYTHON_NAMES = re.compile(r"(In|Out|get_ipython|exit|quit|_+|_i+|_[ioh]+|_i?\d+|_dh|__builtins__)\Z")
@@ -171,15 +171,9 @@ def requirements(modules: set[str]) -> tuple[list[dict[str, str]], list[str]]:
 
 def _json_example(values: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        return json.loads(json.dumps(values, default=_to_json))
+        return json.loads(json.dumps(values, default=json_default))
     except (TypeError, ValueError):
         return None
-
-
-def _to_json(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def capture(

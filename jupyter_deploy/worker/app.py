@@ -21,16 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ..http11 import Request, Response, ServerProtocol, error
-from ..types import input_errors, invalid_input_body
+from ..types import input_errors, invalid_input_body, json_default
 
 MAX_BODY = 16 * 1024 * 1024
 log = logging.getLogger("jupyter_deploy.worker")
-
-
-def _to_json(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class Worker:
@@ -92,7 +86,7 @@ class Worker:
                              f"`{field['name']}`", field=f"output.{field['name']}")
             output[field["name"]] = namespace[field["name"]]
         try:
-            return Response(200, json.dumps({"output": output}, default=_to_json).encode())
+            return Response(200, json.dumps({"output": output}, default=json_default).encode())
         except (TypeError, ValueError) as exc:
             return error(500, "unserializable_output", f"an output cannot be sent as JSON: {exc}")
 

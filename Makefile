@@ -1,0 +1,36 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Re-install when the package's metadata changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test,examples]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Deploy the quickstart notebook's cell with the process runtime, call it through the
+# gateway, print the answer, stop everything. Its own state and runtime folders.
+demo: install
+	@tmp=$$(mktemp -d); \
+	JUPYTER_RUNTIME_DIR=$$tmp/runtime JUPYTER_DEPLOY_STATE_DIR=$$tmp/state \
+	  $(BIN)/jupyter-deploy run examples/quickstart.ipynb --exit-after-run --gateway-port=0; \
+	status=$$?; rm -rf $$tmp; exit $$status
+
+test: install
+	$(BIN)/python -m pytest
+
+# Needs Debian's wrk (apt-get install wrk) and two cores: see benchmarks/README.md.
+bench: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
