@@ -57,12 +57,16 @@ class DeployApp(ExtensionApp):
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
         """Start the service once the server listens, and tell kernels where it is."""
-        await self.service.start()
+        try:
+            await self.service.start()
+        except Exception as exc:  # the server runs on; the control API explains
+            self.log.error("jupyter_deploy: the deploy service did not start: %s", exc)
+            self.service.start_error = str(exc)
+            return
         url = serverapp.connection_url.rstrip("/") + "/deploy/api"
         self._announcement = discovery.announce(
             url, serverapp.identity_provider.token, self.service.gateway_url)
 
     async def stop_extension(self) -> None:
         discovery.withdraw(self._announcement)
-        if hasattr(self.service, "supervisor"):
-            await self.service.stop()
+        await self.service.stop()

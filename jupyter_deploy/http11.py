@@ -12,6 +12,7 @@ timeouts. Imports stay light: instances load it at start-up.
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -374,6 +375,19 @@ class ClientProtocol(asyncio.Protocol):
     @property
     def usable(self) -> bool:
         return not self.closed and self.waiter is None
+
+    def still_open(self) -> bool:
+        """Whether an idle connection can take a request: the peer may have closed it (its
+        process died) without the event loop having seen it yet. Anything readable on an idle
+        connection means it is closing."""
+        if not self.usable or self.transport is None:
+            return False
+        poller = select.poll()
+        poller.register(self.transport.get_extra_info("socket").fileno(), select.POLLIN)
+        if poller.poll(0):
+            self.close()
+            return False
+        return True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]

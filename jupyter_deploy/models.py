@@ -51,6 +51,11 @@ class BadRequest(DeployError):
     code = "bad_request"
 
 
+class Unavailable(DeployError):
+    status = 503
+    code = "unavailable"
+
+
 class NotFound(DeployError):
     status = 404
     code = "not_found"
@@ -85,6 +90,7 @@ class HealthCheck:
     interval_s: float = 2.0
     fail_threshold: int = 3
     pass_threshold: int = 3
+    replace_after_s: float = 30.0  # an instance Unhealthy this long is replaced
 
 
 @dataclass

@@ -43,6 +43,8 @@ class DeployService:
         self.log = log or logging.getLogger("jupyter_deploy")
         self.supervisor_options = supervisor_options
         self._events_changed = asyncio.Event()
+        self.running = False
+        self.start_error = "it has not started yet"
 
     @property
     def gateway_url(self) -> str:
@@ -68,19 +70,22 @@ class DeployService:
             self.supervisor.add_node(node, self._checkpoint(node.checkpoint_id)["inputs"],
                                      is_new=False)
         await self.supervisor.start()
+        self.running = True
         self.log.info("jupyter_deploy: state in %s, gateway on %s", self.state_dir,
                       self.gateway_url)
 
     async def stop(self) -> None:
-        if self.store.db is None:
+        if not self.running:
             return
+        self.running = False
+        self.start_error = "it has stopped"
         await self.supervisor.stop()
         await self.gateway.stop()
         self.store.close()
 
     # checkpoints -----------------------------------------------------------------------------
 
-    def add_checkpoint(self, body: Any) -> dict[str, Any]:
+    async def add_checkpoint(self, body: Any) -> dict[str, Any]:
         """Store a checkpoint sent by a kernel: its metadata and base64 pickled state."""
         if not isinstance(body, dict):
             raise InvalidInput("the body must be a JSON object", field="body")
@@ -89,20 +94,27 @@ class DeployService:
                           ("example", dict), ("data", str)):
             if not isinstance(body.get(key), kind):
                 raise InvalidInput(f"{key} must be a {kind.__name__}", field=key)
-        try:
-            data = base64.b64decode(body["data"], validate=True)
-        except binascii.Error:
-            raise InvalidInput("data must be base64", field="data") from None
-        meta = {
-            "name": body["name"],
+        spec = {  # what the content address covers, with the pickled state
             "source": body["source"],
             "inputs": check_fields(body.get("inputs", []), "inputs"),
             "outputs": check_fields(body.get("outputs", []), "outputs"),
             "environment": body["environment"],
         }
-        digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode() + data).hexdigest()
-        meta = {"id": digest[:16], **meta, "state": body["state"], "example": body["example"]}
-        return self.store.add_checkpoint(meta, data)
+        extra = {"name": body["name"], "state": body["state"], "example": body["example"]}
+        # A model can weigh hundreds of MB: decode, hash and write off the event loop.
+        meta = await asyncio.to_thread(self._write_checkpoint, spec, extra, body["data"])
+        return self.store.add_checkpoint(meta)
+
+    def _write_checkpoint(self, spec: dict[str, Any], extra: dict[str, Any], data: str
+                          ) -> dict[str, Any]:
+        try:
+            state = base64.b64decode(data, validate=True)
+        except binascii.Error:
+            raise InvalidInput("data must be base64", field="data") from None
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode() + state).hexdigest()
+        meta = {"id": digest[:16], "name": extra["name"], **spec, **extra}
+        self.store.write_checkpoint(meta, state)
+        return meta
 
     def checkpoints(self) -> list[dict[str, Any]]:
         return self.store.checkpoints()

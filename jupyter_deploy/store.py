@@ -51,24 +51,36 @@ class Store:
         self._lock_file.truncate(0)
         self._lock_file.write(f"pid {os.getpid()}")
         self._lock_file.flush()
-        self.db: sqlite3.Connection | None = sqlite3.connect(self.root / "deploy.db", isolation_level=None)
+        self.db = sqlite3.connect(self.root / "deploy.db", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
-        if self.db is not None:
-            self.db.close()
-            self.db = None
-            self._lock_file.close()
+        self.db.close()
+        self._lock_file.close()
 
     # checkpoints -------------------------------------------------------------------------
 
     def checkpoint_dir(self, checkpoint_id: str) -> Path:
         return self.root / "checkpoints" / checkpoint_id
 
-    def add_checkpoint(self, meta: dict[str, Any], state: bytes) -> dict[str, Any]:
-        """Store a new version of `meta["name"]`; the same content as the latest is not repeated."""
+    def write_checkpoint(self, meta: dict[str, Any], state: bytes) -> None:
+        """Write a checkpoint's folder, once per content (no database: safe in a thread)."""
+        folder = self.checkpoint_dir(meta["id"])
+        if folder.exists():
+            return
+        tmp = Path(tempfile.mkdtemp(dir=self.root / "checkpoints", prefix=".tmp-"))
+        (tmp / "state.pkl").write_bytes(state)
+        (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=1))
+        try:
+            tmp.rename(folder)
+        except OSError:  # the same content was written meanwhile
+            shutil.rmtree(tmp)
+
+    def add_checkpoint(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """Record a new version of `meta["name"]` whose folder is written; the same content
+        as the latest version is not repeated."""
         name, checkpoint_id = meta["name"], meta["id"]
         latest = self.db.execute(
             "SELECT version, id, meta FROM checkpoints WHERE name=? ORDER BY version DESC LIMIT 1",
@@ -76,15 +88,6 @@ class Store:
         ).fetchone()
         if latest and latest[1] == checkpoint_id:
             return json.loads(latest[2])
-        folder = self.checkpoint_dir(checkpoint_id)
-        if not folder.exists():
-            tmp = Path(tempfile.mkdtemp(dir=self.root / "checkpoints", prefix=".tmp-"))
-            (tmp / "state.pkl").write_bytes(state)
-            (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=1))
-            try:
-                tmp.rename(folder)
-            except OSError:  # the same content arrived under another name meanwhile
-                shutil.rmtree(tmp)
         meta = {**meta, "version": (latest[0] + 1) if latest else 1, "created": time.time()}
         self.db.execute(
             "INSERT INTO checkpoints (name, version, id, created, meta) VALUES (?, ?, ?, ?, ?)",

@@ -174,3 +174,38 @@ async def test_scale_and_logs(jp_fetch, deploy):
     assert len(logs) == 2 and all("restored adder" in item["log"] for item in logs)
     code, error = await error_of(jp_fetch, "nodes", "adder", method="PATCH", body={"name": "b"})
     assert (code, error["error"]["field"]) == (422, "name")
+
+
+FAST_CHECKS = {"interval_s": 0.1, "timeout_s": 0.2, "fail_threshold": 2, "pass_threshold": 2}
+
+
+async def test_frozen_instance_leaves_the_balancing_and_comes_back(jp_fetch, deploy):
+    await healthy_node(jp_fetch, deploy, "adder", min=2, health=FAST_CHECKS)
+    frozen, other = (await call(jp_fetch, "nodes", "adder"))["instances"]
+    os.kill(frozen["pid"], signal.SIGSTOP)  # alive, but answers nothing
+    try:
+        await until(lambda: deploy.node("adder")["status"] == "Unhealthy", timeout=10,
+                    message="the node to notice the frozen instance")
+        for _ in range(4):  # every request goes to the instance that answers
+            response = await jp_fetch("deploy", "api", "nodes", "adder:execute", method="POST",
+                                      body=json.dumps({"input": {"a": 1, "b": 1}}))
+            assert response.headers["x-instance-id"] == other["id"]
+    finally:
+        os.kill(frozen["pid"], signal.SIGCONT)
+    await until(lambda: deploy.node("adder")["status"] == "Healthy", timeout=10,
+                message="the instance to recover")
+    statuses = [i["status"] for i in deploy.node("adder")["instances"] if i["id"] == frozen["id"]]
+    assert statuses == ["Healthy"]  # the same instance, back in balancing
+
+
+async def test_instance_that_stays_unhealthy_is_replaced(jp_fetch, deploy):
+    await healthy_node(jp_fetch, deploy, "adder", health={**FAST_CHECKS, "replace_after_s": 0.5})
+    [frozen] = (await call(jp_fetch, "nodes", "adder"))["instances"]
+    os.kill(frozen["pid"], signal.SIGSTOP)
+
+    def replaced():
+        node = deploy.node("adder")
+        return node["status"] == "Healthy" and [i["id"] for i in node["instances"]] != [frozen["id"]]
+
+    await until(replaced, timeout=30, message="a replacement for the frozen instance")
+    await until(lambda: not alive(frozen["pid"]), timeout=15, message="the frozen one to be gone")

@@ -7,9 +7,10 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
-from .conftest import worker_pids
+from .conftest import Service, alive, checkpoint_body, wait_for, worker_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +53,29 @@ def test_no_service_is_a_clear_error(tmp_path):
     env["JUPYTER_RUNTIME_DIR"] = str(tmp_path)
     done = jupyter_deploy("node", "list", env=env, cwd=tmp_path)
     assert done.returncode == 1 and "no deploy service found" in done.stderr
+
+
+def test_restarted_service_brings_its_nodes_back(tmp_path):
+    """Nodes, checkpoints and keys live in the store: a restart serves them again."""
+    first = Service(tmp_path)
+    try:
+        node, key = first.create_node(
+            "keeper", checkpoint_body("keeper", "y = x * 2", "x:int", "y", x=1), min=2)
+        old_pids = {i["pid"] for i in node["instances"]}
+    finally:
+        first.stop()
+    assert not any(alive(pid) for pid in old_pids)
+    second = Service(tmp_path)
+    try:
+        wait_for(lambda: second.client.node("keeper")["status"] == "Healthy", timeout=30,
+                 message="the node to come back")
+        node = second.client.node("keeper")
+        assert len(node["instances"]) == 2 and not {i["pid"] for i in node["instances"]} & old_pids
+        request = urllib.request.Request(
+            node["endpoint"], data=json.dumps({"input": {"x": 21}}).encode(), method="POST",
+            headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read()) == {"output": {"y": 42}}
+    finally:
+        second.stop()
+    assert not worker_pids(tmp_path / "state")

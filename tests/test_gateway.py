@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import time
 import urllib.error
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import checkpoint_body, wait_for
+from .conftest import alive, checkpoint_body, wait_for
 
 MB = 1024 * 1024
 
@@ -187,3 +189,22 @@ def test_slow_cell_times_out_with_504(service):
 def test_gateway_health(service):
     with urllib.request.urlopen(service.gateway_url + "/healthz", timeout=5) as response:
         assert json.loads(response.read()) == {"status": "ok"}
+
+
+def test_killed_instance_costs_no_request(service):
+    """A request routed to an instance that just died goes to another one instead."""
+    node, key = service.create_node(
+        "sturdy", checkpoint_body("sturdy", "y = x + 1", "x:int", "y", x=0), min=2)
+    try:
+        victim = node["instances"][0]
+        os.kill(victim["pid"], signal.SIGKILL)
+        wait_for(lambda: not alive(victim["pid"]), timeout=5, message="the instance to die")
+        answers = [post(node["endpoint"], {"input": {"x": i}}, key) for i in range(20)]
+        assert [(status, body) for status, body, _ in answers] == \
+            [(200, {"output": {"y": i + 1}}) for i in range(20)]
+        wait_for(lambda: service.client.node("sturdy")["status"] == "Healthy" and all(
+            i["status"] == "Healthy" and i["id"] != victim["id"]
+            for i in service.client.node("sturdy")["instances"]), timeout=30,
+            message="the node to be whole again")
+    finally:
+        service.client.delete_node("sturdy")

@@ -25,7 +25,7 @@ class Pool:
         connection = None
         while self.idle:
             candidate = self.idle.pop()
-            if candidate.usable:
+            if candidate.still_open():
                 connection = candidate
                 break
         if connection is None:

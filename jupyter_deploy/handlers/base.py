@@ -8,7 +8,7 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..models import BadRequest, DeployError
+from ..models import BadRequest, DeployError, Unavailable
 from ..service import DeployService
 
 
@@ -19,7 +19,10 @@ class DeployHandler(APIHandler):
 
     @property
     def service(self) -> DeployService:
-        return self.settings["deploy_service"]
+        service = self.settings["deploy_service"]
+        if not service.running:
+            raise Unavailable(f"the deploy service is not running: {service.start_error}")
+        return service
 
     def body(self) -> Any:
         try:

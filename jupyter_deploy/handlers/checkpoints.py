@@ -19,7 +19,7 @@ class CheckpointsHandler(DeployHandler):
     @authorized
     async def post(self) -> None:
         """Store a checkpoint pinned in a kernel."""
-        self.reply(self.service.add_checkpoint(self.body()), status=201)
+        self.reply(await self.service.add_checkpoint(self.body()), status=201)
 
 
 class CheckpointHandler(DeployHandler):

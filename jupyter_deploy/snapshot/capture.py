@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib.metadata
 import io
 import json
@@ -231,13 +230,13 @@ def capture(
         "requirements": requires,
         "local_modules": local_modules,
     }
-    spec = {"source": source, "inputs": inputs, "outputs": outputs, "environment": environment}
-    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode() + data).hexdigest()
     example_output = {f["name"]: user_ns[f["name"]] for f in outputs}
-    meta = {
-        "id": digest[:16],
+    meta = {  # the service gives it its content address
         "name": name,
-        **spec,
+        "source": source,
+        "inputs": inputs,
+        "outputs": outputs,
+        "environment": environment,
         "state": needed,
         "example": {
             "input": _json_example(example_input),

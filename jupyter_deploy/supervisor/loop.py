@@ -40,7 +40,7 @@ class Supervisor:
     def __init__(self, store: Store, runtime: Runtime, routes: Routes, *,
                  period_s: float = 0.2, startup_timeout_s: float = 60.0,
                  drain_timeout_s: float = 15.0, stop_timeout_s: float = 5.0,
-                 replace_after_s: float = 30.0, log: logging.Logger | None = None) -> None:
+                 log: logging.Logger | None = None) -> None:
         self.store = store
         self.runtime = runtime
         self.routes = routes
@@ -48,7 +48,6 @@ class Supervisor:
         self.startup_timeout_s = startup_timeout_s
         self.drain_timeout_s = drain_timeout_s
         self.stop_timeout_s = stop_timeout_s
-        self.replace_after_s = replace_after_s
         self.log = log or logging.getLogger("jupyter_deploy.supervisor")
         self.nodes: dict[str, Node] = {}
         self.instances: dict[str, dict[str, Instance]] = {}
@@ -153,8 +152,9 @@ class Supervisor:
             checks = self._checks.get(instance.id)
             if checks is None or self._busy(instance):
                 continue
-            if status is InstanceStatus.UNHEALTHY and now - checks.unhealthy_since > self.replace_after_s:
-                self._begin_stop(node, instance, f"unhealthy for over {self.replace_after_s:g} s")
+            replace_after = node.health.replace_after_s
+            if status is InstanceStatus.UNHEALTHY and now - checks.unhealthy_since > replace_after:
+                self._begin_stop(node, instance, f"unhealthy for over {replace_after:g} s")
             elif now >= checks.next_at:
                 self._spawn(instance, self._check(node, instance))
         if node.deleting:
