@@ -40,13 +40,13 @@ class ProcessRuntime(Runtime):
         env = {**os.environ, **node.env, "JUPYTER_DEPLOY_INSTANCE": instance.id}
         command = [executable, "-m", "jupyter_deploy.worker",
                    "--checkpoint", str(checkpoint_dir), "--fd", str(sock.fileno())]
+        # Popen runs on the loop (vfork + exec take about a millisecond) so that no
+        # cancellation can come between starting the process and recording it.
         try:
             with open(log_path, "ab") as log:
-                process = await asyncio.to_thread(
-                    subprocess.Popen, command, stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),), env=env,
-                    start_new_session=True,
-                )
+                process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    pass_fds=(sock.fileno(),), env=env, start_new_session=True)
         finally:
             sock.close()
         self.processes[instance.id] = process
