@@ -16,6 +16,7 @@ from typing import Any
 
 from . import discovery, render
 from .client import ClientError, DeployClient
+from .store import default_state_dir
 
 
 def serve(argv: list[str]) -> None:
@@ -35,15 +36,20 @@ def serve(argv: list[str]) -> None:
 
 
 def start_service(extra: list[str], timeout_s: float = 60.0) -> tuple[subprocess.Popen, dict]:
-    """Start `jupyter deploy serve` in the background and wait until it announces itself."""
-    process = subprocess.Popen([sys.executable, "-m", "jupyter_deploy.cli", "serve", *extra],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    """Start `jupyter deploy serve` in the background and wait until it announces itself.
+
+    Its log goes to `service.log` in the state folder.
+    """
+    log_path = default_state_dir() / "service.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "jupyter_deploy.cli", "serve", *extra],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit("the deploy service did not start:\n"
-                             + process.stderr.read().decode(errors="replace")[-3000:])
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise SystemExit(f"the deploy service did not start ({log_path}):\n{tail}")
         info = discovery.find()
         if info is not None and info.get("pid") == process.pid:
             return process, info
@@ -94,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
                   f"  key:      {node['key']}\n"
                   f"  try:      {render.curl_example(node['endpoint'], node['key'], node['example'])}")
             failed |= not _try(node)
-        if args.summary:
-            Path(args.summary).write_text(json.dumps(announced, indent=1))
+        if args.summary:  # it holds the keys: readable by its owner only
+            summary = Path(args.summary)
+            summary.touch(mode=0o600)
+            summary.write_text(json.dumps(announced, indent=1))
         if started is not None and not args.exit_after_run:
             print(f"\nThe deploy service keeps running (pid {started.pid}); stop it with: "
                   f"kill {started.pid}")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Integer, Unicode, default
 
@@ -16,6 +14,7 @@ from .handlers.nodes import (
     ServiceHandler,
 )
 from .service import DeployService
+from .store import default_state_dir
 
 NODE = r"(?P<name>[^/:%]+)"
 EXECUTE = r"(?::|%3[Aa])execute"  # clients may percent-encode the colon
@@ -32,7 +31,7 @@ class DeployApp(ExtensionApp):
 
     @default("state_dir")
     def _default_state_dir(self) -> str:
-        return os.environ.get("JUPYTER_DEPLOY_STATE_DIR") or str(Path(jupyter_data_dir()) / "deploy")
+        return str(default_state_dir())
 
     def initialize_settings(self) -> None:
         self.service = DeployService(

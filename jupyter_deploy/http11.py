@@ -12,6 +12,7 @@ timeouts. Imports stay light: instances load it at start-up.
 from __future__ import annotations
 
 import asyncio
+import re
 import select
 import socket
 from collections.abc import Awaitable
@@ -68,10 +69,16 @@ class Request:
     version: str
     headers: dict[str, str]  # names in lower case
     body: bytes = b""
+    connection: ServerProtocol | None = None
 
     @property
     def path(self) -> str:
         return self.target.split("?", 1)[0]
+
+    @property
+    def abandoned(self) -> bool:
+        """The client hung up before its answer (a gateway that timed out, say)."""
+        return self.connection is not None and self.connection.transport is None
 
 
 class App(Protocol):
@@ -96,6 +103,10 @@ def parse_head(data: bytes) -> tuple[str, dict[str, str]]:
     return lines[0], headers
 
 
+CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\r\n]*)?\Z")
+DIGITS = re.compile(r"[0-9]{1,20}\Z")
+
+
 class ChunkedBody:
     """Incremental decoder of a chunked body."""
 
@@ -112,13 +123,13 @@ class ChunkedBody:
                 if len(buffer) > 1024:
                     raise HttpError("chunk size line too long")
                 return False
-            try:
-                size = int(bytes(buffer[:line_end]).split(b";", 1)[0], 16)
-            except ValueError:
-                raise HttpError("malformed chunk size") from None
-            if size == 0:
+            match = CHUNK_SIZE.match(bytes(buffer[:line_end]))
+            if match is None:
+                raise HttpError("malformed chunk size")
+            size = int(match.group(1), 16)
+            if size == 0:  # then optional trailer lines, then an empty line
                 trailer_end = buffer.find(b"\r\n\r\n", line_end)
-                if buffer[line_end:line_end + 4] == b"\r\n\r\n" or line_end == 0:
+                if buffer.startswith(b"\r\n", line_end + 2):
                     del buffer[:line_end + 4]
                     return True
                 if trailer_end < 0:
@@ -127,11 +138,14 @@ class ChunkedBody:
                 return True
             if self.size + size > self.limit:
                 return None
-            if len(buffer) < line_end + 2 + size + 2:
+            start = line_end + 2
+            if len(buffer) < start + size + 2:
                 return False
-            self.parts.append(bytes(buffer[line_end + 2:line_end + 2 + size]))
+            if buffer[start + size:start + size + 2] != b"\r\n":
+                raise HttpError("chunk data not followed by CRLF")
+            self.parts.append(bytes(buffer[start:start + size]))
             self.size += size
-            del buffer[:line_end + 2 + size + 2]
+            del buffer[:start + size + 2]
 
     def body(self) -> bytes:
         return b"".join(self.parts)
@@ -233,25 +247,31 @@ class ServerProtocol(asyncio.Protocol):
         parts = start.split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             raise HttpError(f"malformed request line {start[:80]!r}")
-        request = Request(parts[0], parts[1], parts[2], headers)
+        request = Request(parts[0], parts[1], parts[2], headers, connection=self)
         self.request_started = self.loop.time()
         self.chunked = None
         if "chunked" in headers.get("transfer-encoding", "").lower():
             self.chunked, self.length = ChunkedBody(self.max_body), 0
         else:
             length = headers.get("content-length", "0")
-            if not length.isdigit():
+            if not DIGITS.match(length):
                 raise HttpError("malformed Content-Length")
             self.length = int(length)
         if self.length > self.max_body:
             self._refuse_upload()
             return False
         context = self.app.check(request)
-        self.request = request
-        self.context = _Refused(context) if isinstance(context, Response) else context
-        if headers.get("expect", "").lower() == "100-continue" and not isinstance(
-                self.context, _Refused):
+        expects_continue = headers.get("expect", "").lower() == "100-continue"
+        if isinstance(context, Response):
+            if expects_continue and (self.length or self.chunked):
+                # the client waits for our word before it sends the body: it gets the refusal
+                self.refused = self.busy = True
+                self._finish(context, close=True)
+                return False
+            context = _Refused(context)
+        elif expects_continue:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # type: ignore[union-attr]
+        self.request, self.context = request, context
         return True
 
     def _read_body(self) -> bool:

@@ -53,23 +53,24 @@ class DeployService:
     async def start(self) -> None:
         self.store = Store(self.state_dir)
         self.routes = Routes()
-        self.runtime = ProcessRuntime(self.state_dir / "logs")
+        self.runtime = ProcessRuntime(self.state_dir / "logs", busy_limit_s=self.request_timeout_s)
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s)
-        try:
-            self.gateway_port = await self.gateway.listen(self.gateway_host, self.gateway_port)
-        except OSError:
-            self.store.close()
-            raise
         self.supervisor = Supervisor(self.store, self.runtime, self.routes, log=self.log,
                                      drain_timeout_s=self.request_timeout_s,
                                      **self.supervisor_options)
-        self.supervisor.listeners.append(lambda event: self._events_changed.set())
-        for node in self.store.nodes():
-            for instance in self.store.instances(node.name):  # their processes ended with us
-                self.store.save_instance(instance, removed=True)
-            self.supervisor.add_node(node, self._checkpoint(node.checkpoint_id)["inputs"],
-                                     is_new=False)
-        await self.supervisor.start()
+        try:
+            self.gateway_port = await self.gateway.listen(self.gateway_host, self.gateway_port)
+            self.supervisor.listeners.append(lambda event: self._events_changed.set())
+            for node in self.store.nodes():
+                for instance in self.store.instances(node.name):  # they ended with us
+                    self.store.save_instance(instance, removed=True)
+                inputs = self._checkpoint(node.checkpoint_id)["inputs"]
+                self.supervisor.add_node(node, inputs, is_new=False)
+            await self.supervisor.start()
+        except BaseException:  # leave nothing half-started: the port, the state lock
+            await self.gateway.stop()
+            self.store.close()
+            raise
         self.running = True
         self.log.info("jupyter_deploy: state in %s, gateway on %s", self.state_dir,
                       self.gateway_url)
@@ -102,11 +103,13 @@ class DeployService:
         }
         extra = {"name": body["name"], "state": body["state"], "example": body["example"]}
         # A model can weigh hundreds of MB: decode, hash and write off the event loop.
-        meta = await asyncio.to_thread(self._write_checkpoint, spec, extra, body["data"])
+        meta, state = await asyncio.to_thread(self._write_checkpoint, spec, extra, body["data"])
+        if not self.store.checkpoint_dir(meta["id"]).exists():  # deleted meanwhile
+            await asyncio.to_thread(self.store.write_checkpoint, meta, state)
         return self.store.add_checkpoint(meta)
 
     def _write_checkpoint(self, spec: dict[str, Any], extra: dict[str, Any], data: str
-                          ) -> dict[str, Any]:
+                          ) -> tuple[dict[str, Any], bytes]:
         try:
             state = base64.b64decode(data, validate=True)
         except binascii.Error:
@@ -114,7 +117,7 @@ class DeployService:
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode() + state).hexdigest()
         meta = {"id": digest[:16], "name": extra["name"], **spec, **extra}
         self.store.write_checkpoint(meta, state)
-        return meta
+        return meta, state
 
     def checkpoints(self) -> list[dict[str, Any]]:
         return self.store.checkpoints()

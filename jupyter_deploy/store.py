@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -30,6 +31,13 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, node TEXT NOT NULL,
     instance TEXT, status TEXT, message TEXT);
 """
+
+
+def default_state_dir() -> Path:
+    """`$JUPYTER_DEPLOY_STATE_DIR`, else `deploy/` in the Jupyter data dir."""
+    from jupyter_core.paths import jupyter_data_dir
+
+    return Path(os.environ.get("JUPYTER_DEPLOY_STATE_DIR") or Path(jupyter_data_dir()) / "deploy")
 
 
 class Store:
@@ -99,7 +107,7 @@ class Store:
         """Resolve `NAME` (latest version) or `NAME@VERSION`."""
         name, _, version = ref.partition("@")
         if version:
-            if not version.isdigit():
+            if not re.fullmatch(r"[0-9]{1,9}", version):
                 raise NotFound(f"checkpoint version must be a number: {ref!r}", field="checkpoint")
             row = self.db.execute(
                 "SELECT meta FROM checkpoints WHERE name=? AND version=?", (name, int(version))

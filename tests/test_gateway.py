@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -168,22 +169,47 @@ def test_no_healthy_instance_is_503_with_retry_after(service):
         service.client.delete_node("idle")
 
 
-def test_slow_cell_times_out_with_504(service):
+def test_slow_cell_times_out_with_504_and_abandoned_requests_do_not_run(service):
     # the test service runs with a 3 s request timeout
     node, key = service.create_node(
-        "sleeper", checkpoint_body("sleeper", "import time\ntime.sleep(s)\ndone = True",
-                                   "s:float", "done", s=0.0))
+        "sleeper", checkpoint_body("sleeper", "import time\nruns.append(s)\ntime.sleep(s)\n"
+                                   "done = len(runs)", "s:float", "done", state={"runs": []},
+                                   s=0.0))
     try:
+        queued = threading.Thread(target=lambda: answers.append(
+            post(node["endpoint"], {"input": {"s": 0.1}}, key)))
+        answers: list = []
         started = time.monotonic()
+        threading.Timer(0.5, queued.start).start()  # waits behind the slow run
         status, body, _ = post(node["endpoint"], {"input": {"s": 5.0}}, key)
         assert status == 504 and body["error"]["code"] == "timeout"
         assert time.monotonic() - started < 4.5
         # health checks are answered while the cell runs: the instance stays in balancing
         assert service.client.node("sleeper")["status"] == "Healthy"
-        wait_for(lambda: post(node["endpoint"], {"input": {"s": 0.0}}, key)[0] == 200,
-                 timeout=10, message="the instance to take requests again")
+        queued.join(10)
+        assert answers[0][0] == 504
+
+        def answer_when_free():
+            status, body, _ = post(node["endpoint"], {"input": {"s": 0.0}}, key)
+            return body if status == 200 else None
+
+        # the pin's run, the slow one, this one: the abandoned request never ran
+        assert wait_for(answer_when_free, timeout=10, message="the instance to be free") == \
+            {"output": {"done": 3}}
     finally:
         service.client.delete_node("sleeper")
+
+
+def test_instances_do_not_see_the_service_credentials(service):
+    node, key = service.create_node(
+        "snoop", checkpoint_body("snoop", "import os\nfound = sorted(k for k in os.environ if "
+                                 "k.startswith(('JUPYTER_DEPLOY_', 'JPY_')) or k == 'JUPYTER_TOKEN')",
+                                 "", "found"))
+    try:
+        status, body, _ = post(node["endpoint"], {"input": {}}, key)
+        assert (status, body) == (200, {"output": {"found": ["JUPYTER_DEPLOY_INSTANCE"]}})
+    finally:
+        service.client.delete_node("snoop")
 
 
 def test_gateway_health(service):

@@ -80,6 +80,12 @@ async def test_expect_continue(server):
     writer.close()
 
 
+async def test_refusal_answers_at_once_when_the_client_waits_to_send(server):
+    head = (b"POST /private HTTP/1.1\r\nContent-Length: 500\r\nExpect: 100-continue\r\n\r\n")
+    [(head, body)] = await exchange(server, head)  # and no body: it waits for a 100
+    assert head.startswith(b"HTTP/1.1 403") and b"Connection: close" in head
+
+
 async def test_limits_and_refusals(server):
     [(head, body)] = await exchange(server, b"POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413") and b"Connection: close" in head
@@ -91,6 +97,13 @@ async def test_limits_and_refusals(server):
     answers = await exchange(server, b"POST /private HTTP/1.1\r\nContent-Length: 2\r\n\r\nno"
                                      b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok", answers=2)
     assert answers[0][0].startswith(b"HTTP/1.1 403") and answers[1][1] == b"POST ok"
+    for size in (b"-FFFF", b"+5", b"0x5", b"1_0", b" 5"):
+        [(head, _)] = await exchange(
+            server, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nhello\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), size
+    [(head, _)] = await exchange(
+        server, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhelloXX0\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")  # chunk data longer than its size
     [(head, _)] = await exchange(server, b"NONSENSE\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400")
     [(head, _)] = await exchange(server, b"GET / HTTP/1.0\r\n\r\n")

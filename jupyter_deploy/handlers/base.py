@@ -35,6 +35,14 @@ class DeployHandler(APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data))
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """A refused request is the caller's mistake: one line, no traceback."""
+        if isinstance(value, DeployError):
+            self.log.warning("%s %s: %s %s", self.request.method, self.request.path,
+                             value.status, value.message)
+        else:
+            super().log_exception(typ, value, tb)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """DeployError → its status with `{"error": {code, message, field}}`; else 500."""
         exc = kwargs.get("exc_info", (None, None, None))[1]

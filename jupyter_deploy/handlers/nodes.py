@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..models import InvalidInput
 from .base import DeployHandler
 
+WHOLE = re.compile(r"-?[0-9]{1,12}\Z")
+
 
 def _int_argument(handler: DeployHandler, name: str, default: int) -> int:
     value = handler.get_argument(name, str(default))
-    if not value.lstrip("-").isdigit():
+    if not WHOLE.match(value):
         raise InvalidInput(f"{name} must be a whole number", field=name)
     return int(value)
 

@@ -24,9 +24,10 @@ class ProcessRuntime(Runtime):
 
     name = "process"
 
-    def __init__(self, log_dir: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, log_dir: Path, host: str = "127.0.0.1", busy_limit_s: float = 15.0) -> None:
         self.log_dir = log_dir
         self.host = host
+        self.busy_limit_s = busy_limit_s
         self.processes: dict[str, subprocess.Popen] = {}
 
     async def create(self, node: Node, instance: Instance, checkpoint_dir: Path) -> None:
@@ -37,9 +38,10 @@ class ProcessRuntime(Runtime):
         port = sock.getsockname()[1]
         log_path = self.log_dir / node.name / f"{instance.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **node.env, "JUPYTER_DEPLOY_INSTANCE": instance.id}
+        env = {**instance_environment(), **node.env, "JUPYTER_DEPLOY_INSTANCE": instance.id}
         command = [executable, "-m", "jupyter_deploy.worker",
-                   "--checkpoint", str(checkpoint_dir), "--fd", str(sock.fileno())]
+                   "--checkpoint", str(checkpoint_dir), "--fd", str(sock.fileno()),
+                   "--busy-limit", str(self.busy_limit_s)]
         # Popen runs on the loop (vfork + exec take about a millisecond) so that no
         # cancellation can come between starting the process and recording it.
         try:
@@ -76,6 +78,13 @@ class ProcessRuntime(Runtime):
                 process.kill()
         await asyncio.to_thread(process.wait)
         self.processes.pop(instance.id, None)
+
+
+def instance_environment() -> dict[str, str]:
+    """The service's environment without its credentials: instances run third parties'
+    requests, and must not be able to act on the Jupyter server or the deploy service."""
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith(("JUPYTER_DEPLOY_", "JPY_")) and name != "JUPYTER_TOKEN"}
 
 
 def _interpreter(checkpoint_json: Path) -> str:

@@ -11,7 +11,6 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..gateway.routing import Routes
@@ -23,7 +22,6 @@ from .health import probe
 from .transitions import Event, desired_instances, next_status, restart_delay
 
 PROBE_ERRORS = (OSError, asyncio.TimeoutError, UpstreamError)
-CHECKED = (InstanceStatus.HEALTHY, InstanceStatus.UNHEALTHY)
 
 
 @dataclass
@@ -78,7 +76,10 @@ class Supervisor:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         doomed = [(self.nodes[n], i) for n, group in self.instances.items()
                   for i in group.values()]
-        await asyncio.gather(*(self._remove(node, i, drain=False) for node, i in doomed))
+        await asyncio.gather(*(self._remove(node, i, drain=False) for node, i in doomed),
+                             return_exceptions=True)
+        for gone in self._gone.values():  # a deletion waiting on us ends with the service
+            gone.set()
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -181,13 +182,22 @@ class Supervisor:
     def _spawn(self, instance: Instance, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks[instance.id] = task
-        task.add_done_callback(lambda t, i=instance.id: self._task_done(i, t))
+        task.add_done_callback(lambda t, i=instance: self._task_done(i, t))
 
-    def _task_done(self, instance_id: str, task: asyncio.Task) -> None:
-        if self._tasks.get(instance_id) is task:
-            del self._tasks[instance_id]
-        if not task.cancelled() and task.exception() is not None:
-            self.log.error("task of %s failed", instance_id, exc_info=task.exception())
+    def _task_done(self, instance: Instance, task: asyncio.Task) -> None:
+        if self._tasks.get(instance.id) is task:
+            del self._tasks[instance.id]
+        if task.cancelled() or task.exception() is None:
+            return
+        self.log.error("task of %s failed", instance.id, exc_info=task.exception())
+        node = self.nodes.get(instance.node)
+        if node is None or instance.id not in self.instances[node.name]:
+            return
+        if instance.status is InstanceStatus.DELETING:  # stopping failed: forget it anyway
+            self._forget_instance(node, instance)
+        else:
+            self._failed(node)
+            self._begin_stop(node, instance, f"supervision failed: {task.exception()}")
 
     # instances ----------------------------------------------------------------------------
 
@@ -260,7 +270,9 @@ class Supervisor:
         else:
             checks.passes, checks.fails = 0, checks.fails + 1
             if instance.status is InstanceStatus.HEALTHY and checks.fails >= node.health.fail_threshold:
-                self.routes.remove_target(node.name, instance.id)
+                target = self.routes.remove_target(node.name, instance.id)
+                if target is not None:  # requests in flight on it end on their own timeout
+                    target.pool.close()
                 checks.unhealthy_since = loop.time()
                 self._transition(node, instance, Event.FAILING, f"{checks.fails} checks failed")
                 self._failed(node)
@@ -283,6 +295,9 @@ class Supervisor:
         if target is not None:
             target.pool.close()
         await self.runtime.stop(instance, self.stop_timeout_s)
+        self._forget_instance(node, instance)
+
+    def _forget_instance(self, node: Node, instance: Instance) -> None:
         self.instances[node.name].pop(instance.id, None)
         self._checks.pop(instance.id, None)
         self.store.save_instance(instance, removed=True)

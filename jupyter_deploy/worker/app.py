@@ -30,8 +30,10 @@ log = logging.getLogger("jupyter_deploy.worker")
 class Worker:
     """One instance's interpreter state and the cell that runs in it."""
 
-    def __init__(self, checkpoint_dir: Path) -> None:
+    def __init__(self, checkpoint_dir: Path, busy_limit_s: float = 15.0) -> None:
         self.checkpoint_dir = checkpoint_dir
+        self.busy_limit_s = busy_limit_s
+        self.running_since: float | None = None  # when the cell now running started
         self.phase = "starting"
         self.meta: dict[str, Any] = {}
         self.namespace: dict[str, Any] = {}
@@ -60,8 +62,18 @@ class Worker:
         log.info("restored %s (%d names) in %.3f s", meta["name"], len(meta["state"]),
                  time.monotonic() - self.started)
 
-    def run(self, body: bytes) -> Response:
-        """Bind the inputs, run the cell, return its outputs (on the executor thread)."""
+    def run(self, request: Request) -> Response:
+        """Run the request unless its caller is gone (on the executor thread)."""
+        if request.abandoned:  # queued behind a long run, and given up on: do not run it late
+            return error(499, "abandoned", "the caller went away")
+        self.running_since = time.monotonic()
+        try:
+            return self.execute(request.body)
+        finally:
+            self.running_since = None
+
+    def execute(self, body: bytes) -> Response:
+        """Bind the inputs, run the cell, return its outputs."""
         try:
             payload = json.loads(body)
         except ValueError as exc:
@@ -110,29 +122,32 @@ class Worker:
         if method == "POST" and path in ("/execute", "/"):
             if self.phase != "ready":
                 return error(503, "not_ready", f"the instance is {self.phase}")
-            return self._execute(request.body)
+            return self._execute(request)
         if method == "GET" and path == "/livez":
             return Response(200, json.dumps({"phase": self.phase, "pid": os.getpid()}).encode())
         if method == "GET" and path in ("/readyz", "/healthz"):
-            ready = self.phase == "ready"
-            return Response(200 if ready else 503, json.dumps({"phase": self.phase}).encode())
+            busy_s = time.monotonic() - self.running_since if self.running_since else 0.0
+            # a cell stuck past the request timeout makes the instance useless to callers
+            ready = self.phase == "ready" and busy_s <= self.busy_limit_s
+            body = {"phase": self.phase, "busy_s": round(busy_s, 3)}
+            return Response(200 if ready else 503, json.dumps(body).encode())
         return error(404, "not_found", f"no endpoint {method} {path}")
 
-    async def _execute(self, body: bytes) -> Response:
+    async def _execute(self, request: Request) -> Response:
         self.in_flight += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self.run, body)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self.run, request)
         finally:
             self.in_flight -= 1
 
 
-async def serve(checkpoint_dir: Path, fd: int) -> None:
+async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0) -> None:
     """Serve on the listening socket passed as `fd` until SIGTERM or the parent goes away."""
     import signal
     import socket
 
     loop = asyncio.get_running_loop()
-    worker = Worker(checkpoint_dir)
+    worker = Worker(checkpoint_dir, busy_limit_s)
     sock = socket.socket(fileno=fd)
     server = await loop.create_server(lambda: ServerProtocol(worker, MAX_BODY), sock=sock)
     stop = asyncio.Event()
