@@ -16,6 +16,7 @@ from typing import Any
 
 from . import discovery, render
 from .client import ClientError, DeployClient
+from .commands import CommandError, Commands, Parser, add_shared_commands
 from .store import default_state_dir
 
 
@@ -133,8 +134,8 @@ def _try(node: dict[str, Any]) -> bool:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jupyter deploy")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="jupyter deploy")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("serve", help="host the deploy service standalone (Jupyter server options "
                    "apply, plus --state-dir, --gateway-port, --gateway-host)", add_help=False)
     run_parser = sub.add_parser("run", help="execute a notebook so its %%deploy cells pin and "
@@ -147,11 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--kernel", default="python3")
     run_parser.add_argument("--gateway-port", type=int,
                             help="gateway port of the service it starts, if it starts one")
-    node = sub.add_parser("node").add_subparsers(dest="action", required=True)
-    node.add_parser("list")
-    for action in ("status", "delete", "logs"):
-        node.add_parser(action).add_argument("node")
-    sub.add_parser("checkpoint").add_subparsers(dest="action", required=True).add_parser("list")
+    add_shared_commands(sub)
     return parser
 
 
@@ -160,26 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["serve"]:
         serve(argv[1:])
         return 0
-    args = _parser().parse_args(argv)
-    if args.command == "run":
-        return run(args)
     try:
-        client = DeployClient.discover()
-        if args.command == "checkpoint":
-            print(render.checkpoint_table(client.checkpoints()))
-        elif args.action == "list":
-            print(render.node_table(client.nodes()))
-        elif args.action == "status":
-            print(render.node_status(client.node(args.node)))
-        elif args.action == "logs":
-            for item in client.logs(args.node):
-                print(f"==> {item['instance']} ({item['status']}) <==\n{item['log'].rstrip()}\n")
-        elif args.action == "delete":
-            client.delete_node(args.node)
-            print(f"Node {args.node} deleted.")
-    except ClientError as exc:
-        print(f"jupyter deploy: {exc.message}", file=sys.stderr)
+        args = _parser().parse_args(argv)
+        if args.command == "run":
+            return run(args)
+        output = Commands(DeployClient.discover()).run(args)
+    except (CommandError, ClientError) as exc:
+        print(f"jupyter deploy: {exc if isinstance(exc, CommandError) else exc.message}",
+              file=sys.stderr)
         return 1
+    if output is not None:  # the outputs of `call`
+        print(json.dumps(output))
     return 0
 
 

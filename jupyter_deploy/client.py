@@ -97,9 +97,6 @@ class DeployClient:
         """Run the node's cell with `inputs`; its outputs, or ClientError."""
         return self.request("POST", f"/nodes/{_quote(name)}:execute", {"input": inputs})["output"]
 
-    def service(self) -> dict[str, Any]:
-        return self.request("GET", "")
-
 
 def _quote(name: str) -> str:
     return urllib.parse.quote(name, safe="@")

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import base64
 import shlex
-import sys
-import time
-from typing import Any, NoReturn
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -16,60 +13,31 @@ from IPython.display import display
 
 from . import render
 from .client import ClientError, DeployClient
+from .commands import CommandError, Commands, Parser, add_shared_commands
 from .models import InvalidInput
 from .snapshot.capture import capture
 from .types import TYPES, parse_fields
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            print(message, file=sys.stderr)
-        raise UsageError("see the usage above") if status else UsageError(self.format_usage())
-
-
-def _parser() -> _Parser:
-    parser = _Parser(prog="%deploy", add_help=False)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _parser() -> Parser:
+    parser = Parser(prog="%deploy", add_help=False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     pin = sub.add_parser("pin", help="(cell magic) run the cell and pin it as a checkpoint")
     pin.add_argument("name")
     pin.add_argument("--inputs", default="")
     pin.add_argument("--outputs", default="")
-    node = sub.add_parser("node").add_subparsers(dest="action", required=True,
-                                                  parser_class=_Parser)
-    create = node.add_parser("create")
-    create.add_argument("node")
-    create.add_argument("--checkpoint", required=True)
-    create.add_argument("--min", type=int, default=1)
-    create.add_argument("--max", type=int)
-    create.add_argument("--runtime", default="process")
-    create.add_argument("--env", action="append", default=[], metavar="K=V")
-    create.add_argument("--no-wait", action="store_true", help="return before it is Healthy")
-    create.add_argument("--timeout", type=float, default=120.0)
-    node.add_parser("list")
-    for action in ("status", "delete"):
-        node.add_parser(action).add_argument("node")
-    logs = node.add_parser("logs")
-    logs.add_argument("node")
-    logs.add_argument("--instance")
-    logs.add_argument("--tail", type=int, default=4000)
-    sub.add_parser("checkpoint").add_subparsers(dest="action", required=True,
-                                                parser_class=_Parser).add_parser("list")
-    call = sub.add_parser("call")
-    call.add_argument("node")
-    call.add_argument("inputs", nargs="*", metavar="NAME=VALUE")
+    add_shared_commands(sub)
     return parser
 
 
-def _literal(text: str) -> Any:
-    """`a=1` → 1, `s='x'` → 'x'; anything that is not a Python literal stays a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+class _Commands(Commands):
+    def show_created(self, node: dict[str, Any], key: str, example: dict[str, Any] | None
+                     ) -> None:
+        """Text for the reader, and the same as data for `jupyter deploy run`."""
+        announcement = {"node": node["name"], "status": node["status"],
+                        "endpoint": node["endpoint"], "key": key, "example": example}
+        display({"text/plain": render.node_created(node, key, example),
+                 render.NODE_MIME: announcement}, raw=True)
 
 
 @magics_class
@@ -97,16 +65,19 @@ class DeployMagics(Magics):
         %deploy checkpoint list
         %deploy call NODE a=1 b=2
         """
-        args = _parser().parse_args(shlex.split(line))
-        if (args.command == "pin") != (cell is not None):
-            raise UsageError("pin is a cell magic: %%deploy pin NAME ... on the cell's first line"
-                             if cell is None else "only pin takes a cell: use %deploy (one %)")
         try:
-            return getattr(self, f"_{args.command}")(args, cell)
-        except ClientError as exc:
-            raise UsageError(exc.message) from None
-        except InvalidInput as exc:
-            raise UsageError(exc.message) from None
+            args = _parser().parse_args(shlex.split(line))
+            if (args.command == "pin") != (cell is not None):
+                raise UsageError("pin is a cell magic: %%deploy pin NAME ... on the cell's "
+                                 "first line" if cell is None else
+                                 "only pin takes a cell: use %deploy (one %)")
+            if args.command == "pin":
+                return self._pin(args, cell)
+            return _Commands(self.client).run(args)
+        except (CommandError, ClientError, InvalidInput) as exc:
+            raise UsageError(str(exc) if isinstance(exc, CommandError) else exc.message) from None
+        except SystemExit:  # after `--help`, which argparse has printed
+            return None
 
     def _pin(self, args: argparse.Namespace, cell: str) -> None:
         shell = self.shell
@@ -135,72 +106,3 @@ class DeployMagics(Magics):
         meta["data"] = base64.b64encode(data).decode()
         checkpoint = self.client.add_checkpoint(meta)
         print(render.checkpoint_pinned(checkpoint))
-
-    def _node(self, args: argparse.Namespace, cell: None) -> Any:
-        client = self.client
-        if args.action == "list":
-            print(render.node_table(client.nodes()))
-        elif args.action == "status":
-            print(render.node_status(client.node(args.node)))
-        elif args.action == "logs":
-            for item in client.logs(args.node, args.instance, args.tail):
-                state = "removed" if item["removed"] else item["status"]
-                print(f"==> {item['instance']} ({state}) <==\n{item['log'].rstrip()}\n")
-        elif args.action == "delete":
-            client.delete_node(args.node)
-            print(f"Node {args.node} deleted.")
-        elif args.action == "create":
-            return self._create(args)
-
-    def _create(self, args: argparse.Namespace) -> None:
-        env = {}
-        for item in args.env:
-            name, sep, value = item.partition("=")
-            if not sep:
-                raise UsageError(f"--env takes NAME=VALUE, got {item!r}")
-            env[name] = value
-        spec = {"name": args.node, "checkpoint": args.checkpoint, "min": args.min,
-                "runtime": args.runtime, "env": env}
-        if args.max is not None:
-            spec["max"] = args.max
-        client = self.client
-        created = client.create_node(spec)
-        node, key = created["node"], created["key"]
-        if not args.no_wait:
-            node = wait_until_settled(client, node["name"], args.timeout)
-        example = client.request("GET", f"/checkpoints/{node['checkpoint']}")["example"]["input"]
-        text = render.node_created(node, key, example)
-        announcement = {"node": node["name"], "status": node["status"],
-                        "endpoint": node["endpoint"], "key": key, "example": example}
-        display({"text/plain": text, render.NODE_MIME: announcement}, raw=True)
-        if node["status"] != "Healthy" and not args.no_wait:
-            print(render.node_status(node), file=sys.stderr)
-            for item in client.logs(node["name"], tail=2000):
-                print(f"==> {item['instance']} <==\n{item['log'].rstrip()}", file=sys.stderr)
-
-    def _checkpoint(self, args: argparse.Namespace, cell: None) -> None:
-        print(render.checkpoint_table(self.client.checkpoints()))
-
-    def _call(self, args: argparse.Namespace, cell: None) -> dict[str, Any]:
-        inputs = {}
-        for item in args.inputs:
-            name, sep, value = item.partition("=")
-            if not sep:
-                raise UsageError(f"inputs are NAME=VALUE, got {item!r}")
-            inputs[name] = _literal(value)
-        try:
-            return self.client.call(args.node, inputs)
-        except ClientError as exc:
-            if isinstance(exc.body, dict) and "traceback" in exc.body:
-                print("\n".join(exc.body["traceback"]), file=sys.stderr)
-            raise
-
-
-def wait_until_settled(client: DeployClient, name: str, timeout_s: float) -> dict[str, Any]:
-    """Poll the node until it is `Healthy` or `Unhealthy`, or the time is up."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        node = client.node(name)
-        if node["status"] in ("Healthy", "Unhealthy") or time.monotonic() > deadline:
-            return node
-        time.sleep(0.02)

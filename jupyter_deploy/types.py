@@ -61,16 +61,6 @@ def check_fields(value: Any, option: str) -> list[dict[str, str]]:
     return parse_fields(",".join(spec), option)
 
 
-def schema(fields: list[dict[str, str]]) -> dict[str, Any]:
-    """JSON Schema of an object holding these fields."""
-    return {
-        "type": "object",
-        "properties": {f["name"]: TYPES[f["type"]][0] for f in fields},
-        "required": [f["name"] for f in fields],
-        "additionalProperties": False,
-    }
-
-
 def input_errors(fields: list[dict[str, str]], payload: Any) -> list[dict[str, str]]:
     """Every problem with a request body `{"input": {...}}`, each with its JSON path."""
     if not isinstance(payload, dict) or not isinstance(payload.get("input"), dict):

@@ -40,12 +40,27 @@ def test_run_quickstart_with_its_own_service(tmp_path):
     assert not list((tmp_path / "runtime").glob("jupyter_deploy-*.json"))
 
 
-def test_node_list_finds_the_service(service, tmp_path):
-    done = jupyter_deploy("node", "list", env=service.env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("NODE") or done.stdout.strip() == "No nodes."
-    done = jupyter_deploy("node", "status", "nobody", env=service.env, cwd=tmp_path)
-    assert done.returncode == 1 and "no node 'nobody'" in done.stderr
+def test_cli_mirrors_the_magics(service, tmp_path):
+    service.client.add_checkpoint(checkpoint_body("doubler", "y = x * 2", "x:int", "y", x=1))
+
+    def deploy(*args: str) -> subprocess.CompletedProcess:
+        return jupyter_deploy(*args, env=service.env, cwd=tmp_path)
+
+    created = deploy("node", "create", "cli-doubler", "--checkpoint", "doubler", "--min", "2")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.startswith("Node cli-doubler is Healthy (checkpoint doubler@")
+    assert "key:      jd_" in created.stdout
+    listed = deploy("node", "list")
+    assert listed.stdout.startswith("NODE") and "cli-doubler  Healthy  2/2..2" in listed.stdout
+    called = deploy("call", "cli-doubler", "x=21")
+    assert (called.returncode, called.stdout) == (0, '{"y": 42}\n')
+    assert "doubler@1" in deploy("checkpoint", "list").stdout
+    assert deploy("node", "logs", "cli-doubler").stdout.count("restored doubler") == 2
+    assert deploy("node", "delete", "cli-doubler").stdout == "Node cli-doubler deleted.\n"
+    done = deploy("node", "status", "cli-doubler")
+    assert done.returncode == 1 and "no node 'cli-doubler'" in done.stderr
+    done = deploy("call", "nobody", "x")
+    assert done.returncode == 1 and "inputs take NAME=VALUE, got 'x'" in done.stderr
 
 
 def test_no_service_is_a_clear_error(tmp_path):

@@ -22,8 +22,8 @@ def hash_key(key: str) -> str:
 
 
 @dataclass
-class Target:
-    """One healthy instance as a destination for requests."""
+class Backend:
+    """A healthy instance, as the gateway sends it requests."""
 
     instance_id: str
     pool: Pool
@@ -35,15 +35,15 @@ class Route:
     node: str
     key_hash: str
     inputs: list[dict[str, str]]
-    targets: dict[str, Target] = field(default_factory=dict)
+    backends: dict[str, Backend] = field(default_factory=dict)
     turn: int = 0  # rotates ties between equally loaded instances
 
     def key_matches(self, key: str) -> bool:
         return hmac.compare_digest(hash_key(key), self.key_hash)
 
-    def pick(self, exclude: set[str]) -> Target | None:
+    def pick(self, exclude: set[str]) -> Backend | None:
         """The least-loaded healthy instance not in `exclude`."""
-        candidates = [t for t in self.targets.values() if t.instance_id not in exclude]
+        candidates = [t for t in self.backends.values() if t.instance_id not in exclude]
         if not candidates:
             return None
         self.turn += 1
@@ -67,15 +67,15 @@ class Routes:
 
     def remove_node(self, node: str) -> None:
         route = self.nodes.pop(node, None)
-        for target in (route.targets.values() if route else ()):
-            target.pool.close()
+        for backend in (route.backends.values() if route else ()):
+            backend.pool.close()
 
-    def add_target(self, node: str, instance_id: str, host: str, port: int) -> None:
-        self.nodes[node].targets[instance_id] = Target(instance_id, Pool(host, port, MAX_BYTES))
+    def add_backend(self, node: str, instance_id: str, host: str, port: int) -> None:
+        self.nodes[node].backends[instance_id] = Backend(instance_id, Pool(host, port, MAX_BYTES))
 
-    def remove_target(self, node: str, instance_id: str) -> Target | None:
+    def remove_backend(self, node: str, instance_id: str) -> Backend | None:
         route = self.nodes.get(node)
-        return route.targets.pop(instance_id, None) if route else None
+        return route.backends.pop(instance_id, None) if route else None
 
     async def execute(
         self, route: Route, body: bytes, timeout: float
@@ -84,16 +84,16 @@ class Routes:
         tried: set[str] = set()
         head = b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
         while True:
-            target = route.pick(tried)
-            if target is None:
+            backend = route.pick(tried)
+            if backend is None:
                 raise NoInstance(route.node)
-            tried.add(target.instance_id)
-            target.in_flight += 1
+            tried.add(backend.instance_id)
+            backend.in_flight += 1
             try:
                 async with asyncio.timeout(timeout):
-                    status, _, data = await target.pool.request(head, body)
-                return status, data, target.instance_id
+                    status, _, data = await backend.pool.request(head, body)
+                return status, data, backend.instance_id
             except SendFailed:
                 continue
             finally:
-                target.in_flight -= 1
+                backend.in_flight -= 1

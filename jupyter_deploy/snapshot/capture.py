@@ -25,7 +25,8 @@ COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 class _Reads:
-    """Walks a cell in evaluation order and finds the names it reads before binding them."""
+    """Walks a cell in evaluation order and finds the names it reads before binding them
+    for sure (a name bound in one branch of an `if` may be read from the notebook's state)."""
 
     def __init__(self) -> None:
         self.bound: set[str] = set()
@@ -60,8 +61,13 @@ class _Reads:
             self.visit(node.target)
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             self.visit(node.iter)
-            self.visit(node.target)
-            for child in node.body + node.orelse:
+            self._maybe([node.target, *node.body, *node.orelse])
+        elif isinstance(node, (ast.If, ast.While)):
+            self.visit(node.test)
+            self._maybe(node.body + node.orelse)
+        elif isinstance(node, ast.Try):
+            self._maybe([*node.body, *node.handlers, *node.orelse])
+            for child in node.finalbody:
                 self.visit(child)
         elif isinstance(node, (*DEFERRED, ast.ClassDef)):
             self._definition(node)
@@ -71,6 +77,13 @@ class _Reads:
         else:
             for child in ast.iter_child_nodes(node):
                 self.visit(child)
+
+    def _maybe(self, nodes: list[ast.AST]) -> None:
+        """Code that may not run: what it binds may still come from the notebook's state."""
+        bound = set(self.bound)
+        for child in nodes:
+            self.visit(child)
+        self.bound = bound
 
     def _definition(self, node: ast.AST) -> None:
         # Decorators, defaults and bases run now; the body runs later.

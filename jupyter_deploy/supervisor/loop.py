@@ -231,7 +231,7 @@ class Supervisor:
         if await self._wait_for(instance, "/readyz", deadline) is None:
             return self._give_up(node, instance)
         self._checks[instance.id] = Checks(next_at=loop.time() + node.health.interval_s)
-        self.routes.add_target(node.name, instance.id, instance.host, instance.port)
+        self.routes.add_backend(node.name, instance.id, instance.host, instance.port)
         self._failures[node.name] = 0
         self._transition(node, instance, Event.READY, "ready")
 
@@ -265,14 +265,14 @@ class Supervisor:
         if ok:
             checks.passes, checks.fails = checks.passes + 1, 0
             if instance.status is InstanceStatus.UNHEALTHY and checks.passes >= node.health.pass_threshold:
-                self.routes.add_target(node.name, instance.id, instance.host, instance.port)
+                self.routes.add_backend(node.name, instance.id, instance.host, instance.port)
                 self._transition(node, instance, Event.RECOVERED, f"{checks.passes} checks passed")
         else:
             checks.passes, checks.fails = 0, checks.fails + 1
             if instance.status is InstanceStatus.HEALTHY and checks.fails >= node.health.fail_threshold:
-                target = self.routes.remove_target(node.name, instance.id)
-                if target is not None:  # requests in flight on it end on their own timeout
-                    target.pool.close()
+                backend = self.routes.remove_backend(node.name, instance.id)
+                if backend is not None:  # requests in flight on it end on their own timeout
+                    backend.pool.close()
                 checks.unhealthy_since = loop.time()
                 self._transition(node, instance, Event.FAILING, f"{checks.fails} checks failed")
                 self._failed(node)
@@ -286,14 +286,14 @@ class Supervisor:
 
     async def _remove(self, node: Node, instance: Instance, drain: bool) -> None:
         """Take the instance out of balancing, let its requests finish, then stop it."""
-        target = self.routes.remove_target(node.name, instance.id)
-        if target is not None and drain:
+        backend = self.routes.remove_backend(node.name, instance.id)
+        if backend is not None and drain:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.drain_timeout_s
-            while target.in_flight and loop.time() < deadline:
+            while backend.in_flight and loop.time() < deadline:
                 await asyncio.sleep(0.01)
-        if target is not None:
-            target.pool.close()
+        if backend is not None:
+            backend.pool.close()
         await self.runtime.stop(instance, self.stop_timeout_s)
         self._forget_instance(node, instance)
 

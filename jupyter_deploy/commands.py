@@ -1,0 +1,149 @@
+"""The verbs `%deploy` and `jupyter deploy` share: their arguments, and what each one does.
+
+The magics add `pin` (it needs the kernel); the CLI adds `serve` and `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from typing import Any, NoReturn
+
+from . import render
+from .client import ClientError, DeployClient
+
+
+class CommandError(Exception):
+    """A mistake in the command or a refusal by the service, told in one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(f"{self.prog}: {message}\n{self.format_usage().rstrip()}")
+
+
+def add_shared_commands(sub: Any) -> None:
+    """`node ...`, `checkpoint list`, `call ...` under the subparsers `sub`."""
+    node = sub.add_parser("node", help="create, inspect and delete nodes").add_subparsers(
+        dest="action", required=True, parser_class=Parser)
+    create = node.add_parser("create", help="create a node from a checkpoint")
+    create.add_argument("node")
+    create.add_argument("--checkpoint", required=True, help="NAME (the latest) or NAME@VERSION")
+    create.add_argument("--min", type=int, default=1)
+    create.add_argument("--max", type=int)
+    create.add_argument("--runtime", default="process")
+    create.add_argument("--env", action="append", default=[], metavar="K=V")
+    create.add_argument("--no-wait", action="store_true", help="return before it is Healthy")
+    create.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds to wait for Healthy")
+    node.add_parser("list")
+    for action in ("status", "delete"):
+        node.add_parser(action).add_argument("node")
+    logs = node.add_parser("logs")
+    logs.add_argument("node")
+    logs.add_argument("--instance")
+    logs.add_argument("--tail", type=int, default=4000, help="bytes of each log")
+    sub.add_parser("checkpoint", help="list checkpoints").add_subparsers(
+        dest="action", required=True, parser_class=Parser).add_parser("list")
+    call = sub.add_parser("call", help="run a node's cell: NODE a=1 b='text'")
+    call.add_argument("node")
+    call.add_argument("inputs", nargs="*", metavar="NAME=VALUE")
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CommandError(f"{what} take NAME=VALUE, got {item!r}")
+        pairs[name] = value
+    return pairs
+
+
+def _literal(text: str) -> Any:
+    """`1` → 1, `'x'` → 'x'; anything that is not a Python literal stays a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+class Commands:
+    """Runs a parsed shared command against the control API and prints the result."""
+
+    def __init__(self, client: DeployClient) -> None:
+        self.client = client
+
+    def run(self, args: argparse.Namespace) -> Any:
+        try:
+            if args.command == "checkpoint":
+                print(render.checkpoint_table(self.client.checkpoints()))
+            elif args.command == "call":
+                return self.call(args)
+            elif args.action == "create":
+                self.create(args)
+            elif args.action == "list":
+                print(render.node_table(self.client.nodes()))
+            elif args.action == "status":
+                print(render.node_status(self.client.node(args.node)))
+            elif args.action == "logs":
+                for item in self.client.logs(args.node, args.instance, args.tail):
+                    state = "removed" if item["removed"] else item["status"]
+                    print(f"==> {item['instance']} ({state}) <==\n{item['log'].rstrip()}\n")
+            elif args.action == "delete":
+                self.client.delete_node(args.node)
+                print(f"Node {args.node} deleted.")
+        except ClientError as exc:
+            raise CommandError(exc.message) from None
+        return None
+
+    def create(self, args: argparse.Namespace) -> None:
+        spec = {"name": args.node, "checkpoint": args.checkpoint, "min": args.min,
+                "runtime": args.runtime, "env": _pairs(args.env, "--env values")}
+        if args.max is not None:
+            spec["max"] = args.max
+        created = self.client.create_node(spec)
+        node, key = created["node"], created["key"]
+        if not args.no_wait:
+            node = wait_until_healthy(self.client, node["name"], args.timeout)
+        example = self.client.request("GET", f"/checkpoints/{node['checkpoint']}")["example"]
+        self.show_created(node, key, example["input"])
+        if node["status"] != "Healthy" and not args.no_wait:
+            print(render.node_status(node), file=sys.stderr)
+            for item in self.client.logs(node["name"], tail=2000):
+                print(f"==> {item['instance']} <==\n{item['log'].rstrip()}", file=sys.stderr)
+
+    def show_created(self, node: dict[str, Any], key: str, example: dict[str, Any] | None
+                     ) -> None:
+        print(render.node_created(node, key, example))
+
+    def call(self, args: argparse.Namespace) -> dict[str, Any]:
+        inputs = {name: _literal(value)
+                  for name, value in _pairs(args.inputs, "inputs").items()}
+        try:
+            return self.client.call(args.node, inputs)
+        except ClientError as exc:
+            if isinstance(exc.body, dict) and "traceback" in exc.body:
+                print("\n".join(exc.body["traceback"]), file=sys.stderr)
+            raise
+
+
+def wait_until_healthy(client: DeployClient, name: str, timeout_s: float,
+                       give_up_after_s: float = 5.0) -> dict[str, Any]:
+    """Poll the node until it is `Healthy`; stop early once it has been `Unhealthy` for
+    `give_up_after_s` (its instances keep failing), or when the time is up."""
+    deadline = time.monotonic() + timeout_s
+    unhealthy_since = None
+    while True:
+        node = client.node(name)
+        now = time.monotonic()
+        if node["status"] == "Unhealthy":
+            unhealthy_since = unhealthy_since or now
+        else:
+            unhealthy_since = None
+        if node["status"] == "Healthy" or now > deadline or (
+                unhealthy_since is not None and now - unhealthy_since > give_up_after_s):
+            return node
+        time.sleep(0.02)
