@@ -88,6 +88,23 @@ class DeployClient:
     def delete_node(self, name: str) -> None:
         self.request("DELETE", f"/nodes/{_quote(name)}")
 
+    def update_node(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/nodes/{_quote(name)}", changes)
+
+    def suspend_node(self, name: str, suspended: bool) -> dict[str, Any]:
+        action = "suspend" if suspended else "resume"
+        return self.request("POST", f"/nodes/{_quote(name)}:{action}")
+
+    def set_alias(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """Create or re-point an alias: {"alias": ..., "key": KEY or None}."""
+        return self.request("PUT", f"/aliases/{_quote(name)}", spec)
+
+    def aliases(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/aliases")["aliases"]
+
+    def delete_alias(self, name: str) -> None:
+        self.request("DELETE", f"/aliases/{_quote(name)}")
+
     def logs(self, name: str, instance: str | None = None, tail: int | None = None
              ) -> list[dict[str, Any]]:
         return self.request("GET", f"/nodes/{_quote(name)}/logs", instance=instance,

@@ -38,13 +38,35 @@ def add_shared_commands(sub: Any) -> None:
     create.add_argument("--no-wait", action="store_true", help="return before it is Healthy")
     create.add_argument("--timeout", type=float, default=120.0,
                         help="seconds to wait for Healthy")
+    update = node.add_parser("update", help="change a node: a new checkpoint or env rolls "
+                             "its instances one by one")
+    update.add_argument("node")
+    update.add_argument("--checkpoint")
+    update.add_argument("--min", type=int)
+    update.add_argument("--max", type=int)
+    update.add_argument("--env", action="append", metavar="K=V")
     node.add_parser("list")
-    for action in ("status", "delete"):
+    for action in ("status", "delete", "suspend", "resume"):
         node.add_parser(action).add_argument("node")
     logs = node.add_parser("logs")
     logs.add_argument("node")
     logs.add_argument("--instance")
     logs.add_argument("--tail", type=int, default=4000, help="bytes of each log")
+    alias = sub.add_parser("alias", help="stable endpoints that split traffic across nodes"
+                           ).add_subparsers(dest="action", required=True, parser_class=Parser)
+    set_alias = alias.add_parser("set", help="create or re-point: ALIAS NODE=WEIGHT ...")
+    set_alias.add_argument("alias")
+    set_alias.add_argument("weights", nargs="+", metavar="NODE=WEIGHT")
+    set_alias.add_argument("--public", action="store_true", help="callable without a key")
+    set_alias.add_argument("--force", action="store_true",
+                           help="give 100%% to a node that is not Healthy")
+    set_alias.add_argument("--meta", action="append", default=[], metavar="K=V")
+    set_alias.add_argument("--shadow", metavar="NODE=PERCENT",
+                           help="mirror a share of the requests to NODE, answers recorded")
+    set_alias.add_argument("--sticky", metavar="header:NAME|input:NAME",
+                           help="keep each caller on one node and instance by this key")
+    alias.add_parser("list")
+    alias.add_parser("delete").add_argument("alias")
     sub.add_parser("checkpoint", help="list checkpoints").add_subparsers(
         dest="action", required=True, parser_class=Parser).add_parser("list")
     call = sub.add_parser("call", help="run a node's cell: NODE a=1 b='text'")
@@ -82,6 +104,13 @@ class Commands:
                 print(render.checkpoint_table(self.client.checkpoints()))
             elif args.command == "call":
                 return self.call(args)
+            elif args.command == "alias":
+                self.alias(args)
+            elif args.action == "update":
+                self.update(args)
+            elif args.action in ("suspend", "resume"):
+                node = self.client.suspend_node(args.node, args.action == "suspend")
+                print(render.node_status(node))
             elif args.action == "create":
                 self.create(args)
             elif args.action == "list":
@@ -114,6 +143,42 @@ class Commands:
             print(render.node_status(node), file=sys.stderr)
             for item in self.client.logs(node["name"], tail=2000):
                 print(f"==> {item['instance']} <==\n{item['log'].rstrip()}", file=sys.stderr)
+
+    def update(self, args: argparse.Namespace) -> None:
+        changes: dict[str, Any] = {k: getattr(args, k) for k in ("checkpoint", "min", "max")
+                                   if getattr(args, k) is not None}
+        if args.env is not None:
+            changes["env"] = _pairs(args.env, "--env values")
+        print(render.node_status(self.client.update_node(args.node, changes)))
+
+    def alias(self, args: argparse.Namespace) -> None:
+        if args.action == "list":
+            print(render.alias_table(self.client.aliases()))
+        elif args.action == "delete":
+            self.client.delete_alias(args.alias)
+            print(f"Alias {args.alias} deleted.")
+        else:
+            weights = {}
+            for node, weight in _pairs(args.weights, "weights").items():
+                if not weight.isdecimal():
+                    raise CommandError(f"a weight is a whole percent, got {node}={weight}")
+                weights[node] = int(weight)
+            spec: dict[str, Any] = {"nodes": weights, "public": args.public}
+            if args.force:
+                spec["force"] = True
+            if args.meta:
+                spec["metadata"] = _pairs(args.meta, "--meta values")
+            if args.shadow:
+                (node, percent), = _pairs([args.shadow], "--shadow").items()
+                spec["shadow"] = {"node": node, "percent": _literal(percent)}
+            if args.sticky:
+                kind, _, name = args.sticky.partition(":")
+                spec["sticky"] = {kind: name}
+            result = self.client.set_alias(args.alias, spec)
+            self.show_alias(result["alias"], result["key"])
+
+    def show_alias(self, alias: dict[str, Any], key: str | None) -> None:
+        print(render.alias_set(alias, key))
 
     def show_created(self, node: dict[str, Any], key: str, example: dict[str, Any] | None
                      ) -> None:

@@ -11,13 +11,14 @@ from . import discovery
 from .handlers.checkpoints import CheckpointHandler, CheckpointsHandler
 from .handlers.nodes import (
     EventsHandler, ExecuteHandler, InstancesHandler, LogsHandler, NodeHandler, NodesHandler,
-    ServiceHandler,
+    ServiceHandler, SuspendHandler,
 )
+from .handlers.aliases import AliasesHandler, AliasHandler, ShadowHandler
 from .service import DeployService
 from .store import default_state_dir
 
 NODE = r"(?P<name>[^/:%]+)"
-EXECUTE = r"(?::|%3[Aa])execute"  # clients may percent-encode the colon
+COLON = r"(?::|%3[Aa])"  # clients may percent-encode the colon
 
 
 class DeployApp(ExtensionApp):
@@ -48,9 +49,13 @@ class DeployApp(ExtensionApp):
             (r"/deploy/api/checkpoints/(?P<ref>[^/]+)", CheckpointHandler),
             (r"/deploy/api/nodes", NodesHandler),
             (rf"/deploy/api/nodes/{NODE}", NodeHandler),
-            (rf"/deploy/api/nodes/{NODE}{EXECUTE}", ExecuteHandler),
+            (rf"/deploy/api/nodes/{NODE}{COLON}execute", ExecuteHandler),
+            (rf"/deploy/api/nodes/{NODE}{COLON}(?P<action>suspend|resume)", SuspendHandler),
             (rf"/deploy/api/nodes/{NODE}/instances", InstancesHandler),
             (rf"/deploy/api/nodes/{NODE}/logs", LogsHandler),
+            (r"/deploy/api/aliases", AliasesHandler),
+            (rf"/deploy/api/aliases/{NODE}", AliasHandler),
+            (rf"/deploy/api/aliases/{NODE}/shadow", ShadowHandler),
             (r"/deploy/api/events", EventsHandler),
         ])
 

@@ -94,6 +94,15 @@ class HealthCheck:
 
 
 @dataclass
+class Autoscale:
+    """Scaling between min and max on the requests in flight."""
+
+    target_concurrency: float = 1.0  # requests in flight per instance the node aims at
+    up_delay_s: float = 1.0  # demand must last this long before instances are added
+    down_delay_s: float = 30.0  # and be gone this long before they are removed
+
+
+@dataclass
 class Node:
     name: str
     checkpoint_id: str
@@ -103,11 +112,20 @@ class Node:
     runtime: str = "process"
     env: dict[str, str] = field(default_factory=dict)
     health: HealthCheck = field(default_factory=HealthCheck)
+    autoscale: Autoscale = field(default_factory=Autoscale)
+    maintenance_limit: int = 1  # instances an update may have out of service at once
+    sticky: dict[str, str] | None = None  # {"header": NAME} or {"input": NAME}
+    suspended: bool = False
     key_hash: str = ""
     created: float = field(default_factory=time.time)
     deleting: bool = False
     # False until the node first reaches its minimum or first loses an instance.
     settled: bool = False
+
+    @property
+    def generation(self) -> str:
+        """What an instance is made from: an update changes it, and instances roll."""
+        return f"{self.checkpoint_id}/{self.runtime}/{sorted(self.env.items())}"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -119,6 +137,31 @@ class Node:
     def from_json(cls, data: dict[str, Any]) -> Node:
         data = dict(data)
         data["health"] = HealthCheck(**data.get("health", {}))
+        data["autoscale"] = Autoscale(**data.get("autoscale", {}))
+        return cls(**data)
+
+
+@dataclass
+class Alias:
+    """A stable public name that splits traffic across nodes by weight."""
+
+    name: str
+    nodes: dict[str, int]  # node -> percent of the traffic; the weights sum to 100
+    metadata: dict[str, str] = field(default_factory=dict)
+    public: bool = False
+    shadow: dict[str, Any] | None = None  # {"node": NAME, "percent": P}: mirrored, not returned
+    sticky: dict[str, str] | None = None  # {"header": NAME} or {"input": NAME}
+    key_hash: str = ""
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("key_hash")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Alias:
         return cls(**data)
 
 
@@ -133,6 +176,7 @@ class Instance:
     log_path: str = ""
     created: float = field(default_factory=time.time)
     message: str = ""
+    generation: str = ""  # the node's generation it was made from
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

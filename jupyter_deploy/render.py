@@ -45,9 +45,29 @@ def node_table(nodes: list[dict[str, Any]]) -> str:
     return _table(rows)
 
 
+def alias_table(aliases: list[dict[str, Any]]) -> str:
+    if not aliases:
+        return "No aliases."
+    rows = [("ALIAS", "ROUTING", "ACCESS", "ENDPOINT")]
+    for a in aliases:
+        routing = " | ".join(f"{r['node']} {r['weight']}% ({r['status']})" for r in a["routing"])
+        if a["shadow"]:
+            routing += f" | shadow {a['shadow']['node']} {a['shadow']['percent']:g}%"
+        rows.append((a["name"], routing, "public" if a["public"] else "key", a["endpoint"]))
+    return _table(rows)
+
+
+def alias_set(alias: dict[str, Any], key: str | None) -> str:
+    lines = [alias_table([alias])]
+    if key:
+        lines.append(f"key: {key}   (shown once: keep it)")
+    return "\n".join(lines)
+
+
 def node_status(node: dict[str, Any]) -> str:
+    suspended = ", suspended" if node["suspended"] else ""
     lines = [f"{node['name']}: {node['status']} (instances {node['min']}..{node['max']}, "
-             f"checkpoint {node['checkpoint']}, runtime {node['runtime']})",
+             f"checkpoint {node['checkpoint']}, runtime {node['runtime']}{suspended})",
              f"  endpoint: {node['endpoint']}"]
     rows = [("  INSTANCE", "STATUS", "PID", "ADDRESS", "DETAIL")]
     for i in node["instances"]:

@@ -12,7 +12,6 @@ import binascii
 import hashlib
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,14 @@ from .gateway.app import Gateway, execute
 from .gateway.routing import Routes, hash_key, new_key
 from .http11 import Response
 from .models import (
-    Conflict, HealthCheck, InvalidInput, Node, NotFound, check_name, node_status,
+    Alias, Conflict, InvalidInput, Node, NodeStatus, NotFound, check_name, node_status,
 )
+from .settings import alias_settings, apply_node_settings, body_object
 from .runtimes.process import ProcessRuntime
 from .store import Store
 from .supervisor.loop import Supervisor
 from .types import check_fields
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-MAX_INSTANCES = 64
 RUNTIMES = ("process",)
 
 
@@ -66,6 +64,9 @@ class DeployService:
                     self.store.save_instance(instance, removed=True)
                 inputs = self._checkpoint(node.checkpoint_id)["inputs"]
                 self.supervisor.add_node(node, inputs, is_new=False)
+            for alias in self.store.aliases():
+                self.routes.set_alias(alias.name, alias.key_hash, alias.public, alias.nodes,
+                                      alias.shadow, alias.sticky)
             await self.supervisor.start()
         except BaseException:  # leave nothing half-started: the port, the state lock
             await self.gateway.stop()
@@ -136,34 +137,30 @@ class DeployService:
 
     async def create_node(self, body: Any) -> tuple[dict[str, Any], str]:
         """Create a node from a checkpoint; return it and its key (shown only here)."""
-        if not isinstance(body, dict):
-            raise InvalidInput("the body must be a JSON object", field="body")
+        body = body_object(body)
         name = check_name(body.get("name"), "name")
         if name in self.supervisor.nodes:
             raise Conflict(f"node {name!r} exists already", field="name")
-        if not isinstance(body.get("checkpoint"), str):
-            raise InvalidInput("checkpoint must be NAME or NAME@VERSION", field="checkpoint")
-        try:
-            checkpoint = self.store.checkpoint(body["checkpoint"])
-        except NotFound as exc:
-            raise InvalidInput(exc.message, field="checkpoint") from None
         runtime = body.get("runtime", "process")
         if runtime not in RUNTIMES:
             raise InvalidInput(f"runtime must be one of {', '.join(RUNTIMES)}", field="runtime")
+        checkpoint = self._checkpoint_ref(body.get("checkpoint"))
         key = new_key()
-        node = Node(
-            name=name,
-            checkpoint_id=checkpoint["id"],
-            checkpoint=f"{checkpoint['name']}@{checkpoint['version']}",
-            runtime=runtime,
-            env=_env(body.get("env", {})),
-            health=_health(body.get("health", {})),
-            key_hash=hash_key(key),
-        )
-        node.min, node.max = _instance_range(body, 1, 1)
+        node = Node(name=name, checkpoint_id=checkpoint["id"],
+                    checkpoint=f"{checkpoint['name']}@{checkpoint['version']}", runtime=runtime,
+                    key_hash=hash_key(key))
+        apply_node_settings(node, body)
         self.store.save_node(node)
         self.supervisor.add_node(node, checkpoint["inputs"], is_new=True)
         return self.node(name), key
+
+    def _checkpoint_ref(self, ref: Any) -> dict[str, Any]:
+        if not isinstance(ref, str):
+            raise InvalidInput("checkpoint must be NAME or NAME@VERSION", field="checkpoint")
+        try:
+            return self.store.checkpoint(ref)
+        except NotFound as exc:
+            raise InvalidInput(exc.message, field="checkpoint") from None
 
     def nodes(self) -> list[dict[str, Any]]:
         return [self.node(name) for name in self.supervisor.nodes]
@@ -185,21 +182,87 @@ class DeployService:
         }
 
     def update_node(self, name: str, body: Any) -> dict[str, Any]:
-        """Change a node's instance range (and nothing else, for now)."""
+        """Change a node's settings; a new checkpoint or env rolls its instances one by one."""
         node = self._node(name)
-        if not isinstance(body, dict):
-            raise InvalidInput("the body must be a JSON object", field="body")
-        unknown = set(body) - {"min", "max"}
-        if unknown:
-            field = sorted(unknown)[0]
+        body = body_object(body)
+        if "name" in body or "runtime" in body:
+            field = "name" if "name" in body else "runtime"
             raise InvalidInput(f"{field} cannot be changed on a node", field=field)
-        node.min, node.max = _instance_range(body, node.min, node.max)
+        inputs = None
+        if "checkpoint" in body:
+            checkpoint = self._checkpoint_ref(body["checkpoint"])
+            inputs = checkpoint["inputs"]
+        apply_node_settings(node, body)
+        if inputs is not None:
+            node.checkpoint_id = checkpoint["id"]
+            node.checkpoint = f"{checkpoint['name']}@{checkpoint['version']}"
+        self.supervisor.update_node(node, inputs)
+        return self.node(name)
+
+    def suspend_node(self, name: str, suspended: bool) -> dict[str, Any]:
+        """Suspend: stop every instance, keep the node; resume: back to its minimum."""
+        node = self._node(name)
+        node.suspended = suspended
         self.supervisor.update_node(node)
         return self.node(name)
 
     async def delete_node(self, name: str) -> None:
         self._node(name)
+        for alias in self.store.aliases():
+            if alias.nodes.get(name) or (alias.shadow and alias.shadow["node"] == name):
+                raise Conflict(f"alias {alias.name!r} routes to node {name!r}: re-point it first",
+                               field="node")
         await self.supervisor.delete_node(name)
+
+    # aliases -----------------------------------------------------------------------------------
+
+    def set_alias(self, name: str, body: Any) -> tuple[dict[str, Any], str | None]:
+        """Create or re-point an alias in one step; the key when one was made."""
+        body = {**body_object(body), "name": name}
+        previous = self._aliases().get(name)
+        healthy = {n for n, status in self.supervisor.node_statuses.items()
+                   if status is NodeStatus.HEALTHY}
+        alias = alias_settings(body, self.supervisor.nodes, healthy, previous)
+        key = None
+        if not alias.public and not alias.key_hash:
+            key = new_key()
+            alias.key_hash = hash_key(key)
+        self.store.save_alias(alias)
+        self.routes.set_alias(alias.name, alias.key_hash, alias.public, alias.nodes,
+                              alias.shadow, alias.sticky)
+        return self.alias(name), key
+
+    def _aliases(self) -> dict[str, Alias]:
+        return {a.name: a for a in self.store.aliases()}
+
+    def aliases(self) -> list[dict[str, Any]]:
+        return [self._alias_json(a) for a in self.store.aliases()]
+
+    def alias(self, name: str) -> dict[str, Any]:
+        alias = self._aliases().get(name)
+        if alias is None:
+            raise NotFound(f"no alias {name!r}", field="alias")
+        return self._alias_json(alias)
+
+    def _alias_json(self, alias: Alias) -> dict[str, Any]:
+        statuses = self.supervisor.node_statuses
+        return {
+            **alias.to_json(),
+            "endpoint": f"{self.gateway_url}/v1/aliases/{alias.name}:execute",
+            "routing": [{"node": n, "weight": w, "status": statuses[n].value if n in statuses
+                         else None} for n, w in alias.nodes.items()],
+        }
+
+    def delete_alias(self, name: str) -> None:
+        self.alias(name)
+        self.store.remove_alias(name)
+        self.routes.aliases.pop(name, None)
+
+    def shadow(self, name: str) -> dict[str, Any]:
+        """How the alias's shadow node answered, beside the primary answers."""
+        alias = self.alias(name)
+        route = self.routes.aliases[name]
+        return {"alias": name, "shadow": alias["shadow"], **route.shadow_record.to_json()}
 
     def instances(self, name: str) -> list[dict[str, Any]]:
         return self.node(name)["instances"]
@@ -237,44 +300,3 @@ class DeployService:
         except asyncio.TimeoutError:
             return []
         return self.store.events(node=node, since=since)
-
-
-def _instance_range(body: dict[str, Any], default_min: int, default_max: int) -> tuple[int, int]:
-    low, high = body.get("min", default_min), body.get("max", default_max)
-    for field, value in (("min", low), ("max", high)):
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INSTANCES:
-            raise InvalidInput(f"{field} must be a whole number from 0 to {MAX_INSTANCES}",
-                               field=field)
-    if "max" not in body and "min" in body:
-        high = max(high, low)
-    if high < 1 or low > high:
-        raise InvalidInput(f"the instance range {low}..{high} is empty: need 1 <= max and "
-                           "min <= max", field="max")
-    return low, high
-
-
-def _env(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise InvalidInput("env must be an object of NAME: value", field="env")
-    for name, item in value.items():
-        if not ENV_NAME.match(name) or not isinstance(item, str):
-            raise InvalidInput(f"env.{name}: names are identifiers, values strings",
-                               field=f"env.{name}")
-    return dict(value)
-
-
-def _health(value: Any) -> HealthCheck:
-    if not isinstance(value, dict):
-        raise InvalidInput("health must be an object", field="health")
-    health = HealthCheck()
-    for name, item in value.items():
-        if name not in HealthCheck.__dataclass_fields__:
-            raise InvalidInput(f"health.{name} is not a health-check setting",
-                               field=f"health.{name}")
-        whole = name.endswith("threshold")
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0 or (
-                whole and not isinstance(item, int)):
-            raise InvalidInput(f"health.{name} must be a positive "
-                               f"{'whole number' if whole else 'number'}", field=f"health.{name}")
-        setattr(health, name, item)
-    return health

@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .models import Conflict, Instance, InstanceStatus, Node, NotFound
+from .models import Alias, Conflict, Instance, InstanceStatus, Node, NotFound
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT NOT NULL, version INTEGER NOT NULL, id TEXT NOT NULL, created REAL NOT NULL,
     meta TEXT NOT NULL, PRIMARY KEY (name, version));
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS aliases (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS instances (
     id TEXT PRIMARY KEY, node TEXT NOT NULL, data TEXT NOT NULL, removed INTEGER DEFAULT 0);
 CREATE TABLE IF NOT EXISTS events (
@@ -161,6 +162,20 @@ class Store:
     def remove_node(self, name: str) -> None:
         self.db.execute("DELETE FROM nodes WHERE name=?", (name,))
         self.db.execute("DELETE FROM instances WHERE node=?", (name,))
+
+    # aliases -------------------------------------------------------------------------------
+
+    def save_alias(self, alias: Alias) -> None:
+        data = json.dumps({**alias.to_json(), "key_hash": alias.key_hash})
+        self.db.execute("INSERT OR REPLACE INTO aliases (name, data) VALUES (?, ?)",
+                        (alias.name, data))
+
+    def aliases(self) -> list[Alias]:
+        rows = self.db.execute("SELECT data FROM aliases ORDER BY name").fetchall()
+        return [Alias.from_json(json.loads(r[0])) for r in rows]
+
+    def remove_alias(self, name: str) -> None:
+        self.db.execute("DELETE FROM aliases WHERE name=?", (name,))
 
     # instances and events ----------------------------------------------------------------
 

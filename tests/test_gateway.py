@@ -159,8 +159,10 @@ def test_cell_error_names_the_cell_line_and_instance_survives(service):
 
 
 def test_no_healthy_instance_is_503_with_retry_after(service):
-    node, key = service.create_node(
-        "idle", checkpoint_body("idle", "y = x", "x:int", "y", x=1), min=0, max=1)
+    node, key = service.create_node("idle", checkpoint_body("idle", "y = x", "x:int", "y", x=1))
+    service.client.suspend_node("idle", True)
+    wait_for(lambda: service.client.node("idle")["instances"] == [], timeout=20,
+             message="the suspended node to stop its instance")
     try:
         status, body, headers = post(node["endpoint"], {"input": {"x": 1}}, key)
         assert status == 503 and headers["Retry-After"] == "1"

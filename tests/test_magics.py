@@ -151,3 +151,23 @@ def test_magic_usage_errors(kernel):
     assert "UsageError" in kernel.run("%deploy pin x").error
     assert "UsageError" in kernel.run("%deploy node create x").error  # --checkpoint missing
     assert "UsageError" in kernel.run("%deploy nonsense").error
+
+
+def test_alias_and_suspend_magics(kernel, service):
+    kernel.ok("q = 1")
+    kernel.ok("%%deploy pin echo --inputs q:int --outputs r\nr = q")
+    kernel.ok("%deploy node create echo-a --checkpoint echo")
+    kernel.ok("%deploy node create echo-b --checkpoint echo")
+    try:
+        shown = kernel.ok("%deploy alias set echo echo-a=70 echo-b=30 --meta team=ml").stdout
+        assert "echo-a 70% (Healthy) | echo-b 30% (Healthy)" in shown and "key: jd_" in shown
+        listed = kernel.ok("%deploy alias list").stdout
+        assert listed.startswith("ALIAS") and "/v1/aliases/echo:execute" in listed
+        assert "weights sum to 90" in kernel.run("%deploy alias set echo echo-a=90").error
+        kernel.ok("%deploy alias set echo echo-b=100 --public")
+        assert "suspended" in kernel.ok("%deploy node suspend echo-a").stdout
+        assert "suspended" not in kernel.ok("%deploy node resume echo-a").stdout
+        assert "Alias echo deleted." in kernel.ok("%deploy alias delete echo").stdout
+    finally:
+        kernel.ok("%deploy node delete echo-a")
+        kernel.ok("%deploy node delete echo-b")

@@ -10,22 +10,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import re
 import socket
+import time
+from typing import Any
 
 from ..http11 import (
     Request, Response, ResponseTooLarge, ServerProtocol, UpstreamError, error,
 )
 from ..types import input_errors, invalid_input_body
-from .routing import MAX_BYTES, NoInstance, Route, Routes
+from .routing import MAX_BYTES, AliasRoute, NoInstance, Route, Routes, sticky_point
 
 log = logging.getLogger("jupyter_deploy.gateway")
-EXECUTE_PATH = re.compile(r"/v1/nodes/([^/:%]+)(?::|%3[Aa])execute\Z")
+EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
 HEALTHY = Response(200, b'{"status": "ok"}')
 
 
 class Gateway:
-    """Serves `POST /v1/nodes/{node}:execute`, the `x-node-id` header form and `/healthz`."""
+    """Serves `POST /v1/nodes/{node}:execute`, `POST /v1/aliases/{alias}:execute`, their
+    `x-node-id` / `x-node-alias` header forms on `POST /`, and `/healthz`."""
 
     def __init__(self, routes: Routes, request_timeout_s: float = 15.0,
                  idle_timeout_s: float = 300.0) -> None:
@@ -52,55 +56,75 @@ class Gateway:
         if self.server is not None:
             self.server.close()
 
-    def check(self, request: Request) -> Route | Response | None:
+    def check(self, request: Request) -> Route | AliasRoute | Response | None:
         """Route and authenticate from the headers alone."""
-        path = request.path
-        node = request.headers.get("x-node-id")
-        if node is None:
+        path, headers = request.path, request.headers
+        node, alias = headers.get("x-node-id"), headers.get("x-node-alias")
+        if node is None and alias is None:
             match = EXECUTE_PATH.match(path)
             if match is None:
                 if path == "/healthz" and request.method == "GET":
                     return None
-                if path.startswith("/v1/aliases/") or "x-node-alias" in request.headers:
-                    return error(404, "not_found", "unknown alias", field="alias")
                 return error(404, "not_found", f"no endpoint {request.method} {path}")
-            node = match.group(1)
+            kind, name = match.groups()
+            node, alias = (name, None) if kind == "nodes" else (None, name)
         elif path != "/":
-            return error(404, "not_found", "a checkpoint node executes on POST /")
+            return error(404, "not_found", "with x-node-id or x-node-alias, execute on POST /")
         if request.method != "POST":
             return error(405, "method_not_allowed", "use POST to execute", headers={"Allow": "POST"})
-        route = self.routes.nodes.get(node)
-        if route is None:
-            return error(404, "not_found", f"unknown node {node!r}", field="node")
-        auth = request.headers.get("authorization")
+        if alias is not None:
+            target: Route | AliasRoute | None = self.routes.aliases.get(alias)
+            what, name = "alias", alias
+        else:
+            target, what, name = self.routes.nodes.get(node), "node", node
+        if target is None:
+            return error(404, "not_found", f"unknown {what} {name!r}", field=what)
+        if isinstance(target, AliasRoute) and target.public:
+            return target
+        auth = headers.get("authorization")
         if not auth:
-            return error(401, "unauthorized", "send Authorization: Bearer <node key>",
+            return error(401, "unauthorized", f"send Authorization: Bearer <{what} key>",
                          headers={"WWW-Authenticate": "Bearer"})
         scheme, _, key = auth.partition(" ")
-        if scheme.lower() != "bearer" or not route.key_matches(key.strip()):
-            return error(403, "forbidden", f"the key does not open node {node!r}")
-        return route
+        if scheme.lower() != "bearer" or not target.key_matches(key.strip()):
+            return error(403, "forbidden", f"the key does not open {what} {name!r}")
+        return target
 
-    def handle(self, request: Request, route: Route | None):
-        if route is None:
+    def handle(self, request: Request, target: Route | AliasRoute | None):
+        if target is None:
             return HEALTHY
-        return execute(self.routes, route, request.body, self.request_timeout_s)
+        if isinstance(target, AliasRoute):
+            return execute_alias(self.routes, target, request.body, request.headers,
+                                 self.request_timeout_s)
+        return execute(self.routes, target, request.body, self.request_timeout_s, request.headers)
 
 
-async def execute(routes: Routes, route: Route, body: bytes, timeout_s: float) -> Response:
-    """Validate a request body and run it on the node."""
+def _payload(body: bytes) -> tuple[Any, Response | None]:
     try:
-        payload = json.loads(body)
+        return json.loads(body), None
     except ValueError as exc:
-        return error(400, "malformed_json", f"the body is not valid JSON: {exc}", field="body")
-    errors = input_errors(route.inputs, payload)
-    if errors:
-        return Response(422, json.dumps(invalid_input_body(errors)).encode())
+        return None, error(400, "malformed_json", f"the body is not valid JSON: {exc}",
+                           field="body")
+
+
+def _sticky_key(sticky: dict[str, str] | None, headers: dict[str, str], payload: Any
+                ) -> str | None:
+    """The caller's key for sticky routing, from a header or an input field, if configured."""
+    if not sticky:
+        return None
+    if "header" in sticky:
+        return headers.get(sticky["header"].lower())
+    value = payload.get("input", {}).get(sticky["input"]) if isinstance(payload, dict) else None
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+async def _forward(routes: Routes, route: Route, body: bytes, timeout_s: float,
+                   key: str | None, extra: dict[str, str]) -> Response | None:
+    """Send the request to the node; None when it has no healthy instance."""
     try:
-        status, data, instance = await routes.execute(route, body, timeout_s)
+        status, data, instance = await routes.execute(route, body, timeout_s, key)
     except NoInstance:
-        return error(503, "unavailable", f"node {route.node!r} has no healthy instance right now",
-                     headers={"Retry-After": "1"})
+        return None
     except TimeoutError:
         return error(504, "timeout", f"the instance did not answer within {timeout_s:g} s")
     except ResponseTooLarge as exc:
@@ -108,4 +132,82 @@ async def execute(routes: Routes, route: Route, body: bytes, timeout_s: float) -
                      f"than the {MAX_BYTES} allowed")
     except UpstreamError as exc:
         return error(502, "bad_gateway", f"the instance failed: {exc}")
-    return Response(status, data, {"x-instance-id": instance})
+    return Response(status, data, {**extra, "x-instance-id": instance})
+
+
+def _unavailable(what: str) -> Response:
+    return error(503, "unavailable", f"{what} has no healthy instance right now",
+                 headers={"Retry-After": "1"})
+
+
+async def execute(routes: Routes, route: Route, body: bytes, timeout_s: float,
+                  headers: dict[str, str] | None = None) -> Response:
+    """Validate a request body and run it on the node."""
+    payload, problem = _payload(body)
+    if problem:
+        return problem
+    errors = input_errors(route.inputs, payload)
+    if errors:
+        return Response(422, json.dumps(invalid_input_body(errors)).encode())
+    key = _sticky_key(route.sticky, headers or {}, payload)
+    response = await _forward(routes, route, body, timeout_s, key, {})
+    return response or _unavailable(f"node {route.node!r}")
+
+
+async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers: dict[str, str],
+                        timeout_s: float) -> Response:
+    """Pick a node by weight (or by sticky key), falling back on the others if it cannot
+    serve; mirror a share of the requests to the shadow node."""
+    payload, problem = _payload(body)
+    if problem:
+        return problem
+    key = _sticky_key(alias.sticky, headers, payload)
+    point = sticky_point(key) if key is not None else random.random() * 100
+    checked = False
+    for node in alias.order(point):
+        route = routes.nodes.get(node)
+        if route is None:
+            continue
+        if not checked:  # the nodes of an alias serve the same inputs
+            errors = input_errors(route.inputs, payload)
+            if errors:
+                return Response(422, json.dumps(invalid_input_body(errors)).encode())
+            checked = True
+        response = await _forward(routes, route, body, timeout_s, key, {"x-node-id": node})
+        if response is None:
+            continue
+        shadow = alias.shadow
+        if shadow and random.random() * 100 < shadow["percent"]:
+            task = asyncio.ensure_future(_mirror(routes, alias, body, response, timeout_s))
+            _mirrors.add(task)
+            task.add_done_callback(_mirrors.discard)
+        return response
+    return _unavailable(f"alias {alias.name!r}")
+
+
+_mirrors: set[asyncio.Future] = set()  # shadow requests under way (kept from the GC)
+
+
+async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, primary: Response,
+                  timeout_s: float) -> None:
+    """Send a copy to the shadow node; record its answer beside the primary's, return nothing."""
+    node = alias.shadow["node"]  # type: ignore[index]
+    route = routes.nodes.get(node)
+    started = time.perf_counter()
+    response = None if route is None else await _forward(routes, route, body, timeout_s, None, {})
+    response = response or _unavailable(f"node {node!r}")
+    alias.shadow_record.add({
+        "time": time.time(),
+        "node": node,
+        "status": response.status,
+        "primary_status": primary.status,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "same_output": response.status == primary.status and _output(response) == _output(primary),
+    })
+
+
+def _output(response: Response) -> Any:
+    try:
+        return json.loads(response.body).get("output")
+    except (ValueError, AttributeError):
+        return None

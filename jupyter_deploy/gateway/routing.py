@@ -1,4 +1,8 @@
-"""What the gateway knows of each node: its key, its inputs and its healthy instances."""
+"""What the gateway knows of each node and alias, and how it picks where a request goes.
+
+The supervisor keeps the node routes up to date; an alias update swaps its route object
+whole, so a request sees the old routing or the new one, never a mix.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from .upstream import Pool, SendFailed
 
@@ -19,6 +25,25 @@ def new_key() -> str:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _score(*parts: str) -> int:
+    return int.from_bytes(hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest(), "big")
+
+
+def sticky_point(key: str) -> float:
+    """Where a sticky key falls in [0, 100): the same key, the same node."""
+    return _score("point", key) % 1_000_000 / 10_000
+
+
+def pick_node(weights: tuple[tuple[str, int], ...], point: float) -> str:
+    """The node whose weight band holds `point` (0 <= point < 100)."""
+    total = 0
+    for node, weight in weights:
+        total += weight
+        if point < total:
+            return node
+    return weights[-1][0]
 
 
 @dataclass
@@ -35,21 +60,76 @@ class Route:
     node: str
     key_hash: str
     inputs: list[dict[str, str]]
+    sticky: dict[str, str] | None = None
+    hold: bool = False  # scale to zero: hold requests until an instance is ready
     backends: dict[str, Backend] = field(default_factory=dict)
+    waiting: int = 0  # requests held for an instance
     turn: int = 0  # rotates ties between equally loaded instances
+    added: asyncio.Event = field(default_factory=asyncio.Event)
 
     def key_matches(self, key: str) -> bool:
         return hmac.compare_digest(hash_key(key), self.key_hash)
 
-    def pick(self, exclude: set[str]) -> Backend | None:
-        """The least-loaded healthy instance not in `exclude`."""
-        candidates = [t for t in self.backends.values() if t.instance_id not in exclude]
+    @property
+    def in_flight(self) -> int:
+        """Requests being served or waiting for an instance: the node's load."""
+        return self.waiting + sum(b.in_flight for b in self.backends.values())
+
+    def pick(self, exclude: set[str], key: str | None = None) -> Backend | None:
+        """With a sticky key, the instance that key ranks first (rendezvous hashing: it only
+        moves when that instance goes); else the least-loaded one. `exclude`: tried already."""
+        candidates = [b for b in self.backends.values() if b.instance_id not in exclude]
         if not candidates:
             return None
+        if key is not None:
+            return max(candidates, key=lambda b: _score(key, b.instance_id))
         self.turn += 1
-        low = min(t.in_flight for t in candidates)
-        least = [t for t in candidates if t.in_flight == low]
+        low = min(b.in_flight for b in candidates)
+        least = [b for b in candidates if b.in_flight == low]
         return least[self.turn % len(least)]
+
+
+class ShadowRecord:
+    """How a shadow node answered mirrored requests, next to the primary's answers."""
+
+    def __init__(self, limit: int = 200) -> None:
+        self.recent: deque[dict[str, Any]] = deque(maxlen=limit)
+        self.counts: Counter[str] = Counter()
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self.recent.append(entry)
+        self.counts["requests"] += 1
+        self.counts["same_output" if entry["same_output"] else "different_output"] += 1
+        if entry["status"] != 200:
+            self.counts["errors"] += 1
+
+    def to_json(self) -> dict[str, Any]:
+        latencies = sorted(e["latency_ms"] for e in self.recent)
+        return {
+            **{k: self.counts[k] for k in ("requests", "same_output", "different_output",
+                                           "errors")},
+            "p50_ms": latencies[len(latencies) // 2] if latencies else None,
+            "recent": list(self.recent)[-20:],
+        }
+
+
+@dataclass(frozen=True)
+class AliasRoute:
+    name: str
+    key_hash: str
+    public: bool
+    weights: tuple[tuple[str, int], ...]  # nodes with a weight > 0, heaviest first
+    shadow: dict[str, Any] | None
+    sticky: dict[str, str] | None
+    shadow_record: ShadowRecord
+
+    def key_matches(self, key: str) -> bool:
+        return bool(self.key_hash) and hmac.compare_digest(hash_key(key), self.key_hash)
+
+    def order(self, point: float) -> list[str]:
+        """The node `point` picks, then the others (heaviest first) if it cannot serve."""
+        first = pick_node(self.weights, point)
+        return [first] + [node for node, _ in self.weights if node != first]
 
 
 class NoInstance(Exception):
@@ -61,9 +141,11 @@ class Routes:
 
     def __init__(self) -> None:
         self.nodes: dict[str, Route] = {}
+        self.aliases: dict[str, AliasRoute] = {}
 
-    def add_node(self, node: str, key_hash: str, inputs: list[dict[str, str]]) -> None:
+    def add_node(self, node: str, key_hash: str, inputs: list[dict[str, str]]) -> Route:
         self.nodes[node] = Route(node, key_hash, inputs)
+        return self.nodes[node]
 
     def remove_node(self, node: str) -> None:
         route = self.nodes.pop(node, None)
@@ -71,29 +153,59 @@ class Routes:
             backend.pool.close()
 
     def add_backend(self, node: str, instance_id: str, host: str, port: int) -> None:
-        self.nodes[node].backends[instance_id] = Backend(instance_id, Pool(host, port, MAX_BYTES))
+        route = self.nodes[node]
+        route.backends[instance_id] = Backend(instance_id, Pool(host, port, MAX_BYTES))
+        route.added.set()  # wake the requests held for an instance
+        route.added = asyncio.Event()
 
     def remove_backend(self, node: str, instance_id: str) -> Backend | None:
         route = self.nodes.get(node)
         return route.backends.pop(instance_id, None) if route else None
 
-    async def execute(
-        self, route: Route, body: bytes, timeout: float
-    ) -> tuple[int, bytes, str]:
-        """Run the cell on the least-loaded instance; retry elsewhere only if nothing was sent."""
+    def set_alias(self, name: str, key_hash: str, public: bool, nodes: dict[str, int],
+                  shadow: dict[str, Any] | None, sticky: dict[str, str] | None) -> None:
+        """Install an alias's routing in one step."""
+        previous = self.aliases.get(name)
+        weights = tuple(sorted(((n, w) for n, w in nodes.items() if w > 0),
+                               key=lambda item: (-item[1], item[0])))
+        record = previous.shadow_record if previous else ShadowRecord()
+        self.aliases[name] = AliasRoute(name, key_hash, public, weights, shadow, sticky, record)
+
+    async def execute(self, route: Route, body: bytes, timeout: float,
+                      sticky_key: str | None = None) -> tuple[int, bytes, str]:
+        """Run the cell on an instance of the node; retry elsewhere only if nothing was sent.
+
+        A node scaled to zero holds the request until an instance is ready, within `timeout`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         tried: set[str] = set()
         head = b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
         while True:
-            backend = route.pick(tried)
+            backend = route.pick(tried, sticky_key)
             if backend is None:
-                raise NoInstance(route.node)
+                if tried or not route.hold:
+                    raise NoInstance(route.node)
+                await self._hold(route, deadline - loop.time())
+                continue
             tried.add(backend.instance_id)
             backend.in_flight += 1
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(deadline - loop.time()):
                     status, _, data = await backend.pool.request(head, body)
                 return status, data, backend.instance_id
             except SendFailed:
                 continue
             finally:
                 backend.in_flight -= 1
+
+    @staticmethod
+    async def _hold(route: Route, timeout: float) -> None:
+        route.waiting += 1
+        try:
+            async with asyncio.timeout(max(0.0, timeout)):
+                await route.added.wait()
+        except TimeoutError:
+            raise NoInstance(route.node) from None
+        finally:
+            route.waiting -= 1

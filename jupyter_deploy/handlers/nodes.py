@@ -68,6 +68,14 @@ class ExecuteHandler(DeployHandler):
         self.finish(response.body)
 
 
+class SuspendHandler(DeployHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, name: str, action: str) -> None:
+        """`:suspend` stops every instance and keeps the node; `:resume` restores its minimum."""
+        self.reply(self.service.suspend_node(name, action == "suspend"))
+
+
 class InstancesHandler(DeployHandler):
     @web.authenticated
     @authorized

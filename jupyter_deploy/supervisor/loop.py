@@ -19,7 +19,8 @@ from ..models import Instance, InstanceStatus, Node, NodeStatus, node_status
 from ..runtimes.base import Runtime
 from ..store import Store
 from .health import probe
-from .transitions import Event, desired_instances, next_status, restart_delay
+from .autoscale import Samples, desired_instances, plan
+from .transitions import Event, next_status, restart_delay
 
 PROBE_ERRORS = (OSError, asyncio.TimeoutError, UpstreamError)
 
@@ -56,6 +57,8 @@ class Supervisor:
         self._failures: dict[str, int] = {}
         self._not_before: dict[str, float] = {}
         self._gone: dict[str, asyncio.Event] = {}
+        self.wanted: dict[str, int] = {}  # instances each node wants now (autoscaling)
+        self._load: dict[str, Samples] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
@@ -100,16 +103,29 @@ class Supervisor:
         self.nodes[node.name] = node
         self.instances[node.name] = {}
         self.routes.add_node(node.name, node.key_hash, inputs)
+        self.wanted[node.name] = node.min
+        self._load[node.name] = []
+        self._configure_route(node)
         if is_new:
             self._update_node_status(node)
         else:
             self.node_statuses[node.name] = node_status(node, [])
         self._wake.set()
 
-    def update_node(self, node: Node) -> None:
+    def update_node(self, node: Node, inputs: list[dict[str, str]] | None = None) -> None:
+        """Apply changed settings; instances of an older generation roll."""
         self.store.save_node(node)
+        if inputs is not None:
+            self.routes.nodes[node.name].inputs = inputs
+        self.wanted[node.name] = max(node.min, min(node.max, self.wanted[node.name]))
+        self._configure_route(node)
         self._update_node_status(node)
         self._wake.set()
+
+    def _configure_route(self, node: Node) -> None:
+        route = self.routes.nodes[node.name]
+        route.sticky = node.sticky
+        route.hold = node.min == 0 and not node.suspended
 
     async def delete_node(self, name: str) -> None:
         """Drain and stop every instance of the node, then forget it."""
@@ -128,6 +144,8 @@ class Supervisor:
         self.node_statuses.pop(node.name, None)
         self._failures.pop(node.name, None)
         self._not_before.pop(node.name, None)
+        self.wanted.pop(node.name, None)
+        self._load.pop(node.name, None)
         self.routes.remove_node(node.name)
         self.store.remove_node(node.name)
         self._emit(node.name, None, None, "node deleted")
@@ -165,15 +183,28 @@ class Supervisor:
             if not group:
                 self._forget_node(node)
             return
+        self.wanted[node.name] = wanted = self._scale(node, now)
         active = [i for i in group.values() if i.status is not InstanceStatus.DELETING]
-        wanted = desired_instances(node.min, node.max)
-        if len(active) < wanted and now >= self._not_before.get(node.name, 0.0):
-            for _ in range(wanted - len(active)):
+        start, stop = plan(node, active, wanted)
+        for instance in stop:
+            self._begin_stop(node, instance, "scaled down" if instance.generation ==
+                             node.generation else "replaced by the updated node")
+        if start and now >= self._not_before.get(node.name, 0.0):
+            for _ in range(start):
                 self._add_instance(node)
-        elif len(active) > wanted:
-            surplus = sorted(active, key=lambda i: (i.status is InstanceStatus.HEALTHY, i.created))
-            for instance in surplus[: len(active) - wanted]:
-                self._begin_stop(node, instance, "more instances than wanted")
+
+    def _scale(self, node: Node, now: float) -> int:
+        """Sample the node's load; the instances it wants now."""
+        samples = self._load[node.name]
+        samples.append((now, self.routes.nodes[node.name].in_flight))
+        horizon = now - max(node.autoscale.up_delay_s, node.autoscale.down_delay_s) - 1.0
+        while samples and samples[0][0] < horizon:
+            samples.pop(0)
+        wanted = desired_instances(node, self.wanted[node.name], samples, now)
+        if wanted != self.wanted[node.name]:
+            self._emit(node.name, None, None, f"scale {self.wanted[node.name]} -> {wanted} "
+                       f"instances (load {samples[-1][1]})")
+        return wanted
 
     def _busy(self, instance: Instance) -> bool:
         task = self._tasks.get(instance.id)
@@ -202,7 +233,8 @@ class Supervisor:
     # instances ----------------------------------------------------------------------------
 
     def _add_instance(self, node: Node) -> None:
-        instance = Instance(id=f"{node.name}-{secrets.token_hex(3)}", node=node.name)
+        instance = Instance(id=f"{node.name}-{secrets.token_hex(3)}", node=node.name,
+                            generation=node.generation)
         self.instances[node.name][instance.id] = instance
         self.store.save_instance(instance)
         self._emit(node.name, instance.id, instance.status.value, "")

@@ -36,11 +36,6 @@ def next_status(status: S, event: Event) -> S | None:
     return TRANSITIONS.get((status, event))
 
 
-def desired_instances(minimum: int, maximum: int) -> int:
-    """How many instances the node should run (autoscaling comes later)."""
-    return max(0, min(minimum, maximum))
-
-
 def restart_delay(failures: int) -> float:
     """Back off when instances keep failing before they ever become healthy."""
     return 0.0 if failures == 0 else min(30.0, 0.5 * 2 ** (failures - 1))

@@ -1,0 +1,147 @@
+"""Checking what users send for nodes and aliases: every refusal names its field."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from typing import Any
+
+from .models import Alias, Autoscale, HealthCheck, InvalidInput, Node, check_name
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+MAX_INSTANCES = 64
+NODE_FIELDS = {"min", "max", "env", "health", "autoscale", "maintenance_limit", "sticky",
+               "checkpoint"}
+
+
+def body_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object", field="body")
+    return body
+
+
+def apply_node_settings(node: Node, body: dict[str, Any]) -> None:
+    """Set what `body` holds of a node's settings on `node` (all or nothing)."""
+    unknown = set(body) - NODE_FIELDS - {"name", "runtime"}
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidInput(f"{field} is not a node setting", field=field)
+    low, high = instance_range(body, node.min, node.max)
+    env = _env(body["env"]) if "env" in body else node.env
+    health = _numbers(HealthCheck(**vars(node.health)), body.get("health", {}), "health")
+    autoscale = _numbers(Autoscale(**vars(node.autoscale)), body.get("autoscale", {}),
+                         "autoscale")
+    limit = body.get("maintenance_limit", node.maintenance_limit)
+    if not _whole(limit) or limit < 1:
+        raise InvalidInput("maintenance_limit must be a whole number >= 1",
+                           field="maintenance_limit")
+    sticky = sticky_rule(body["sticky"], "sticky") if "sticky" in body else node.sticky
+    node.min, node.max, node.env, node.health, node.autoscale = low, high, env, health, autoscale
+    node.maintenance_limit, node.sticky = limit, sticky
+
+
+def instance_range(body: dict[str, Any], default_min: int, default_max: int) -> tuple[int, int]:
+    low, high = body.get("min", default_min), body.get("max", default_max)
+    for field, value in (("min", low), ("max", high)):
+        if not _whole(value) or not 0 <= value <= MAX_INSTANCES:
+            raise InvalidInput(f"{field} must be a whole number from 0 to {MAX_INSTANCES}",
+                               field=field)
+    if "max" not in body and "min" in body:
+        high = max(high, low)
+    if high < 1 or low > high:
+        raise InvalidInput(f"the instance range {low}..{high} is empty: need 1 <= max and "
+                           "min <= max", field="max")
+    return low, high
+
+
+def sticky_rule(value: Any, field: str) -> dict[str, str] | None:
+    """None, {"header": NAME} or {"input": NAME}."""
+    if value is None:
+        return None
+    if (not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in
+            ("header", "input") or not isinstance(next(iter(value.values())), str)
+            or not next(iter(value.values()))):
+        raise InvalidInput(f'{field} must be {{"header": NAME}} or {{"input": NAME}}',
+                           field=field)
+    return dict(value)
+
+
+def alias_settings(body: dict[str, Any], nodes: dict[str, Node], healthy: set[str],
+                   previous: Alias | None) -> Alias:
+    """A new or updated alias; its key is the caller's business."""
+    name = check_name(body.get("name"), "name")
+    unknown = set(body) - {"name", "nodes", "metadata", "public", "shadow", "sticky", "force"}
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidInput(f"{field} is not an alias setting", field=field)
+    weights = body.get("nodes")
+    if not isinstance(weights, dict) or not weights:
+        raise InvalidInput('nodes must be an object of {"node": weight}', field="nodes")
+    for node, weight in weights.items():
+        if node not in nodes:
+            raise InvalidInput(f"no node {node!r}", field=f"nodes.{node}")
+        if not _whole(weight) or not 0 <= weight <= 100:
+            raise InvalidInput("a weight is a whole percent from 0 to 100",
+                               field=f"nodes.{node}")
+    if sum(weights.values()) != 100:
+        raise InvalidInput(f"the weights sum to {sum(weights.values())}, not 100", field="nodes")
+    for node, weight in weights.items():
+        if weight == 100 and node not in healthy and body.get("force") is not True:
+            raise InvalidInput(f"node {node!r} is not Healthy: it cannot take all the traffic "
+                               "(send force: true to do it anyway)", field=f"nodes.{node}")
+    metadata = body.get("metadata", previous.metadata if previous else {})
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise InvalidInput("metadata must be an object of strings", field="metadata")
+    public = body.get("public", previous.public if previous else False)
+    if not isinstance(public, bool):
+        raise InvalidInput("public must be true or false", field="public")
+    shadow = body.get("shadow", previous.shadow if previous else None)
+    if shadow is not None:
+        if not isinstance(shadow, dict) or set(shadow) != {"node", "percent"}:
+            raise InvalidInput('shadow must be {"node": NAME, "percent": P}', field="shadow")
+        if shadow["node"] not in nodes:
+            raise InvalidInput(f"no node {shadow['node']!r}", field="shadow.node")
+        percent = shadow["percent"]
+        if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not (
+                0 < percent <= 100):
+            raise InvalidInput("shadow.percent must be more than 0 and at most 100",
+                               field="shadow.percent")
+    sticky = sticky_rule(body.get("sticky", previous.sticky if previous else None), "sticky")
+    alias = Alias(name=name, nodes=dict(weights), metadata=dict(metadata), public=public,
+                  shadow=shadow, sticky=sticky)
+    if previous is not None:
+        alias.created, alias.key_hash = previous.created, previous.key_hash
+    return alias
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise InvalidInput("env must be an object of NAME: value", field="env")
+    for name, item in value.items():
+        if not ENV_NAME.match(name) or not isinstance(item, str):
+            raise InvalidInput(f"env.{name}: names are identifiers, values strings",
+                               field=f"env.{name}")
+    return dict(value)
+
+
+def _numbers(target: Any, value: Any, prefix: str) -> Any:
+    """Positive numbers onto a settings dataclass; whole ones for `*_threshold` and `*_limit`."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{prefix} must be an object", field=prefix)
+    known = {f.name for f in fields(target)}
+    for name, item in value.items():
+        if name not in known:
+            raise InvalidInput(f"{prefix}.{name} is not a setting of {prefix}",
+                               field=f"{prefix}.{name}")
+        whole = name.endswith("threshold")
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0 or (
+                whole and not isinstance(item, int)):
+            raise InvalidInput(f"{prefix}.{name} must be a positive "
+                               f"{'whole number' if whole else 'number'}", field=f"{prefix}.{name}")
+        setattr(target, name, item)
+    return target

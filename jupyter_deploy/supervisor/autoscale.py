@@ -1,0 +1,58 @@
+"""How many instances a node wants, and which ones an update or a scale-down replaces.
+
+Pure decisions: the supervisor samples the node's load and applies what these return.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..models import Instance, InstanceStatus, Node
+
+Samples = list[tuple[float, int]]  # (time, requests in flight or held for an instance)
+
+
+def desired_instances(node: Node, previous: int, samples: Samples, now: float) -> int:
+    """Within min..max: up when the load has called for more instances for `up_delay_s`,
+    down when it has called for fewer for `down_delay_s`; from zero at the first request."""
+    if node.suspended:
+        return 0
+    rule = node.autoscale
+    desired = previous
+    if samples:
+        need = [(t, math.ceil(load / rule.target_concurrency)) for t, load in samples]
+        up = [n for t, n in need if t >= now - rule.up_delay_s]
+        down = [n for t, n in need if t >= now - rule.down_delay_s]
+        covers = samples[0][0]  # how far back the samples go
+        if previous == 0 and need[-1][1] > 0:
+            desired = max(1, min(up))  # a request is held: start at once
+        elif covers <= now - rule.up_delay_s and min(up) > previous:
+            desired = min(up)
+        elif covers <= now - rule.down_delay_s and max(down) < previous:
+            desired = max(down)
+    return max(node.min, min(node.max, desired))
+
+
+def plan(node: Node, active: list[Instance], wanted: int) -> tuple[int, list[Instance]]:
+    """How many instances to start and which to stop, so that `wanted` instances of the
+    node's current generation serve; an update rolls with at most `maintenance_limit`
+    new instances starting at once, and an old one stops only when a new one serves."""
+    fresh = [i for i in active if i.generation == node.generation]
+    stale = [i for i in active if i.generation != node.generation]
+    serving = sum(1 for i in fresh if i.status is InstanceStatus.HEALTHY)
+    starting = len(fresh) - serving
+    start = max(0, wanted - len(fresh))
+    if stale:
+        start = min(start, max(0, node.maintenance_limit - starting))
+    keep_stale = max(0, wanted - serving)
+    stop = _least_useful(stale, len(stale) - keep_stale)
+    stop += _least_useful(fresh, len(fresh) - wanted)
+    return start, stop
+
+
+def _least_useful(instances: list[Instance], count: int) -> list[Instance]:
+    """Instances not serving first, then the newest."""
+    if count <= 0:
+        return []
+    ranked = sorted(instances, key=lambda i: (i.status is InstanceStatus.HEALTHY, -i.created))
+    return ranked[:count]
