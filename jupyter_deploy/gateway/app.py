@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import random
 import re
 import socket
@@ -22,7 +21,6 @@ from ..http11 import (
 from ..types import input_errors, invalid_input_body
 from .routing import MAX_BYTES, AliasRoute, NoInstance, Route, Routes, sticky_point
 
-log = logging.getLogger("jupyter_deploy.gateway")
 EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
 HEALTHY = Response(200, b'{"status": "ok"}')
 
