@@ -31,6 +31,7 @@ test: install
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/aliases.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
