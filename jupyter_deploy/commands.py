@@ -57,7 +57,9 @@ def add_shared_commands(sub: Any) -> None:
     set_alias = alias.add_parser("set", help="create or re-point: ALIAS NODE=WEIGHT ...")
     set_alias.add_argument("alias")
     set_alias.add_argument("weights", nargs="+", metavar="NODE=WEIGHT")
-    set_alias.add_argument("--public", action="store_true", help="callable without a key")
+    set_alias.add_argument("--public", action=argparse.BooleanOptionalAction,
+                           help="callable without a key (--no-public: with one); "
+                           "unchanged when not given")
     set_alias.add_argument("--force", action="store_true",
                            help="give 100%% to a node that is not Healthy")
     set_alias.add_argument("--meta", action="append", default=[], metavar="K=V")
@@ -163,7 +165,9 @@ class Commands:
                 if not weight.isdecimal():
                     raise CommandError(f"a weight is a whole percent, got {node}={weight}")
                 weights[node] = int(weight)
-            spec: dict[str, Any] = {"nodes": weights, "public": args.public}
+            spec: dict[str, Any] = {"nodes": weights}
+            if args.public is not None:
+                spec["public"] = args.public
             if args.force:
                 spec["force"] = True
             if args.meta:

@@ -177,6 +177,7 @@ class Instance:
     created: float = field(default_factory=time.time)
     message: str = ""
     generation: str = ""  # the node's generation it was made from
+    checkpoint_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

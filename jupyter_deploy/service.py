@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import logging
@@ -53,7 +54,8 @@ class DeployService:
         self.routes = Routes()
         self.runtime = ProcessRuntime(self.state_dir / "logs", busy_limit_s=self.request_timeout_s)
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s)
-        self.supervisor = Supervisor(self.store, self.runtime, self.routes, log=self.log,
+        self.supervisor = Supervisor(self.store, self.runtime, self.routes, self._inputs,
+                                     log=self.log,
                                      drain_timeout_s=self.request_timeout_s,
                                      **self.supervisor_options)
         try:
@@ -62,8 +64,7 @@ class DeployService:
             for node in self.store.nodes():
                 for instance in self.store.instances(node.name):  # they ended with us
                     self.store.save_instance(instance, removed=True)
-                inputs = self._checkpoint(node.checkpoint_id)["inputs"]
-                self.supervisor.add_node(node, inputs, is_new=False)
+                self.supervisor.add_node(node, is_new=False)
             for alias in self.store.aliases():
                 self.routes.set_alias(alias.name, alias.key_hash, alias.public, alias.nodes,
                                       alias.shadow, alias.sticky)
@@ -129,9 +130,10 @@ class DeployService:
     def delete_checkpoint(self, ref: str) -> list[dict[str, Any]]:
         return self.store.delete_checkpoint(ref)
 
-    def _checkpoint(self, checkpoint_id: str) -> dict[str, Any]:
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - checkpoints are immutable
+    def _inputs(self, checkpoint_id: str) -> list[dict[str, str]]:
         path = self.store.checkpoint_dir(checkpoint_id) / "checkpoint.json"
-        return json.loads(path.read_text())
+        return json.loads(path.read_text())["inputs"]
 
     # nodes -----------------------------------------------------------------------------------
 
@@ -149,9 +151,9 @@ class DeployService:
         node = Node(name=name, checkpoint_id=checkpoint["id"],
                     checkpoint=f"{checkpoint['name']}@{checkpoint['version']}", runtime=runtime,
                     key_hash=hash_key(key))
-        apply_node_settings(node, body)
+        apply_node_settings(node, body, creating=True)
         self.store.save_node(node)
-        self.supervisor.add_node(node, checkpoint["inputs"], is_new=True)
+        self.supervisor.add_node(node, is_new=True)
         return self.node(name), key
 
     def _checkpoint_ref(self, ref: Any) -> dict[str, Any]:
@@ -188,15 +190,12 @@ class DeployService:
         if "name" in body or "runtime" in body:
             field = "name" if "name" in body else "runtime"
             raise InvalidInput(f"{field} cannot be changed on a node", field=field)
-        inputs = None
-        if "checkpoint" in body:
-            checkpoint = self._checkpoint_ref(body["checkpoint"])
-            inputs = checkpoint["inputs"]
+        checkpoint = self._checkpoint_ref(body["checkpoint"]) if "checkpoint" in body else None
         apply_node_settings(node, body)
-        if inputs is not None:
+        if checkpoint is not None:
             node.checkpoint_id = checkpoint["id"]
             node.checkpoint = f"{checkpoint['name']}@{checkpoint['version']}"
-        self.supervisor.update_node(node, inputs)
+        self.supervisor.update_node(node)
         return self.node(name)
 
     def suspend_node(self, name: str, suspended: bool) -> dict[str, Any]:
@@ -220,9 +219,12 @@ class DeployService:
         """Create or re-point an alias in one step; the key when one was made."""
         body = {**body_object(body), "name": name}
         previous = self._aliases().get(name)
-        healthy = {n for n, status in self.supervisor.node_statuses.items()
-                   if status is NodeStatus.HEALTHY}
-        alias = alias_settings(body, self.supervisor.nodes, healthy, previous)
+        serving = {
+            name for name, node in self.supervisor.nodes.items()
+            if self.supervisor.node_statuses.get(name) is NodeStatus.HEALTHY
+            and not node.suspended and self.routes.nodes[name].backends
+        }
+        alias = alias_settings(body, self.supervisor.nodes, serving, previous)
         key = None
         if not alias.public and not alias.key_hash:
             key = new_key()

@@ -20,13 +20,13 @@ def body_object(body: Any) -> dict[str, Any]:
     return body
 
 
-def apply_node_settings(node: Node, body: dict[str, Any]) -> None:
+def apply_node_settings(node: Node, body: dict[str, Any], creating: bool = False) -> None:
     """Set what `body` holds of a node's settings on `node` (all or nothing)."""
     unknown = set(body) - NODE_FIELDS - {"name", "runtime"}
     if unknown:
         field = sorted(unknown)[0]
         raise InvalidInput(f"{field} is not a node setting", field=field)
-    low, high = instance_range(body, node.min, node.max)
+    low, high = instance_range(body, node.min, node.max, grow_max=creating)
     env = _env(body["env"]) if "env" in body else node.env
     health = _numbers(HealthCheck(**vars(node.health)), body.get("health", {}), "health")
     autoscale = _numbers(Autoscale(**vars(node.autoscale)), body.get("autoscale", {}),
@@ -40,17 +40,20 @@ def apply_node_settings(node: Node, body: dict[str, Any]) -> None:
     node.maintenance_limit, node.sticky = limit, sticky
 
 
-def instance_range(body: dict[str, Any], default_min: int, default_max: int) -> tuple[int, int]:
+def instance_range(body: dict[str, Any], default_min: int, default_max: int,
+                   grow_max: bool = False) -> tuple[int, int]:
+    """min..max; at creation, `min` alone sets `max` too when it is higher."""
     low, high = body.get("min", default_min), body.get("max", default_max)
     for field, value in (("min", low), ("max", high)):
         if not _whole(value) or not 0 <= value <= MAX_INSTANCES:
             raise InvalidInput(f"{field} must be a whole number from 0 to {MAX_INSTANCES}",
                                field=field)
-    if "max" not in body and "min" in body:
+    if grow_max and "max" not in body:
         high = max(high, low)
     if high < 1 or low > high:
+        field = "min" if "min" in body and "max" not in body else "max"
         raise InvalidInput(f"the instance range {low}..{high} is empty: need 1 <= max and "
-                           "min <= max", field="max")
+                           "min <= max", field=field)
     return low, high
 
 
@@ -66,9 +69,10 @@ def sticky_rule(value: Any, field: str) -> dict[str, str] | None:
     return dict(value)
 
 
-def alias_settings(body: dict[str, Any], nodes: dict[str, Node], healthy: set[str],
+def alias_settings(body: dict[str, Any], nodes: dict[str, Node], serving: set[str],
                    previous: Alias | None) -> Alias:
-    """A new or updated alias; its key is the caller's business."""
+    """A new or updated alias; its key is the caller's business. `serving`: the nodes that
+    are Healthy with at least one Healthy instance, and not suspended."""
     name = check_name(body.get("name"), "name")
     unknown = set(body) - {"name", "nodes", "metadata", "public", "shadow", "sticky", "force"}
     if unknown:
@@ -78,17 +82,21 @@ def alias_settings(body: dict[str, Any], nodes: dict[str, Node], healthy: set[st
     if not isinstance(weights, dict) or not weights:
         raise InvalidInput('nodes must be an object of {"node": weight}', field="nodes")
     for node, weight in weights.items():
-        if node not in nodes:
+        if node not in nodes or nodes[node].deleting:
             raise InvalidInput(f"no node {node!r}", field=f"nodes.{node}")
         if not _whole(weight) or not 0 <= weight <= 100:
             raise InvalidInput("a weight is a whole percent from 0 to 100",
                                field=f"nodes.{node}")
     if sum(weights.values()) != 100:
         raise InvalidInput(f"the weights sum to {sum(weights.values())}, not 100", field="nodes")
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidInput("force must be true or false", field="force")
     for node, weight in weights.items():
-        if weight == 100 and node not in healthy and body.get("force") is not True:
-            raise InvalidInput(f"node {node!r} is not Healthy: it cannot take all the traffic "
-                               "(send force: true to do it anyway)", field=f"nodes.{node}")
+        if weight == 100 and node not in serving and not force:
+            raise InvalidInput(f"node {node!r} is not serving (not Healthy, no Healthy instance, "
+                               "or suspended): it cannot take all the traffic (send force: true "
+                               "to do it anyway)", field=f"nodes.{node}")
     metadata = body.get("metadata", previous.metadata if previous else {})
     if not isinstance(metadata, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
@@ -100,8 +108,14 @@ def alias_settings(body: dict[str, Any], nodes: dict[str, Node], healthy: set[st
     if shadow is not None:
         if not isinstance(shadow, dict) or set(shadow) != {"node", "percent"}:
             raise InvalidInput('shadow must be {"node": NAME, "percent": P}', field="shadow")
-        if shadow["node"] not in nodes:
-            raise InvalidInput(f"no node {shadow['node']!r}", field="shadow.node")
+        shadow_node = shadow["node"]
+        if not isinstance(shadow_node, str) or shadow_node not in nodes or \
+                nodes[shadow_node].deleting:
+            raise InvalidInput(f"no node {shadow_node!r}", field="shadow.node")
+        if weights.get(shadow_node):
+            raise InvalidInput(f"node {shadow_node!r} takes traffic already: a shadow node must "
+                               "not (its state would change what callers get)",
+                               field="shadow.node")
         percent = shadow["percent"]
         if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not (
                 0 < percent <= 100):

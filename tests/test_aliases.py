@@ -167,6 +167,16 @@ def test_sticky_callers_stay_on_one_instance(service):
         assert len(placements) == 1, placements  # one node for the user, every time
         seen[user] = placements.pop()
     assert {node for node, _ in seen.values()} == {"left", "right"}  # users spread
+    by_input = client.set_alias("sticky-input", {"nodes": {"left": 50, "right": 50},
+                                                 "public": True, "sticky": {"input": "x"}})
+    assert http_post(by_input["alias"]["endpoint"], None) == 200
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(endpoint).hostname,
+                                            urllib.parse.urlsplit(endpoint).port, timeout=10)
+    connection.request("POST", urllib.parse.urlsplit(by_input["alias"]["endpoint"]).path,
+                       body=b'{"input": [1]}')
+    assert connection.getresponse().status == 422  # not a crash on a malformed input
+    connection.close()
+    client.delete_alias("sticky-input")
     client.delete_alias("sticky")
     client.delete_node("left")
     client.delete_node("right")
@@ -188,9 +198,13 @@ def test_full_weight_needs_a_healthy_node_and_aliased_nodes_stay(service):
     with pytest.raises(ClientError) as in_use:
         client.delete_node("sleepy")
     assert in_use.value.status == 409 and "alias 'dream'" in in_use.value.message
-    for bad, field in (({"nodes": {"sleepy": 60}}, "nodes"), ({"nodes": {"ghost": 100}},
-                       "nodes.ghost"), ({"nodes": {"sleepy": 100}, "shadow": {"node": "sleepy",
-                                         "percent": 0}, "force": True}, "shadow.percent")):
+    forced = {"nodes": {"sleepy": 100}, "force": True}
+    for bad, field in (({"nodes": {"sleepy": 60}}, "nodes"),
+                       ({"nodes": {"ghost": 100}}, "nodes.ghost"),
+                       ({**forced, "force": "yes"}, "force"),
+                       ({**forced, "shadow": {"node": "sleepy", "percent": 5}}, "shadow.node"),
+                       ({**forced, "shadow": {"node": ["sleepy"], "percent": 5}}, "shadow.node"),
+                       ({**forced, "sticky": {"cookie": "id"}}, "sticky")):
         with pytest.raises(ClientError) as info:
             client.set_alias("dream", bad)
         assert (info.value.status, info.value.body["error"]["field"]) == (422, field)
@@ -232,6 +246,26 @@ def test_autoscaling_up_under_load_and_down_after(service):
              message="back to 1 instance after the load")
     assert max(counts) == 4 and client.node("elastic")["status"] == "Healthy"
     client.delete_node("elastic")
+
+
+def test_alias_does_not_wait_for_a_node_scaled_to_zero(service):
+    """Callers get the node that can serve now; the sleeping one wakes up for its share."""
+    client = service.client
+    service.create_node("awake", version_cell("awake", "awake"))
+    service.create_node("asleep", version_cell("asleep", "asleep"), min=0, max=1,
+                        autoscale={"down_delay_s": 30.0})
+    endpoint = client.set_alias("mixed", {"nodes": {"asleep": 50, "awake": 50},
+                                          "public": True})["alias"]["endpoint"]
+    started = time.monotonic()
+    with Load(endpoint, 2) as load:
+        wait_for(lambda: load.count() >= 20, timeout=10, message="answers")
+    assert load.failures() == [] and time.monotonic() - started < 5
+    assert load.results[0][3] == "awake"  # nobody waited for the sleeping node
+    wait_for(lambda: any(i["status"] == "Healthy" for i in client.node("asleep")["instances"]),
+             timeout=20, message="the sleeping node to wake up for its share")
+    client.delete_alias("mixed")
+    client.delete_node("awake")
+    client.delete_node("asleep")
 
 
 def test_scale_to_zero_holds_the_first_request(service):

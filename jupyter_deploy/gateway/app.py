@@ -18,8 +18,10 @@ from typing import Any
 from ..http11 import (
     Request, Response, ResponseTooLarge, ServerProtocol, UpstreamError, error,
 )
-from ..types import input_errors, invalid_input_body
-from .routing import MAX_BYTES, AliasRoute, NoInstance, Route, Routes, sticky_point
+from ..types import invalid_input_body
+from .routing import (
+    MAX_BYTES, AliasRoute, InvalidRequest, NoInstance, Route, Routes, sticky_point,
+)
 
 EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
 HEALTHY = Response(200, b'{"status": "ok"}')
@@ -112,19 +114,23 @@ def _sticky_key(sticky: dict[str, str] | None, headers: dict[str, str], payload:
         return None
     if "header" in sticky:
         return headers.get(sticky["header"].lower())
-    value = payload.get("input", {}).get(sticky["input"]) if isinstance(payload, dict) else None
+    inputs = payload.get("input") if isinstance(payload, dict) else None
+    value = inputs.get(sticky["input"]) if isinstance(inputs, dict) else None
     return None if value is None else json.dumps(value, sort_keys=True)
 
 
-async def _forward(routes: Routes, route: Route, body: bytes, timeout_s: float,
-                   key: str | None, extra: dict[str, str]) -> Response | None:
+async def _forward(routes: Routes, route: Route, body: bytes, payload: Any, timeout_s: float,
+                   key: str | None, extra: dict[str, str], hold: bool = True
+                   ) -> Response | None:
     """Send the request to the node; None when it has no healthy instance."""
     try:
-        status, data, instance = await routes.execute(route, body, timeout_s, key)
+        status, data, instance = await routes.execute(route, body, payload, timeout_s, key, hold)
     except NoInstance:
         return None
+    except InvalidRequest as exc:
+        return Response(422, json.dumps(invalid_input_body(exc.errors)).encode())
     except TimeoutError:
-        return error(504, "timeout", f"the instance did not answer within {timeout_s:g} s")
+        return error(504, "timeout", "the instance did not answer in time")
     except ResponseTooLarge as exc:
         return error(502, "response_too_large", f"the instance answered {exc.size} bytes, more "
                      f"than the {MAX_BYTES} allowed")
@@ -140,59 +146,62 @@ def _unavailable(what: str) -> Response:
 
 async def execute(routes: Routes, route: Route, body: bytes, timeout_s: float,
                   headers: dict[str, str] | None = None) -> Response:
-    """Validate a request body and run it on the node."""
+    """Check a request body and run it on the node."""
     payload, problem = _payload(body)
     if problem:
         return problem
-    errors = input_errors(route.inputs, payload)
-    if errors:
-        return Response(422, json.dumps(invalid_input_body(errors)).encode())
     key = _sticky_key(route.sticky, headers or {}, payload)
-    response = await _forward(routes, route, body, timeout_s, key, {})
+    response = await _forward(routes, route, body, payload, timeout_s, key, {})
     return response or _unavailable(f"node {route.node!r}")
 
 
 async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers: dict[str, str],
                         timeout_s: float) -> Response:
-    """Pick a node by weight (or by sticky key), falling back on the others if it cannot
-    serve; mirror a share of the requests to the shadow node."""
+    """Pick a node by weight (or by sticky key); if it has no healthy instance, the others;
+    a node scaled to zero holds the request only when no node of the alias can serve now.
+    One deadline for it all. A share of the requests is mirrored to the shadow node."""
     payload, problem = _payload(body)
     if problem:
         return problem
     key = _sticky_key(alias.sticky, headers, payload)
     point = sticky_point(key) if key is not None else random.random() * 100
-    checked = False
-    for node in alias.order(point):
-        route = routes.nodes.get(node)
-        if route is None:
-            continue
-        if not checked:  # the nodes of an alias serve the same inputs
-            errors = input_errors(route.inputs, payload)
-            if errors:
-                return Response(422, json.dumps(invalid_input_body(errors)).encode())
-            checked = True
-        response = await _forward(routes, route, body, timeout_s, key, {"x-node-id": node})
-        if response is None:
-            continue
-        shadow = alias.shadow
-        if shadow and random.random() * 100 < shadow["percent"]:
-            task = asyncio.ensure_future(_mirror(routes, alias, body, response, timeout_s))
-            _mirrors.add(task)
-            task.add_done_callback(_mirrors.discard)
-        return response
-    return _unavailable(f"alias {alias.name!r}")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    response = None
+    for hold in (False, True):
+        for node in alias.order(point):
+            route = routes.nodes.get(node)
+            if route is None or (hold and not route.hold):
+                continue
+            node_key = key if key is not None else _sticky_key(route.sticky, headers, payload)
+            response = await _forward(routes, route, body, payload, deadline - loop.time(),
+                                      node_key, {"x-node-id": node}, hold)
+            if response is not None:
+                break
+        if response is not None:
+            break
+    if response is None:
+        return _unavailable(f"alias {alias.name!r}")
+    shadow = alias.shadow
+    if shadow and len(_mirrors) < MAX_MIRRORS and random.random() * 100 < shadow["percent"]:
+        task = asyncio.ensure_future(_mirror(routes, alias, body, payload, response, timeout_s))
+        _mirrors.add(task)
+        task.add_done_callback(_mirrors.discard)
+    return response
 
 
+MAX_MIRRORS = 64  # shadow requests under way at once; past that, requests are not mirrored
 _mirrors: set[asyncio.Future] = set()  # shadow requests under way (kept from the GC)
 
 
-async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, primary: Response,
-                  timeout_s: float) -> None:
+async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, payload: Any,
+                  primary: Response, timeout_s: float) -> None:
     """Send a copy to the shadow node; record its answer beside the primary's, return nothing."""
     node = alias.shadow["node"]  # type: ignore[index]
     route = routes.nodes.get(node)
     started = time.perf_counter()
-    response = None if route is None else await _forward(routes, route, body, timeout_s, None, {})
+    response = None if route is None else await _forward(routes, route, body, payload, timeout_s,
+                                                          None, {}, hold=False)
     response = response or _unavailable(f"node {node!r}")
     alias.shadow_record.add({
         "time": time.time(),
@@ -200,12 +209,6 @@ async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, primary: Respo
         "status": response.status,
         "primary_status": primary.status,
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        "same_output": response.status == primary.status and _output(response) == _output(primary),
+        # both bodies come from the same serializer: equal outputs are equal bytes
+        "same_output": response.status == primary.status and response.body == primary.body,
     })
-
-
-def _output(response: Response) -> Any:
-    try:
-        return json.loads(response.body).get("output")
-    except (ValueError, AttributeError):
-        return None

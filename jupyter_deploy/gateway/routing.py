@@ -14,6 +14,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..types import input_errors
 from .upstream import Pool, SendFailed
 
 MAX_BYTES = 16 * 1024 * 1024
@@ -52,6 +53,7 @@ class Backend:
 
     instance_id: str
     pool: Pool
+    inputs: list[dict[str, str]]  # of the checkpoint this instance runs (updates roll)
     in_flight: int = 0
 
 
@@ -59,11 +61,11 @@ class Backend:
 class Route:
     node: str
     key_hash: str
-    inputs: list[dict[str, str]]
     sticky: dict[str, str] | None = None
     hold: bool = False  # scale to zero: hold requests until an instance is ready
     backends: dict[str, Backend] = field(default_factory=dict)
     waiting: int = 0  # requests held for an instance
+    missed: int = 0  # requests an alias sent elsewhere for want of an instance here
     turn: int = 0  # rotates ties between equally loaded instances
     added: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -136,6 +138,14 @@ class NoInstance(Exception):
     """No healthy instance could take the request."""
 
 
+class InvalidRequest(Exception):
+    """The input does not fit the checkpoint of the instance picked to run it."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__(errors[0]["message"])
+        self.errors = errors
+
+
 class Routes:
     """The routing table the supervisor keeps up to date and the gateway reads."""
 
@@ -143,19 +153,28 @@ class Routes:
         self.nodes: dict[str, Route] = {}
         self.aliases: dict[str, AliasRoute] = {}
 
-    def add_node(self, node: str, key_hash: str, inputs: list[dict[str, str]]) -> Route:
-        self.nodes[node] = Route(node, key_hash, inputs)
+    def add_node(self, node: str, key_hash: str) -> Route:
+        self.nodes[node] = Route(node, key_hash)
         return self.nodes[node]
 
     def remove_node(self, node: str) -> None:
         route = self.nodes.pop(node, None)
-        for backend in (route.backends.values() if route else ()):
-            backend.pool.close()
+        if route is not None:
+            route.hold = False
+            self.wake(route)
+            for backend in route.backends.values():
+                backend.pool.close()
 
-    def add_backend(self, node: str, instance_id: str, host: str, port: int) -> None:
+    def add_backend(self, node: str, instance_id: str, host: str, port: int,
+                    inputs: list[dict[str, str]]) -> None:
         route = self.nodes[node]
-        route.backends[instance_id] = Backend(instance_id, Pool(host, port, MAX_BYTES))
-        route.added.set()  # wake the requests held for an instance
+        route.backends[instance_id] = Backend(instance_id, Pool(host, port, MAX_BYTES), inputs)
+        self.wake(route)
+
+    @staticmethod
+    def wake(route: Route) -> None:
+        """Let the requests held for an instance look again (one came, or none will)."""
+        route.added.set()
         route.added = asyncio.Event()
 
     def remove_backend(self, node: str, instance_id: str) -> Backend | None:
@@ -171,11 +190,14 @@ class Routes:
         record = previous.shadow_record if previous else ShadowRecord()
         self.aliases[name] = AliasRoute(name, key_hash, public, weights, shadow, sticky, record)
 
-    async def execute(self, route: Route, body: bytes, timeout: float,
-                      sticky_key: str | None = None) -> tuple[int, bytes, str]:
+    async def execute(self, route: Route, body: bytes, payload: Any, timeout: float,
+                      sticky_key: str | None = None, hold: bool = True
+                      ) -> tuple[int, bytes, str]:
         """Run the cell on an instance of the node; retry elsewhere only if nothing was sent.
 
-        A node scaled to zero holds the request until an instance is ready, within `timeout`.
+        The input is checked against the picked instance's checkpoint (during an update,
+        instances of two checkpoints serve). A node scaled to zero holds the request until an
+        instance is ready, within `timeout`, unless `hold` is false.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -184,10 +206,15 @@ class Routes:
         while True:
             backend = route.pick(tried, sticky_key)
             if backend is None:
-                if tried or not route.hold:
+                if not tried and route.hold and not hold:
+                    route.missed += 1  # demand all the same: the node scales up from zero
+                if tried or not (route.hold and hold):
                     raise NoInstance(route.node)
                 await self._hold(route, deadline - loop.time())
                 continue
+            errors = input_errors(backend.inputs, payload)
+            if errors:
+                raise InvalidRequest(errors)
             tried.add(backend.instance_id)
             backend.in_flight += 1
             try:

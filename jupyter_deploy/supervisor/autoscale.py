@@ -44,8 +44,11 @@ def plan(node: Node, active: list[Instance], wanted: int) -> tuple[int, list[Ins
     start = max(0, wanted - len(fresh))
     if stale:
         start = min(start, max(0, node.maintenance_limit - starting))
-    keep_stale = max(0, wanted - serving)
-    stop = _least_useful(stale, len(stale) - keep_stale)
+    # old instances that do not serve go at once (new ones take their place); serving ones
+    # stay while the new generation serves fewer than wanted
+    stale_serving = [i for i in stale if i.status is InstanceStatus.HEALTHY]
+    stop = [i for i in stale if i.status is not InstanceStatus.HEALTHY]
+    stop += _least_useful(stale_serving, len(stale_serving) - max(0, wanted - serving))
     stop += _least_useful(fresh, len(fresh) - wanted)
     return start, stop
 

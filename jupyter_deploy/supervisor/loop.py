@@ -36,13 +36,15 @@ class Checks:
 
 
 class Supervisor:
-    def __init__(self, store: Store, runtime: Runtime, routes: Routes, *,
+    def __init__(self, store: Store, runtime: Runtime, routes: Routes,
+                 inputs_of: Callable[[str], list[dict[str, str]]], *,
                  period_s: float = 0.2, startup_timeout_s: float = 60.0,
                  drain_timeout_s: float = 15.0, stop_timeout_s: float = 5.0,
                  log: logging.Logger | None = None) -> None:
         self.store = store
         self.runtime = runtime
         self.routes = routes
+        self.inputs_of = inputs_of  # checkpoint id -> its declared inputs
         self.period_s = period_s
         self.startup_timeout_s = startup_timeout_s
         self.drain_timeout_s = drain_timeout_s
@@ -99,10 +101,10 @@ class Supervisor:
 
     # nodes --------------------------------------------------------------------------------
 
-    def add_node(self, node: Node, inputs: list[dict[str, str]], is_new: bool) -> None:
+    def add_node(self, node: Node, is_new: bool) -> None:
         self.nodes[node.name] = node
         self.instances[node.name] = {}
-        self.routes.add_node(node.name, node.key_hash, inputs)
+        self.routes.add_node(node.name, node.key_hash)
         self.wanted[node.name] = node.min
         self._load[node.name] = []
         self._configure_route(node)
@@ -112,11 +114,9 @@ class Supervisor:
             self.node_statuses[node.name] = node_status(node, [])
         self._wake.set()
 
-    def update_node(self, node: Node, inputs: list[dict[str, str]] | None = None) -> None:
+    def update_node(self, node: Node) -> None:
         """Apply changed settings; instances of an older generation roll."""
         self.store.save_node(node)
-        if inputs is not None:
-            self.routes.nodes[node.name].inputs = inputs
         self.wanted[node.name] = max(node.min, min(node.max, self.wanted[node.name]))
         self._configure_route(node)
         self._update_node_status(node)
@@ -126,6 +126,8 @@ class Supervisor:
         route = self.routes.nodes[node.name]
         route.sticky = node.sticky
         route.hold = node.min == 0 and not node.suspended
+        if not route.hold:
+            self.routes.wake(route)  # requests held until now get their answer (503)
 
     async def delete_node(self, name: str) -> None:
         """Drain and stop every instance of the node, then forget it."""
@@ -196,7 +198,9 @@ class Supervisor:
     def _scale(self, node: Node, now: float) -> int:
         """Sample the node's load; the instances it wants now."""
         samples = self._load[node.name]
-        samples.append((now, self.routes.nodes[node.name].in_flight))
+        route = self.routes.nodes[node.name]
+        samples.append((now, route.in_flight + route.missed))
+        route.missed = 0
         horizon = now - max(node.autoscale.up_delay_s, node.autoscale.down_delay_s) - 1.0
         while samples and samples[0][0] < horizon:
             samples.pop(0)
@@ -234,7 +238,7 @@ class Supervisor:
 
     def _add_instance(self, node: Node) -> None:
         instance = Instance(id=f"{node.name}-{secrets.token_hex(3)}", node=node.name,
-                            generation=node.generation)
+                            generation=node.generation, checkpoint_id=node.checkpoint_id)
         self.instances[node.name][instance.id] = instance
         self.store.save_instance(instance)
         self._emit(node.name, instance.id, instance.status.value, "")
@@ -245,7 +249,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.startup_timeout_s
         try:
-            await self.runtime.create(node, instance, self.store.checkpoint_dir(node.checkpoint_id))
+            await self.runtime.create(node, instance,
+                                      self.store.checkpoint_dir(instance.checkpoint_id))
         except Exception as exc:  # noqa: BLE001 - reported on the instance and the node
             self.log.exception("could not create %s", instance.id)
             self._failed(node)
@@ -263,7 +268,7 @@ class Supervisor:
         if await self._wait_for(instance, "/readyz", deadline) is None:
             return self._give_up(node, instance)
         self._checks[instance.id] = Checks(next_at=loop.time() + node.health.interval_s)
-        self.routes.add_backend(node.name, instance.id, instance.host, instance.port)
+        self._add_backend(node, instance)
         self._failures[node.name] = 0
         self._transition(node, instance, Event.READY, "ready")
 
@@ -279,6 +284,10 @@ class Supervisor:
                 pass
             await asyncio.sleep(0.01)
         return None
+
+    def _add_backend(self, node: Node, instance: Instance) -> None:
+        self.routes.add_backend(node.name, instance.id, instance.host, instance.port or 0,
+                                self.inputs_of(instance.checkpoint_id))
 
     def _give_up(self, node: Node, instance: Instance) -> None:
         self._failed(node)
@@ -297,7 +306,7 @@ class Supervisor:
         if ok:
             checks.passes, checks.fails = checks.passes + 1, 0
             if instance.status is InstanceStatus.UNHEALTHY and checks.passes >= node.health.pass_threshold:
-                self.routes.add_backend(node.name, instance.id, instance.host, instance.port)
+                self._add_backend(node, instance)
                 self._transition(node, instance, Event.RECOVERED, f"{checks.passes} checks passed")
         else:
             checks.passes, checks.fails = 0, checks.fails + 1
