@@ -10,6 +10,7 @@ import asyncio
 import base64
 import binascii
 import functools
+import gc
 import hashlib
 import json
 import logging
@@ -74,6 +75,9 @@ class DeployService:
             self.store.close()
             raise
         self.running = True
+        # What the server has built so far lives as long as it does: keep it out of the full
+        # garbage collections that would otherwise pause the gateway for tens of milliseconds.
+        gc.freeze()
         self.log.info("jupyter_deploy: state in %s, gateway on %s", self.state_dir,
                       self.gateway_url)
 

@@ -9,6 +9,7 @@ runs, and the namespace carries over from one request to the next, as in a kerne
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import linecache
 import logging
@@ -158,6 +159,7 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0) -> No
     except Exception:
         log.exception("could not restore the checkpoint in %s", checkpoint_dir)
         sys.exit(3)
+    gc.freeze()  # the restored state lives as long as the instance: no full GC scans of it
     while not stop.is_set():  # the service that started us is gone: do not linger
         if os.getppid() != parent:
             log.warning("the deploy service went away; stopping")
