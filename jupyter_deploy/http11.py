@@ -12,6 +12,7 @@ timeouts. Imports stay light: instances load it at start-up.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import select
 import socket
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 MAX_HEAD = 64 * 1024
 LINGER_S = 2.0  # how long a refused upload may keep sending before the socket closes
 REASONS = {s.value: s.phrase for s in HTTPStatus}
+log = logging.getLogger("jupyter_deploy.http")
 
 
 class HttpError(Exception):
@@ -302,9 +304,7 @@ class ServerProtocol(asyncio.Protocol):
         try:
             result = self.app.handle(request, context)
         except Exception:  # noqa: BLE001 - the connection answers 500 and carries on
-            import logging
-
-            logging.getLogger("jupyter_deploy.http").exception("handler failed")
+            log.exception("handler failed")
             result = error(500, "internal", "internal error")
         if isinstance(result, Response):
             self._finish(result, close)
@@ -317,10 +317,7 @@ class ServerProtocol(asyncio.Protocol):
         self.busy = False
         if task.cancelled() or task.exception() is not None:
             if not task.cancelled():
-                import logging
-
-                logging.getLogger("jupyter_deploy.http").error(
-                    "handler failed", exc_info=task.exception())
+                log.error("handler failed", exc_info=task.exception())
             response = error(500, "internal", "internal error")
         else:
             response = task.result()

@@ -152,9 +152,8 @@ class DeployService:
             raise InvalidInput(f"runtime must be one of {', '.join(RUNTIMES)}", field="runtime")
         checkpoint = self._checkpoint_ref(body.get("checkpoint"))
         key = new_key()
-        node = Node(name=name, checkpoint_id=checkpoint["id"],
-                    checkpoint=f"{checkpoint['name']}@{checkpoint['version']}", runtime=runtime,
-                    key_hash=hash_key(key))
+        node = Node(name=name, checkpoint_id=checkpoint["id"], checkpoint=_ref(checkpoint),
+                    runtime=runtime, key_hash=hash_key(key))
         apply_node_settings(node, body, creating=True)
         self.store.save_node(node)
         self.supervisor.add_node(node, is_new=True)
@@ -197,8 +196,7 @@ class DeployService:
         checkpoint = self._checkpoint_ref(body["checkpoint"]) if "checkpoint" in body else None
         apply_node_settings(node, body)
         if checkpoint is not None:
-            node.checkpoint_id = checkpoint["id"]
-            node.checkpoint = f"{checkpoint['name']}@{checkpoint['version']}"
+            node.checkpoint_id, node.checkpoint = checkpoint["id"], _ref(checkpoint)
         self.supervisor.update_node(node)
         return self.node(name)
 
@@ -219,14 +217,19 @@ class DeployService:
 
     # aliases -----------------------------------------------------------------------------------
 
-    def set_alias(self, name: str, body: Any) -> tuple[dict[str, Any], str | None]:
-        """Create or re-point an alias in one step; the key when one was made."""
+    def set_alias(self, name: Any, body: Any, create_only: bool = False
+                  ) -> tuple[dict[str, Any], str | None, bool]:
+        """Create or re-point an alias in one step: the alias, its key when one was made,
+        and whether it was created."""
         body = {**body_object(body), "name": name}
         previous = self._aliases().get(name)
+        if previous is not None and create_only:
+            raise Conflict(f"alias {name!r} exists already: PUT /aliases/{name} re-points it",
+                           field="name")
         serving = {
-            name for name, node in self.supervisor.nodes.items()
-            if self.supervisor.node_statuses.get(name) is NodeStatus.HEALTHY
-            and not node.suspended and self.routes.nodes[name].backends
+            node_name for node_name, node in self.supervisor.nodes.items()
+            if self.supervisor.node_statuses.get(node_name) is NodeStatus.HEALTHY
+            and not node.suspended and self.routes.nodes[node_name].backends
         }
         alias = alias_settings(body, self.supervisor.nodes, serving, previous)
         key = None
@@ -236,7 +239,7 @@ class DeployService:
         self.store.save_alias(alias)
         self.routes.set_alias(alias.name, alias.key_hash, alias.public, alias.nodes,
                               alias.shadow, alias.sticky)
-        return self.alias(name), key
+        return self._alias_json(alias), key, previous is None
 
     def _aliases(self) -> dict[str, Alias]:
         return {a.name: a for a in self.store.aliases()}
@@ -306,3 +309,8 @@ class DeployService:
         except asyncio.TimeoutError:
             return []
         return self.store.events(node=node, since=since)
+
+
+def _ref(checkpoint: dict[str, Any]) -> str:
+    """The checkpoint as the user names it: NAME@VERSION."""
+    return f"{checkpoint['name']}@{checkpoint['version']}"

@@ -28,6 +28,11 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def key_opens(key: str, key_hash: str) -> bool:
+    """Whether `key` is the one whose hash is stored (a public alias has none)."""
+    return bool(key_hash) and hmac.compare_digest(hash_key(key), key_hash)
+
+
 def _score(*parts: str) -> int:
     return int.from_bytes(hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest(), "big")
 
@@ -70,7 +75,7 @@ class Route:
     added: asyncio.Event = field(default_factory=asyncio.Event)
 
     def key_matches(self, key: str) -> bool:
-        return hmac.compare_digest(hash_key(key), self.key_hash)
+        return key_opens(key, self.key_hash)
 
     @property
     def in_flight(self) -> int:
@@ -126,7 +131,7 @@ class AliasRoute:
     shadow_record: ShadowRecord
 
     def key_matches(self, key: str) -> bool:
-        return bool(self.key_hash) and hmac.compare_digest(hash_key(key), self.key_hash)
+        return key_opens(key, self.key_hash)
 
     def order(self, point: float) -> list[str]:
         """The node `point` picks, then the others (heaviest first) if it cannot serve."""

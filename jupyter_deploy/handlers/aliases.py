@@ -5,12 +5,12 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..models import Conflict
 from .base import DeployHandler
 
 
-def _reply_set(handler: DeployHandler, alias: dict, key: str | None, created: bool) -> None:
-    """The alias, and its key when one was made (shown only here)."""
+def _reply_set(handler: DeployHandler, result: tuple[dict, str | None, bool]) -> None:
+    """The alias, and its key when one was made (shown only here); 201 when created."""
+    alias, key, created = result
     handler.reply({"alias": alias, "key": key}, status=201 if created else 200)
 
 
@@ -26,11 +26,7 @@ class AliasesHandler(DeployHandler):
         """Create an alias: {"name", "nodes": {"node": weight}, "public", "metadata", ...}."""
         body = self.body()
         name = body.get("name") if isinstance(body, dict) else None
-        if isinstance(name, str) and name in {a["name"] for a in self.service.aliases()}:
-            raise Conflict(f"alias {name!r} exists already: PUT /aliases/{name} re-points it",
-                           field="name")
-        alias, key = self.service.set_alias(name, body)
-        _reply_set(self, alias, key, created=True)
+        _reply_set(self, self.service.set_alias(name, body, create_only=True))
 
 
 class AliasHandler(DeployHandler):
@@ -43,9 +39,7 @@ class AliasHandler(DeployHandler):
     @authorized
     async def put(self, name: str) -> None:
         """Create or re-point the alias, atomically."""
-        existed = name in {a["name"] for a in self.service.aliases()}
-        alias, key = self.service.set_alias(name, self.body())
-        _reply_set(self, alias, key, created=not existed)
+        _reply_set(self, self.service.set_alias(name, self.body()))
 
     @web.authenticated
     @authorized
