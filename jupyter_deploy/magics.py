@@ -16,7 +16,8 @@ from .client import ClientError, DeployClient
 from .commands import CommandError, Commands, Parser, add_shared_commands
 from .models import InvalidInput
 from .snapshot.capture import capture
-from .types import TYPES, parse_fields
+from .types import cell_annotations, parse_fields, parse_type
+from .values import Mismatch, encode
 
 
 def _parser() -> Parser:
@@ -84,23 +85,26 @@ class DeployMagics(Magics):
 
     def _pin(self, args: argparse.Namespace, cell: str) -> None:
         shell = self.shell
-        inputs = parse_fields(args.inputs, "--inputs")
-        outputs = parse_fields(args.outputs, "--outputs")
-        if not outputs:
-            raise UsageError("declare at least one output: --outputs NAME[:TYPE],...")
         source = shell.transform_cell(cell)
         if "get_ipython()" in source:
             raise UsageError("a pinned cell must be plain Python: move magics and shell "
                              "commands (%, !) to another cell")
+        annotations = cell_annotations(source)
+        inputs = parse_fields(args.inputs, "--inputs", annotations)
+        outputs = parse_fields(args.outputs, "--outputs", annotations)
+        if not outputs:
+            raise UsageError("declare at least one output: --outputs NAME[:TYPE],...")
         example = {}
         for field in inputs:
             name = field["name"]
             if name not in shell.user_ns:
                 raise UsageError(f"input `{name}` has no value in the notebook: give it an "
                                  f"example value in an earlier cell (e.g. {name} = ...)")
-            if not TYPES[field["type"]][1](shell.user_ns[name]):
-                raise UsageError(f"input `{name}` is declared {field['type']} but its example "
-                                 f"value is of type {type(shell.user_ns[name]).__name__}")
+            try:
+                encode(parse_type(field["type"]), shell.user_ns[name], name)
+            except Mismatch as exc:
+                raise UsageError(f"the example value of input `{name}` does not fit its "
+                                 f"declared type: {exc.message}") from None
             example[name] = shell.user_ns[name]
         result = shell.run_cell(cell, store_history=False)
         if not result.success:

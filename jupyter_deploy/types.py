@@ -1,51 +1,521 @@
-"""Declared inputs and outputs of a checkpoint: parsing, JSON Schema and validation.
+"""Declared inputs and outputs of a checkpoint: the type grammar, JSON Schema and validation.
 
-Kept free of heavy imports: the gateway validates every request with it, and the worker
-imports it at start-up.
+Types, as written in `--inputs/--outputs` or in the cell's annotations:
+
+    int  float  str  bool  bytes  file  any  list  dict
+    list[T]  dict[str,T]  Optional[T] (also `T|None`, `T?`)
+    ndarray  ndarray[float32]  ndarray[float32,(-1,4)]      (-1: any length on that axis)
+    DataFrame  DataFrame[a:float64,b:str]
+
+Kept free of heavy imports: the gateway validates every request with it (on decoded JSON,
+without numpy or pandas). Turning JSON into Python values and back is in `values.py`.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from .models import InvalidInput
 
-# type name -> (JSON Schema, check on a decoded JSON value)
-TYPES: dict[str, tuple[dict[str, Any], Any]] = {
-    "int": ({"type": "integer"}, lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    "float": (
-        {"type": "number"},
-        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    ),
-    "str": ({"type": "string"}, lambda v: isinstance(v, str)),
-    "bool": ({"type": "boolean"}, lambda v: isinstance(v, bool)),
-    "list": ({"type": "array"}, lambda v: isinstance(v, list)),
-    "dict": ({"type": "object"}, lambda v: isinstance(v, dict)),
-    "any": ({}, lambda v: True),
+SCALARS = ("int", "float", "str", "bool", "bytes", "file", "any", "list", "dict")
+# numpy dtype -> (bytes per item, JSON kind of an element, (min, max) for integers)
+DTYPES: dict[str, tuple[int, str, tuple[int, int] | None]] = {
+    "bool": (1, "bool", None),
+    **{f"int{b}": (b // 8, "int", (-(2 ** (b - 1)), 2 ** (b - 1) - 1)) for b in (8, 16, 32, 64)},
+    **{f"uint{b}": (b // 8, "int", (0, 2 ** b - 1)) for b in (8, 16, 32, 64)},
+    **{f"float{b}": (b // 8, "float", None) for b in (16, 32, 64)},
 }
+COLUMN_DTYPES = (*DTYPES, "str", "any")
+# how annotations and Python spellings map to this grammar
+SPELLINGS = {"List": "list", "Dict": "dict", "NDArray": "ndarray", "Any": "any",
+             "Optional": "Optional", "dataframe": "DataFrame", "bytearray": "bytes",
+             "object": "any", "integer": "int"}
+PREFIXES = re.compile(r"^(?:typing|numpy\.typing|npt|numpy|np|pandas|pd)\.")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}\Z")
+MAX_ERRORS = 20
 
 
-def parse_fields(spec: str, option: str) -> list[dict[str, str]]:
-    """Parse `a:float,b` into [{"name": "a", "type": "float"}, {"name": "b", "type": "any"}]."""
+@dataclass(frozen=True)
+class Type:
+    """One parsed type; `str()` gives its canonical spelling."""
+
+    kind: str  # a SCALARS name, "list"/"dict" with `item`, "optional", "ndarray", "dataframe"
+    item: Type | None = None
+    dtype: str | None = None  # ndarray
+    shape: tuple[int, ...] | None = None  # ndarray, -1 for any length
+    columns: tuple[tuple[str, str], ...] | None = None  # DataFrame: (name, dtype)
+
+    def __str__(self) -> str:
+        if self.kind == "optional":
+            return f"Optional[{self.item}]"
+        if self.kind in ("list", "dict") and self.item is not None:
+            return f"list[{self.item}]" if self.kind == "list" else f"dict[str,{self.item}]"
+        if self.kind == "ndarray":
+            args = [self.dtype or "any"] if self.dtype or self.shape is not None else []
+            if self.shape is not None:
+                args.append("(" + ",".join(map(str, self.shape)) + ("," if len(self.shape) == 1
+                                                                    else "") + ")")
+            return "ndarray" + (f"[{','.join(args)}]" if args else "")
+        if self.kind == "dataframe":
+            cols = ",".join(f"{n}:{d}" for n, d in self.columns or ())
+            return "DataFrame" + (f"[{cols}]" if cols else "")
+        return self.kind
+
+    @property
+    def optional(self) -> bool:
+        return self.kind == "optional" or self.kind == "any"
+
+    # -- JSON Schema (2020-12, as OpenAPI 3.1 uses it) ------------------------------------
+
+    def schema(self) -> dict[str, Any]:
+        kind = self.kind
+        if kind in _PLAIN_SCHEMAS:
+            return dict(_PLAIN_SCHEMAS[kind])
+        if kind == "file":
+            return {"anyOf": [_BYTES_SCHEMA, _FILE_OBJECT_SCHEMA],
+                    "description": "base64, or an object with the file's name and type"}
+        if kind == "list":
+            return {"type": "array", "items": self.item.schema()}  # type: ignore[union-attr]
+        if kind == "dict":
+            return {"type": "object", "additionalProperties": self.item.schema()}  # type: ignore[union-attr]
+        if kind == "optional":
+            return {"anyOf": [self.item.schema(), {"type": "null"}]}  # type: ignore[union-attr]
+        if kind == "ndarray":
+            return self._array_schema()
+        columns = {name: _element_schema(dtype) for name, dtype in self.columns or ()}
+        row: dict[str, Any] = {"type": "object"}
+        if columns:
+            row.update(properties=columns, required=list(columns), additionalProperties=False)
+        return {"type": "array", "items": row,
+                "description": "a pandas DataFrame as records: one object per row"}
+
+    def _array_schema(self) -> dict[str, Any]:
+        nested: dict[str, Any] = _element_schema(self.dtype or "any")
+        for length in reversed(self.shape or ()):
+            nested = {"type": "array", "items": nested}
+            if length >= 0:
+                nested.update(minItems=length, maxItems=length)
+        if self.shape is None:
+            nested = {"type": "array", "description": "nested lists, one level per axis"}
+        packed = {
+            "type": "object",
+            "properties": {
+                "dtype": {"const": self.dtype} if self.dtype else {"type": "string"},
+                "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                "data": {**_BYTES_SCHEMA, "description": "the array's bytes, C order, "
+                                                         "little-endian"},
+            },
+            "required": ["dtype", "shape", "data"],
+            "additionalProperties": False,
+        }
+        return {"anyOf": [nested, packed], "description": f"a numpy array ({self}): nested "
+                "lists, or its raw bytes in base64 with dtype and shape"}
+
+    # -- validation of decoded JSON (the gateway and the worker) -------------------------
+
+    def errors(self, value: Any, path: str, out: list[dict[str, str]]) -> None:
+        """Append what is wrong with `value` (decoded JSON) to `out`, each with its path."""
+        if len(out) >= MAX_ERRORS:
+            return
+        kind = self.kind
+        check = _CHECKS.get(kind)
+        if check is not None:
+            if not check(value):
+                out.append({"field": path, "message": f"expected {self}, got {_kind(value)}"})
+        elif kind == "optional":
+            if value is not None:
+                self.item.errors(value, path, out)  # type: ignore[union-attr]
+        elif kind == "bytes":
+            if not _is_base64(value):
+                out.append({"field": path, "message": f"expected bytes as base64, got "
+                            f"{_kind(value) if not isinstance(value, str) else 'other text'}"})
+        elif kind == "file":
+            self._file_errors(value, path, out)
+        elif kind == "list":
+            if not isinstance(value, list):
+                out.append({"field": path, "message": f"expected {self}, got {_kind(value)}"})
+            elif self.item is not None and self.item.kind != "any":
+                for i, v in enumerate(value):
+                    self.item.errors(v, f"{path}[{i}]", out)
+                    if len(out) >= MAX_ERRORS:
+                        return
+        elif kind == "dict":
+            if not isinstance(value, dict):
+                out.append({"field": path, "message": f"expected {self}, got {_kind(value)}"})
+            elif self.item is not None and self.item.kind != "any":
+                for k, v in value.items():
+                    self.item.errors(v, f"{path}.{k}", out)
+                    if len(out) >= MAX_ERRORS:
+                        return
+        elif kind == "ndarray":
+            self._array_errors(value, path, out)
+        else:
+            self._frame_errors(value, path, out)
+
+    def _file_errors(self, value: Any, path: str, out: list[dict[str, str]]) -> None:
+        if isinstance(value, dict):
+            for key in value:
+                if key not in ("filename", "content_type", "data"):
+                    out.append({"field": f"{path}.{key}", "message": "not a field of a file "
+                                "(filename, content_type, data)"})
+            for key in ("filename", "content_type"):
+                if key in value and not isinstance(value[key], str):
+                    out.append({"field": f"{path}.{key}", "message": "expected str"})
+            value = value.get("data")
+            path = f"{path}.data"
+        if not _is_base64(value):
+            out.append({"field": path, "message": "expected the file's bytes as base64"})
+
+    def _array_errors(self, value: Any, path: str, out: list[dict[str, str]]) -> None:
+        if isinstance(value, dict):
+            problem = _packed_array_problem(value, self.dtype)
+            shape = value.get("shape") if problem is None else None
+        else:
+            shape, problem = _nested_shape(value, self.dtype or "any")
+        if problem is None and self.shape is not None:
+            problem = _shape_problem(shape, self.shape)  # type: ignore[arg-type]
+        if problem is not None:
+            out.append({"field": path, "message": f"expected {self}: {problem}"})
+
+    def _frame_errors(self, value: Any, path: str, out: list[dict[str, str]]) -> None:
+        if not isinstance(value, list):
+            out.append({"field": path, "message": "expected a DataFrame as records (a list of "
+                        f"objects, one per row), got {_kind(value)}"})
+            return
+        columns = dict(self.columns or ())
+        for i, row in enumerate(value):
+            if not isinstance(row, dict):
+                out.append({"field": f"{path}[{i}]", "message": f"expected a row object, got "
+                            f"{_kind(row)}"})
+            elif columns:
+                for name, dtype in columns.items():
+                    if name not in row:
+                        out.append({"field": f"{path}[{i}].{name}", "message": "missing column"})
+                    elif row[name] is not None and not _element_ok(row[name], dtype):
+                        out.append({"field": f"{path}[{i}].{name}", "message":
+                                    f"expected {dtype}, got {_kind(row[name])}"})
+                for name in row:
+                    if name not in columns:
+                        out.append({"field": f"{path}[{i}].{name}", "message":
+                                    "not a declared column"})
+            if len(out) >= MAX_ERRORS:
+                return
+
+
+_PLAIN_SCHEMAS: dict[str, dict[str, Any]] = {
+    "int": {"type": "integer"}, "float": {"type": "number"}, "str": {"type": "string"},
+    "bool": {"type": "boolean"}, "any": {}, "list": {"type": "array"}, "dict": {"type": "object"},
+    "bytes": {"type": "string", "contentEncoding": "base64"},
+}
+_BYTES_SCHEMA = _PLAIN_SCHEMAS["bytes"]
+_FILE_OBJECT_SCHEMA = {
+    "type": "object",
+    "properties": {"filename": {"type": "string"}, "content_type": {"type": "string"},
+                   "data": _BYTES_SCHEMA},
+    "required": ["data"], "additionalProperties": False,
+}
+_CHECKS = {
+    "int": lambda v: type(v) is int,
+    "float": lambda v: type(v) is float or type(v) is int,
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "any": lambda v: True,
+}
+
+
+def _element_schema(dtype: str) -> dict[str, Any]:
+    if dtype == "str":
+        return {"type": "string"}
+    if dtype == "any":
+        return {}
+    _, kind, bounds = DTYPES[dtype]
+    if kind == "bool":
+        return {"type": "boolean"}
+    if kind == "float":
+        return {"type": "number"}
+    low, high = bounds  # type: ignore[misc]
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
+def _element_ok(value: Any, dtype: str) -> bool:
+    if dtype == "any":
+        return True
+    if dtype == "str":
+        return isinstance(value, str)
+    _, kind, bounds = DTYPES[dtype]
+    if kind == "float":
+        return type(value) is float or type(value) is int
+    if kind == "bool":
+        return type(value) is bool
+    return type(value) is int and bounds[0] <= value <= bounds[1]  # type: ignore[index]
+
+
+def _kind(value: Any) -> str:
+    names = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _is_base64(value: Any) -> bool:
+    return isinstance(value, str) and len(value) % 4 == 0 and BASE64.match(value) is not None
+
+
+def _nested_shape(value: Any, dtype: str) -> tuple[tuple[int, ...] | None, str | None]:
+    """The shape of an array given as nested lists, or what is wrong with it."""
+    shape: list[int] = []
+    probe = value
+    while isinstance(probe, list):
+        shape.append(len(probe))
+        if not probe:
+            break
+        probe = probe[0]
+    rows = [value]
+    for depth, length in enumerate(shape):
+        next_rows = []
+        for row in rows:
+            if not isinstance(row, list) or len(row) != length:
+                return None, f"ragged nested lists at depth {depth}"
+            next_rows.extend(row)
+        rows = next_rows
+    kind = "number" if dtype == "any" else DTYPES[dtype][1]
+    if kind == "float":
+        ok = all(type(v) is float or type(v) is int for v in rows)
+    elif kind == "number":
+        ok = all(type(v) is float or type(v) is int or type(v) is bool for v in rows)
+    elif kind == "bool":
+        ok = all(type(v) is bool for v in rows)
+    else:
+        low, high = DTYPES[dtype][2]  # type: ignore[misc]
+        ok = all(type(v) is int and low <= v <= high for v in rows)
+    if not ok:
+        bad = next((v for v in rows if isinstance(v, list)), None)
+        if bad is not None:
+            return None, "ragged nested lists"
+        wanted = "numbers" if dtype == "any" else f"{dtype} values"
+        return None, f"elements must be {wanted}"
+    return tuple(shape), None
+
+
+def _packed_array_problem(value: dict[str, Any], dtype: str | None) -> str | None:
+    """What is wrong with {"dtype", "shape", "data"}, checked without decoding the data."""
+    extra = set(value) - {"dtype", "shape", "data"}
+    if extra:
+        return f"unexpected key {sorted(extra)[0]!r} (dtype, shape, data)"
+    got = value.get("dtype")
+    if got not in DTYPES:
+        return f"dtype must be one of {', '.join(DTYPES)}"
+    if dtype is not None and got != dtype:
+        return f"dtype {got}, not {dtype}"
+    shape = value.get("shape")
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        return "shape must be a list of lengths"
+    data = value.get("data")
+    if not _is_base64(data):
+        return "data must be base64"
+    size = len(data) // 4 * 3 - len(data) + len(data.rstrip("="))
+    expected = DTYPES[got][0]
+    for n in shape:
+        expected *= n
+    if size != expected:
+        return f"data holds {size} bytes; dtype and shape make {expected}"
+    return None
+
+
+def _shape_problem(shape: tuple[int, ...] | list[int], declared: tuple[int, ...]) -> str | None:
+    if len(shape) != len(declared) or any(d >= 0 and d != n for n, d in zip(shape, declared)):
+        return f"shape {tuple(shape)} does not fit {declared}"
+    return None
+
+
+# -- the grammar --------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][\w.]*)|(?P<num>-?\d+)|(?P<sym>[\[\](),:|?]))")
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens: list[str] = []
+        pos = 0
+        while pos < len(text.rstrip()):
+            match = _TOKEN.match(text, pos)
+            if match is None:
+                raise ValueError(f"unexpected {text[pos:].strip()[:10]!r}")
+            self.tokens.append(match.group(match.lastgroup))  # type: ignore[arg-type]
+            pos = match.end()
+        self.pos = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> str:
+        token = self.peek()
+        if token is None or (expected is not None and token != expected):
+            raise ValueError(f"expected {expected or 'more'}"
+                             + (f" before {token!r}" if token else " at the end"))
+        self.pos += 1
+        return token
+
+    def parse(self) -> Type:
+        result = self.type()
+        if self.peek() is not None:
+            raise ValueError(f"unexpected {self.peek()!r}")
+        return result
+
+    def type(self) -> Type:
+        result = self.primary()
+        if self.peek() == "|":
+            self.take()
+            if _name(self.take()) != "None":
+                raise ValueError("only `T | None` unions are supported")
+            result = Type("optional", result)
+        if self.peek() == "?":
+            self.take()
+            result = Type("optional", result)
+        if self.peek() == "|":
+            raise ValueError("only `T | None` unions are supported")
+        return result
+
+    def primary(self) -> Type:
+        name = _name(self.take())
+        if name == "None":
+            if self.peek() == "|":
+                self.take()
+                return Type("optional", self.primary())
+            raise ValueError("None alone is not a type")
+        args = self.peek() == "["
+        if args:
+            self.take("[")
+        if name == "Optional":
+            if not args:
+                raise ValueError("Optional needs a type: Optional[T]")
+            result = Type("optional", self.type())
+        elif name == "list" and args:
+            result = Type("list", self.type())
+        elif name == "dict" and args:
+            key = self.type()
+            if self.peek() != ",":
+                result = Type("dict", key)
+            elif str(key) != "str":
+                raise ValueError("dict keys must be str (JSON object keys)")
+            else:
+                self.take(",")
+                result = Type("dict", self.type())
+        elif name == "ndarray":
+            result = self.array() if args else Type("ndarray")
+        elif name == "DataFrame":
+            result = Type("dataframe", columns=self.columns() if args else None)
+        elif name in SCALARS:
+            if args:
+                raise ValueError(f"{name} takes no [...]")
+            result = Type(name)
+        else:
+            raise ValueError(f"unknown type {name!r}")
+        if args:
+            self.take("]")
+        return result
+
+    def array(self) -> Type:
+        dtype, shape = None, None
+        if self.peek() != "(":
+            dtype = _dtype(self.take())
+            if self.peek() == ",":
+                self.take(",")
+        if self.peek() == "(":
+            self.take("(")
+            dims: list[int] = []
+            while self.peek() != ")":
+                token = self.take()
+                if token in ("None", "?"):
+                    token = "-1"
+                if not re.fullmatch(r"-?\d+", token) or int(token) < -1:
+                    raise ValueError(f"an axis length must be a number or -1, not {token!r}")
+                dims.append(int(token))
+                if self.peek() == ",":
+                    self.take(",")
+            self.take(")")
+            shape = tuple(dims)
+        return Type("ndarray", dtype=None if dtype == "any" else dtype, shape=shape)
+
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        columns: list[tuple[str, str]] = []
+        while self.peek() != "]":
+            name = self.take()
+            self.take(":")
+            dtype = _dtype(self.take(), COLUMN_DTYPES)
+            if any(n == name for n, _ in columns):
+                raise ValueError(f"column {name!r} is declared twice")
+            columns.append((name, dtype))
+            if self.peek() == ",":
+                self.take(",")
+        return tuple(columns)
+
+
+def _name(token: str) -> str:
+    name = PREFIXES.sub("", token)
+    return SPELLINGS.get(name, name)
+
+
+def _dtype(token: str, allowed: tuple[str, ...] = (*DTYPES, "any")) -> str:
+    name = PREFIXES.sub("", token)
+    name = {"float": "float64", "int": "int64", "bool_": "bool", "object": "any",
+            "string": "str"}.get(name, name)
+    if name not in allowed:
+        raise ValueError(f"unknown dtype {token!r} (known: {', '.join(allowed)})")
+    return name
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_type(text: str) -> Type:
+    """Parse a type as written by a user; ValueError says what is wrong."""
+    return _Parser(text).parse()
+
+
+# -- declared fields ----------------------------------------------------------------------
+
+def split_top(text: str, separator: str = ",") -> list[str]:
+    """Split at `separator` outside brackets: `a:ndarray[f4,(2,2)],b` -> 2 parts."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        elif char == separator and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def parse_fields(spec: str, option: str, annotations: dict[str, str] | None = None
+                 ) -> list[dict[str, str]]:
+    """Parse `a:float,b` into [{"name": "a", "type": "float"}, {"name": "b", "type": ...}].
+
+    A field without a type takes the cell's annotation of that name, else `any`.
+    """
     fields: list[dict[str, str]] = []
-    for part in (p.strip() for p in spec.split(",")):
+    for part in (p.strip() for p in split_top(spec)):
         if not part:
             continue
         name, _, type_name = part.partition(":")
-        name, type_name = name.strip(), (type_name.strip() or "any")
+        name, type_name = name.strip(), type_name.strip()
         if not IDENTIFIER.match(name):
             raise InvalidInput(f"{option}: {name!r} is not a Python identifier", field=option)
-        if type_name not in TYPES:
-            known = ", ".join(TYPES)
-            raise InvalidInput(
-                f"{option}: unknown type {type_name!r} for {name!r} (known: {known})",
-                field=option,
-            )
+        if not type_name:
+            type_name = (annotations or {}).get(name, "any")
+        try:
+            canonical = str(parse_type(type_name))
+        except ValueError as exc:
+            raise InvalidInput(f"{option}: the type of {name!r}, {type_name!r}: {exc}",
+                               field=option) from None
         if any(f["name"] == name for f in fields):
             raise InvalidInput(f"{option}: {name!r} is declared twice", field=option)
-        fields.append({"name": name, "type": type_name})
+        fields.append({"name": name, "type": canonical})
     return fields
 
 
@@ -55,10 +525,31 @@ def check_fields(value: Any, option: str) -> list[dict[str, str]]:
         raise InvalidInput(f"{option} must be a list of {{name, type}}", field=option)
     spec = []
     for i, item in enumerate(value):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) \
+                or not isinstance(item.get("type", "any"), str):
             raise InvalidInput(f"{option}[{i}] must be {{name, type}}", field=f"{option}[{i}]")
         spec.append(f"{item['name']}:{item.get('type', 'any')}")
     return parse_fields(",".join(spec), option)
+
+
+def cell_annotations(source: str) -> dict[str, str]:
+    """Types the cell gives its own names (`x: np.ndarray`, `y: "DataFrame[a:int64]" = ...`),
+    as this grammar spells them; annotations it cannot read are left out."""
+    found: dict[str, str] = {}
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return found  # running the cell will show the error
+    for node in body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            note = node.annotation
+            text = note.value if isinstance(note, ast.Constant) and isinstance(note.value, str) \
+                else ast.unparse(note)
+            try:
+                found[node.target.id] = str(parse_type(text.replace("'", "").replace('"', "")))
+            except ValueError:
+                continue
+    return found
 
 
 def input_errors(fields: list[dict[str, str]], payload: Any) -> list[dict[str, str]]:
@@ -66,28 +557,23 @@ def input_errors(fields: list[dict[str, str]], payload: Any) -> list[dict[str, s
     if not isinstance(payload, dict) or not isinstance(payload.get("input"), dict):
         return [{"field": "input", "message": 'the body must be {"input": {...}}'}]
     values = payload["input"]
-    errors = []
+    errors: list[dict[str, str]] = []
     for f in fields:
-        name, type_name = f["name"], f["type"]
-        if name not in values:
-            errors.append({"field": f"input.{name}", "message": f"missing {type_name} input"})
-        elif not TYPES[type_name][1](values[name]):
-            got = type(values[name]).__name__ if values[name] is not None else "null"
-            errors.append(
-                {"field": f"input.{name}", "message": f"expected {type_name}, got {got}"}
-            )
-    declared = {f["name"] for f in fields}
-    for name in values:
-        if name not in declared:
-            errors.append({"field": f"input.{name}", "message": "not a declared input"})
+        name = f["name"]
+        kind = parse_type(f["type"])
+        if name in values:
+            kind.errors(values[name], f"input.{name}", errors)
+        elif not kind.optional:
+            errors.append({"field": f"input.{name}", "message": f"missing {kind} input"})
+    if len(values) > len(fields) or any(v not in values for v in _names(fields)):
+        declared = _names(fields)
+        errors.extend({"field": f"input.{name}", "message": "not a declared input"}
+                      for name in values if name not in declared)
     return errors
 
 
-def json_default(value: Any) -> Any:
-    """`json.dumps(default=...)` for numpy scalars and arrays (anything with `tolist`)."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+def _names(fields: list[dict[str, str]]) -> list[str]:
+    return [f["name"] for f in fields]
 
 
 def invalid_input_body(errors: list[dict[str, str]]) -> dict[str, Any]:

@@ -119,12 +119,18 @@ def _sticky_key(sticky: dict[str, str] | None, headers: dict[str, str], payload:
     return None if value is None else json.dumps(value, sort_keys=True)
 
 
+def _passed_on(headers: dict[str, str]) -> bytes:
+    """The caller's headers the instance reads (the encoding it answers arrays in)."""
+    return b"x-array-encoding: base64\r\n" if headers.get("x-array-encoding") == "base64" else b""
+
+
 async def _forward(routes: Routes, route: Route, body: bytes, payload: Any, timeout_s: float,
-                   key: str | None, extra: dict[str, str], hold: bool = True
-                   ) -> Response | None:
+                   key: str | None, extra: dict[str, str], hold: bool = True,
+                   passed_on: bytes = b"", limit: int = MAX_BYTES) -> Response | None:
     """Send the request to the node; None when it has no healthy instance."""
     try:
-        status, data, instance = await routes.execute(route, body, payload, timeout_s, key, hold)
+        status, data, instance = await routes.execute(route, body, payload, timeout_s, key, hold,
+                                                      passed_on)
     except NoInstance:
         return None
     except InvalidRequest as exc:
@@ -133,9 +139,12 @@ async def _forward(routes: Routes, route: Route, body: bytes, payload: Any, time
         return error(504, "timeout", "the instance did not answer in time")
     except ResponseTooLarge as exc:
         return error(502, "response_too_large", f"the instance answered {exc.size} bytes, more "
-                     f"than the {MAX_BYTES} allowed")
+                     f"than the {limit} allowed")
     except UpstreamError as exc:
         return error(502, "bad_gateway", f"the instance failed: {exc}")
+    if len(data) > limit:
+        return error(502, "response_too_large", f"the instance answered {len(data)} bytes, "
+                     f"more than the {limit} allowed")
     return Response(status, data, {**extra, "x-instance-id": instance})
 
 
@@ -145,18 +154,20 @@ def _unavailable(what: str) -> Response:
 
 
 async def execute(routes: Routes, route: Route, body: bytes, timeout_s: float,
-                  headers: dict[str, str] | None = None) -> Response:
-    """Check a request body and run it on the node."""
+                  headers: dict[str, str] | None = None, limit: int = MAX_BYTES) -> Response:
+    """Check a request body and run it on the node (`limit`: bytes of the answer)."""
     payload, problem = _payload(body)
     if problem:
         return problem
-    key = _sticky_key(route.sticky, headers or {}, payload)
-    response = await _forward(routes, route, body, payload, timeout_s, key, {})
+    headers = headers or {}
+    key = _sticky_key(route.sticky, headers, payload)
+    response = await _forward(routes, route, body, payload, timeout_s, key, {},
+                              passed_on=_passed_on(headers), limit=limit)
     return response or _unavailable(f"node {route.node!r}")
 
 
 async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers: dict[str, str],
-                        timeout_s: float) -> Response:
+                        timeout_s: float, limit: int = MAX_BYTES) -> Response:
     """Pick a node by weight (or by sticky key); if it has no healthy instance, the others;
     a node scaled to zero holds the request only when no node of the alias can serve now.
     One deadline for it all. A share of the requests is mirrored to the shadow node."""
@@ -175,7 +186,8 @@ async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers:
                 continue
             node_key = key if key is not None else _sticky_key(route.sticky, headers, payload)
             response = await _forward(routes, route, body, payload, deadline - loop.time(),
-                                      node_key, {"x-node-id": node}, hold)
+                                      node_key, {"x-node-id": node}, hold, _passed_on(headers),
+                                      limit)
             if response is not None:
                 break
         if response is not None:

@@ -17,7 +17,8 @@ from typing import Any
 from ..types import input_errors
 from .upstream import Pool, SendFailed
 
-MAX_BYTES = 16 * 1024 * 1024
+MAX_BYTES = 16 * 1024 * 1024  # of a request and of its answer, for callers
+UPSTREAM_BYTES = MAX_BYTES * 3 // 2  # to and from an instance: 16 MB of gRPC bytes as base64
 
 
 def new_key() -> str:
@@ -173,7 +174,7 @@ class Routes:
     def add_backend(self, node: str, instance_id: str, host: str, port: int,
                     inputs: list[dict[str, str]]) -> None:
         route = self.nodes[node]
-        route.backends[instance_id] = Backend(instance_id, Pool(host, port, MAX_BYTES), inputs)
+        route.backends[instance_id] = Backend(instance_id, Pool(host, port, UPSTREAM_BYTES), inputs)
         self.wake(route)
 
     @staticmethod
@@ -196,8 +197,8 @@ class Routes:
         self.aliases[name] = AliasRoute(name, key_hash, public, weights, shadow, sticky, record)
 
     async def execute(self, route: Route, body: bytes, payload: Any, timeout: float,
-                      sticky_key: str | None = None, hold: bool = True
-                      ) -> tuple[int, bytes, str]:
+                      sticky_key: str | None = None, hold: bool = True,
+                      passed_on: bytes = b"") -> tuple[int, bytes, str]:
         """Run the cell on an instance of the node; retry elsewhere only if nothing was sent.
 
         The input is checked against the picked instance's checkpoint (during an update,
@@ -207,7 +208,8 @@ class Routes:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         tried: set[str] = set()
-        head = b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
+        head = (b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
+                + passed_on)
         while True:
             backend = route.pick(tried, sticky_key)
             if backend is None:

@@ -16,7 +16,9 @@ from typing import Any
 import cloudpickle
 
 from ..models import InvalidInput
-from ..types import TYPES, json_default
+from ..values import Mismatch, encode_fields
+
+MAX_EXAMPLE = 4 * 1024 * 1024  # bytes of JSON kept as a checkpoint's example input or output
 
 # Names IPython keeps in the user namespace for its own bookkeeping.
 IPYTHON_NAMES = re.compile(r"(In|Out|get_ipython|exit|quit|_+|_i+|_[ioh]+|_i?\d+|_dh|__builtins__)\Z")
@@ -181,11 +183,11 @@ def requirements(modules: set[str]) -> tuple[list[dict[str, str]], list[str]]:
     return sorted(found.values(), key=lambda r: r["distribution"].lower()), local
 
 
-def _json_example(values: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        return json.loads(json.dumps(values, default=json_default))
-    except (TypeError, ValueError):
-        return None
+def _json_example(fields: list[dict[str, str]], values: dict[str, Any], where: str
+                  ) -> dict[str, Any] | None:
+    """The values as the API sends them; None when too big to keep beside the checkpoint."""
+    example = encode_fields(fields, values, where)
+    return example if len(json.dumps(example)) <= MAX_EXAMPLE else None
 
 
 def capture(
@@ -207,12 +209,13 @@ def capture(
                 "assign it in the cell",
                 field="outputs",
             )
-        if not TYPES[field["type"]][1](_to_plain(user_ns[field["name"]])):
-            got = type(user_ns[field["name"]]).__name__
-            raise InvalidInput(
-                f"output `{field['name']}` is declared {field['type']} but its value is of type {got}",
-                field="outputs",
-            )
+    try:
+        example = {"input": _json_example(inputs, example_input, "input"),
+                   "output": _json_example(outputs, user_ns, "output")}
+    except Mismatch as exc:
+        raise InvalidInput(f"the example {exc.field.replace('.', ' `', 1)}` does not fit its "
+                           f"declared type: {exc.message}",
+                           field=exc.field.split(".")[0] + "s") from None
     input_names = {f["name"] for f in inputs}
     needed = [
         n for n in free_names(source)
@@ -243,7 +246,6 @@ def capture(
         "requirements": requires,
         "local_modules": local_modules,
     }
-    example_output = {f["name"]: user_ns[f["name"]] for f in outputs}
     meta = {  # the service gives it its content address
         "name": name,
         "source": source,
@@ -251,14 +253,7 @@ def capture(
         "outputs": outputs,
         "environment": environment,
         "state": needed,
-        "example": {
-            "input": _json_example(example_input),
-            "output": _json_example(example_output),
-        },
+        "example": example,
     }
     return meta, data
 
-
-def _to_plain(value: Any) -> Any:
-    """numpy scalars count as the Python type they encode to."""
-    return value.tolist() if hasattr(value, "tolist") and not isinstance(value, list) else value

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ..http11 import Request, Response, ServerProtocol, error
-from ..types import input_errors, invalid_input_body, json_default
+from ..types import input_errors, invalid_input_body, parse_type
+from ..values import Mismatch, decode, encode_fields, json_default, needs_decoding
 
-MAX_BODY = 16 * 1024 * 1024
+MAX_BODY = 24 * 1024 * 1024  # the gateway's 16 MB limit, once a gRPC call's bytes are base64
 log = logging.getLogger("jupyter_deploy.worker")
 
 
@@ -58,7 +59,9 @@ class Worker:
             namespace.update(cloudpickle.load(f))
         self.code = compile(source, self.filename, "exec")
         self.meta, self.namespace = meta, namespace
-        self.float_inputs = [f["name"] for f in meta["inputs"] if f["type"] == "float"]
+        kinds = [(f["name"], parse_type(f["type"])) for f in meta["inputs"]]
+        self.decoded = [(name, kind) for name, kind in kinds if needs_decoding(kind)]
+        self.optional = [name for name, kind in kinds if kind.optional]
         self.phase = "ready"
         log.info("restored %s (%d names) in %.3f s", meta["name"], len(meta["state"]),
                  time.monotonic() - self.started)
@@ -69,12 +72,12 @@ class Worker:
             return error(499, "abandoned", "the caller went away")
         self.running_since = time.monotonic()
         try:
-            return self.execute(request.body)
+            return self.execute(request.body, request.headers.get("x-array-encoding", "list"))
         finally:
             self.running_since = None
 
-    def execute(self, body: bytes) -> Response:
-        """Bind the inputs, run the cell, return its outputs."""
+    def execute(self, body: bytes, arrays: str = "list") -> Response:
+        """Bind the inputs, run the cell, return its outputs (arrays as `list` or `base64`)."""
         try:
             payload = json.loads(body)
         except ValueError as exc:
@@ -83,21 +86,33 @@ class Worker:
         if errors:
             return Response(422, json.dumps(invalid_input_body(errors)).encode())
         namespace = self.namespace
-        namespace.update(payload["input"])
-        for name in self.float_inputs:
-            namespace[name] = float(namespace[name])
+        inputs = payload["input"]
+        namespace.update(inputs)
+        for name in self.optional:
+            if name not in inputs:
+                namespace[name] = None
+        for name, kind in self.decoded:
+            if name in inputs:
+                try:
+                    namespace[name] = decode(kind, inputs[name])
+                except (ValueError, TypeError) as exc:
+                    return error(422, "invalid_input", f"input.{name}: {exc}",
+                                 field=f"input.{name}")
         try:
             exec(self.code, namespace)
         except BaseException as exc:  # noqa: BLE001 - the cell's error goes back to the caller
             if isinstance(exc, KeyboardInterrupt):
                 raise
             return Response(500, self._cell_error(exc))
-        output = {}
         for field in self.meta["outputs"]:
             if field["name"] not in namespace:
                 return error(500, "missing_output", f"the cell did not set output "
                              f"`{field['name']}`", field=f"output.{field['name']}")
-            output[field["name"]] = namespace[field["name"]]
+        try:
+            output = encode_fields(self.meta["outputs"], namespace, "output", arrays)
+        except Mismatch as exc:
+            return error(500, "invalid_output", f"output `{exc.field[7:]}` does not have its "
+                         f"declared type: {exc.message}", field=exc.field)
         try:
             return Response(200, json.dumps({"output": output}, default=json_default).encode())
         except (TypeError, ValueError) as exc:
