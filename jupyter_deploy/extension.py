@@ -14,6 +14,7 @@ from .handlers.nodes import (
     ServiceHandler, SuspendHandler,
 )
 from .handlers.aliases import AliasesHandler, AliasHandler, ShadowHandler
+from .handlers.examples import ExamplesHandler
 from .service import DeployService
 from .store import default_state_dir
 
@@ -53,6 +54,7 @@ class DeployApp(ExtensionApp):
             (rf"/deploy/api/nodes/{NODE}{COLON}(?P<action>suspend|resume)", SuspendHandler),
             (rf"/deploy/api/nodes/{NODE}/instances", InstancesHandler),
             (rf"/deploy/api/nodes/{NODE}/logs", LogsHandler),
+            (rf"/deploy/api/(?P<kind>nodes|aliases)/{NODE}/examples", ExamplesHandler),
             (r"/deploy/api/aliases", AliasesHandler),
             (rf"/deploy/api/aliases/{NODE}", AliasHandler),
             (rf"/deploy/api/aliases/{NODE}/shadow", ShadowHandler),

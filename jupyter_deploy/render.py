@@ -77,10 +77,19 @@ def node_status(node: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def curl_example(endpoint: str, key: str, example: dict[str, Any] | None) -> str:
+def curl_example(endpoint: str, key: str | None, example: dict[str, Any] | None) -> str:
+    """A curl command line; `key` may be a shell variable (`$NODE_KEY`), or None (public)."""
     body = json.dumps({"input": example or {}})
-    return (f"curl -H {shlex.quote('Authorization: Bearer ' + key)} "
-            f"-H 'Content-Type: application/json' -d {shlex.quote(body)} {endpoint}")
+    return (f"curl {auth_option(key)}-H 'Content-Type: application/json' "
+            f"-d {shlex.quote(body)} {endpoint}")
+
+
+def auth_option(key: str | None) -> str:
+    if key is None:
+        return ""
+    if key.startswith("$"):  # left for the shell to expand
+        return f'-H "Authorization: Bearer {key}" '
+    return f"-H {shlex.quote('Authorization: Bearer ' + key)} "
 
 
 def node_created(node: dict[str, Any], key: str, example: dict[str, Any] | None) -> str:

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from . import render
 from .gateway.app import Gateway, execute
 from .gateway.routing import Routes, hash_key, new_key
 from .http11 import Response
@@ -54,7 +55,8 @@ class DeployService:
         self.store = Store(self.state_dir)
         self.routes = Routes()
         self.runtime = ProcessRuntime(self.state_dir / "logs", busy_limit_s=self.request_timeout_s)
-        self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s)
+        self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s,
+                               describe=self.describe)
         self.supervisor = Supervisor(self.store, self.runtime, self.routes, self._inputs,
                                      log=self.log,
                                      drain_timeout_s=self.request_timeout_s,
@@ -135,9 +137,49 @@ class DeployService:
         return self.store.delete_checkpoint(ref)
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - checkpoints are immutable
-    def _inputs(self, checkpoint_id: str) -> list[dict[str, str]]:
+    def _checkpoint_meta(self, checkpoint_id: str) -> dict[str, Any]:
         path = self.store.checkpoint_dir(checkpoint_id) / "checkpoint.json"
-        return json.loads(path.read_text())["inputs"]
+        return json.loads(path.read_text())
+
+    def _inputs(self, checkpoint_id: str) -> list[dict[str, str]]:
+        return self._checkpoint_meta(checkpoint_id)["inputs"]
+
+    def examples(self, kind: str, name: str) -> dict[str, Any]:
+        """Ready-to-paste calls of a node or alias, with the input the notebook had at pin
+        time; the key is left as a shell variable (it is shown once, at creation)."""
+        if kind == "node":
+            self._node(name)
+        elif name not in self._aliases():
+            raise NotFound(f"no alias {name!r}", field="alias")
+        described = self.describe(kind, name)
+        if described is None:
+            raise Conflict(f"alias {name!r} sends traffic to no node", field="alias")
+        checkpoint, public = described
+        example = (checkpoint.get("example") or {}).get("input")
+        base = f"{self.gateway_url}/v1/{kind}s/{name}"
+        key = None if public else f"${kind.upper()}_KEY"
+        return {
+            "checkpoint": checkpoint["ref"],
+            "input": example,
+            "endpoint": f"{base}:execute",
+            "openapi": f"{base}/openapi.json",
+            "docs": f"{base}/docs",
+            "curl": render.curl_example(f"{base}:execute", key, example),
+        }
+
+    def describe(self, kind: str, name: str) -> tuple[dict[str, Any], bool] | None:
+        """The checkpoint a node serves (for an alias: its heaviest node's), and whether it
+        is public: what its API document is made of."""
+        public = False
+        if kind == "alias":
+            alias = self.routes.aliases.get(name)
+            if alias is None or not alias.weights:
+                return None
+            name, public = alias.weights[0][0], alias.public
+        node = self.supervisor.nodes.get(name)
+        if node is None:
+            return None
+        return {**self._checkpoint_meta(node.checkpoint_id), "ref": node.checkpoint}, public
 
     # nodes -----------------------------------------------------------------------------------
 

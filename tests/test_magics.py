@@ -119,15 +119,31 @@ def test_pin_names_unpicklable_state(kernel):
 def test_pin_checks_types_and_plain_python(kernel):
     kernel.ok("n = 'three'")
     result = kernel.run("%%deploy pin typed --inputs n:int --outputs m\nm = n")
-    assert "input `n` is declared int but its example value is of type str" in result.error
+    assert ("the example value of input `n` does not fit its declared type: expected int, "
+            "got str") in result.error
     kernel.ok("n = 3")
     result = kernel.run("%%deploy pin typed --inputs n:int --outputs m:str\nm = n")
-    assert "output `m` is declared str but its value is of type int" in result.error
+    assert ("the example output `m` does not fit its declared type: expected str, got int"
+            in result.error)
     result = kernel.run("%%deploy pin shell --inputs n:int --outputs m\n!echo hi\nm = n")
     assert "must be plain Python" in result.error
     result = kernel.run("%%deploy pin raising --inputs n:int --outputs m\nm = n / 0")
     assert result.error == "ZeroDivisionError: division by zero"
     assert "nothing was pinned" in result.stderr
+
+
+def test_pin_reads_types_from_the_cells_annotations(kernel, service):
+    kernel.ok("import numpy as np\nimport pandas as pd\nx = np.ones((2, 4), dtype=np.float32)\n"
+              "limit = None")
+    kernel.ok("%%deploy pin annotated --inputs x,limit --outputs frame,n:int\n"
+              "x: 'ndarray[float32,(-1,4)]'\nlimit: float | None\n"
+              "frame: pd.DataFrame = pd.DataFrame({'s': x.sum(axis=1)})\nn = len(frame)")
+    checkpoint = service.client.request("GET", "/checkpoints/annotated")
+    assert checkpoint["inputs"] == [{"name": "x", "type": "ndarray[float32,(-1,4)]"},
+                                    {"name": "limit", "type": "Optional[float]"}]
+    assert checkpoint["outputs"] == [{"name": "frame", "type": "DataFrame"},
+                                     {"name": "n", "type": "int"}]
+    assert checkpoint["example"]["output"] == {"frame": [{"s": 4.0}, {"s": 4.0}], "n": 2}
 
 
 def test_call_errors_show_the_cell_error(kernel, service):

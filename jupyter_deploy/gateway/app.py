@@ -13,27 +13,36 @@ import random
 import re
 import socket
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from ..http11 import (
     Request, Response, ResponseTooLarge, ServerProtocol, UpstreamError, error,
 )
 from ..types import invalid_input_body
+from . import openapi
 from .routing import (
     MAX_BYTES, AliasRoute, InvalidRequest, NoInstance, Route, Routes, sticky_point,
 )
 
 EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
+DOCS_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)/(openapi\.json|docs)\Z")
+STATIC_PATH = re.compile(r"/v1/docs/static/([^/]+)\Z")
 HEALTHY = Response(200, b'{"status": "ok"}')
+# (kind, name) -> (the checkpoint it serves, public) or None: what its API document is made of
+Describe = Callable[[str, str], "tuple[dict[str, Any], bool] | None"]
 
 
 class Gateway:
     """Serves `POST /v1/nodes/{node}:execute`, `POST /v1/aliases/{alias}:execute`, their
-    `x-node-id` / `x-node-alias` header forms on `POST /`, and `/healthz`."""
+    `x-node-id` / `x-node-alias` header forms on `POST /`, `/healthz`, and for each node and
+    alias its OpenAPI document (`.../openapi.json`) and a page to browse it (`.../docs`)."""
 
     def __init__(self, routes: Routes, request_timeout_s: float = 15.0,
-                 idle_timeout_s: float = 300.0) -> None:
+                 idle_timeout_s: float = 300.0, describe: Describe | None = None) -> None:
         self.routes = routes
+        self.describe = describe or (lambda kind, name: None)
         self.request_timeout_s = request_timeout_s
         self.idle_timeout_s = idle_timeout_s
         self.server: asyncio.AbstractServer | None = None
@@ -50,7 +59,8 @@ class Gateway:
         self.server = await asyncio.get_running_loop().create_server(
             lambda: ServerProtocol(self, MAX_BYTES, self.idle_timeout_s, self.request_timeout_s),
             sock=sock, backlog=1024)
-        return sock.getsockname()[1]
+        self.host, self.port = host, sock.getsockname()[1]
+        return self.port
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -63,8 +73,8 @@ class Gateway:
         if node is None and alias is None:
             match = EXECUTE_PATH.match(path)
             if match is None:
-                if path == "/healthz" and request.method == "GET":
-                    return None
+                if request.method == "GET":
+                    return self._page(path)
                 return error(404, "not_found", f"no endpoint {request.method} {path}")
             kind, name = match.groups()
             node, alias = (name, None) if kind == "nodes" else (None, name)
@@ -90,9 +100,41 @@ class Gateway:
             return error(403, "forbidden", f"the key does not open {what} {name!r}")
         return target
 
-    def handle(self, request: Request, target: Route | AliasRoute | None):
+    def _page(self, path: str) -> Callable[[Request], Response] | Response | None:
+        """The read-only pages, which need no key: they describe an API, not its data."""
+        if path == "/healthz":
+            return None
+        match = DOCS_PATH.match(path)
+        if match is not None:
+            kind, name, page = match.groups()
+            kind = "node" if kind == "nodes" else "alias"
+            if self.describe(kind, name) is None:
+                return error(404, "not_found", f"unknown {kind} {name!r}", field=kind)
+            if page == "docs":
+                return Response(200, openapi.docs_page(kind, name),
+                                {"Content-Type": "text/html; charset=utf-8"})
+            return partial(self._document, kind, name)
+        match = STATIC_PATH.match(path)
+        found = openapi.static_file(match.group(1)) if match else None
+        if found is not None:
+            return Response(200, found[0], {"Content-Type": found[1],
+                                            "Cache-Control": "max-age=86400"})
+        return error(404, "not_found", f"no endpoint GET {path}")
+
+    def _document(self, kind: str, name: str, request: Request) -> Response:
+        described = self.describe(kind, name)
+        if described is None:
+            return error(404, "not_found", f"unknown {kind} {name!r}", field=kind)
+        checkpoint, public = described
+        host = request.headers.get("host") or f"{self.host}:{self.port}"
+        document = openapi.document(kind, name, checkpoint, f"http://{host}", public)
+        return Response(200, json.dumps(document).encode())
+
+    def handle(self, request: Request, target: Route | AliasRoute | Callable | None):
         if target is None:
             return HEALTHY
+        if callable(target):
+            return target(request)
         if isinstance(target, AliasRoute):
             return execute_alias(self.routes, target, request.body, request.headers,
                                  self.request_timeout_s)
