@@ -27,6 +27,8 @@ from jupyter_deploy.types import parse_fields
     ("class M(Base):\n    size = width\nm = M()", ["Base", "width"]),
     ("fn = lambda q: q + offset", ["offset"]),
     ("if (n := compute()) > 0:\n    r = n", ["compute"]),
+    ("model: Model\ny = model.predict(x)", ["Model", "model", "x"]),  # `x: T` binds nothing
+    ("y: np.ndarray = f(x)\nz = y", ["f", "x", "np"]),  # annotations are evaluated
 ])
 def test_free_names(source, expected):
     assert free_names(source) == expected

@@ -48,11 +48,16 @@ class _Reads:
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
                 self.bound.add(alias.asname or alias.name.split(".")[0])
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+        elif isinstance(node, ast.Assign):
+            self.visit(node.value)
+            for target in node.targets:
+                self.visit(target)
+        elif isinstance(node, ast.AnnAssign):  # the annotation is evaluated, as a module does
             if node.value is not None:
                 self.visit(node.value)
-            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                self.visit(target)
+            self.visit(node.annotation)
+            if node.value is not None:  # `x: T` alone binds nothing
+                self.visit(node.target)
         elif isinstance(node, ast.AugAssign):
             self.visit(node.value)
             if isinstance(node.target, ast.Name):
