@@ -28,7 +28,7 @@ from .settings import alias_settings, apply_node_settings, body_object
 from .runtimes.process import ProcessRuntime
 from .store import Store
 from .supervisor.loop import Supervisor
-from .types import check_fields
+from .types import InputCheck, check_fields
 
 RUNTIMES = ("process",)
 
@@ -57,7 +57,7 @@ class DeployService:
         self.runtime = ProcessRuntime(self.state_dir / "logs", busy_limit_s=self.request_timeout_s)
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s,
                                describe=self.describe)
-        self.supervisor = Supervisor(self.store, self.runtime, self.routes, self._inputs,
+        self.supervisor = Supervisor(self.store, self.runtime, self.routes, self._input_check,
                                      log=self.log,
                                      drain_timeout_s=self.request_timeout_s,
                                      **self.supervisor_options)
@@ -141,8 +141,9 @@ class DeployService:
         path = self.store.checkpoint_dir(checkpoint_id) / "checkpoint.json"
         return json.loads(path.read_text())
 
-    def _inputs(self, checkpoint_id: str) -> list[dict[str, str]]:
-        return self._checkpoint_meta(checkpoint_id)["inputs"]
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - checkpoints are immutable
+    def _input_check(self, checkpoint_id: str) -> InputCheck:
+        return InputCheck(self._checkpoint_meta(checkpoint_id)["inputs"])
 
     def examples(self, kind: str, name: str) -> dict[str, Any]:
         """Ready-to-paste calls of a node or alias, with the input the notebook had at pin

@@ -14,7 +14,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..types import input_errors
+from ..types import InputCheck
 from .upstream import Pool, SendFailed
 
 MAX_BYTES = 16 * 1024 * 1024  # of a request and of its answer, for callers
@@ -59,7 +59,7 @@ class Backend:
 
     instance_id: str
     pool: Pool
-    inputs: list[dict[str, str]]  # of the checkpoint this instance runs (updates roll)
+    check: InputCheck  # the inputs of the checkpoint this instance runs (updates roll)
     in_flight: int = 0
 
 
@@ -172,9 +172,9 @@ class Routes:
                 backend.pool.close()
 
     def add_backend(self, node: str, instance_id: str, host: str, port: int,
-                    inputs: list[dict[str, str]]) -> None:
+                    check: InputCheck) -> None:
         route = self.nodes[node]
-        route.backends[instance_id] = Backend(instance_id, Pool(host, port, UPSTREAM_BYTES), inputs)
+        route.backends[instance_id] = Backend(instance_id, Pool(host, port, UPSTREAM_BYTES), check)
         self.wake(route)
 
     @staticmethod
@@ -219,7 +219,7 @@ class Routes:
                     raise NoInstance(route.node)
                 await self._hold(route, deadline - loop.time())
                 continue
-            errors = input_errors(backend.inputs, payload)
+            errors = backend.check(payload)
             if errors:
                 raise InvalidRequest(errors)
             tried.add(backend.instance_id)

@@ -18,6 +18,7 @@ from ..http11 import UpstreamError
 from ..models import Instance, InstanceStatus, Node, NodeStatus, node_status
 from ..runtimes.base import Runtime
 from ..store import Store
+from ..types import InputCheck
 from .health import probe
 from .autoscale import Samples, desired_instances, plan
 from .transitions import Event, next_status, restart_delay
@@ -37,14 +38,14 @@ class Checks:
 
 class Supervisor:
     def __init__(self, store: Store, runtime: Runtime, routes: Routes,
-                 inputs_of: Callable[[str], list[dict[str, str]]], *,
+                 input_check: Callable[[str], InputCheck], *,
                  period_s: float = 0.2, startup_timeout_s: float = 60.0,
                  drain_timeout_s: float = 15.0, stop_timeout_s: float = 5.0,
                  log: logging.Logger | None = None) -> None:
         self.store = store
         self.runtime = runtime
         self.routes = routes
-        self.inputs_of = inputs_of  # checkpoint id -> its declared inputs
+        self.input_check = input_check  # checkpoint id -> the check of its declared inputs
         self.period_s = period_s
         self.startup_timeout_s = startup_timeout_s
         self.drain_timeout_s = drain_timeout_s
@@ -287,7 +288,7 @@ class Supervisor:
 
     def _add_backend(self, node: Node, instance: Instance) -> None:
         self.routes.add_backend(node.name, instance.id, instance.host, instance.port or 0,
-                                self.inputs_of(instance.checkpoint_id))
+                                self.input_check(instance.checkpoint_id))
 
     def _give_up(self, node: Node, instance: Instance) -> None:
         self._failed(node)

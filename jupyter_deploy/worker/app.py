@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..http11 import Request, Response, ServerProtocol, error
-from ..types import input_errors, invalid_input_body, parse_type
+from ..types import InputCheck, invalid_input_body
 from ..values import Mismatch, decode, encode_fields, json_default, needs_decoding
 
 MAX_BODY = 24 * 1024 * 1024  # the gateway's 16 MB limit, once a gRPC call's bytes are base64
@@ -59,7 +59,8 @@ class Worker:
             namespace.update(cloudpickle.load(f))
         self.code = compile(source, self.filename, "exec")
         self.meta, self.namespace = meta, namespace
-        kinds = [(f["name"], parse_type(f["type"])) for f in meta["inputs"]]
+        self.input_check = InputCheck(meta["inputs"])
+        kinds = self.input_check.fields
         self.decoded = [(name, kind) for name, kind in kinds if needs_decoding(kind)]
         self.optional = [name for name, kind in kinds if kind.optional]
         self.phase = "ready"
@@ -82,7 +83,7 @@ class Worker:
             payload = json.loads(body)
         except ValueError as exc:
             return error(400, "malformed_json", f"the body is not valid JSON: {exc}", field="body")
-        errors = input_errors(self.meta["inputs"], payload)
+        errors = self.input_check(payload)
         if errors:
             return Response(422, json.dumps(invalid_input_body(errors)).encode())
         namespace = self.namespace

@@ -1,25 +1,10 @@
-"""Declared inputs and outputs of a checkpoint: the type grammar, JSON Schema and validation.
-
-Types, as written in `--inputs/--outputs` or in the cell's annotations:
-
-    int  float  str  bool  bytes  file  any  list  dict
-    list[T]  dict[str,T]  Optional[T] (also `T|None`, `T?`)
-    ndarray  ndarray[float32]  ndarray[float32,(-1,4)]      (-1: any length on that axis)
-    DataFrame  DataFrame[a:float64,b:str]
-
-Kept free of heavy imports: the gateway validates every request with it (on decoded JSON,
-without numpy or pandas). Turning JSON into Python values and back is in `values.py`.
-"""
+"""A parsed type: its JSON Schema and the check of decoded JSON against it."""
 
 from __future__ import annotations
 
-import ast
-import functools
 import re
 from dataclasses import dataclass
 from typing import Any
-
-from .models import InvalidInput
 
 SCALARS = ("int", "float", "str", "bool", "bytes", "file", "any", "list", "dict")
 # numpy dtype -> (bytes per item, JSON kind of an element, (min, max) for integers)
@@ -35,7 +20,6 @@ SPELLINGS = {"List": "list", "Dict": "dict", "NDArray": "ndarray", "Any": "any",
              "Optional": "Optional", "dataframe": "DataFrame", "bytearray": "bytes",
              "object": "any", "integer": "int"}
 PREFIXES = re.compile(r"^(?:typing|numpy\.typing|npt|numpy|np|pandas|pd)\.")
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}\Z")
 MAX_ERRORS = 20
 
@@ -123,7 +107,7 @@ class Type:
         if len(out) >= MAX_ERRORS:
             return
         kind = self.kind
-        check = _CHECKS.get(kind)
+        check = CHECKS.get(kind)
         if check is not None:
             if not check(value):
                 out.append({"field": path, "message": f"expected {self}, got {_kind(value)}"})
@@ -219,7 +203,7 @@ _FILE_OBJECT_SCHEMA = {
                    "data": _BYTES_SCHEMA},
     "required": ["data"], "additionalProperties": False,
 }
-_CHECKS = {
+CHECKS = {
     "int": lambda v: type(v) is int,
     "float": lambda v: type(v) is float or type(v) is int,
     "str": lambda v: isinstance(v, str),
@@ -329,261 +313,3 @@ def _shape_problem(shape: tuple[int, ...] | list[int], declared: tuple[int, ...]
     if len(shape) != len(declared) or any(d >= 0 and d != n for n, d in zip(shape, declared)):
         return f"shape {tuple(shape)} does not fit {declared}"
     return None
-
-
-# -- the grammar --------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][\w.]*)|(?P<num>-?\d+)|(?P<sym>[\[\](),:|?]))")
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens: list[str] = []
-        pos = 0
-        while pos < len(text.rstrip()):
-            match = _TOKEN.match(text, pos)
-            if match is None:
-                raise ValueError(f"unexpected {text[pos:].strip()[:10]!r}")
-            self.tokens.append(match.group(match.lastgroup))  # type: ignore[arg-type]
-            pos = match.end()
-        self.pos = 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self, expected: str | None = None) -> str:
-        token = self.peek()
-        if token is None or (expected is not None and token != expected):
-            raise ValueError(f"expected {expected or 'more'}"
-                             + (f" before {token!r}" if token else " at the end"))
-        self.pos += 1
-        return token
-
-    def parse(self) -> Type:
-        result = self.type()
-        if self.peek() is not None:
-            raise ValueError(f"unexpected {self.peek()!r}")
-        return result
-
-    def type(self) -> Type:
-        result = self.primary()
-        if self.peek() == "|":
-            self.take()
-            if _name(self.take()) != "None":
-                raise ValueError("only `T | None` unions are supported")
-            result = Type("optional", result)
-        if self.peek() == "?":
-            self.take()
-            result = Type("optional", result)
-        if self.peek() == "|":
-            raise ValueError("only `T | None` unions are supported")
-        return result
-
-    def primary(self) -> Type:
-        name = _name(self.take())
-        if name == "None":
-            if self.peek() == "|":
-                self.take()
-                return Type("optional", self.primary())
-            raise ValueError("None alone is not a type")
-        args = self.peek() == "["
-        if args:
-            self.take("[")
-        if name == "Optional":
-            if not args:
-                raise ValueError("Optional needs a type: Optional[T]")
-            result = Type("optional", self.type())
-        elif name == "list" and args:
-            result = Type("list", self.type())
-        elif name == "dict" and args:
-            key = self.type()
-            if self.peek() != ",":
-                result = Type("dict", key)
-            elif str(key) != "str":
-                raise ValueError("dict keys must be str (JSON object keys)")
-            else:
-                self.take(",")
-                result = Type("dict", self.type())
-        elif name == "ndarray":
-            result = self.array() if args else Type("ndarray")
-        elif name == "DataFrame":
-            result = Type("dataframe", columns=self.columns() if args else None)
-        elif name in SCALARS:
-            if args:
-                raise ValueError(f"{name} takes no [...]")
-            result = Type(name)
-        else:
-            raise ValueError(f"unknown type {name!r}")
-        if args:
-            self.take("]")
-        return result
-
-    def array(self) -> Type:
-        dtype, shape = None, None
-        if self.peek() != "(":
-            dtype = _dtype(self.take())
-            if self.peek() == ",":
-                self.take(",")
-        if self.peek() == "(":
-            self.take("(")
-            dims: list[int] = []
-            while self.peek() != ")":
-                token = self.take()
-                if token in ("None", "?"):
-                    token = "-1"
-                if not re.fullmatch(r"-?\d+", token) or int(token) < -1:
-                    raise ValueError(f"an axis length must be a number or -1, not {token!r}")
-                dims.append(int(token))
-                if self.peek() == ",":
-                    self.take(",")
-            self.take(")")
-            shape = tuple(dims)
-        return Type("ndarray", dtype=None if dtype == "any" else dtype, shape=shape)
-
-    def columns(self) -> tuple[tuple[str, str], ...]:
-        columns: list[tuple[str, str]] = []
-        while self.peek() != "]":
-            name = self.take()
-            self.take(":")
-            dtype = _dtype(self.take(), COLUMN_DTYPES)
-            if any(n == name for n, _ in columns):
-                raise ValueError(f"column {name!r} is declared twice")
-            columns.append((name, dtype))
-            if self.peek() == ",":
-                self.take(",")
-        return tuple(columns)
-
-
-def _name(token: str) -> str:
-    name = PREFIXES.sub("", token)
-    return SPELLINGS.get(name, name)
-
-
-def _dtype(token: str, allowed: tuple[str, ...] = (*DTYPES, "any")) -> str:
-    name = PREFIXES.sub("", token)
-    name = {"float": "float64", "int": "int64", "bool_": "bool", "object": "any",
-            "string": "str"}.get(name, name)
-    if name not in allowed:
-        raise ValueError(f"unknown dtype {token!r} (known: {', '.join(allowed)})")
-    return name
-
-
-@functools.lru_cache(maxsize=1024)
-def parse_type(text: str) -> Type:
-    """Parse a type as written by a user; ValueError says what is wrong."""
-    return _Parser(text).parse()
-
-
-# -- declared fields ----------------------------------------------------------------------
-
-def split_top(text: str, separator: str = ",") -> list[str]:
-    """Split at `separator` outside brackets: `a:ndarray[f4,(2,2)],b` -> 2 parts."""
-    parts, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        if char in "[(":
-            depth += 1
-        elif char in "])":
-            depth -= 1
-        elif char == separator and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return parts
-
-
-def parse_fields(spec: str, option: str, annotations: dict[str, str] | None = None
-                 ) -> list[dict[str, str]]:
-    """Parse `a:float,b` into [{"name": "a", "type": "float"}, {"name": "b", "type": ...}].
-
-    A field without a type takes the cell's annotation of that name, else `any`.
-    """
-    fields: list[dict[str, str]] = []
-    for part in (p.strip() for p in split_top(spec)):
-        if not part:
-            continue
-        name, _, type_name = part.partition(":")
-        name, type_name = name.strip(), type_name.strip()
-        if not IDENTIFIER.match(name):
-            raise InvalidInput(f"{option}: {name!r} is not a Python identifier", field=option)
-        if not type_name:
-            type_name = (annotations or {}).get(name, "any")
-        try:
-            canonical = str(parse_type(type_name))
-        except ValueError as exc:
-            raise InvalidInput(f"{option}: the type of {name!r}, {type_name!r}: {exc}",
-                               field=option) from None
-        if any(f["name"] == name for f in fields):
-            raise InvalidInput(f"{option}: {name!r} is declared twice", field=option)
-        fields.append({"name": name, "type": canonical})
-    return fields
-
-
-def check_fields(value: Any, option: str) -> list[dict[str, str]]:
-    """Validate fields given as JSON (a list of {name, type}) and return them."""
-    if not isinstance(value, list):
-        raise InvalidInput(f"{option} must be a list of {{name, type}}", field=option)
-    spec = []
-    for i, item in enumerate(value):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) \
-                or not isinstance(item.get("type", "any"), str):
-            raise InvalidInput(f"{option}[{i}] must be {{name, type}}", field=f"{option}[{i}]")
-        spec.append(f"{item['name']}:{item.get('type', 'any')}")
-    return parse_fields(",".join(spec), option)
-
-
-def cell_annotations(source: str) -> dict[str, str]:
-    """Types the cell gives its own names (`x: np.ndarray`, `y: "DataFrame[a:int64]" = ...`),
-    as this grammar spells them; annotations it cannot read are left out."""
-    found: dict[str, str] = {}
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
-        return found  # running the cell will show the error
-    for node in body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            note = node.annotation
-            text = note.value if isinstance(note, ast.Constant) and isinstance(note.value, str) \
-                else ast.unparse(note)
-            try:
-                found[node.target.id] = str(parse_type(text.replace("'", "").replace('"', "")))
-            except ValueError:
-                continue
-    return found
-
-
-def input_errors(fields: list[dict[str, str]], payload: Any) -> list[dict[str, str]]:
-    """Every problem with a request body `{"input": {...}}`, each with its JSON path."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("input"), dict):
-        return [{"field": "input", "message": 'the body must be {"input": {...}}'}]
-    values = payload["input"]
-    errors: list[dict[str, str]] = []
-    for f in fields:
-        name = f["name"]
-        kind = parse_type(f["type"])
-        if name in values:
-            kind.errors(values[name], f"input.{name}", errors)
-        elif not kind.optional:
-            errors.append({"field": f"input.{name}", "message": f"missing {kind} input"})
-    if len(values) > len(fields) or any(v not in values for v in _names(fields)):
-        declared = _names(fields)
-        errors.extend({"field": f"input.{name}", "message": "not a declared input"}
-                      for name in values if name not in declared)
-    return errors
-
-
-def _names(fields: list[dict[str, str]]) -> list[str]:
-    return [f["name"] for f in fields]
-
-
-def invalid_input_body(errors: list[dict[str, str]]) -> dict[str, Any]:
-    """The 422 body: the first failing field, and all of them."""
-    first = errors[0]
-    return {
-        "error": {
-            "code": "invalid_input",
-            "message": "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-            "field": first["field"],
-            "errors": errors,
-        }
-    }
