@@ -97,9 +97,8 @@ def run(args: argparse.Namespace) -> int:
                      for cell in notebook.cells for output in cell.get("outputs", [])
                      if render.NODE_MIME in output.get("data", {})]
         for node in announced:
-            print(f"\nNode {node['node']} ({node['status']})\n  endpoint: {node['endpoint']}\n"
-                  f"  key:      {node['key']}\n"
-                  f"  try:      {render.curl_example(node['endpoint'], node['key'], node['example'])}")
+            print(f"\nNode {node['node']} ({node['status']})\n"
+                  + render.how_to_call(node["endpoint"], node["key"], node["example"]))
             failed |= not _try(node)
         if args.summary:  # it holds the keys: readable by its owner only
             summary = Path(args.summary)

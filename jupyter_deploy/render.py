@@ -93,11 +93,16 @@ def auth_option(key: str | None) -> str:
 
 
 def node_created(node: dict[str, Any], key: str, example: dict[str, Any] | None) -> str:
+    return (f"Node {node['name']} is {node['status']} (checkpoint {node['checkpoint']}).\n"
+            + how_to_call(node["endpoint"], key, example, "   (shown once: keep it)"))
+
+
+def how_to_call(endpoint: str, key: str, example: dict[str, Any] | None, note: str = "") -> str:
     return "\n".join([
-        f"Node {node['name']} is {node['status']} (checkpoint {node['checkpoint']}).",
-        f"  endpoint: {node['endpoint']}",
-        f"  key:      {key}   (shown once: keep it)",
-        f"  try:      {curl_example(node['endpoint'], key, example)}",
+        f"  endpoint: {endpoint}",
+        f"  key:      {key}{note}",
+        f"  try:      {curl_example(endpoint, key, example)}",
+        f"  docs:     {endpoint.removesuffix(':execute')}/docs",
     ])
 
 

@@ -34,8 +34,10 @@ def test_run_quickstart_with_its_own_service(tmp_path):
     assert answer, done.stdout
     prediction = json.loads(answer.group(1))["output"]["prediction"]
     assert abs(prediction - (3.0 * 4.0 - 2.0 * 1.5 + 5.0)) < 0.5  # the model learnt y
-    [node] = json.loads(summary.read_text())
-    assert node["node"] == "predictor" and node["key"].startswith("jd_")
+    nodes = json.loads(summary.read_text())
+    assert [node["node"] for node in nodes] == ["predictor", "batch"]
+    assert all(node["key"].startswith("jd_") for node in nodes)
+    assert re.search(r'-> 200 \{"output": \{"predictions": \[13\.\d+, ', done.stdout)
     assert not worker_pids(tmp_path / "state")
     assert not list((tmp_path / "runtime").glob("jupyter_deploy-*.json"))
 
