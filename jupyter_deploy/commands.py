@@ -35,6 +35,8 @@ def add_shared_commands(sub: Any) -> None:
     create.add_argument("--max", type=int)
     create.add_argument("--runtime", default="process")
     create.add_argument("--env", action="append", default=[], metavar="K=V")
+    create.add_argument("--strict", action="store_true", help="a failed replay check (the "
+                        "example input does not give the notebook's output) fails the node")
     create.add_argument("--no-wait", action="store_true", help="return before it is Healthy")
     create.add_argument("--timeout", type=float, default=120.0,
                         help="seconds to wait for Healthy")
@@ -45,6 +47,8 @@ def add_shared_commands(sub: Any) -> None:
     update.add_argument("--min", type=int)
     update.add_argument("--max", type=int)
     update.add_argument("--env", action="append", metavar="K=V")
+    update.add_argument("--strict", action=argparse.BooleanOptionalAction,
+                        help="whether a failed replay check fails the node")
     node.add_parser("list")
     for action in ("status", "delete", "suspend", "resume"):
         node.add_parser(action).add_argument("node")
@@ -94,6 +98,16 @@ def _literal(text: str) -> Any:
         return text
 
 
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """`strict` of a node, as far as the command gives it."""
+    options: dict[str, Any] = {}
+    if args.strict:
+        options["strict"] = True
+    elif args.strict is False:
+        options["strict"] = False
+    return options
+
+
 class Commands:
     """Runs a parsed shared command against the control API and prints the result."""
 
@@ -135,6 +149,7 @@ class Commands:
                 "runtime": args.runtime, "env": _pairs(args.env, "--env values")}
         if args.max is not None:
             spec["max"] = args.max
+        spec.update(_options(args))
         created = self.client.create_node(spec)
         node, key = created["node"], created["key"]
         if not args.no_wait:
@@ -151,6 +166,7 @@ class Commands:
                                    if getattr(args, k) is not None}
         if args.env is not None:
             changes["env"] = _pairs(args.env, "--env values")
+        changes.update(_options(args))
         print(render.node_status(self.client.update_node(args.node, changes)))
 
     def alias(self, args: argparse.Namespace) -> None:

@@ -58,6 +58,7 @@ class DeployService:
         self.supervisor = Supervisor(self.store, self.runtime, self.routes, self._inputs,
                                      log=self.log,
                                      drain_timeout_s=self.request_timeout_s,
+                                     replay_timeout_s=self.request_timeout_s,
                                      **self.supervisor_options)
         try:
             self.gateway_port = await self.gateway.listen(self.gateway_host, self.gateway_port)
