@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from . import render
+from . import render, requests_view
 from .client import ClientError, DeployClient
 
 
@@ -49,6 +49,11 @@ def add_shared_commands(sub: Any) -> None:
     update.add_argument("--env", action="append", metavar="K=V")
     update.add_argument("--strict", action=argparse.BooleanOptionalAction,
                         help="whether a failed replay check fails the node")
+    for parser in (create, update):
+        parser.add_argument("--capture", type=float, metavar="PERCENT",
+                            help="record this share of the requests with their answers (0: off)")
+        parser.add_argument("--capture-limit", type=int, metavar="N",
+                            help="requests kept (default 1000), the oldest dropped")
     node.add_parser("list")
     for action in ("status", "delete", "suspend", "resume"):
         node.add_parser(action).add_argument("node")
@@ -75,6 +80,10 @@ def add_shared_commands(sub: Any) -> None:
     alias.add_parser("delete").add_argument("alias")
     sub.add_parser("checkpoint", help="list checkpoints").add_subparsers(
         dest="action", required=True, parser_class=Parser).add_parser("list")
+    requests = sub.add_parser("requests", help="the requests a node captured, newest last")
+    requests.add_argument("node")
+    requests.add_argument("--last", type=int, default=100)
+    requests.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     call = sub.add_parser("call", help="run a node's cell: NODE a=1 b='text'")
     call.add_argument("node")
     call.add_argument("inputs", nargs="*", metavar="NAME=VALUE")
@@ -99,12 +108,19 @@ def _literal(text: str) -> Any:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    """`strict` of a node, as far as the command gives it."""
+    """`strict` and `capture` of a node, as far as the command gives them."""
     options: dict[str, Any] = {}
     if args.strict:
         options["strict"] = True
     elif args.strict is False:
         options["strict"] = False
+    if args.capture is not None or args.capture_limit is not None:
+        percent = args.capture
+        capture = {} if percent is None else {
+            "percent": int(percent) if percent.is_integer() else percent}
+        if args.capture_limit is not None:
+            capture["limit"] = args.capture_limit
+        options["capture"] = capture
     return options
 
 
@@ -120,6 +136,8 @@ class Commands:
                 print(render.checkpoint_table(self.client.checkpoints()))
             elif args.command == "call":
                 return self.call(args)
+            elif args.command == "requests":
+                return self.requests(self.client.requests(args.node, args.last), args)
             elif args.command == "alias":
                 self.alias(args)
             elif args.action == "update":
@@ -196,6 +214,9 @@ class Commands:
                 spec["sticky"] = {kind: name}
             result = self.client.set_alias(args.alias, spec)
             self.show_alias(result["alias"], result["key"])
+
+    def requests(self, data: dict[str, Any], args: argparse.Namespace) -> None:
+        print(requests_view.json_lines(data) if args.json else requests_view.table(data))
 
     def show_alias(self, alias: dict[str, Any], key: str | None) -> None:
         print(render.alias_set(alias, key))

@@ -80,7 +80,7 @@ def node_status(node: dict[str, Any]) -> str:
 
 
 def replay_lines(node: dict[str, Any]) -> list[str]:
-    """The latest replay check of a node, if any."""
+    """The latest replay check and the capture rule of a node, if any."""
     lines = []
     replay = node.get("replay")
     if replay:
@@ -89,6 +89,9 @@ def replay_lines(node: dict[str, Any]) -> list[str]:
         lines.append(f"  replay:   {replay['status']} ({replay['checkpoint']} at {when}"
                      f"{', strict' if node.get('strict') else ''})")
         lines += [f"    {line}" for line in detail.splitlines() if detail]
+    if node.get("capture"):
+        lines.append(f"  capture:  {node['capture']['percent']:g}% of the requests, the last "
+                     f"{node['capture']['limit']} kept (%deploy requests {node['name']})")
     return lines
 
 

@@ -19,6 +19,7 @@ from ..http11 import (
     Request, Response, ResponseTooLarge, ServerProtocol, UpstreamError, error,
 )
 from ..types import invalid_input_body
+from .capture import Recorder
 from .routing import (
     MAX_BYTES, AliasRoute, InvalidRequest, NoInstance, Route, Routes, sticky_point,
 )
@@ -37,6 +38,7 @@ class Gateway:
         self.request_timeout_s = request_timeout_s
         self.idle_timeout_s = idle_timeout_s
         self.server: asyncio.AbstractServer | None = None
+        self.recorder: Recorder | None = None  # samples requests of nodes that capture them
 
     async def listen(self, host: str, port: int) -> int:
         """Start serving; return the bound port (useful when `port` is 0)."""
@@ -94,9 +96,12 @@ class Gateway:
         if target is None:
             return HEALTHY
         if isinstance(target, AliasRoute):
-            return execute_alias(self.routes, target, request.body, request.headers,
-                                 self.request_timeout_s)
-        return execute(self.routes, target, request.body, self.request_timeout_s, request.headers)
+            answer = execute_alias(self.routes, target, request.body, request.headers,
+                                   self.request_timeout_s)
+        else:
+            answer = execute(self.routes, target, request.body, self.request_timeout_s,
+                             request.headers)
+        return self.recorder.watch(target, request.body, answer) if self.recorder else answer
 
 
 def _payload(body: bytes) -> tuple[Any, Response | None]:

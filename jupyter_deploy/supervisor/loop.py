@@ -126,7 +126,7 @@ class Supervisor:
 
     def _configure_route(self, node: Node) -> None:
         route = self.routes.nodes[node.name]
-        route.sticky = node.sticky
+        route.sticky, route.capture = node.sticky, node.capture
         route.hold = node.min == 0 and not node.suspended
         if not route.hold:
             self.routes.wake(route)  # requests held until now get their answer (503)
