@@ -239,7 +239,8 @@ class Commands:
 def wait_until_healthy(client: DeployClient, name: str, timeout_s: float,
                        give_up_after_s: float = 5.0) -> dict[str, Any]:
     """Poll the node until it is `Healthy`; stop early once it has been `Unhealthy` for
-    `give_up_after_s` (its instances keep failing), or when the time is up."""
+    `give_up_after_s` (its instances keep failing) or a strict node failed its replay
+    check, or when the time is up."""
     deadline = time.monotonic() + timeout_s
     unhealthy_since = None
     while True:
@@ -249,7 +250,8 @@ def wait_until_healthy(client: DeployClient, name: str, timeout_s: float,
             unhealthy_since = unhealthy_since or now
         else:
             unhealthy_since = None
-        if node["status"] == "Healthy" or now > deadline or (
-                unhealthy_since is not None and now - unhealthy_since > give_up_after_s):
+        held = node.get("strict") and (node.get("replay") or {}).get("status") == "failed"
+        if node["status"] == "Healthy" or now > deadline or (unhealthy_since is not None and (
+                held or now - unhealthy_since > give_up_after_s)):
             return node
         time.sleep(0.02)

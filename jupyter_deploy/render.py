@@ -88,7 +88,7 @@ def replay_lines(node: dict[str, Any]) -> list[str]:
         detail = replay.get("reason") or replay["diff"]
         lines.append(f"  replay:   {replay['status']} ({replay['checkpoint']} at {when}"
                      f"{', strict' if node.get('strict') else ''})")
-        lines += [f"    {line}" for line in detail.splitlines() if detail]
+        lines += [f"    {line}" for line in detail.splitlines()]
     if node.get("capture"):
         lines.append(f"  capture:  {node['capture']['percent']:g}% of the requests, the last "
                      f"{node['capture']['limit']} kept (%deploy requests {node['name']})")

@@ -7,6 +7,7 @@ from typing import Any
 
 from .conftest import checkpoint_body, wait_for
 from .test_gateway import post
+from .test_magics import kernel  # noqa: F401 - a kernel of this module's own
 
 # The cell changes the state it reads: the notebook computed total with scale 2.0, but the
 # checkpoint holds scale 3.0, so an instance answers 3.0 to the same input.
@@ -136,3 +137,20 @@ def test_strict_must_be_a_boolean(service):
         assert (exc.status, exc.body["error"]["field"]) == (422, "strict")
     else:
         raise AssertionError("strict: 'yes' was accepted")
+
+
+def test_notebook_cell_that_changes_its_own_state_shows_in_node_status(kernel, service):  # noqa: F811
+    kernel.ok("calls = 0\nx = 5")
+    kernel.ok("%%deploy pin counter --inputs x:int --outputs seen\ncalls = calls + 1\n"
+              "seen = x * calls")
+    created = kernel.run("%deploy node create counter-node --checkpoint counter --strict")
+    print(created.stderr)
+    assert created.stderr.startswith("counter-node: Unhealthy")  # the create gives up early
+    status = kernel.ok("%deploy node status counter-node").stdout
+    assert "counter-node: Unhealthy" in status
+    assert "  replay:   failed (counter@1 at " in status and ", strict)" in status
+    assert "    output.seen: notebook 5, node 10" in status
+    kernel.ok("%deploy node update counter-node --no-strict")
+    wait_for(lambda: service.client.node("counter-node")["status"] == "Healthy",
+             message="the node to serve once it is not strict")
+    kernel.ok("%deploy node delete counter-node")
