@@ -45,7 +45,8 @@ def test_mismatch_is_an_event_with_the_diff_and_the_node_serves(service):
                               "the notebook's (not strict: the node serves anyway)\n")
     assert message.endswith("output.total: notebook 2.0, node 3.0")
     status, body, _ = post(node["endpoint"], {"input": {"a": 1.0}}, key)
-    assert (status, body) == (200, {"output": {"total": 4.0}})  # the replay ran once before
+    # the instance serves from the pinned state: the replay's run did not move it on
+    assert (status, body) == (200, {"output": {"total": 3.0}})
     service.client.delete_node("replay-drift")
 
 
@@ -123,6 +124,15 @@ def test_strict_mismatch_fails_the_node_without_a_restart_loop(service):
                     and n, message="the fixed checkpoint to roll in")
     assert node["replay"]["status"] == "passed"
     assert node["replay"]["checkpoint"] == "replay-strict@2"
+    assert post(endpoint, {"input": {"a": 1.0}}, key)[:2] == (200, {"output": {"total": 2.0}})
+
+    # back to the drifting checkpoint: it fails its replay, and the fixed one keeps serving
+    service.client.update_node("replay-strict", {"checkpoint": "replay-strict@1"})
+    node = wait_for(lambda: (n := service.client.node("replay-strict"))["replay"]["checkpoint"]
+                    == "replay-strict@1" and len(n["instances"]) == 1 and n,
+                    message="the replay of the drifting checkpoint")
+    assert (node["replay"]["status"], node["status"]) == ("failed", "Healthy")
+    assert node["instances"][0]["checkpoint_id"] != node["checkpoint_id"]
     assert post(endpoint, {"input": {"a": 1.0}}, key)[:2] == (200, {"output": {"total": 2.0}})
     for name in ("replay-strict", "replay-later"):
         service.client.delete_node(name)

@@ -24,7 +24,7 @@ from ..store import Store
 
 REL_TOL, ABS_TOL = 1e-9, 1e-12
 MAX_DIFF_CHARS = 4000
-EXECUTE_HEAD = b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
+REPLAY_HEAD = b"POST /replay HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
 
 
 def same(expected: Any, actual: Any) -> bool:
@@ -164,7 +164,7 @@ class Replays:
         pool = Pool(instance.host, instance.port or 0, MAX_BYTES)
         try:
             async with asyncio.timeout(self.timeout_s):
-                status, _, answer = await pool.request(EXECUTE_HEAD, body)
+                status, _, answer = await pool.request(REPLAY_HEAD, body)
             verdict = await asyncio.to_thread(judge, example["output"], status, answer)
         except TimeoutError:
             verdict = {"status": "failed",
