@@ -56,13 +56,7 @@ class DeployClient:
                 detail = json.loads(payload)
             except ValueError:
                 detail = None
-            error = detail.get("error") if isinstance(detail, dict) else None
-            if isinstance(error, dict):
-                message = error.get("message", "")
-            elif isinstance(detail, dict) and "error_name" in detail:
-                message = f"{detail['error_name']}: {detail.get('error_message', '')}"
-            else:
-                message = f"HTTP {exc.code} {exc.reason}"
+            message = error_message(detail) or f"HTTP {exc.code} {exc.reason}"
             raise ClientError(message, exc.code, detail) from None
         except urllib.error.URLError as exc:
             raise ClientError(f"cannot reach the deploy service at {self.url}: {exc.reason}") from None
@@ -110,9 +104,23 @@ class DeployClient:
         return self.request("GET", f"/nodes/{_quote(name)}/logs", instance=instance,
                             tail=tail)["logs"]
 
+    def requests(self, name: str, last: int = 100) -> dict[str, Any]:
+        """The node's captured requests (newest last) and its declared inputs and outputs."""
+        return self.request("GET", f"/nodes/{_quote(name)}/requests", last=last)
+
     def call(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """Run the node's cell with `inputs`; its outputs, or ClientError."""
         return self.request("POST", f"/nodes/{_quote(name)}:execute", {"input": inputs})["output"]
+
+
+def error_message(detail: Any) -> str:
+    """The message of an error body: a gateway or service error, or the cell's exception."""
+    error = detail.get("error") if isinstance(detail, dict) else None
+    if isinstance(error, dict):
+        return error.get("message", "")
+    if isinstance(detail, dict) and "error_name" in detail:
+        return f"{detail['error_name']}: {detail.get('error_message', '')}"
+    return ""
 
 
 def _quote(name: str) -> str:

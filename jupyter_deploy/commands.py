@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from . import render
+from . import render, requests_view
 from .client import ClientError, DeployClient
 
 
@@ -35,6 +35,8 @@ def add_shared_commands(sub: Any) -> None:
     create.add_argument("--max", type=int)
     create.add_argument("--runtime", default="process")
     create.add_argument("--env", action="append", default=[], metavar="K=V")
+    create.add_argument("--strict", action="store_true", help="a failed replay check (the "
+                        "example input does not give the notebook's output) fails the node")
     create.add_argument("--no-wait", action="store_true", help="return before it is Healthy")
     create.add_argument("--timeout", type=float, default=120.0,
                         help="seconds to wait for Healthy")
@@ -45,6 +47,13 @@ def add_shared_commands(sub: Any) -> None:
     update.add_argument("--min", type=int)
     update.add_argument("--max", type=int)
     update.add_argument("--env", action="append", metavar="K=V")
+    update.add_argument("--strict", action=argparse.BooleanOptionalAction,
+                        help="whether a failed replay check fails the node")
+    for parser in (create, update):
+        parser.add_argument("--capture", type=float, metavar="PERCENT",
+                            help="record this share of the requests with their answers (0: off)")
+        parser.add_argument("--capture-limit", type=int, metavar="N",
+                            help="requests kept (default 1000), the oldest dropped")
     node.add_parser("list")
     for action in ("status", "delete", "suspend", "resume"):
         node.add_parser(action).add_argument("node")
@@ -71,6 +80,10 @@ def add_shared_commands(sub: Any) -> None:
     alias.add_parser("delete").add_argument("alias")
     sub.add_parser("checkpoint", help="list checkpoints").add_subparsers(
         dest="action", required=True, parser_class=Parser).add_parser("list")
+    requests = sub.add_parser("requests", help="the requests a node captured, newest last")
+    requests.add_argument("node")
+    requests.add_argument("--last", type=int, default=100)
+    requests.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     call = sub.add_parser("call", help="run a node's cell: NODE a=1 b='text'")
     call.add_argument("node")
     call.add_argument("inputs", nargs="*", metavar="NAME=VALUE")
@@ -94,6 +107,23 @@ def _literal(text: str) -> Any:
         return text
 
 
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """`strict` and `capture` of a node, as far as the command gives them."""
+    options: dict[str, Any] = {}
+    if args.strict:
+        options["strict"] = True
+    elif args.strict is False:
+        options["strict"] = False
+    if args.capture is not None or args.capture_limit is not None:
+        percent = args.capture
+        capture = {} if percent is None else {
+            "percent": int(percent) if percent.is_integer() else percent}
+        if args.capture_limit is not None:
+            capture["limit"] = args.capture_limit
+        options["capture"] = capture
+    return options
+
+
 class Commands:
     """Runs a parsed shared command against the control API and prints the result."""
 
@@ -106,6 +136,8 @@ class Commands:
                 print(render.checkpoint_table(self.client.checkpoints()))
             elif args.command == "call":
                 return self.call(args)
+            elif args.command == "requests":
+                return self.requests(self.client.requests(args.node, args.last), args)
             elif args.command == "alias":
                 self.alias(args)
             elif args.action == "update":
@@ -135,6 +167,7 @@ class Commands:
                 "runtime": args.runtime, "env": _pairs(args.env, "--env values")}
         if args.max is not None:
             spec["max"] = args.max
+        spec.update(_options(args))
         created = self.client.create_node(spec)
         node, key = created["node"], created["key"]
         if not args.no_wait:
@@ -151,6 +184,7 @@ class Commands:
                                    if getattr(args, k) is not None}
         if args.env is not None:
             changes["env"] = _pairs(args.env, "--env values")
+        changes.update(_options(args))
         print(render.node_status(self.client.update_node(args.node, changes)))
 
     def alias(self, args: argparse.Namespace) -> None:
@@ -181,6 +215,9 @@ class Commands:
             result = self.client.set_alias(args.alias, spec)
             self.show_alias(result["alias"], result["key"])
 
+    def requests(self, data: dict[str, Any], args: argparse.Namespace) -> None:
+        print(requests_view.json_lines(data) if args.json else requests_view.table(data))
+
     def show_alias(self, alias: dict[str, Any], key: str | None) -> None:
         print(render.alias_set(alias, key))
 
@@ -202,7 +239,8 @@ class Commands:
 def wait_until_healthy(client: DeployClient, name: str, timeout_s: float,
                        give_up_after_s: float = 5.0) -> dict[str, Any]:
     """Poll the node until it is `Healthy`; stop early once it has been `Unhealthy` for
-    `give_up_after_s` (its instances keep failing), or when the time is up."""
+    `give_up_after_s` (its instances keep failing) or a strict node failed its replay
+    check, or when the time is up."""
     deadline = time.monotonic() + timeout_s
     unhealthy_since = None
     while True:
@@ -212,7 +250,8 @@ def wait_until_healthy(client: DeployClient, name: str, timeout_s: float,
             unhealthy_since = unhealthy_since or now
         else:
             unhealthy_since = None
-        if node["status"] == "Healthy" or now > deadline or (
-                unhealthy_since is not None and now - unhealthy_since > give_up_after_s):
+        held = node.get("strict") and (node.get("replay") or {}).get("status") == "failed"
+        if node["status"] == "Healthy" or now > deadline or (unhealthy_since is not None and (
+                held or now - unhealthy_since > give_up_after_s)):
             return node
         time.sleep(0.02)

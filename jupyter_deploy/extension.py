@@ -13,6 +13,7 @@ from .handlers.nodes import (
     EventsHandler, ExecuteHandler, InstancesHandler, LogsHandler, NodeHandler, NodesHandler,
     ServiceHandler, SuspendHandler,
 )
+from .handlers.requests import RequestsHandler
 from .handlers.aliases import AliasesHandler, AliasHandler, ShadowHandler
 from .handlers.examples import ExamplesHandler
 from .service import DeployService
@@ -55,6 +56,7 @@ class DeployApp(ExtensionApp):
             (rf"/deploy/api/nodes/{NODE}/instances", InstancesHandler),
             (rf"/deploy/api/nodes/{NODE}/logs", LogsHandler),
             (rf"/deploy/api/(?P<kind>nodes|aliases)/{NODE}/examples", ExamplesHandler),
+            (rf"/deploy/api/nodes/{NODE}/requests", RequestsHandler),
             (r"/deploy/api/aliases", AliasesHandler),
             (rf"/deploy/api/aliases/{NODE}", AliasHandler),
             (rf"/deploy/api/aliases/{NODE}/shadow", ShadowHandler),

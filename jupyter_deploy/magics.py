@@ -11,7 +11,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
-from . import render
+from . import render, requests_view
 from .client import ClientError, DeployClient
 from .commands import CommandError, Commands, Parser, add_shared_commands
 from .models import InvalidInput
@@ -40,6 +40,15 @@ class _Commands(Commands):
         display({"text/plain": render.node_created(node, key, example),
                  render.NODE_MIME: announcement}, raw=True)
 
+    def requests(self, data: dict[str, Any], args: argparse.Namespace) -> Any:
+        """A pandas DataFrame, one row per request (`--json`: the rows as JSON lines)."""
+        if args.json:
+            return super().requests(data, args)
+        try:
+            return requests_view.frame(data)
+        except ImportError as exc:  # pandas is the kernel's to have, not the service's
+            raise CommandError(str(exc)) from None
+
 
 @magics_class
 class DeployMagics(Magics):
@@ -62,12 +71,15 @@ class DeployMagics(Magics):
 
         %%deploy pin NAME --inputs a:float,b:float --outputs total
         %deploy node create NODE --checkpoint NAME [--min 1] [--max 1] [--env K=V ...]
+                            [--strict] [--capture PERCENT [--capture-limit N]]
         %deploy node update NODE [--checkpoint NAME@VERSION] [--min N] [--max N] [--env K=V ...]
+                            [--strict | --no-strict] [--capture PERCENT] [--capture-limit N]
         %deploy node list | status NODE | logs NODE | suspend NODE | resume NODE | delete NODE
         %deploy alias set ALIAS NODE=WEIGHT [NODE=WEIGHT ...] [--public] [--shadow NODE=PCT]
         %deploy alias list | delete ALIAS
         %deploy checkpoint list
         %deploy call NODE a=1 b=2
+        %deploy requests NODE [--last 100]       → a pandas DataFrame of captured requests
         """
         try:
             args = _parser().parse_args(shlex.split(line))

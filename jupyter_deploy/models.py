@@ -116,6 +116,9 @@ class Node:
     maintenance_limit: int = 1  # instances an update may have out of service at once
     sticky: dict[str, str] | None = None  # {"header": NAME} or {"input": NAME}
     suspended: bool = False
+    strict: bool = False  # a failed replay check keeps its instances out of balancing
+    capture: dict[str, Any] | None = None  # {"percent": P, "limit": N}: requests recorded
+    replay: dict[str, Any] | None = None  # the latest replay check: status, diff, checked_at
     key_hash: str = ""
     created: float = field(default_factory=time.time)
     deleting: bool = False

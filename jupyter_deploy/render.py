@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from typing import Any
 
 NODE_MIME = "application/vnd.jupyter-deploy.node+json"
@@ -69,12 +70,29 @@ def node_status(node: dict[str, Any]) -> str:
     lines = [f"{node['name']}: {node['status']} (instances {node['min']}..{node['max']}, "
              f"checkpoint {node['checkpoint']}, runtime {node['runtime']}{suspended})",
              f"  endpoint: {node['endpoint']}"]
+    lines += replay_lines(node)
     rows = [("  INSTANCE", "STATUS", "PID", "ADDRESS", "DETAIL")]
     for i in node["instances"]:
         address = f"{i['host']}:{i['port']}" if i["port"] else "-"
         rows.append((f"  {i['id']}", i["status"], str(i["pid"] or "-"), address, i["message"]))
     lines.append(_table(rows) if node["instances"] else "  no instances")
     return "\n".join(lines)
+
+
+def replay_lines(node: dict[str, Any]) -> list[str]:
+    """The latest replay check and the capture rule of a node, if any."""
+    lines = []
+    replay = node.get("replay")
+    if replay:
+        when = time.strftime("%H:%M:%S", time.localtime(replay["checked_at"]))
+        detail = replay.get("reason") or replay["diff"]
+        lines.append(f"  replay:   {replay['status']} ({replay['checkpoint']} at {when}"
+                     f"{', strict' if node.get('strict') else ''})")
+        lines += [f"    {line}" for line in detail.splitlines()]
+    if node.get("capture"):
+        lines.append(f"  capture:  {node['capture']['percent']:g}% of the requests, the last "
+                     f"{node['capture']['limit']} kept (%deploy requests {node['name']})")
+    return lines
 
 
 def curl_example(endpoint: str, key: str | None, example: dict[str, Any] | None) -> str:

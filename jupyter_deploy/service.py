@@ -19,6 +19,7 @@ from typing import Any
 
 from . import render
 from .gateway.app import Gateway, execute
+from .gateway.capture import Recorder, captured
 from .gateway.routing import Routes, hash_key, new_key
 from .http11 import Response
 from .models import (
@@ -57,9 +58,11 @@ class DeployService:
         self.runtime = ProcessRuntime(self.state_dir / "logs", busy_limit_s=self.request_timeout_s)
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s,
                                describe=self.describe)
+        self.gateway.recorder = self.recorder = Recorder(self.routes, self.store)
         self.supervisor = Supervisor(self.store, self.runtime, self.routes, self._input_check,
                                      log=self.log,
                                      drain_timeout_s=self.request_timeout_s,
+                                     replay_timeout_s=self.request_timeout_s,
                                      **self.supervisor_options)
         try:
             self.gateway_port = await self.gateway.listen(self.gateway_host, self.gateway_port)
@@ -72,6 +75,7 @@ class DeployService:
                 self.routes.set_alias(alias.name, alias.key_hash, alias.public, alias.nodes,
                                       alias.shadow, alias.sticky)
             await self.supervisor.start()
+            self.recorder.start()
         except BaseException:  # leave nothing half-started: the port, the state lock
             await self.gateway.stop()
             self.store.close()
@@ -90,6 +94,7 @@ class DeployService:
         self.start_error = "it has stopped"
         await self.supervisor.stop()
         await self.gateway.stop()
+        await self.recorder.stop()
         self.store.close()
 
     # checkpoints -----------------------------------------------------------------------------
@@ -338,7 +343,15 @@ class DeployService:
     async def execute(self, name: str, body: bytes) -> Response:
         """Call the node as the gateway would, for an already authenticated user."""
         self._node(name)
-        return await execute(self.routes, self.routes.nodes[name], body, self.request_timeout_s)
+        route = self.routes.nodes[name]
+        return await self.recorder.watch(route, body, execute(self.routes, route, body,
+                                                              self.request_timeout_s))
+
+    def requests(self, name: str, last: int = 100) -> dict[str, Any]:
+        """The node's captured requests, newest last."""
+        node = self._node(name)
+        self.recorder.flush()
+        return captured(self.store, node, last)
 
     async def events(self, since: int = 0, node: str | None = None, wait_s: float = 0.0
                      ) -> list[dict[str, Any]]:

@@ -6,12 +6,13 @@ import re
 from dataclasses import fields
 from typing import Any
 
+from .gateway.capture import capture_rule
 from .models import Alias, Autoscale, HealthCheck, InvalidInput, Node, check_name
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_INSTANCES = 64
 NODE_FIELDS = {"min", "max", "env", "health", "autoscale", "maintenance_limit", "sticky",
-               "checkpoint"}
+               "checkpoint", "strict", "capture"}
 
 
 def body_object(body: Any) -> dict[str, Any]:
@@ -36,8 +37,12 @@ def apply_node_settings(node: Node, body: dict[str, Any], creating: bool = False
         raise InvalidInput("maintenance_limit must be a whole number >= 1",
                            field="maintenance_limit")
     sticky = sticky_rule(body["sticky"], "sticky") if "sticky" in body else node.sticky
+    strict = body.get("strict", node.strict)
+    if not isinstance(strict, bool):
+        raise InvalidInput("strict must be true or false", field="strict")
+    capture = capture_rule(body["capture"], node.capture) if "capture" in body else node.capture
     node.min, node.max, node.env, node.health, node.autoscale = low, high, env, health, autoscale
-    node.maintenance_limit, node.sticky = limit, sticky
+    node.maintenance_limit, node.sticky, node.strict, node.capture = limit, sticky, strict, capture
 
 
 def instance_range(body: dict[str, Any], default_min: int, default_max: int,

@@ -1,4 +1,4 @@
-"""SQLite store (WAL): checkpoints, nodes, instances and events.
+"""SQLite store (WAL): checkpoints, nodes, instances, events and captured requests.
 
 Checkpoint files live beside the database in content-addressed folders
 `checkpoints/<id>/` (checkpoint.json + state.pkl). Writes are small local transactions in WAL
@@ -31,6 +31,11 @@ CREATE TABLE IF NOT EXISTS instances (
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, node TEXT NOT NULL,
     instance TEXT, status TEXT, message TEXT);
+CREATE TABLE IF NOT EXISTS requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, time REAL NOT NULL,
+    request_id TEXT, instance TEXT, status INTEGER, latency_ms REAL,
+    input BLOB, input_size INTEGER, output BLOB, output_size INTEGER);
+CREATE INDEX IF NOT EXISTS requests_by_node ON requests (node, seq);
 """
 
 
@@ -162,6 +167,7 @@ class Store:
     def remove_node(self, name: str) -> None:
         self.db.execute("DELETE FROM nodes WHERE name=?", (name,))
         self.db.execute("DELETE FROM instances WHERE node=?", (name,))
+        self.db.execute("DELETE FROM requests WHERE node=?", (name,))
 
     # aliases -------------------------------------------------------------------------------
 
@@ -221,3 +227,33 @@ class Store:
         rows = self.db.execute(query + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
         keys = ("seq", "time", "node", "instance", "status", "message")
         return [dict(zip(keys, r)) for r in rows]
+
+    # captured requests ---------------------------------------------------------------------
+
+    def add_requests(self, rows: list[tuple[Any, ...]]) -> None:
+        """(node, time, request_id, instance, status, latency_ms, input, input_size, output,
+        output_size) rows, in one transaction."""
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany(
+                "INSERT INTO requests (node, time, request_id, instance, status, latency_ms, "
+                "input, input_size, output, output_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def trim_requests(self, node: str, keep: int) -> None:
+        """Keep the node's newest `keep` requests."""
+        self.db.execute(
+            "DELETE FROM requests WHERE node=? AND seq <= (SELECT seq FROM requests WHERE node=? "
+            "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (node, node, keep))
+
+    def requests(self, node: str, last: int) -> list[tuple[Any, ...]]:
+        """The node's `last` requests, newest last."""
+        rows = self.db.execute(
+            "SELECT time, request_id, instance, status, latency_ms, input, input_size, output, "
+            "output_size FROM requests WHERE node=? ORDER BY seq DESC LIMIT ?", (node, last)
+        ).fetchall()
+        return rows[::-1]

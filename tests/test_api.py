@@ -41,7 +41,8 @@ async def healthy_node(jp_fetch, deploy, name="adder", checkpoint=None, **spec):
 
 async def test_every_route_needs_authentication(jp_fetch, deploy):
     paths = [("checkpoints",), ("checkpoints", "x"), ("nodes",), ("nodes", "x"),
-             ("nodes", "x", "instances"), ("nodes", "x", "logs"), ("events",), ()]
+             ("nodes", "x", "instances"), ("nodes", "x", "logs"), ("nodes", "x", "requests"),
+             ("events",), ()]
     for path in paths:
         with pytest.raises(HTTPClientError) as info:
             await jp_fetch("deploy", "api", *path, headers={"Authorization": ""})

@@ -22,6 +22,7 @@ from ..http11 import (
 )
 from ..types import invalid_input_body
 from . import openapi
+from .capture import Recorder
 from .routing import (
     MAX_BYTES, AliasRoute, InvalidRequest, NoInstance, Route, Routes, sticky_point,
 )
@@ -46,6 +47,7 @@ class Gateway:
         self.request_timeout_s = request_timeout_s
         self.idle_timeout_s = idle_timeout_s
         self.server: asyncio.AbstractServer | None = None
+        self.recorder: Recorder | None = None  # samples requests of nodes that capture them
 
     async def listen(self, host: str, port: int) -> int:
         """Start serving; return the bound port (useful when `port` is 0)."""
@@ -136,9 +138,12 @@ class Gateway:
         if callable(target):
             return target(request)
         if isinstance(target, AliasRoute):
-            return execute_alias(self.routes, target, request.body, request.headers,
-                                 self.request_timeout_s)
-        return execute(self.routes, target, request.body, self.request_timeout_s, request.headers)
+            answer = execute_alias(self.routes, target, request.body, request.headers,
+                                   self.request_timeout_s)
+        else:
+            answer = execute(self.routes, target, request.body, self.request_timeout_s,
+                             request.headers)
+        return self.recorder.watch(target, request.body, answer) if self.recorder else answer
 
 
 def _payload(body: bytes) -> tuple[Any, Response | None]:

@@ -69,6 +69,7 @@ class Route:
     key_hash: str
     sticky: dict[str, str] | None = None
     hold: bool = False  # scale to zero: hold requests until an instance is ready
+    capture: dict[str, Any] | None = None  # {"percent", "limit"}: requests recorded
     backends: dict[str, Backend] = field(default_factory=dict)
     waiting: int = 0  # requests held for an instance
     missed: int = 0  # requests an alias sent elsewhere for want of an instance here

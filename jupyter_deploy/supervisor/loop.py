@@ -21,6 +21,7 @@ from ..store import Store
 from ..types import InputCheck
 from .health import probe
 from .autoscale import Samples, desired_instances, plan
+from .replay import Replays
 from .transitions import Event, next_status, restart_delay
 
 PROBE_ERRORS = (OSError, asyncio.TimeoutError, UpstreamError)
@@ -41,7 +42,7 @@ class Supervisor:
                  input_check: Callable[[str], InputCheck], *,
                  period_s: float = 0.2, startup_timeout_s: float = 60.0,
                  drain_timeout_s: float = 15.0, stop_timeout_s: float = 5.0,
-                 log: logging.Logger | None = None) -> None:
+                 replay_timeout_s: float = 15.0, log: logging.Logger | None = None) -> None:
         self.store = store
         self.runtime = runtime
         self.routes = routes
@@ -65,6 +66,7 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
+        self.replays = Replays(store, self._emit, replay_timeout_s)
 
     # life cycle ---------------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ class Supervisor:
 
     def _configure_route(self, node: Node) -> None:
         route = self.routes.nodes[node.name]
-        route.sticky = node.sticky
+        route.sticky, route.capture = node.sticky, node.capture
         route.hold = node.min == 0 and not node.suspended
         if not route.hold:
             self.routes.wake(route)  # requests held until now get their answer (503)
@@ -149,6 +151,7 @@ class Supervisor:
         self._not_before.pop(node.name, None)
         self.wanted.pop(node.name, None)
         self._load.pop(node.name, None)
+        self.replays.forget(node.name)
         self.routes.remove_node(node.name)
         self.store.remove_node(node.name)
         self._emit(node.name, None, None, "node deleted")
@@ -192,7 +195,8 @@ class Supervisor:
         for instance in stop:
             self._begin_stop(node, instance, "scaled down" if instance.generation ==
                              node.generation else "replaced by the updated node")
-        if start and now >= self._not_before.get(node.name, 0.0):
+        if start and now >= self._not_before.get(node.name, 0.0) and \
+                not self.replays.blocks(node):
             for _ in range(start):
                 self._add_instance(node)
 
@@ -268,6 +272,10 @@ class Supervisor:
         self._transition(node, instance, Event.RESTORING, "restoring the checkpoint")
         if await self._wait_for(instance, "/readyz", deadline) is None:
             return self._give_up(node, instance)
+        if not await self.replays.admit(node, instance):
+            self._failed(node)
+            return self._begin_stop(node, instance, "kept out of balancing: the replay check "
+                                    "failed and the node is strict")
         self._checks[instance.id] = Checks(next_at=loop.time() + node.health.interval_s)
         self._add_backend(node, instance)
         self._failures[node.name] = 0

@@ -1,6 +1,7 @@
 """What runs inside a checkpoint instance: restore the snapshot, then serve the cell.
 
-Endpoints: `POST /execute` (and `POST /`) run the cell with the inputs bound, `GET /livez`
+Endpoints: `POST /execute` (and `POST /`) run the cell with the inputs bound, `POST /replay`
+runs it for the replay check and then goes back to the pinned state, `GET /livez`
 answers while the process is up (with its phase), `GET /readyz` once the state is restored.
 Executions run one at a time on a single thread, so health checks are answered while a cell
 runs, and the namespace carries over from one request to the next, as in a kernel.
@@ -47,18 +48,13 @@ class Worker:
 
     def restore(self) -> None:
         """Load the pinned state and compile the cell (runs on the executor thread)."""
-        import cloudpickle
-
         self.phase = "preparing"
         meta = json.loads((self.checkpoint_dir / "checkpoint.json").read_text())
         self.filename = f"<cell {meta['name']}>"
         source = meta["source"]
         linecache.cache[self.filename] = (len(source), None, source.splitlines(True), self.filename)
-        namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
-        with open(self.checkpoint_dir / "state.pkl", "rb") as f:
-            namespace.update(cloudpickle.load(f))
         self.code = compile(source, self.filename, "exec")
-        self.meta, self.namespace = meta, namespace
+        self.meta, self.namespace = meta, self._pinned_state()
         self.input_check = InputCheck(meta["inputs"])
         kinds = self.input_check.fields
         self.decoded = [(name, kind) for name, kind in kinds if needs_decoding(kind)]
@@ -66,6 +62,26 @@ class Worker:
         self.phase = "ready"
         log.info("restored %s (%d names) in %.3f s", meta["name"], len(meta["state"]),
                  time.monotonic() - self.started)
+
+    def _pinned_state(self) -> dict[str, Any]:
+        import cloudpickle
+
+        namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        with open(self.checkpoint_dir / "state.pkl", "rb") as f:
+            namespace.update(cloudpickle.load(f))
+        return namespace
+
+    def replay(self, request: Request) -> Response:
+        """Run the example input, then start again from the pinned state: the check must not
+        leave this instance in a state the others do not have (on the executor thread)."""
+        try:
+            return self.run(request)
+        finally:
+            self.namespace = self._pinned_state()
+            # the first state was frozen out of the collections (see serve): let it go
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
 
     def run(self, request: Request) -> Response:
         """Run the request unless its caller is gone (on the executor thread)."""
@@ -136,10 +152,10 @@ class Worker:
     def handle(self, request: Request, context: None):
         """Route one request; executions go to the cell thread."""
         method, path = request.method, request.path
-        if method == "POST" and path in ("/execute", "/"):
+        if method == "POST" and path in ("/execute", "/", "/replay"):
             if self.phase != "ready":
                 return error(503, "not_ready", f"the instance is {self.phase}")
-            return self._execute(request)
+            return self._execute(request, self.replay if path == "/replay" else self.run)
         if method == "GET" and path == "/livez":
             return Response(200, json.dumps({"phase": self.phase, "pid": os.getpid()}).encode())
         if method == "GET" and path in ("/readyz", "/healthz"):
@@ -150,10 +166,10 @@ class Worker:
             return Response(200 if ready else 503, json.dumps(body).encode())
         return error(404, "not_found", f"no endpoint {method} {path}")
 
-    async def _execute(self, request: Request) -> Response:
+    async def _execute(self, request: Request, run: Any) -> Response:
         self.in_flight += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self.run, request)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, run, request)
         finally:
             self.in_flight -= 1
 
