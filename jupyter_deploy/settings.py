@@ -37,9 +37,7 @@ def apply_node_settings(node: Node, body: dict[str, Any], creating: bool = False
         raise InvalidInput("maintenance_limit must be a whole number >= 1",
                            field="maintenance_limit")
     sticky = sticky_rule(body["sticky"], "sticky") if "sticky" in body else node.sticky
-    strict = body.get("strict", node.strict)
-    if not isinstance(strict, bool):
-        raise InvalidInput("strict must be true or false", field="strict")
+    strict = _flag(body, "strict", node.strict)
     capture = capture_rule(body["capture"], node.capture) if "capture" in body else node.capture
     node.min, node.max, node.env, node.health, node.autoscale = low, high, env, health, autoscale
     node.maintenance_limit, node.sticky, node.strict, node.capture = limit, sticky, strict, capture
@@ -94,9 +92,7 @@ def alias_settings(body: dict[str, Any], nodes: dict[str, Node], serving: set[st
                                field=f"nodes.{node}")
     if sum(weights.values()) != 100:
         raise InvalidInput(f"the weights sum to {sum(weights.values())}, not 100", field="nodes")
-    force = body.get("force", False)
-    if not isinstance(force, bool):
-        raise InvalidInput("force must be true or false", field="force")
+    force = _flag(body, "force", False)
     for node, weight in weights.items():
         if weight == 100 and node not in serving and not force:
             raise InvalidInput(f"node {node!r} is not serving (not Healthy, no Healthy instance, "
@@ -106,9 +102,7 @@ def alias_settings(body: dict[str, Any], nodes: dict[str, Node], serving: set[st
     if not isinstance(metadata, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise InvalidInput("metadata must be an object of strings", field="metadata")
-    public = body.get("public", previous.public if previous else False)
-    if not isinstance(public, bool):
-        raise InvalidInput("public must be true or false", field="public")
+    public = _flag(body, "public", previous.public if previous else False)
     shadow = body.get("shadow", previous.shadow if previous else None)
     if shadow is not None:
         if not isinstance(shadow, dict) or set(shadow) != {"node", "percent"}:
@@ -164,3 +158,10 @@ def _numbers(target: Any, value: Any, prefix: str) -> Any:
                                f"{'whole number' if whole else 'number'}", field=f"{prefix}.{name}")
         setattr(target, name, item)
     return target
+
+
+def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be true or false", field=name)
+    return value
