@@ -56,6 +56,8 @@ def test_every_wrong_field_is_named_with_its_path():
                           "n:Optional[int],tags:list[str],blob:bytes", "--inputs")
     good = {"x": [[1, 2, 3, 4.5]], "rows": [{"a": 1, "b": "x"}], "tags": ["a"], "blob": "aGk="}
     assert input_errors(fields, {"input": good}) == []
+    assert input_errors(parse_fields("a", "--inputs"), {"input": {}}) == [
+        {"field": "input.a", "message": "missing input"}]  # untyped is still required
     bad = {"x": [[1, 2, 3]], "rows": [{"a": 1.5, "b": "x", "c": 0}], "n": "3",
            "tags": ["a", 2], "blob": "hi!", "extra": 1}
     errors = {e["field"]: e["message"] for e in input_errors(fields, {"input": bad})}

@@ -52,7 +52,8 @@ class Type:
 
     @property
     def optional(self) -> bool:
-        return self.kind == "optional" or self.kind == "any"
+        """May be null, or left out of a request (the cell then sees None)."""
+        return self.kind == "optional"
 
     # -- JSON Schema (2020-12, as OpenAPI 3.1 uses it) ------------------------------------
 
