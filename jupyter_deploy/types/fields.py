@@ -116,8 +116,8 @@ class InputCheck:
             if name in values:
                 kind.errors(values[name], f"input.{name}", errors)
             elif not kind.optional:
-                errors.append({"field": f"input.{name}", "message": "missing input" if kind.kind == "any"
-                               else f"missing {kind} input"})
+                what = "input" if kind.kind == "any" else f"{kind} input"
+                errors.append({"field": f"input.{name}", "message": f"missing {what}"})
         errors.extend({"field": f"input.{name}", "message": "not a declared input"}
                       for name in values if name not in self.names)
         return errors
