@@ -97,6 +97,7 @@ def clean_env(tmp: Path) -> dict[str, str]:
 
 def start_service(tmp: Path, python: str, sut_cpu: str | None, log_file) -> tuple[subprocess.Popen, dict]:
     command = [python, "-m", "jupyter_deploy.cli", "serve", "--gateway-port=0",
+               "--gateway-grpc-port=0",
                f"--port={free_port()}", f"--state-dir={tmp / 'state'}"]
     if sut_cpu is not None:
         command = ["taskset", "-c", sut_cpu, *command]

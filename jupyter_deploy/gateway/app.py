@@ -13,6 +13,7 @@ import random
 import re
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..http11 import (
@@ -24,12 +25,14 @@ from .routing import (
 )
 
 EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
+PROTO_PATH = re.compile(r"/v1/nodes/([^/:%]+)\.proto\Z")
 HEALTHY = Response(200, b'{"status": "ok"}')
 
 
 class Gateway:
     """Serves `POST /v1/nodes/{node}:execute`, `POST /v1/aliases/{alias}:execute`, their
-    `x-node-id` / `x-node-alias` header forms on `POST /`, and `/healthz`."""
+    `x-node-id` / `x-node-alias` header forms on `POST /`, `/healthz`, and each node's
+    `GET /v1/nodes/{node}.proto` (no key needed, like gRPC reflection)."""
 
     def __init__(self, routes: Routes, request_timeout_s: float = 15.0,
                  idle_timeout_s: float = 300.0) -> None:
@@ -37,6 +40,7 @@ class Gateway:
         self.request_timeout_s = request_timeout_s
         self.idle_timeout_s = idle_timeout_s
         self.server: asyncio.AbstractServer | None = None
+        self.describe: Callable[[str], str | None] = lambda node: None  # node -> its .proto
 
     async def listen(self, host: str, port: int) -> int:
         """Start serving; return the bound port (useful when `port` is 0)."""
@@ -65,6 +69,9 @@ class Gateway:
             if match is None:
                 if path == "/healthz" and request.method == "GET":
                     return None
+                proto = PROTO_PATH.match(path) if request.method == "GET" else None
+                if proto is not None:
+                    return self._proto(proto.group(1))
                 return error(404, "not_found", f"no endpoint {request.method} {path}")
             kind, name = match.groups()
             node, alias = (name, None) if kind == "nodes" else (None, name)
@@ -89,6 +96,12 @@ class Gateway:
         if scheme.lower() != "bearer" or not target.key_matches(key.strip()):
             return error(403, "forbidden", f"the key does not open {what} {name!r}")
         return target
+
+    def _proto(self, node: str) -> Response:
+        text = self.describe(node)
+        if text is None:
+            return error(404, "not_found", f"unknown node {node!r}", field="node")
+        return Response(200, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
     def handle(self, request: Request, target: Route | AliasRoute | None):
         if target is None:
