@@ -137,6 +137,33 @@ def leftovers(tmp: Path) -> list[tuple[int, str]]:
     return found
 
 
+def with_service(prefix: str, sut_cpu: str | None, body) -> bool:
+    """Start a service in a temporary folder, call `body(info)`, stop it and every instance.
+
+    True when all went well (nothing raised, no process was left behind).
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    (tmp / "runtime").mkdir()
+    service = None
+    failed = False
+    with open(tmp / "service.log", "wb") as service_log:
+        try:
+            service, info = start_service(tmp, sys.executable, sut_cpu, service_log)
+            body(info)
+        except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
+            failed = True
+            log(f"FAILED: {type(exc).__name__}: {exc}")
+        finally:
+            if service is not None:
+                stop_service(service)
+    for pid, command in leftovers(tmp):
+        failed = True
+        log(f"left over, terminating: {pid} {command}")
+        os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return not failed
+
+
 # pinning ------------------------------------------------------------------------------------
 
 class Kernel:
