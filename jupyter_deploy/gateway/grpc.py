@@ -253,9 +253,13 @@ class GrpcGateway:
             code = exc.code
             await context.abort(exc.code, exc.message, exc.trailing)
             raise  # abort raises; this is not reached
-        except asyncio.CancelledError:
-            code = Code.CANCELLED if (context.time_remaining() or 1) > 0 else \
-                Code.DEADLINE_EXCEEDED
+        except asyncio.CancelledError:  # the caller went away, or its deadline passed
+            remaining = context.time_remaining()
+            code = Code.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 \
+                else Code.CANCELLED
+            raise
+        except Exception:  # grpc answers UNKNOWN
+            code = Code.UNKNOWN
             raise
         finally:
             _finished(node or None, alias, path, code, time.perf_counter() - started)
