@@ -119,10 +119,12 @@ def test_pin_names_unpicklable_state(kernel):
 def test_pin_checks_types_and_plain_python(kernel):
     kernel.ok("n = 'three'")
     result = kernel.run("%%deploy pin typed --inputs n:int --outputs m\nm = n")
-    assert "input `n` is declared int but its example value is of type str" in result.error
+    assert ("the example value of input `n` does not fit its declared type: expected int, "
+            "got str") in result.error
     kernel.ok("n = 3")
     result = kernel.run("%%deploy pin typed --inputs n:int --outputs m:str\nm = n")
-    assert "output `m` is declared str but its value is of type int" in result.error
+    assert ("the example output `m` does not fit its declared type: expected str, got int"
+            in result.error)
     result = kernel.run("%%deploy pin shell --inputs n:int --outputs m\n!echo hi\nm = n")
     assert "must be plain Python" in result.error
     result = kernel.run("%%deploy pin raising --inputs n:int --outputs m\nm = n / 0")
