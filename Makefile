@@ -21,7 +21,8 @@ install: $(VENV)/.installed
 demo: install
 	@tmp=$$(mktemp -d); \
 	JUPYTER_RUNTIME_DIR=$$tmp/runtime JUPYTER_DEPLOY_STATE_DIR=$$tmp/state \
-	  $(BIN)/jupyter-deploy run examples/quickstart.ipynb --exit-after-run --gateway-port=0; \
+	  $(BIN)/jupyter-deploy run examples/quickstart.ipynb --exit-after-run --gateway-port=0 \
+	    --gateway-grpc-port=0; \
 	status=$$?; rm -rf $$tmp; exit $$status
 
 test: install

@@ -14,9 +14,7 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -149,31 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, {int(args.load_cpu)})
     from jupyter_deploy.client import DeployClient
 
-    tmp = Path(tempfile.mkdtemp(prefix="jd-bench-aliases-"))
-    (tmp / "runtime").mkdir()
     results: dict[str, Any] = {}
-    service = None
-    failed = False
-    with open(tmp / "service.log", "wb") as service_log:
-        try:
-            service, info = bench.start_service(tmp, sys.executable, args.sut_cpu, service_log)
-            run(args, DeployClient(info["url"], info["token"]), results)
-        except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
-            failed = True
-            bench.log(f"FAILED: {type(exc).__name__}: {exc}")
-        finally:
-            if service is not None:
-                bench.stop_service(service)
-    for pid, command in bench.leftovers(tmp):
-        failed = True
-        bench.log(f"left over, terminating: {pid} {command}")
-        os.kill(pid, signal.SIGTERM)
-    shutil.rmtree(tmp, ignore_errors=True)
-    if not failed:
+    ok = bench.with_service("jd-bench-aliases-", args.sut_cpu, lambda info: run(
+        args, DeployClient(info["url"], info["token"]), results))
+    if ok:
         report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
-    return 1 if failed else 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

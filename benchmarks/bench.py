@@ -97,6 +97,7 @@ def clean_env(tmp: Path) -> dict[str, str]:
 
 def start_service(tmp: Path, python: str, sut_cpu: str | None, log_file) -> tuple[subprocess.Popen, dict]:
     command = [python, "-m", "jupyter_deploy.cli", "serve", "--gateway-port=0",
+               "--gateway-grpc-port=0",
                f"--port={free_port()}", f"--state-dir={tmp / 'state'}"]
     if sut_cpu is not None:
         command = ["taskset", "-c", sut_cpu, *command]
@@ -134,6 +135,33 @@ def leftovers(tmp: Path) -> list[tuple[int, str]]:
         if str(tmp) in args and int(pid) != os.getpid() and not args.startswith("ps "):
             found.append((int(pid), args))
     return found
+
+
+def with_service(prefix: str, sut_cpu: str | None, body) -> bool:
+    """Start a service in a temporary folder, call `body(info)`, stop it and every instance.
+
+    True when all went well (nothing raised, no process was left behind).
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    (tmp / "runtime").mkdir()
+    service = None
+    failed = False
+    with open(tmp / "service.log", "wb") as service_log:
+        try:
+            service, info = start_service(tmp, sys.executable, sut_cpu, service_log)
+            body(info)
+        except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
+            failed = True
+            log(f"FAILED: {type(exc).__name__}: {exc}")
+        finally:
+            if service is not None:
+                stop_service(service)
+    for pid, command in leftovers(tmp):
+        failed = True
+        log(f"left over, terminating: {pid} {command}")
+        os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return not failed
 
 
 # pinning ------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ def serve(argv: list[str]) -> None:
     DeployApp.aliases = {
         "state-dir": "DeployApp.state_dir",
         "gateway-port": "DeployApp.gateway_port",
+        "gateway-grpc-port": "DeployApp.gateway_grpc_port",
         "gateway-host": "DeployApp.gateway_host",
     }
     defaults = ["--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1"]
@@ -79,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
     started = None
     info = discovery.find()
     if info is None:
-        extra = [] if args.gateway_port is None else [f"--gateway-port={args.gateway_port}"]
+        extra = [f"--{option.replace('_', '-')}={getattr(args, option)}"
+                 for option in ("gateway_port", "gateway_grpc_port")
+                 if getattr(args, option) is not None]
         started, info = start_service(extra)
         print(f"Started a deploy service (pid {started.pid}), gateway {info['gateway_url']}")
     os.environ[discovery.URL_ENV] = info["url"]
@@ -136,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog="jupyter deploy")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("serve", help="host the deploy service standalone (Jupyter server options "
-                   "apply, plus --state-dir, --gateway-port, --gateway-host)", add_help=False)
+                   "apply, plus --state-dir, --gateway-port, --gateway-grpc-port, "
+                   "--gateway-host)", add_help=False)
     run_parser = sub.add_parser("run", help="execute a notebook so its %%deploy cells pin and "
                                 "deploy, then call each node it created")
     run_parser.add_argument("notebook")
@@ -147,6 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--kernel", default="python3")
     run_parser.add_argument("--gateway-port", type=int,
                             help="gateway port of the service it starts, if it starts one")
+    run_parser.add_argument("--gateway-grpc-port", type=int,
+                            help="gateway gRPC port of the service it starts, if it starts one")
     add_shared_commands(sub)
     return parser
 

@@ -21,7 +21,7 @@ def _runtime_dir() -> Path:
     return Path(jupyter_runtime_dir())
 
 
-def announce(url: str, token: str, gateway_url: str) -> Path:
+def announce(url: str, token: str, gateway_url: str, gateway_grpc_address: str = "") -> Path:
     """Write this process's discovery file and export it to the kernels it will start."""
     folder = _runtime_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -29,6 +29,7 @@ def announce(url: str, token: str, gateway_url: str) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.touch(mode=0o600)
     tmp.write_text(json.dumps({"url": url, "token": token, "gateway_url": gateway_url,
+                               "gateway_grpc_address": gateway_grpc_address,
                                "pid": os.getpid()}))
     tmp.rename(path)
     os.environ[URL_ENV], os.environ[TOKEN_ENV] = url, token

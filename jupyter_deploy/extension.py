@@ -30,6 +30,8 @@ class DeployApp(ExtensionApp):
     state_dir = Unicode(config=True, help="Folder of the store, checkpoints and instance logs.")
     gateway_host = Unicode("127.0.0.1", config=True, help="Address the gateway listens on.")
     gateway_port = Integer(8890, config=True, help="Port of the gateway (0: any free port).")
+    gateway_grpc_port = Integer(8891, config=True,
+                                help="gRPC port of the gateway (0: any free port).")
     request_timeout = Float(15.0, config=True, help="Seconds a gateway request may take.")
 
     @default("state_dir")
@@ -39,7 +41,8 @@ class DeployApp(ExtensionApp):
     def initialize_settings(self) -> None:
         self.service = DeployService(
             self.state_dir, gateway_host=self.gateway_host, gateway_port=self.gateway_port,
-            request_timeout_s=self.request_timeout, log=self.log,
+            gateway_grpc_port=self.gateway_grpc_port, request_timeout_s=self.request_timeout,
+            log=self.log,
         )
         self.settings["deploy_service"] = self.service
         self._announcement: Path | None = None
@@ -73,7 +76,8 @@ class DeployApp(ExtensionApp):
             return
         url = serverapp.connection_url.rstrip("/") + "/deploy/api"
         self._announcement = discovery.announce(
-            url, serverapp.identity_provider.token, self.service.gateway_url)
+            url, serverapp.identity_provider.token, self.service.gateway_url,
+            self.service.gateway_grpc_address)
 
     async def stop_extension(self) -> None:
         discovery.withdraw(self._announcement)

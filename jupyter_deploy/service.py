@@ -20,6 +20,7 @@ from typing import Any
 from . import render
 from .gateway.app import Gateway, execute
 from .gateway.capture import Recorder, captured
+from .gateway.grpc import GrpcGateway
 from .gateway.routing import Routes, hash_key, new_key
 from .http11 import Response
 from .models import (
@@ -37,10 +38,12 @@ RUNTIMES = ("process",)
 class DeployService:
     def __init__(self, state_dir: str | Path, gateway_host: str = "127.0.0.1",
                  gateway_port: int = 8890, request_timeout_s: float = 15.0,
-                 log: logging.Logger | None = None, **supervisor_options: Any) -> None:
+                 log: logging.Logger | None = None, gateway_grpc_port: int = 8891,
+                 **supervisor_options: Any) -> None:
         self.state_dir = Path(state_dir)
         self.gateway_host = gateway_host
         self.gateway_port = gateway_port
+        self.gateway_grpc_port = gateway_grpc_port
         self.request_timeout_s = request_timeout_s
         self.log = log or logging.getLogger("jupyter_deploy")
         self.supervisor_options = supervisor_options
@@ -51,6 +54,11 @@ class DeployService:
     @property
     def gateway_url(self) -> str:
         return f"http://{self.gateway_host}:{self.gateway_port}"
+
+    @property
+    def gateway_grpc_address(self) -> str:
+        """host:port of the gateway's gRPC server."""
+        return f"{self.gateway_host}:{self.gateway_grpc_port}"
 
     async def start(self) -> None:
         self.store = Store(self.state_dir)
@@ -64,8 +72,14 @@ class DeployService:
                                      drain_timeout_s=self.request_timeout_s,
                                      replay_timeout_s=self.request_timeout_s,
                                      **self.supervisor_options)
+        self.grpc = GrpcGateway(self.gateway, lambda: self.supervisor.nodes,
+                                self._checkpoint_meta)
         try:
             self.gateway_port = await self.gateway.listen(self.gateway_host, self.gateway_port)
+            self.gateway_grpc_port = await self.grpc.listen(self.gateway_host,
+                                                            self.gateway_grpc_port)
+            self.gateway.proto_text = self.grpc.proto_text
+            self.supervisor.listeners.append(self.grpc.health.changed)
             self.supervisor.listeners.append(lambda event: self._events_changed.set())
             for node in self.store.nodes():
                 for instance in self.store.instances(node.name):  # they ended with us
@@ -76,16 +90,17 @@ class DeployService:
                                       alias.shadow, alias.sticky)
             await self.supervisor.start()
             self.recorder.start()
-        except BaseException:  # leave nothing half-started: the port, the state lock
+        except BaseException:  # leave nothing half-started: the ports, the state lock
             await self.gateway.stop()
+            await self.grpc.stop()
             self.store.close()
             raise
         self.running = True
         # What the server has built so far lives as long as it does: keep it out of the full
         # garbage collections that would otherwise pause the gateway for tens of milliseconds.
         gc.freeze()
-        self.log.info("jupyter_deploy: state in %s, gateway on %s", self.state_dir,
-                      self.gateway_url)
+        self.log.info("jupyter_deploy: state in %s, gateway on %s, gRPC on %s", self.state_dir,
+                      self.gateway_url, self.gateway_grpc_address)
 
     async def stop(self) -> None:
         if not self.running:
@@ -94,6 +109,7 @@ class DeployService:
         self.start_error = "it has stopped"
         await self.supervisor.stop()
         await self.gateway.stop()
+        await self.grpc.stop()
         await self.recorder.stop()
         self.store.close()
 

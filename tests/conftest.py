@@ -98,7 +98,8 @@ def jp_server_config(tmp_path: Path) -> dict[str, Any]:
         "ServerApp": {"jpserver_extensions": {"jupyter_deploy": True,
                                               "jupyter_server_terminals": False},
                       "allow_unauthenticated_access": False},
-        "DeployApp": {"state_dir": str(tmp_path / "state"), "gateway_port": 0},
+        "DeployApp": {"state_dir": str(tmp_path / "state"), "gateway_port": 0,
+                      "gateway_grpc_port": 0},
     }
 
 
@@ -133,7 +134,7 @@ class Service:
         log = open(root / "service.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter_deploy.cli", "serve", "--port=0",
-             "--gateway-port=0", f"--state-dir={self.state_dir}",
+             "--gateway-port=0", "--gateway-grpc-port=0", f"--state-dir={self.state_dir}",
              "--DeployApp.request_timeout=3"],
             env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=root)
@@ -143,6 +144,7 @@ class Service:
         assert self.process.poll() is None, (root / "service.log").read_text()
         info = json.loads(announcement.read_text())
         self.url, self.token, self.gateway_url = info["url"], info["token"], info["gateway_url"]
+        self.grpc_address = info["gateway_grpc_address"]
         self.client = DeployClient(self.url, self.token)
         self.kernel_env = {**self.env, discovery.URL_ENV: self.url,
                            discovery.TOKEN_ENV: self.token}

@@ -27,7 +27,7 @@ def test_run_quickstart_with_its_own_service(tmp_path):
                JUPYTER_DEPLOY_STATE_DIR=str(tmp_path / "state"))
     summary = tmp_path / "summary.json"
     done = jupyter_deploy("run", str(ROOT / "examples" / "quickstart.ipynb"), "--exit-after-run",
-                          "--gateway-port=0", f"--summary={summary}", env=env, cwd=tmp_path)
+                          "--gateway-port=0", "--gateway-grpc-port=0", f"--summary={summary}", env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"Started a deploy service \(pid \d+\)", done.stdout)
     answer = re.search(r'-> 200 (\{"output": \{"prediction": .*\}\})', done.stdout)

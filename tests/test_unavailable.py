@@ -23,7 +23,8 @@ def jp_server_config(tmp_path, busy_port):
         "ServerApp": {"jpserver_extensions": {"jupyter_deploy": True,
                                               "jupyter_server_terminals": False},
                       "allow_unauthenticated_access": False},
-        "DeployApp": {"state_dir": str(tmp_path / "state"), "gateway_port": busy_port},
+        "DeployApp": {"state_dir": str(tmp_path / "state"), "gateway_port": busy_port,
+                      "gateway_grpc_port": 0},
     }
 
 

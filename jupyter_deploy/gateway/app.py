@@ -30,6 +30,7 @@ from .routing import (
 EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
 DOCS_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)/(openapi\.json|docs)\Z")
 STATIC_PATH = re.compile(r"/v1/docs/static/([^/]+)\Z")
+PROTO_PATH = re.compile(r"/v1/nodes/([^/:%]+)\.proto\Z")
 HEALTHY = Response(200, b'{"status": "ok"}')
 # (kind, name) -> (the checkpoint it serves, public) or None: what its API document is made of
 Describe = Callable[[str, str], "tuple[dict[str, Any], bool] | None"]
@@ -38,7 +39,8 @@ Describe = Callable[[str, str], "tuple[dict[str, Any], bool] | None"]
 class Gateway:
     """Serves `POST /v1/nodes/{node}:execute`, `POST /v1/aliases/{alias}:execute`, their
     `x-node-id` / `x-node-alias` header forms on `POST /`, `/healthz`, and for each node and
-    alias its OpenAPI document (`.../openapi.json`) and a page to browse it (`.../docs`)."""
+    alias its OpenAPI document (`.../openapi.json`) and a page to browse it (`.../docs`), and
+    each node's `GET /v1/nodes/{node}.proto`."""
 
     def __init__(self, routes: Routes, request_timeout_s: float = 15.0,
                  idle_timeout_s: float = 300.0, describe: Describe | None = None) -> None:
@@ -48,6 +50,7 @@ class Gateway:
         self.idle_timeout_s = idle_timeout_s
         self.server: asyncio.AbstractServer | None = None
         self.recorder: Recorder | None = None  # samples requests of nodes that capture them
+        self.proto_text: Callable[[str], str | None] = lambda node: None  # node -> .proto
 
     async def listen(self, host: str, port: int) -> int:
         """Start serving; return the bound port (useful when `port` is 0)."""
@@ -116,6 +119,9 @@ class Gateway:
                 return Response(200, openapi.docs_page(kind, name),
                                 {"Content-Type": "text/html; charset=utf-8"})
             return partial(self._document, kind, name)
+        match = PROTO_PATH.match(path)
+        if match is not None:
+            return self._proto(match.group(1))
         match = STATIC_PATH.match(path)
         found = openapi.static_file(match.group(1)) if match else None
         if found is not None:
@@ -131,6 +137,12 @@ class Gateway:
         host = request.headers.get("host") or f"{self.host}:{self.port}"
         document = openapi.document(kind, name, checkpoint, f"http://{host}", public)
         return Response(200, json.dumps(document).encode())
+
+    def _proto(self, node: str) -> Response:
+        text = self.proto_text(node)
+        if text is None:
+            return error(404, "not_found", f"unknown node {node!r}", field="node")
+        return Response(200, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
     def handle(self, request: Request, target: Route | AliasRoute | Callable | None):
         if target is None:

@@ -110,4 +110,5 @@ class ServiceHandler(DeployHandler):
     async def get(self) -> None:
         """Where the gateway listens and where the state is kept."""
         self.reply({"gateway_url": self.service.gateway_url,
+                    "gateway_grpc_address": self.service.gateway_grpc_address,
                     "state_dir": str(self.service.state_dir)})

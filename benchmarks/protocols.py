@@ -1,0 +1,201 @@
+"""REST vs gRPC through the gateway, by the method of bench.py (load on CPU 0, service on CPU 1).
+
+    .venv/bin/python benchmarks/protocols.py [--duration 10] [--quick]
+
+The quickstart's cell (examples/quickstart.ipynb: `prediction = predict_one(x1, x2)`, node
+`predictor`) is pinned and deployed with one instance, then called at c=1 and c=32:
+
+- REST with wrk (as bench.py does);
+- REST with a Python asyncio load generator: one keep-alive connection per client;
+- gRPC with a Python grpc.aio load generator: the node's typed service, its messages taken
+  from the server's reflection, all clients on one channel (HTTP/2 streams).
+
+The two Python generators are alike (one event loop, a coroutine per client), so their
+figures compare the protocols; wrk shows what the gateway serves when the client costs less.
+Prints req/s, p50 and p99 for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import bench  # noqa: E402  (the helpers of the main benchmark)
+
+NODE = "predictor"
+CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+
+
+def summary(latencies: list[float], errors: int, seconds: float) -> dict[str, Any]:
+    ordered = sorted(latencies)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3 if ordered else 0.0
+
+    return {"rps": len(ordered) / seconds, "p50_ms": pick(0.50), "p99_ms": pick(0.99),
+            "requests": len(ordered), "errors": errors}
+
+
+async def drive(callers: list[Callable[[], Awaitable[bool]]], seconds: float) -> dict[str, Any]:
+    """Each caller in a loop of its own for `seconds`; the latencies of the good answers."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    errors = 0
+    started = loop.time()
+    deadline = started + seconds
+
+    async def client(call: Callable[[], Awaitable[bool]]) -> None:
+        nonlocal errors
+        while loop.time() < deadline:
+            begun = time.perf_counter()
+            ok = await call()
+            if ok:
+                latencies.append(time.perf_counter() - begun)
+            else:
+                errors += 1
+
+    await asyncio.gather(*(client(call) for call in callers))
+    return summary(latencies, errors, loop.time() - started)
+
+
+async def rest_load(endpoint: str, key: str, body: bytes, connections: int,
+                    seconds: float) -> dict[str, Any]:
+    url = urllib.parse.urlsplit(endpoint)
+    request = (f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {key}"
+               f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+               ).encode() + body
+    streams = [await asyncio.open_connection(url.hostname, url.port) for _ in range(connections)]
+
+    def caller(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        async def call() -> bool:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = CONTENT_LENGTH.search(head)
+            await reader.readexactly(int(length.group(1)) if length else 0)
+            return head[9:12] == b"200"
+        return call
+
+    try:
+        return await drive([caller(r, w) for r, w in streams], seconds)
+    finally:
+        for _, writer in streams:
+            writer.close()
+
+
+async def grpc_load(address: str, key: str, inputs: dict[str, Any], connections: int,
+                    seconds: float) -> dict[str, Any]:
+    import grpc
+    from google.protobuf import descriptor_pool, message_factory
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    service = f"jupyter_deploy.nodes.{NODE}.Node"
+    with grpc.insecure_channel(address) as sync_channel:  # the reflection client is blocking
+        pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(sync_channel))
+        method = pool.FindServiceByName(service).FindMethodByName("Execute")
+    request_class = message_factory.GetMessageClass(method.input_type)
+    reply_class = message_factory.GetMessageClass(method.output_type)
+    request = request_class(**inputs)
+    metadata = (("authorization", f"Bearer {key}"),)
+    async with grpc.aio.insecure_channel(address) as channel:
+        execute = channel.unary_unary(f"/{service}/Execute",
+                                      request_serializer=request_class.SerializeToString,
+                                      response_deserializer=reply_class.FromString)
+
+        async def call() -> bool:
+            try:
+                await execute(request, metadata=metadata, timeout=30)
+                return True
+            except grpc.aio.AioRpcError:
+                return False
+
+        return await drive([call] * connections, seconds)
+
+
+def measure(kind: str, info: dict[str, Any], endpoint: str, key: str, connections: int,
+            seconds: float, args: argparse.Namespace) -> dict[str, Any]:
+    inputs = bench.PREDICT["input"]
+    body = json.dumps({"input": inputs}).encode()
+    if kind == "REST, wrk":
+        return bench.wrk(endpoint, body, key, connections, seconds, args.load_cpu)
+    if kind == "REST, Python":
+        return asyncio.run(rest_load(endpoint, key, body, connections, seconds))
+    return asyncio.run(grpc_load(info["gateway_grpc_address"], key, inputs, connections, seconds))
+
+
+def run(args: argparse.Namespace, info: dict[str, Any], results: dict[str, Any]) -> None:
+    from jupyter_deploy.client import DeployClient
+
+    client = DeployClient(info["url"], info["token"])
+    bench.pin_in_process(client, {**bench.PREDICT, "name": "predict"})
+    created = client.create_node({"name": NODE, "checkpoint": "predict", "min": 1})
+    bench.wait_healthy(client, NODE)
+    endpoint, key = created["node"]["endpoint"], created["key"]
+    rest = bench.check_answer(endpoint, bench.PREDICT, key)
+    bench.log(f"REST answer {rest}; gRPC on {info['gateway_grpc_address']}")
+    for connections in args.connections:
+        for kind in ("REST, wrk", "REST, Python", "gRPC, Python"):
+            if args.warmup > 0:
+                measure(kind, info, endpoint, key, connections, args.warmup, args)
+            figures = measure(kind, info, endpoint, key, connections, args.duration, args)
+            results[f"{kind} c={connections}"] = {"kind": kind, "c": connections, **figures}
+            bench.log(f"{kind} c={connections}: {figures['rps']:.0f} req/s, p50 "
+                      f"{figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms")
+
+
+def report(results: dict[str, Any], args: argparse.Namespace) -> None:
+    rows = [[r["kind"], str(r["c"]), f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}",
+             f"{r['p99_ms']:.2f}", str(r["requests"]),
+             str(r.get("errors", r.get("non_2xx", 0) + r.get("socket_errors", 0)))]
+            for r in results.values()]
+    print(f"\nquickstart cell (node {NODE}, 1 instance), {args.duration:g} s per run after "
+          f"{args.warmup:g} s of warm-up; load on CPU {args.load_cpu}, service on CPU "
+          f"{args.sut_cpu}")
+    print(bench.table(rows, ["protocol, load generator", "c", "req/s", "p50 ms", "p99 ms",
+                             "requests", "errors"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (10)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up (3)")
+    parser.add_argument("--quick", action="store_true", help="2 s runs, 1 s warm-up")
+    parser.add_argument("--connections", default="1,32", help="concurrencies (1,32)")
+    parser.add_argument("--load-cpu", default="0", help="CPU of the load generators")
+    parser.add_argument("--sut-cpu", default="1", help="CPU of the service and its instances")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup = 2.0, 1.0
+    args.connections = [int(c) for c in args.connections.split(",")]
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    os.sched_setaffinity(0, {int(args.load_cpu)})
+    results: dict[str, Any] = {}
+    ok = bench.with_service("jd-bench-protocols-", args.sut_cpu,
+                            lambda info: run(args, info, results))
+    if results:
+        report(results, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,371 @@
+"""The gateway's gRPC port: each node's typed service, a generic one, reflection, health.
+
+A call is transcoded into the REST body and sent down the REST execute path (routing, keys,
+limits, retries, timeouts are the same code), then the JSON answer is transcoded back:
+
+- `jupyter_deploy.nodes.<node>.Node/Execute(Input) returns (Output)`: typed, from the
+  node's checkpoint (see proto.py). The service's name selects the node and its messages;
+  `x-node-id` / `x-node-alias` metadata, when sent, selects where the call goes instead.
+- `jupyter_deploy.Gateway/Execute(google.protobuf.Struct) returns (google.protobuf.Struct)`:
+  the input object in, the output object out, node chosen by `x-node-id` / `x-node-alias`.
+
+Keys come as `authorization: Bearer KEY` metadata. Reflection lists the node services as
+nodes come and go; `grpc.health.v1` says SERVING for a node with a healthy instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, struct_pb2
+from google.protobuf.message import DecodeError
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection_pb2_grpc
+from grpc_reflection.v1alpha._async import ReflectionServicer
+from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVICE
+
+from ..http11 import Request, Response
+from .app import Gateway, execute, execute_alias
+from .proto import (
+    FILE_PREFIX, METHOD, PACKAGE_PREFIX, SERVICE, NodeSchema, Schemas, node_of, service_name,
+)
+from .routing import MAX_BYTES, UPSTREAM_BYTES, AliasRoute
+from .transcode import Unsendable, fill_message, message_json, set_struct, struct_json
+
+GATEWAY_SERVICE = "jupyter_deploy.Gateway"
+GENERIC_PATH = f"/{GATEWAY_SERVICE}/{METHOD}"
+OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_BYTES),
+    ("grpc.max_send_message_length", MAX_BYTES),
+    ("grpc.so_reuseport", 0),  # a second service on the same port is an error, not a share
+]
+Code = grpc.StatusCode
+CODES = {400: Code.INVALID_ARGUMENT, 401: Code.UNAUTHENTICATED, 403: Code.PERMISSION_DENIED,
+         404: Code.NOT_FOUND, 405: Code.UNIMPLEMENTED, 413: Code.RESOURCE_EXHAUSTED,
+         422: Code.INVALID_ARGUMENT, 502: Code.UNAVAILABLE, 503: Code.UNAVAILABLE,
+         504: Code.DEADLINE_EXCEEDED}
+
+
+def _gateway_file() -> None:
+    """Declare jupyter_deploy.Gateway in the default pool, for reflection."""
+    file = descriptor_pb2.FileDescriptorProto(
+        name="jupyter_deploy/gateway.proto", package="jupyter_deploy", syntax="proto3",
+        dependency=["google/protobuf/struct.proto"])
+    method = file.service.add(name="Gateway").method.add(name=METHOD)
+    method.input_type = method.output_type = ".google.protobuf.Struct"
+    descriptor_pool.Default().Add(file)
+
+
+_gateway_file()
+
+
+def _finished(node: str | None, alias: str | None, path: str, code: grpc.StatusCode,
+              seconds: float) -> None:
+    """Each gRPC execute call, once answered: where it went, its method path, its code."""
+
+
+class Failed(Exception):
+    """End the call with this status."""
+
+    def __init__(self, code: grpc.StatusCode, message: str,
+                 trailing: tuple[tuple[str, Any], ...] = ()) -> None:
+        super().__init__(message)
+        self.code, self.message, self.trailing = code, message, trailing
+
+
+def failure(response: Response) -> Failed:
+    """The gRPC status of a REST answer that is not a 200."""
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        body = {}
+    if isinstance(body, dict) and "error_name" in body:  # the cell raised
+        trailing = (("x-error-name", str(body["error_name"])),
+                    ("traceback-bin", "\n".join(body.get("traceback", [])).encode()))
+        return Failed(Code.UNKNOWN, f"{body['error_name']}: {body.get('error_message', '')}",
+                      trailing)
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    message = error.get("message", f"HTTP {response.status}")
+    code = CODES.get(response.status, Code.INTERNAL)
+    if error.get("code") == "response_too_large":
+        code = Code.RESOURCE_EXHAUSTED
+    return Failed(code, message)
+
+
+class GrpcGateway:
+    """The gRPC server, on the same event loop as the REST gateway it calls."""
+
+    def __init__(self, gateway: Gateway, nodes: Callable[[], dict[str, Any]],
+                 fields_of: Callable[[str], dict[str, Any]]) -> None:
+        self.gateway = gateway
+        self.nodes = nodes  # name -> Node (its checkpoint_id and checkpoint NAME@VERSION)
+        self.fields_of = fields_of  # checkpoint id -> {"inputs": [...], "outputs": [...]}
+        self.schemas = Schemas()
+        self.health = NodeHealth(self)
+        self.server: grpc.aio.Server | None = None
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def schema(self, node: str) -> NodeSchema | None:
+        found = self.nodes().get(node)
+        if found is None:
+            return None
+        return self.schemas.get(node, found.checkpoint_id, found.checkpoint,
+                                self.fields_of(found.checkpoint_id))
+
+    def proto_text(self, node: str) -> str | None:
+        """The node's .proto, or None if there is no such node."""
+        schema = self.schema(node)
+        return None if schema is None else schema.text()
+
+    async def listen(self, host: str, port: int) -> int:
+        """Start serving; return the bound port (useful when `port` is 0)."""
+        server = grpc.aio.server(options=OPTIONS)
+        server.add_generic_rpc_handlers((_Handler(self),))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(NodeReflection(self), server)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            bound = server.add_insecure_port(address)
+        except RuntimeError:
+            bound = 0
+        if not bound:
+            raise OSError(f"the gateway cannot listen for gRPC on {address}")
+        await server.start()
+        self.server = server
+        await self.health.refresh()
+        return bound
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(grace=1.0)
+
+    def handler(self, method: str) -> grpc.RpcMethodHandler | None:
+        handler = self._handlers.get(method)
+        if handler is not None:
+            return handler
+        if method == GENERIC_PATH:
+            behaviour = self._generic
+        elif method.startswith("/" + PACKAGE_PREFIX) and method.endswith(f".{SERVICE}/{METHOD}"):
+            package = method[len(PACKAGE_PREFIX) + 1:-len(f".{SERVICE}/{METHOD}")]
+            if "." in package:
+                return None
+            node = node_of(package)
+
+            async def behaviour(request: bytes, context: Any) -> bytes:
+                return await self._typed(node, request, context)
+        else:
+            return None
+        handler = grpc.unary_unary_rpc_method_handler(behaviour)
+        if len(self._handlers) < 4096:
+            self._handlers[method] = handler
+        return handler
+
+    async def _typed(self, node: str, request: bytes, context: Any) -> bytes:
+        schema = self.schema(node)
+        path = f"/{service_name(node)}/{METHOD}"
+
+        def decode(data: bytes) -> dict[str, Any]:
+            if schema is None:
+                raise Failed(Code.NOT_FOUND, f"unknown node {node!r}")
+            try:
+                return message_json(schema.input_class.FromString(data), schema.inputs)
+            except DecodeError:
+                raise Failed(Code.INVALID_ARGUMENT, f"the request is not a valid "
+                             f"{schema.file.package}.Input") from None
+
+        def encode(output: dict[str, Any]) -> bytes:
+            message = fill_message(schema.output_class(), schema.outputs, output,  # type: ignore[union-attr]
+                                   "output")
+            return message.SerializeToString()
+
+        return await self._call(request, context, path, decode, encode, node, True)
+
+    async def _generic(self, request: bytes, context: Any) -> bytes:
+        def decode(data: bytes) -> dict[str, Any]:
+            try:
+                return struct_json(struct_pb2.Struct.FromString(data))
+            except DecodeError:
+                raise Failed(Code.INVALID_ARGUMENT, "the request is not a valid "
+                             "google.protobuf.Struct") from None
+
+        def encode(output: dict[str, Any]) -> bytes:
+            message = struct_pb2.Struct()
+            set_struct(message, output)
+            return message.SerializeToString()
+
+        return await self._call(request, context, GENERIC_PATH, decode, encode, None, False)
+
+    async def _call(self, request: bytes, context: Any, path: str,
+                    decode: Callable[[bytes], dict[str, Any]],
+                    encode: Callable[[dict[str, Any]], bytes], node: str | None,
+                    packed: bool) -> bytes:
+        """Route and authenticate as REST does, run the REST execute path, answer."""
+        started = time.perf_counter()
+        headers = {k: v for k, v in context.invocation_metadata()
+                   if isinstance(v, str) and not k.endswith("-bin")}
+        alias = headers.get("x-node-alias")
+        if alias is None:
+            node = headers.setdefault("x-node-id", node)  # type: ignore[arg-type]
+        code = Code.OK
+        try:
+            if node is None and alias is None:
+                raise Failed(Code.INVALID_ARGUMENT, "send x-node-id or x-node-alias metadata "
+                             "to say which node runs the call")
+            target = self.gateway.check(Request("POST", "/", "HTTP/1.1", headers))
+            if isinstance(target, Response):
+                raise failure(target)
+            body = json.dumps({"input": decode(request)}).encode()
+            remaining = context.time_remaining()
+            timeout = self.gateway.request_timeout_s
+            if remaining is not None:
+                timeout = min(timeout, remaining)
+            if packed:
+                headers["x-array-encoding"] = "base64"
+            if isinstance(target, AliasRoute):
+                node = None
+                response = await execute_alias(self.gateway.routes, target, body, headers,
+                                               timeout, UPSTREAM_BYTES)
+            else:
+                response = await execute(self.gateway.routes, target, body, timeout, headers,
+                                         UPSTREAM_BYTES)
+            extra = response.headers or {}
+            node = extra.get("x-node-id", node)
+            if response.status != 200:
+                raise failure(response)
+            try:
+                data = encode(json.loads(response.body)["output"])
+            except Unsendable as exc:
+                raise Failed(Code.INTERNAL, f"{exc.field}: the output does not fit the typed "
+                             f"reply: {exc}") from None
+            if len(data) > MAX_BYTES:
+                raise Failed(Code.RESOURCE_EXHAUSTED, f"the answer is {len(data)} bytes, more "
+                             f"than the {MAX_BYTES} allowed")
+            context.set_trailing_metadata(tuple((k, v) for k, v in extra.items()
+                                                if k in ("x-instance-id", "x-node-id")))
+            return data
+        except Failed as exc:
+            code = exc.code
+            await context.abort(exc.code, exc.message, exc.trailing)
+            raise  # abort raises; this is not reached
+        except asyncio.CancelledError:  # the caller went away, or its deadline passed
+            remaining = context.time_remaining()
+            code = Code.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 \
+                else Code.CANCELLED
+            raise
+        except Exception:  # grpc answers UNKNOWN
+            code = Code.UNKNOWN
+            raise
+        finally:
+            _finished(node or None, alias, path, code, time.perf_counter() - started)
+
+
+class _Handler(grpc.GenericRpcHandler):
+    def __init__(self, owner: GrpcGateway) -> None:
+        self.owner = owner
+
+    def service(self, handler_call_details: Any) -> grpc.RpcMethodHandler | None:
+        return self.owner.handler(handler_call_details.method)
+
+
+def _node_in(name: str) -> str | None:
+    """The node a symbol or file name of a node service belongs to, if it is one."""
+    for prefix in (PACKAGE_PREFIX, FILE_PREFIX):
+        if name.startswith(prefix):
+            return node_of(name[len(prefix):].split(".", 1)[0])
+    return None
+
+
+class NodeReflection(ReflectionServicer):
+    """Server reflection over the fixed services and each node's own descriptor pool."""
+
+    def __init__(self, owner: GrpcGateway) -> None:
+        self.owner = owner
+        self.fixed = (GATEWAY_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                      REFLECTION_SERVICE)
+        super().__init__(self.fixed)
+
+    def _use_pool_of(self, name: str) -> None:
+        node = _node_in(name)
+        if node is None:
+            self._pool = descriptor_pool.Default()
+        else:
+            schema = self.owner.schema(node)
+            self._pool = schema.pool if schema else descriptor_pool.DescriptorPool()
+
+    def _file_by_filename(self, request: Any, filename: str) -> Any:
+        self._use_pool_of(filename)
+        return super()._file_by_filename(request, filename)
+
+    def _file_containing_symbol(self, request: Any, fully_qualified_name: str) -> Any:
+        self._use_pool_of(fully_qualified_name)
+        answer = super()._file_containing_symbol(request, fully_qualified_name)
+        if answer.HasField("error_response") and "." in fully_qualified_name:
+            # a method (Service.Execute) or a field: the file of what holds it
+            answer = super()._file_containing_symbol(request,
+                                                     fully_qualified_name.rsplit(".", 1)[0])
+        return answer
+
+    def _list_services(self, request: Any) -> Any:
+        self._service_names = tuple(sorted((*self.fixed, *map(service_name,
+                                                               self.owner.nodes()))))
+        return super()._list_services(request)
+
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+
+
+class NodeHealth(HealthServicer):
+    """"" and jupyter_deploy.Gateway are SERVING; a node's service is SERVING while the node
+    has a healthy instance (NOT_SERVING otherwise). `refresh` follows the supervisor's events,
+    for Watch; Check looks at the routes themselves."""
+
+    def __init__(self, owner: GrpcGateway) -> None:
+        super().__init__()
+        self.owner = owner
+        self._pending: asyncio.Task | None = None
+        self._dirty = False
+
+    def status(self, node: str) -> int | None:
+        if node not in self.owner.nodes():
+            return None
+        route = self.owner.gateway.routes.nodes.get(node)
+        return SERVING if route is not None and route.backends else NOT_SERVING
+
+    async def Check(self, request: Any, context: Any) -> Any:
+        node = _node_in(request.service)
+        if node is None:
+            return await super().Check(request, context)
+        status = self.status(node)
+        if status is None:
+            await context.abort(Code.NOT_FOUND, f"unknown node {node!r}")
+        return health_pb2.HealthCheckResponse(status=status)
+
+    async def refresh(self) -> None:
+        await self.set(GATEWAY_SERVICE, SERVING)
+        names = set()
+        for node in list(self.owner.nodes()):
+            names.add(service_name(node))
+            await self.set(service_name(node), self.status(node))  # type: ignore[arg-type]
+        for name in list(self._server_status):
+            if name.startswith(PACKAGE_PREFIX) and name not in names:
+                await self.set(name, UNKNOWN)
+                del self._server_status[name]
+
+    def changed(self, event: Any = None) -> None:
+        """A supervisor event: refresh the statuses soon (once for a burst of events)."""
+        self._dirty = True
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.ensure_future(self._refresh_while_dirty())
+
+    async def _refresh_while_dirty(self) -> None:
+        while self._dirty:
+            self._dirty = False
+            await self.refresh()
