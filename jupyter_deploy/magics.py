@@ -62,7 +62,8 @@ class DeployMagics(Magics):
         %%deploy pin NAME --inputs a:float,b:float --outputs total
         %deploy node create NODE --checkpoint NAME [--min 1] [--max 1] [--env K=V ...]
         %deploy node update NODE [--checkpoint NAME@VERSION] [--min N] [--max N] [--env K=V ...]
-        %deploy node list | status NODE | logs NODE | suspend NODE | resume NODE | delete NODE
+        %deploy node list | status NODE | suspend NODE | resume NODE | delete NODE
+        %deploy node logs NODE [--instance ID] [--tail BYTES] [--request-id ID] [--follow]
         %deploy alias set ALIAS NODE=WEIGHT [NODE=WEIGHT ...] [--public] [--shadow NODE=PCT]
         %deploy alias list | delete ALIAS
         %deploy checkpoint list

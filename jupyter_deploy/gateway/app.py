@@ -19,6 +19,7 @@ from ..http11 import (
     Request, Response, ResponseTooLarge, ServerProtocol, UpstreamError, error,
 )
 from ..types import invalid_input_body
+from .ids import request_id
 from .routing import (
     MAX_BYTES, AliasRoute, InvalidRequest, NoInstance, Route, Routes, sticky_point,
 )
@@ -29,7 +30,10 @@ HEALTHY = Response(200, b'{"status": "ok"}')
 
 class Gateway:
     """Serves `POST /v1/nodes/{node}:execute`, `POST /v1/aliases/{alias}:execute`, their
-    `x-node-id` / `x-node-alias` header forms on `POST /`, and `/healthz`."""
+    `x-node-id` / `x-node-alias` header forms on `POST /` and `/healthz`.
+    Every answer carries the request's id in `x-request-id`, which instances log."""
+
+    identify = staticmethod(request_id)
 
     def __init__(self, routes: Routes, request_timeout_s: float = 15.0,
                  idle_timeout_s: float = 300.0) -> None:
@@ -95,8 +99,9 @@ class Gateway:
             return HEALTHY
         if isinstance(target, AliasRoute):
             return execute_alias(self.routes, target, request.body, request.headers,
-                                 self.request_timeout_s)
-        return execute(self.routes, target, request.body, self.request_timeout_s, request.headers)
+                                 self.request_timeout_s, request.id)
+        return execute(self.routes, target, request.body, self.request_timeout_s, request.headers,
+                       request.id)
 
 
 def _payload(body: bytes) -> tuple[Any, Response | None]:
@@ -120,11 +125,12 @@ def _sticky_key(sticky: dict[str, str] | None, headers: dict[str, str], payload:
 
 
 async def _forward(routes: Routes, route: Route, body: bytes, payload: Any, timeout_s: float,
-                   key: str | None, extra: dict[str, str], hold: bool = True
-                   ) -> Response | None:
+                   key: str | None, extra: dict[str, str], hold: bool = True,
+                   request_id: str = "") -> Response | None:
     """Send the request to the node; None when it has no healthy instance."""
     try:
-        status, data, instance = await routes.execute(route, body, payload, timeout_s, key, hold)
+        status, data, instance = await routes.execute(route, body, payload, timeout_s, key, hold,
+                                                       request_id)
     except NoInstance:
         return None
     except InvalidRequest as exc:
@@ -145,18 +151,19 @@ def _unavailable(what: str) -> Response:
 
 
 async def execute(routes: Routes, route: Route, body: bytes, timeout_s: float,
-                  headers: dict[str, str] | None = None) -> Response:
+                  headers: dict[str, str] | None = None, request_id: str = "") -> Response:
     """Check a request body and run it on the node."""
     payload, problem = _payload(body)
     if problem:
         return problem
     key = _sticky_key(route.sticky, headers or {}, payload)
-    response = await _forward(routes, route, body, payload, timeout_s, key, {})
+    response = await _forward(routes, route, body, payload, timeout_s, key, {},
+                              request_id=request_id)
     return response or _unavailable(f"node {route.node!r}")
 
 
 async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers: dict[str, str],
-                        timeout_s: float) -> Response:
+                        timeout_s: float, request_id: str = "") -> Response:
     """Pick a node by weight (or by sticky key); if it has no healthy instance, the others;
     a node scaled to zero holds the request only when no node of the alias can serve now.
     One deadline for it all. A share of the requests is mirrored to the shadow node."""
@@ -175,7 +182,7 @@ async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers:
                 continue
             node_key = key if key is not None else _sticky_key(route.sticky, headers, payload)
             response = await _forward(routes, route, body, payload, deadline - loop.time(),
-                                      node_key, {"x-node-id": node}, hold)
+                                      node_key, {"x-node-id": node}, hold, request_id)
             if response is not None:
                 break
         if response is not None:
@@ -184,7 +191,8 @@ async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers:
         return _unavailable(f"alias {alias.name!r}")
     shadow = alias.shadow
     if shadow and len(_mirrors) < MAX_MIRRORS and random.random() * 100 < shadow["percent"]:
-        task = asyncio.ensure_future(_mirror(routes, alias, body, payload, response, timeout_s))
+        task = asyncio.ensure_future(_mirror(routes, alias, body, payload, response, timeout_s,
+                                             request_id))
         _mirrors.add(task)
         task.add_done_callback(_mirrors.discard)
     return response
@@ -195,13 +203,13 @@ _mirrors: set[asyncio.Future] = set()  # shadow requests under way (kept from th
 
 
 async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, payload: Any,
-                  primary: Response, timeout_s: float) -> None:
+                  primary: Response, timeout_s: float, request_id: str = "") -> None:
     """Send a copy to the shadow node; record its answer beside the primary's, return nothing."""
     node = alias.shadow["node"]  # type: ignore[index]
     route = routes.nodes.get(node)
     started = time.perf_counter()
     response = None if route is None else await _forward(routes, route, body, payload, timeout_s,
-                                                          None, {}, hold=False)
+                                                          None, {}, False, request_id)
     response = response or _unavailable(f"node {node!r}")
     alias.shadow_record.add({
         "time": time.time(),

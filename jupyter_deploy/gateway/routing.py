@@ -18,6 +18,7 @@ from ..types import input_errors
 from .upstream import Pool, SendFailed
 
 MAX_BYTES = 16 * 1024 * 1024
+EXECUTE_HEAD = b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
 
 
 def new_key() -> str:
@@ -196,18 +197,20 @@ class Routes:
         self.aliases[name] = AliasRoute(name, key_hash, public, weights, shadow, sticky, record)
 
     async def execute(self, route: Route, body: bytes, payload: Any, timeout: float,
-                      sticky_key: str | None = None, hold: bool = True
+                      sticky_key: str | None = None, hold: bool = True, request_id: str = ""
                       ) -> tuple[int, bytes, str]:
         """Run the cell on an instance of the node; retry elsewhere only if nothing was sent.
 
         The input is checked against the picked instance's checkpoint (during an update,
         instances of two checkpoints serve). A node scaled to zero holds the request until an
-        instance is ready, within `timeout`, unless `hold` is false.
+        instance is ready, within `timeout`, unless `hold` is false. The instance logs what
+        the cell prints with `request_id` (ids are checked: [A-Za-z0-9._-]).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         tried: set[str] = set()
-        head = b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
+        head = EXECUTE_HEAD + b"x-request-id: %s\r\n" % request_id.encode() if request_id \
+            else EXECUTE_HEAD
         while True:
             backend = route.pick(tried, sticky_key)
             if backend is None:

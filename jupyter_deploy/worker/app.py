@@ -23,6 +23,7 @@ from typing import Any
 
 from ..http11 import Request, Response, ServerProtocol, error
 from ..types import input_errors, invalid_input_body, json_default
+from .logs import begin_request, end_request
 
 MAX_BODY = 16 * 1024 * 1024
 log = logging.getLogger("jupyter_deploy.worker")
@@ -64,13 +65,16 @@ class Worker:
                  time.monotonic() - self.started)
 
     def run(self, request: Request) -> Response:
-        """Run the request unless its caller is gone (on the executor thread)."""
+        """Run the request unless its caller is gone (on the executor thread); its prints
+        go to the log with its request id."""
         if request.abandoned:  # queued behind a long run, and given up on: do not run it late
             return error(499, "abandoned", "the caller went away")
         self.running_since = time.monotonic()
+        begin_request(request.headers.get("x-request-id"))
         try:
             return self.execute(request.body)
         finally:
+            end_request()
             self.running_since = None
 
     def execute(self, body: bytes) -> Response:
