@@ -220,6 +220,7 @@ class DeployService:
                 raise Conflict(f"alias {alias.name!r} routes to node {name!r}: re-point it first",
                                field="node")
         await self.supervisor.delete_node(name)
+        self.gateway.metrics.forget(node=name)
 
     # aliases -----------------------------------------------------------------------------------
 
@@ -272,6 +273,7 @@ class DeployService:
         self.alias(name)
         self.store.remove_alias(name)
         self.routes.aliases.pop(name, None)
+        self.gateway.metrics.forget(alias=name)
 
     def shadow(self, name: str) -> dict[str, Any]:
         """How the alias's shadow node answered, beside the primary answers."""

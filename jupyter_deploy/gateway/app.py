@@ -20,20 +20,24 @@ from ..http11 import (
 )
 from ..types import invalid_input_body
 from .ids import request_id
+from .metrics import GatewayMetrics
 from .routing import (
     MAX_BYTES, AliasRoute, InvalidRequest, NoInstance, Route, Routes, sticky_point,
 )
 
 EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
 HEALTHY = Response(200, b'{"status": "ok"}')
+METRICS = object()  # the context of `GET /metrics`
+UNAUTHORIZED, FORBIDDEN = Response(401), Response(403)  # refusals, as the metrics count them
 
 
 class Gateway:
     """Serves `POST /v1/nodes/{node}:execute`, `POST /v1/aliases/{alias}:execute`, their
-    `x-node-id` / `x-node-alias` header forms on `POST /` and `/healthz`.
+    `x-node-id` / `x-node-alias` header forms on `POST /`, `/healthz` and `/metrics`.
     Every answer carries the request's id in `x-request-id`, which instances log."""
 
     identify = staticmethod(request_id)
+    scrape_timeout_s = 1.0  # an instance that does not give its metrics by then is left out
 
     def __init__(self, routes: Routes, request_timeout_s: float = 15.0,
                  idle_timeout_s: float = 300.0) -> None:
@@ -41,6 +45,7 @@ class Gateway:
         self.request_timeout_s = request_timeout_s
         self.idle_timeout_s = idle_timeout_s
         self.server: asyncio.AbstractServer | None = None
+        self.metrics = GatewayMetrics()
 
     async def listen(self, host: str, port: int) -> int:
         """Start serving; return the bound port (useful when `port` is 0)."""
@@ -60,7 +65,7 @@ class Gateway:
         if self.server is not None:
             self.server.close()
 
-    def check(self, request: Request) -> Route | AliasRoute | Response | None:
+    def check(self, request: Request) -> Route | AliasRoute | Response | object | None:
         """Route and authenticate from the headers alone."""
         path, headers = request.path, request.headers
         node, alias = headers.get("x-node-id"), headers.get("x-node-alias")
@@ -69,6 +74,8 @@ class Gateway:
             if match is None:
                 if path == "/healthz" and request.method == "GET":
                     return None
+                if path == "/metrics" and request.method == "GET":
+                    return METRICS
                 return error(404, "not_found", f"no endpoint {request.method} {path}")
             kind, name = match.groups()
             node, alias = (name, None) if kind == "nodes" else (None, name)
@@ -87,21 +94,32 @@ class Gateway:
             return target
         auth = headers.get("authorization")
         if not auth:
+            self.metrics.observe(target, path, UNAUTHORIZED, None)
             return error(401, "unauthorized", f"send Authorization: Bearer <{what} key>",
                          headers={"WWW-Authenticate": "Bearer"})
         scheme, _, key = auth.partition(" ")
         if scheme.lower() != "bearer" or not target.key_matches(key.strip()):
+            self.metrics.observe(target, path, FORBIDDEN, None)
             return error(403, "forbidden", f"the key does not open {what} {name!r}")
         return target
 
-    def handle(self, request: Request, target: Route | AliasRoute | None):
+    def handle(self, request: Request, target: Route | AliasRoute | object | None):
         if target is None:
             return HEALTHY
+        if target is METRICS:
+            return self.metrics.exposition(self.routes, self.scrape_timeout_s)
+        return self._execute(request, target)  # type: ignore[arg-type]
+
+    async def _execute(self, request: Request, target: Route | AliasRoute) -> Response:
+        started = time.perf_counter()
         if isinstance(target, AliasRoute):
-            return execute_alias(self.routes, target, request.body, request.headers,
-                                 self.request_timeout_s, request.id)
-        return execute(self.routes, target, request.body, self.request_timeout_s, request.headers,
-                       request.id)
+            response = await execute_alias(self.routes, target, request.body, request.headers,
+                                           self.request_timeout_s, request.id)
+        else:
+            response = await execute(self.routes, target, request.body, self.request_timeout_s,
+                                     request.headers, request.id)
+        self.metrics.observe(target, request.path, response, time.perf_counter() - started)
+        return response
 
 
 def _payload(body: bytes) -> tuple[Any, Response | None]:
@@ -127,21 +145,22 @@ def _sticky_key(sticky: dict[str, str] | None, headers: dict[str, str], payload:
 async def _forward(routes: Routes, route: Route, body: bytes, payload: Any, timeout_s: float,
                    key: str | None, extra: dict[str, str], hold: bool = True,
                    request_id: str = "") -> Response | None:
-    """Send the request to the node; None when it has no healthy instance."""
+    """Send the request to the node; None when it has no healthy instance. `extra`: headers
+    of the answer (through an alias, the node that answered)."""
     try:
         status, data, instance = await routes.execute(route, body, payload, timeout_s, key, hold,
                                                        request_id)
     except NoInstance:
         return None
     except InvalidRequest as exc:
-        return Response(422, json.dumps(invalid_input_body(exc.errors)).encode())
+        return Response(422, json.dumps(invalid_input_body(exc.errors)).encode(), extra or None)
     except TimeoutError:
-        return error(504, "timeout", "the instance did not answer in time")
+        return error(504, "timeout", "the instance did not answer in time", headers=extra or None)
     except ResponseTooLarge as exc:
         return error(502, "response_too_large", f"the instance answered {exc.size} bytes, more "
-                     f"than the {MAX_BYTES} allowed")
+                     f"than the {MAX_BYTES} allowed", headers=extra or None)
     except UpstreamError as exc:
-        return error(502, "bad_gateway", f"the instance failed: {exc}")
+        return error(502, "bad_gateway", f"the instance failed: {exc}", headers=extra or None)
     return Response(status, data, {**extra, "x-instance-id": instance})
 
 

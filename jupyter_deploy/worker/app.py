@@ -1,7 +1,8 @@
 """What runs inside a checkpoint instance: restore the snapshot, then serve the cell.
 
 Endpoints: `POST /execute` (and `POST /`) run the cell with the inputs bound, `GET /livez`
-answers while the process is up (with its phase), `GET /readyz` once the state is restored.
+answers while the process is up (with its phase), `GET /readyz` once the state is restored,
+`GET /metrics` in the Prometheus text format.
 Executions run one at a time on a single thread, so health checks are answered while a cell
 runs, and the namespace carries over from one request to the next, as in a kernel.
 """
@@ -24,6 +25,7 @@ from typing import Any
 from ..http11 import Request, Response, ServerProtocol, error
 from ..types import input_errors, invalid_input_body, json_default
 from .logs import begin_request, end_request
+from .metrics import InstanceMetrics
 
 MAX_BODY = 16 * 1024 * 1024
 log = logging.getLogger("jupyter_deploy.worker")
@@ -44,6 +46,7 @@ class Worker:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cell")
         self.in_flight = 0
         self.started = time.monotonic()
+        self.metrics = InstanceMetrics()
 
     def restore(self) -> None:
         """Load the pinned state and compile the cell (runs on the executor thread)."""
@@ -58,24 +61,31 @@ class Worker:
         with open(self.checkpoint_dir / "state.pkl", "rb") as f:
             namespace.update(cloudpickle.load(f))
         self.code = compile(source, self.filename, "exec")
+        if "metrics" in source:  # load the metrics helper now rather than on a first request
+            try:
+                import jupyter_deploy.metrics  # noqa: F401
+            except ImportError:
+                pass
         self.meta, self.namespace = meta, namespace
         self.float_inputs = [f["name"] for f in meta["inputs"] if f["type"] == "float"]
         self.phase = "ready"
         log.info("restored %s (%d names) in %.3f s", meta["name"], len(meta["state"]),
                  time.monotonic() - self.started)
 
-    def run(self, request: Request) -> Response:
+    def run(self, request: Request, arrived: float) -> Response:
         """Run the request unless its caller is gone (on the executor thread); its prints
         go to the log with its request id."""
         if request.abandoned:  # queued behind a long run, and given up on: do not run it late
             return error(499, "abandoned", "the caller went away")
-        self.running_since = time.monotonic()
+        started = self.running_since = time.monotonic()
         begin_request(request.headers.get("x-request-id"))
         try:
-            return self.execute(request.body)
+            response = self.execute(request.body)
         finally:
             end_request()
             self.running_since = None
+        self.metrics.observe(started - arrived, time.monotonic() - started, response)
+        return response
 
     def execute(self, body: bytes) -> Response:
         """Bind the inputs, run the cell, return its outputs."""
@@ -136,12 +146,15 @@ class Worker:
             ready = self.phase == "ready" and busy_s <= self.busy_limit_s
             body = {"phase": self.phase, "busy_s": round(busy_s, 3)}
             return Response(200 if ready else 503, json.dumps(body).encode())
+        if method == "GET" and path == "/metrics":
+            return self.metrics.response()
         return error(404, "not_found", f"no endpoint {method} {path}")
 
     async def _execute(self, request: Request) -> Response:
         self.in_flight += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self.run, request)
+            return await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.run, request, time.monotonic())
         finally:
             self.in_flight -= 1
 
