@@ -308,15 +308,15 @@ class DeployService:
                           request_id: str | None = None, poll_s: float = 0.2
                           ) -> AsyncIterator[dict[str, Any] | None]:
         """The end of each log (`tail_bytes`), then new lines as they are written, as
-        `{"instance", "log"}` (None after a poll that found none), until the node is deleted;
-        instances that start meanwhile are followed from their first line."""
+        `{"instance", "log"}` (None after a poll that found none), until the node is deleted
+        or the service stops; instances that start meanwhile are followed from their start."""
         chosen = self._log_instances(name, instance)
         followers = {item.id: Follower(item.log_path) for item, _ in chosen if item.log_path}
         try:
             for item in await self.logs(name, instance, tail_bytes, request_id):
                 if item["log"] and item["instance"] in followers:
                     yield {"instance": item["instance"], "log": item["log"]}
-            while name in self.supervisor.nodes:
+            while self.running and name in self.supervisor.nodes:
                 for item in list(self.supervisor.instances.get(name, {}).values()):
                     if item.id not in followers and item.log_path and instance in (None, item.id):
                         followers[item.id] = Follower(item.log_path, from_start=True)
