@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .gateway.app import Gateway, execute
+from .gateway.ids import new_request_id
 from .gateway.routing import Routes, hash_key, new_key
 from .http11 import Response
 from .logfiles import Follower, has_request_id
@@ -332,9 +333,14 @@ class DeployService:
                 follower.close()
 
     async def execute(self, name: str, body: bytes) -> Response:
-        """Call the node as the gateway would, for an already authenticated user."""
+        """Call the node as the gateway would, for an already authenticated user; the answer
+        carries the request id its lines are logged with."""
         self._node(name)
-        return await execute(self.routes, self.routes.nodes[name], body, self.request_timeout_s)
+        request_id = new_request_id()
+        response = await execute(self.routes, self.routes.nodes[name], body,
+                                 self.request_timeout_s, request_id=request_id)
+        return Response(response.status, response.body,
+                        {**(response.headers or {}), "x-request-id": request_id})
 
     async def events(self, since: int = 0, node: str | None = None, wait_s: float = 0.0
                      ) -> list[dict[str, Any]]:

@@ -97,6 +97,14 @@ def test_prints_are_logged_with_their_request_id(talker, small_logs):
     assert re.search(rf"^{STAMP} INFO restored talker", log, re.M)  # outside a request: no id
 
 
+def test_calls_through_the_control_api_are_logged_with_a_request_id(talker, small_logs):
+    response = small_logs.client.open("POST", "/nodes/talker:execute", {"input": {"word": "api"}})
+    with response:
+        request_id = response.headers["x-request-id"]
+    [item] = small_logs.client.logs("talker", request_id=request_id)
+    assert f"[{request_id}] saying api" in item["log"]
+
+
 def test_a_cell_error_is_logged_with_its_request_id(talker, small_logs):
     node, key = talker
     status, body, _ = say(node, key, "boom", "req-boom")
