@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from . import discovery
@@ -38,6 +39,13 @@ class DeployClient:
 
     def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
                 **params: Any) -> Any:
+        with self.open(method, path, body, raw, **params) as response:
+            payload = response.read()
+        return json.loads(payload) if payload else None
+
+    def open(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
+             stream: bool = False, **params: Any) -> Any:
+        """The response, to read, or ClientError; `stream`: no time limit on reads."""
         url = self.url + path
         query = {k: v for k, v in params.items() if v is not None}
         if query:
@@ -48,8 +56,7 @@ class DeployClient:
         if self.token:
             request.add_header("Authorization", f"token {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                payload = response.read()
+            return urllib.request.urlopen(request, timeout=None if stream else self.timeout_s)
         except urllib.error.HTTPError as exc:
             payload = exc.read()
             try:
@@ -60,7 +67,6 @@ class DeployClient:
             raise ClientError(message, exc.code, detail) from None
         except urllib.error.URLError as exc:
             raise ClientError(f"cannot reach the deploy service at {self.url}: {exc.reason}") from None
-        return json.loads(payload) if payload else None
 
     # the verbs the magics and the CLI use ------------------------------------------------
 
@@ -99,10 +105,19 @@ class DeployClient:
     def delete_alias(self, name: str) -> None:
         self.request("DELETE", f"/aliases/{_quote(name)}")
 
-    def logs(self, name: str, instance: str | None = None, tail: int | None = None
-             ) -> list[dict[str, Any]]:
+    def logs(self, name: str, instance: str | None = None, tail: int | None = None,
+             request_id: str | None = None) -> list[dict[str, Any]]:
         return self.request("GET", f"/nodes/{_quote(name)}/logs", instance=instance,
-                            tail=tail)["logs"]
+                            tail=tail, request_id=request_id)["logs"]
+
+    def follow_logs(self, name: str, instance: str | None = None, tail: int | None = None,
+                    request_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """`{"instance", "log"}` as lines are written, until the node is deleted."""
+        with self.open("GET", f"/nodes/{_quote(name)}/logs", stream=True, follow="true",
+                       instance=instance, tail=tail, request_id=request_id) as response:
+            for line in response:
+                if line.strip():
+                    yield json.loads(line)
 
     def requests(self, name: str, last: int = 100) -> dict[str, Any]:
         """The node's captured requests (newest last) and its declared inputs and outputs."""

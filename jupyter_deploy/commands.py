@@ -61,6 +61,9 @@ def add_shared_commands(sub: Any) -> None:
     logs.add_argument("node")
     logs.add_argument("--instance")
     logs.add_argument("--tail", type=int, default=4000, help="bytes of each log")
+    logs.add_argument("--request-id", help="only the lines of this request (x-request-id)")
+    logs.add_argument("--follow", action="store_true",
+                      help="then print new lines as they are written, until interrupted")
     alias = sub.add_parser("alias", help="stable endpoints that split traffic across nodes"
                            ).add_subparsers(dest="action", required=True, parser_class=Parser)
     set_alias = alias.add_parser("set", help="create or re-point: ALIAS NODE=WEIGHT ...")
@@ -152,9 +155,7 @@ class Commands:
             elif args.action == "status":
                 print(render.node_status(self.client.node(args.node)))
             elif args.action == "logs":
-                for item in self.client.logs(args.node, args.instance, args.tail):
-                    state = "removed" if item["removed"] else item["status"]
-                    print(f"==> {item['instance']} ({state}) <==\n{item['log'].rstrip()}\n")
+                self.logs(args)
             elif args.action == "delete":
                 self.client.delete_node(args.node)
                 print(f"Node {args.node} deleted.")
@@ -178,6 +179,21 @@ class Commands:
             print(render.node_status(node), file=sys.stderr)
             for item in self.client.logs(node["name"], tail=2000):
                 print(f"==> {item['instance']} <==\n{item['log'].rstrip()}", file=sys.stderr)
+
+    def logs(self, args: argparse.Namespace) -> None:
+        """Each instance's log; with --follow, its lines as they come, marked by instance."""
+        if not args.follow:
+            for item in self.client.logs(args.node, args.instance, args.tail, args.request_id):
+                state = "removed" if item["removed"] else item["status"]
+                print(f"==> {item['instance']} ({state}) <==\n{item['log'].rstrip()}\n")
+            return
+        try:
+            for item in self.client.follow_logs(args.node, args.instance, args.tail,
+                                                args.request_id):
+                for line in item["log"].splitlines():
+                    print(f"{item['instance']} | {line}", flush=True)
+        except KeyboardInterrupt:
+            pass
 
     def update(self, args: argparse.Namespace) -> None:
         changes: dict[str, Any] = {k: getattr(args, k) for k in ("checkpoint", "min", "max")

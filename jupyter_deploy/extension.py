@@ -33,6 +33,10 @@ class DeployApp(ExtensionApp):
     gateway_grpc_port = Integer(8891, config=True,
                                 help="gRPC port of the gateway (0: any free port).")
     request_timeout = Float(15.0, config=True, help="Seconds a gateway request may take.")
+    log_max_bytes = Integer(10 * 1024 * 1024, config=True,
+                            help="Size at which an instance's log file is rotated.")
+    log_files = Integer(3, config=True,
+                        help="Log files kept per instance, the current one included.")
 
     @default("state_dir")
     def _default_state_dir(self) -> str:
@@ -42,7 +46,7 @@ class DeployApp(ExtensionApp):
         self.service = DeployService(
             self.state_dir, gateway_host=self.gateway_host, gateway_port=self.gateway_port,
             gateway_grpc_port=self.gateway_grpc_port, request_timeout_s=self.request_timeout,
-            log=self.log,
+            log=self.log, log_max_bytes=self.log_max_bytes, log_files=self.log_files,
         )
         self.settings["deploy_service"] = self.service
         self._announcement: Path | None = None

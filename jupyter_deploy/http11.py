@@ -37,9 +37,11 @@ class Response:
     body: bytes = b""
     headers: dict[str, str] | None = None
 
-    def encode(self, close: bool) -> list[bytes]:
+    def encode(self, close: bool, request_id: str = "") -> list[bytes]:
         head = [f"HTTP/1.1 {self.status} {REASONS.get(self.status, 'Unknown')}\r\n"
                 f"Content-Length: {len(self.body)}\r\n"]
+        if request_id:
+            head.append(f"x-request-id: {request_id}\r\n")
         if self.headers:
             head += [f"{k}: {v}\r\n" for k, v in self.headers.items()]
         if "Content-Type" not in (self.headers or {}):
@@ -72,6 +74,7 @@ class Request:
     headers: dict[str, str]  # names in lower case
     body: bytes = b""
     connection: ServerProtocol | None = None
+    id: str = ""  # given by the app's `identify`, returned in `x-request-id`
 
     @property
     def path(self) -> str:
@@ -90,6 +93,9 @@ class App(Protocol):
 
     def handle(self, request: Request, context: Any) -> Response | Awaitable[Response]:
         """Answer a complete request."""
+
+    # Optional: `identify(headers) -> str` names each request; every answer to it then
+    # carries the name in `x-request-id`.
 
 
 def parse_head(data: bytes) -> tuple[str, dict[str, str]]:
@@ -174,6 +180,7 @@ class ServerProtocol(asyncio.Protocol):
         self.last_seen = 0.0
         self.request_started = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.identify = getattr(app, "identify", None)
 
     # connection events --------------------------------------------------------------------
 
@@ -210,7 +217,8 @@ class ServerProtocol(asyncio.Protocol):
             return
         now = self.loop.time()
         if self.request is not None and now - self.request_started > self.body_timeout_s:
-            self._finish(error(408, "request_timeout", "the request body took too long"), True)
+            self._finish(error(408, "request_timeout", "the request body took too long"), True,
+                         self.request.id)
             return
         if not self.busy and self.request is None and now - self.last_seen > self.idle_timeout_s:
             self.transport.close()
@@ -250,6 +258,8 @@ class ServerProtocol(asyncio.Protocol):
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             raise HttpError(f"malformed request line {start[:80]!r}")
         request = Request(parts[0], parts[1], parts[2], headers, connection=self)
+        if self.identify is not None:
+            request.id = self.identify(headers)
         self.request_started = self.loop.time()
         self.chunked = None
         if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -260,7 +270,7 @@ class ServerProtocol(asyncio.Protocol):
                 raise HttpError("malformed Content-Length")
             self.length = int(length)
         if self.length > self.max_body:
-            self._refuse_upload()
+            self._refuse_upload(request.id)
             return False
         context = self.app.check(request)
         expects_continue = headers.get("expect", "").lower() == "100-continue"
@@ -268,7 +278,7 @@ class ServerProtocol(asyncio.Protocol):
             if expects_continue and (self.length or self.chunked):
                 # the client waits for our word before it sends the body: it gets the refusal
                 self.refused = self.busy = True
-                self._finish(context, close=True)
+                self._finish(context, True, request.id)
                 return False
             context = _Refused(context)
         elif expects_continue:
@@ -282,7 +292,7 @@ class ServerProtocol(asyncio.Protocol):
         if self.chunked is not None:
             done = self.chunked.feed(self.buffer)
             if done is None:
-                self._refuse_upload()
+                self._refuse_upload(request.id)
                 return False
             if not done:
                 return False
@@ -299,7 +309,7 @@ class ServerProtocol(asyncio.Protocol):
     def _dispatch(self, request: Request, context: Any) -> None:
         close = _wants_close(request)
         if isinstance(context, _Refused):
-            self._finish(context.response, close)
+            self._finish(context.response, close, request.id)
             return
         try:
             result = self.app.handle(request, context)
@@ -307,13 +317,13 @@ class ServerProtocol(asyncio.Protocol):
             log.exception("handler failed")
             result = error(500, "internal", "internal error")
         if isinstance(result, Response):
-            self._finish(result, close)
+            self._finish(result, close, request.id)
             return
         self.busy = True
         task = asyncio.ensure_future(result)
-        task.add_done_callback(lambda t: self._done(t, close))
+        task.add_done_callback(lambda t: self._done(t, close, request.id))
 
-    def _done(self, task: asyncio.Future, close: bool) -> None:
+    def _done(self, task: asyncio.Future, close: bool, request_id: str) -> None:
         self.busy = False
         if task.cancelled() or task.exception() is not None:
             if not task.cancelled():
@@ -321,28 +331,28 @@ class ServerProtocol(asyncio.Protocol):
             response = error(500, "internal", "internal error")
         else:
             response = task.result()
-        self._finish(response, close)
+        self._finish(response, close, request_id)
         if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
         if self.buffer and self.transport is not None:
             self._process()
 
-    def _finish(self, response: Response, close: bool) -> None:
+    def _finish(self, response: Response, close: bool, request_id: str = "") -> None:
         if self.transport is None:
             return
-        self.transport.writelines(response.encode(close))
+        self.transport.writelines(response.encode(close, request_id))
         if close:
             self.transport.close()
 
-    def _refuse_upload(self) -> None:
+    def _refuse_upload(self, request_id: str) -> None:
         """413 at once; then read and drop what the client still sends, so that it reads
         the answer instead of a connection reset, and close."""
         response = error(413, "payload_too_large",
                          f"the request body is larger than {self.max_body} bytes")
         transport = self.transport
         assert transport is not None
-        transport.writelines(response.encode(close=True))
+        transport.writelines(response.encode(True, request_id))
         self.buffer.clear()
         self.refused = self.busy = True  # parse nothing more on this connection
         self.request = None

@@ -74,7 +74,8 @@ class DeployMagics(Magics):
                             [--strict] [--capture PERCENT [--capture-limit N]]
         %deploy node update NODE [--checkpoint NAME@VERSION] [--min N] [--max N] [--env K=V ...]
                             [--strict | --no-strict] [--capture PERCENT] [--capture-limit N]
-        %deploy node list | status NODE | logs NODE | suspend NODE | resume NODE | delete NODE
+        %deploy node list | status NODE | suspend NODE | resume NODE | delete NODE
+        %deploy node logs NODE [--instance ID] [--tail BYTES] [--request-id ID] [--follow]
         %deploy alias set ALIAS NODE=WEIGHT [NODE=WEIGHT ...] [--public] [--shadow NODE=PCT]
         %deploy alias list | delete ALIAS
         %deploy checkpoint list

@@ -14,6 +14,7 @@ import gc
 import hashlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,12 @@ from . import render
 from .gateway.app import Gateway, execute
 from .gateway.capture import Recorder, captured
 from .gateway.grpc import GrpcGateway
+from .gateway.ids import new_request_id
 from .gateway.routing import Routes, hash_key, new_key
 from .http11 import Response
+from .logfiles import Follower, has_request_id
 from .models import (
-    Alias, Conflict, InvalidInput, Node, NodeStatus, NotFound, check_name, node_status,
+    Alias, Conflict, Instance, InvalidInput, Node, NodeStatus, NotFound, check_name, node_status,
 )
 from .settings import alias_settings, apply_node_settings, body_object
 from .runtimes.process import ProcessRuntime
@@ -39,8 +42,11 @@ class DeployService:
     def __init__(self, state_dir: str | Path, gateway_host: str = "127.0.0.1",
                  gateway_port: int = 8890, request_timeout_s: float = 15.0,
                  log: logging.Logger | None = None, gateway_grpc_port: int = 8891,
+                 log_max_bytes: int = 10 * 1024 * 1024, log_files: int = 3,
                  **supervisor_options: Any) -> None:
         self.state_dir = Path(state_dir)
+        self.log_max_bytes = log_max_bytes
+        self.log_files = log_files
         self.gateway_host = gateway_host
         self.gateway_port = gateway_port
         self.gateway_grpc_port = gateway_grpc_port
@@ -63,7 +69,8 @@ class DeployService:
     async def start(self) -> None:
         self.store = Store(self.state_dir)
         self.routes = Routes()
-        self.runtime = ProcessRuntime(self.state_dir / "logs", busy_limit_s=self.request_timeout_s)
+        self.runtime = ProcessRuntime(self.state_dir / "logs", busy_limit_s=self.request_timeout_s,
+                                      log_max_bytes=self.log_max_bytes, log_files=self.log_files)
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s,
                                describe=self.describe)
         self.gateway.recorder = self.recorder = Recorder(self.routes, self.store)
@@ -278,6 +285,7 @@ class DeployService:
                 raise Conflict(f"alias {alias.name!r} routes to node {name!r}: re-point it first",
                                field="node")
         await self.supervisor.delete_node(name)
+        self.gateway.metrics.forget(node=name)
 
     # aliases -----------------------------------------------------------------------------------
 
@@ -330,6 +338,7 @@ class DeployService:
         self.alias(name)
         self.store.remove_alias(name)
         self.routes.aliases.pop(name, None)
+        self.gateway.metrics.forget(alias=name)
 
     def shadow(self, name: str) -> dict[str, Any]:
         """How the alias's shadow node answered, beside the primary answers."""
@@ -340,28 +349,63 @@ class DeployService:
     def instances(self, name: str) -> list[dict[str, Any]]:
         return self.node(name)["instances"]
 
-    def logs(self, name: str, instance: str | None = None, tail_bytes: int = 64 * 1024
-             ) -> list[dict[str, Any]]:
-        """Each instance's log tail: running ones, then the last few that were removed."""
-        self._node(name)
-        running = list(self.supervisor.instances[name].values())
-        removed = self.store.instances(name, removed=True)[-5:]
+    async def logs(self, name: str, instance: str | None = None, tail_bytes: int = 64 * 1024,
+                   request_id: str | None = None) -> list[dict[str, Any]]:
+        """Each instance's log tail (or one request's lines): running instances, then the
+        last few that were removed."""
         result = []
-        for item in running + removed:
-            if instance is None or item.id == instance:
-                result.append({"instance": item.id, "status": item.status.value,
-                               "removed": item in removed,
-                               "log": self.runtime.logs(item, tail_bytes)})
-        if instance is not None and not result:
-            raise NotFound(f"node {name!r} has no instance {instance!r}", field="instance")
+        for item, removed in self._log_instances(name, instance):
+            text = await asyncio.to_thread(self.runtime.logs, item, tail_bytes, request_id)
+            result.append({"instance": item.id, "status": item.status.value, "removed": removed,
+                           "log": text})
         return result
 
+    def _log_instances(self, name: str, instance: str | None) -> list[tuple[Instance, bool]]:
+        self._node(name)
+        running = [(i, False) for i in self.supervisor.instances[name].values()]
+        removed = [(i, True) for i in self.store.instances(name, removed=True)[-5:]]
+        chosen = [item for item in running + removed if instance in (None, item[0].id)]
+        if instance is not None and not chosen:
+            raise NotFound(f"node {name!r} has no instance {instance!r}", field="instance")
+        return chosen
+
+    async def follow_logs(self, name: str, instance: str | None = None, tail_bytes: int = 0,
+                          request_id: str | None = None, poll_s: float = 0.2
+                          ) -> AsyncIterator[dict[str, Any] | None]:
+        """The end of each log (`tail_bytes`), then new lines as they are written, as
+        `{"instance", "log"}` (None after a poll that found none), until the node is deleted
+        or the service stops; instances that start meanwhile are followed from their start."""
+        chosen = self._log_instances(name, instance)
+        followers = {item.id: Follower(item.log_path) for item, _ in chosen if item.log_path}
+        try:
+            for item in await self.logs(name, instance, tail_bytes, request_id):
+                if item["log"] and item["instance"] in followers:
+                    yield {"instance": item["instance"], "log": item["log"]}
+            while self.running and name in self.supervisor.nodes:
+                for item in list(self.supervisor.instances.get(name, {}).values()):
+                    if item.id not in followers and item.log_path and instance in (None, item.id):
+                        followers[item.id] = Follower(item.log_path, from_start=True)
+                for instance_id, follower in followers.items():
+                    lines = [line for line in follower.read()
+                             if request_id is None or has_request_id(line, request_id)]
+                    if lines:
+                        yield {"instance": instance_id, "log": "\n".join(lines) + "\n"}
+                yield None
+                await asyncio.sleep(poll_s)
+        finally:
+            for follower in followers.values():
+                follower.close()
+
     async def execute(self, name: str, body: bytes) -> Response:
-        """Call the node as the gateway would, for an already authenticated user."""
+        """Call the node as the gateway would, for an already authenticated user; the answer
+        carries the request id its lines are logged with."""
         self._node(name)
         route = self.routes.nodes[name]
-        return await self.recorder.watch(route, body, execute(self.routes, route, body,
-                                                              self.request_timeout_s))
+        request_id = new_request_id()
+        answer = execute(self.routes, route, body, self.request_timeout_s, request_id=request_id)
+        response = await self.recorder.watch(route, body, answer, request_id)
+        return Response(response.status, response.body,
+                        {**(response.headers or {}), "x-request-id": request_id})
 
     def requests(self, name: str, last: int = 100) -> dict[str, Any]:
         """The node's captured requests, newest last."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,7 @@ def deploy(jp_serverapp, jp_asyncio_loop, monkeypatch):
 class Service:
     """A `jupyter deploy serve` process and a client of its control API."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *options: str) -> None:
         self.root = root
         self.state_dir = root / "state"
         self.env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
@@ -135,7 +136,7 @@ class Service:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter_deploy.cli", "serve", "--port=0",
              "--gateway-port=0", "--gateway-grpc-port=0", f"--state-dir={self.state_dir}",
-             "--DeployApp.request_timeout=3"],
+             "--DeployApp.request_timeout=3", *options],
             env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=root)
         announcement = root / "runtime" / f"jupyter_deploy-{self.process.pid}.json"
@@ -168,12 +169,20 @@ class Service:
         return self.client.node(name), created["key"]
 
 
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = Service(tmp_path_factory.mktemp("service"))
+@contextmanager
+def standalone(root: Path, *options: str) -> Iterator[Service]:
+    """A standalone service (with `jupyter deploy serve` options), stopped with every
+    instance afterwards."""
+    running = Service(root, *options)
     try:
         yield running
     finally:
         running.stop()
     wait_for(lambda: not worker_pids(running.state_dir), timeout=10,
              message="every instance to stop with the service")
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with standalone(tmp_path_factory.mktemp("service")) as running:
+        yield running

@@ -187,3 +187,27 @@ def test_alias_and_suspend_magics(kernel, service):
     finally:
         kernel.ok("%deploy node delete echo-a")
         kernel.ok("%deploy node delete echo-b")
+
+
+def test_logs_of_one_request_and_metrics_at_pin_time(kernel, service):
+    kernel.ok("name = 'ada'")
+    pinned = kernel.ok("%%deploy pin greet --inputs name:str --outputs greeting\n"
+                       "from jupyter_deploy import metrics\n"
+                       "metrics.counter('greetings', 'Greetings made').inc()\n"
+                       "print('greeting', name)\n"
+                       "greeting = 'hello ' + name")
+    assert "greeting ada" in pinned.stdout  # the pin ran the cell, metrics and all
+    created = kernel.ok("%deploy node create greeter --checkpoint greet")
+    announcement = next(d[NODE_MIME] for d in created.data if NODE_MIME in d)
+    try:
+        for person, request_id in (("bob", "greet-bob"), ("eve", "greet-eve")):
+            request = urllib.request.Request(
+                announcement["endpoint"], data=json.dumps({"input": {"name": person}}).encode(),
+                method="POST", headers={"Authorization": f"Bearer {announcement['key']}",
+                                        "x-request-id": request_id})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.headers["x-request-id"] == request_id
+        logs = kernel.ok("%deploy node logs greeter --request-id greet-eve --tail 2000").stdout
+        assert "[greet-eve] greeting eve" in logs and "bob" not in logs
+    finally:
+        kernel.ok("%deploy node delete greeter")

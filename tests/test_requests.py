@@ -67,8 +67,8 @@ def test_requests_through_an_alias_are_captured_by_the_node_that_served(captured
             {"input": {"a": 7.0, "b": 1.0}})
         assert (status, body) == (200, {"output": {"total": 8.0}})
         row = requests(service, "captured", last=1)[0]
-        assert (row["input"], row["instance"]) == ({"a": 7.0, "b": 1.0},
-                                                   headers["x-instance-id"])
+        assert (row["input"], row["instance"], row["request_id"]) == (
+            {"a": 7.0, "b": 1.0}, headers["x-instance-id"], headers["x-request-id"])
     finally:
         service.client.delete_alias("captured-alias")
 

@@ -23,6 +23,8 @@ from ..http11 import (
 from ..types import invalid_input_body
 from . import openapi
 from .capture import Recorder
+from .ids import request_id
+from .metrics import GatewayMetrics
 from .routing import (
     MAX_BYTES, AliasRoute, InvalidRequest, NoInstance, Route, Routes, sticky_point,
 )
@@ -34,13 +36,19 @@ PROTO_PATH = re.compile(r"/v1/nodes/([^/:%]+)\.proto\Z")
 HEALTHY = Response(200, b'{"status": "ok"}')
 # (kind, name) -> (the checkpoint it serves, public) or None: what its API document is made of
 Describe = Callable[[str, str], "tuple[dict[str, Any], bool] | None"]
+METRICS = object()  # the context of `GET /metrics`
+UNAUTHORIZED, FORBIDDEN = Response(401), Response(403)  # refusals, as the metrics count them
 
 
 class Gateway:
     """Serves `POST /v1/nodes/{node}:execute`, `POST /v1/aliases/{alias}:execute`, their
-    `x-node-id` / `x-node-alias` header forms on `POST /`, `/healthz`, and for each node and
-    alias its OpenAPI document (`.../openapi.json`) and a page to browse it (`.../docs`), and
-    each node's `GET /v1/nodes/{node}.proto`."""
+    `x-node-id` / `x-node-alias` header forms on `POST /`, `/healthz`, `/metrics`, and for each
+    node and alias its OpenAPI document (`.../openapi.json`) and a page to browse it
+    (`.../docs`), and each node's `GET /v1/nodes/{node}.proto`. Every answer carries the
+    request's id in `x-request-id`, which instances log."""
+
+    identify = staticmethod(request_id)
+    scrape_timeout_s = 1.0  # an instance that does not give its metrics by then is left out
 
     def __init__(self, routes: Routes, request_timeout_s: float = 15.0,
                  idle_timeout_s: float = 300.0, describe: Describe | None = None) -> None:
@@ -51,6 +59,7 @@ class Gateway:
         self.server: asyncio.AbstractServer | None = None
         self.recorder: Recorder | None = None  # samples requests of nodes that capture them
         self.proto_text: Callable[[str], str | None] = lambda node: None  # node -> .proto
+        self.metrics = GatewayMetrics()
 
     async def listen(self, host: str, port: int) -> int:
         """Start serving; return the bound port (useful when `port` is 0)."""
@@ -71,13 +80,15 @@ class Gateway:
         if self.server is not None:
             self.server.close()
 
-    def check(self, request: Request) -> Route | AliasRoute | Response | None:
+    def check(self, request: Request) -> Route | AliasRoute | Response | object | None:
         """Route and authenticate from the headers alone."""
         path, headers = request.path, request.headers
         node, alias = headers.get("x-node-id"), headers.get("x-node-alias")
         if node is None and alias is None:
             match = EXECUTE_PATH.match(path)
             if match is None:
+                if path == "/metrics" and request.method == "GET":
+                    return METRICS
                 if request.method == "GET":
                     return self._page(path)
                 return error(404, "not_found", f"no endpoint {request.method} {path}")
@@ -98,10 +109,12 @@ class Gateway:
             return target
         auth = headers.get("authorization")
         if not auth:
+            self.metrics.observe(target, path, UNAUTHORIZED, None)
             return error(401, "unauthorized", f"send Authorization: Bearer <{what} key>",
                          headers={"WWW-Authenticate": "Bearer"})
         scheme, _, key = auth.partition(" ")
         if scheme.lower() != "bearer" or not target.key_matches(key.strip()):
+            self.metrics.observe(target, path, FORBIDDEN, None)
             return error(403, "forbidden", f"the key does not open {what} {name!r}")
         return target
 
@@ -144,18 +157,28 @@ class Gateway:
             return error(404, "not_found", f"unknown node {node!r}", field="node")
         return Response(200, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
-    def handle(self, request: Request, target: Route | AliasRoute | Callable | None):
+    def handle(self, request: Request, target: Route | AliasRoute | Callable | object | None):
         if target is None:
             return HEALTHY
+        if target is METRICS:
+            return self.metrics.exposition(self.routes, self.scrape_timeout_s)
         if callable(target):
             return target(request)
+        return self._execute(request, target)  # type: ignore[arg-type]
+
+    async def _execute(self, request: Request, target: Route | AliasRoute) -> Response:
+        started = time.perf_counter()
         if isinstance(target, AliasRoute):
             answer = execute_alias(self.routes, target, request.body, request.headers,
-                                   self.request_timeout_s)
+                                   self.request_timeout_s, request_id=request.id)
         else:
             answer = execute(self.routes, target, request.body, self.request_timeout_s,
-                             request.headers)
-        return self.recorder.watch(target, request.body, answer) if self.recorder else answer
+                             request.headers, request_id=request.id)
+        if self.recorder is not None:
+            answer = self.recorder.watch(target, request.body, answer, request.id)
+        response = await answer
+        self.metrics.observe(target, request.path, response, time.perf_counter() - started)
+        return response
 
 
 def _payload(body: bytes) -> tuple[Any, Response | None]:
@@ -185,25 +208,27 @@ def _passed_on(headers: dict[str, str]) -> bytes:
 
 async def _forward(routes: Routes, route: Route, body: bytes, payload: Any, timeout_s: float,
                    key: str | None, extra: dict[str, str], hold: bool = True,
-                   passed_on: bytes = b"", limit: int = MAX_BYTES) -> Response | None:
-    """Send the request to the node; None when it has no healthy instance."""
+                   passed_on: bytes = b"", request_id: str = "", limit: int = MAX_BYTES
+                   ) -> Response | None:
+    """Send the request to the node; None when it has no healthy instance. `extra`: headers
+    of the answer (through an alias, the node that answered)."""
     try:
         status, data, instance = await routes.execute(route, body, payload, timeout_s, key, hold,
-                                                      passed_on)
+                                                      passed_on, request_id)
     except NoInstance:
         return None
     except InvalidRequest as exc:
-        return Response(422, json.dumps(invalid_input_body(exc.errors)).encode())
+        return Response(422, json.dumps(invalid_input_body(exc.errors)).encode(), extra or None)
     except TimeoutError:
-        return error(504, "timeout", "the instance did not answer in time")
+        return error(504, "timeout", "the instance did not answer in time", headers=extra or None)
     except ResponseTooLarge as exc:
         return error(502, "response_too_large", f"the instance answered {exc.size} bytes, more "
-                     f"than the {limit} allowed")
+                     f"than the {limit} allowed", headers=extra or None)
     except UpstreamError as exc:
-        return error(502, "bad_gateway", f"the instance failed: {exc}")
+        return error(502, "bad_gateway", f"the instance failed: {exc}", headers=extra or None)
     if len(data) > limit:
         return error(502, "response_too_large", f"the instance answered {len(data)} bytes, "
-                     f"more than the {limit} allowed")
+                     f"more than the {limit} allowed", headers=extra or None)
     return Response(status, data, {**extra, "x-instance-id": instance})
 
 
@@ -213,7 +238,8 @@ def _unavailable(what: str) -> Response:
 
 
 async def execute(routes: Routes, route: Route, body: bytes, timeout_s: float,
-                  headers: dict[str, str] | None = None, limit: int = MAX_BYTES) -> Response:
+                  headers: dict[str, str] | None = None, *, request_id: str = "",
+                  limit: int = MAX_BYTES) -> Response:
     """Check a request body and run it on the node (`limit`: bytes of the answer)."""
     payload, problem = _payload(body)
     if problem:
@@ -221,12 +247,13 @@ async def execute(routes: Routes, route: Route, body: bytes, timeout_s: float,
     headers = headers or {}
     key = _sticky_key(route.sticky, headers, payload)
     response = await _forward(routes, route, body, payload, timeout_s, key, {},
-                              passed_on=_passed_on(headers), limit=limit)
+                              passed_on=_passed_on(headers), request_id=request_id, limit=limit)
     return response or _unavailable(f"node {route.node!r}")
 
 
 async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers: dict[str, str],
-                        timeout_s: float, limit: int = MAX_BYTES) -> Response:
+                        timeout_s: float, *, request_id: str = "", limit: int = MAX_BYTES
+                        ) -> Response:
     """Pick a node by weight (or by sticky key); if it has no healthy instance, the others;
     a node scaled to zero holds the request only when no node of the alias can serve now.
     One deadline for it all. A share of the requests is mirrored to the shadow node."""
@@ -246,7 +273,7 @@ async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers:
             node_key = key if key is not None else _sticky_key(route.sticky, headers, payload)
             response = await _forward(routes, route, body, payload, deadline - loop.time(),
                                       node_key, {"x-node-id": node}, hold, _passed_on(headers),
-                                      limit)
+                                      request_id, limit)
             if response is not None:
                 break
         if response is not None:
@@ -255,7 +282,8 @@ async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers:
         return _unavailable(f"alias {alias.name!r}")
     shadow = alias.shadow
     if shadow and len(_mirrors) < MAX_MIRRORS and random.random() * 100 < shadow["percent"]:
-        task = asyncio.ensure_future(_mirror(routes, alias, body, payload, response, timeout_s))
+        task = asyncio.ensure_future(_mirror(routes, alias, body, payload, response, timeout_s,
+                                             request_id))
         _mirrors.add(task)
         task.add_done_callback(_mirrors.discard)
     return response
@@ -266,13 +294,14 @@ _mirrors: set[asyncio.Future] = set()  # shadow requests under way (kept from th
 
 
 async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, payload: Any,
-                  primary: Response, timeout_s: float) -> None:
+                  primary: Response, timeout_s: float, request_id: str = "") -> None:
     """Send a copy to the shadow node; record its answer beside the primary's, return nothing."""
     node = alias.shadow["node"]  # type: ignore[index]
     route = routes.nodes.get(node)
     started = time.perf_counter()
     response = None if route is None else await _forward(routes, route, body, payload, timeout_s,
-                                                          None, {}, hold=False)
+                                                          None, {}, False,
+                                                          request_id=request_id)
     response = response or _unavailable(f"node {node!r}")
     alias.shadow_record.add({
         "time": time.time(),

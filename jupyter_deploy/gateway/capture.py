@@ -73,8 +73,8 @@ class Recorder:
             await asyncio.gather(self._task, return_exceptions=True)
         self.flush()
 
-    def watch(self, target: Route | AliasRoute, body: bytes, answer: Awaitable[Response]
-              ) -> Awaitable[Response]:
+    def watch(self, target: Route | AliasRoute, body: bytes, answer: Awaitable[Response],
+              request_id: str | None = None) -> Awaitable[Response]:
         """`answer` itself, or wrapped so that its request is recorded when sampled."""
         if isinstance(target, Route):
             rule = target.capture
@@ -83,10 +83,11 @@ class Recorder:
         elif not any(self.routes.nodes[n].capture for n, _ in target.weights
                      if n in self.routes.nodes):
             return answer
-        return self._record(target, body, answer, time.perf_counter())
+        return self._record(target, body, answer, time.perf_counter(), request_id)
 
     async def _record(self, target: Route | AliasRoute, body: bytes,
-                      answer: Awaitable[Response], started: float) -> Response:
+                      answer: Awaitable[Response], started: float, request_id: str | None
+                      ) -> Response:
         response = await answer
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
         headers = response.headers or {}
@@ -103,7 +104,7 @@ class Recorder:
             self.dropped += 1
             return response
         self.pending_bytes += size
-        self.pending.append((node, time.time(), headers.get("x-request-id"),
+        self.pending.append((node, time.time(), request_id or headers.get("x-request-id"),
                              headers.get("x-instance-id"), response.status, latency_ms,
                              body, response.body))
         return response

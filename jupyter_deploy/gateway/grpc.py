@@ -32,6 +32,7 @@ from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVIC
 
 from ..http11 import Request, Response
 from .app import Gateway, execute, execute_alias
+from .ids import request_id
 from .proto import (
     FILE_PREFIX, METHOD, PACKAGE_PREFIX, SERVICE, NodeSchema, Schemas, node_of, service_name,
 )
@@ -63,11 +64,6 @@ def _gateway_file() -> None:
 
 
 _gateway_file()
-
-
-def _finished(node: str | None, alias: str | None, path: str, code: grpc.StatusCode,
-              seconds: float) -> None:
-    """Each gRPC execute call, once answered: where it went, its method path, its code."""
 
 
 class Failed(Exception):
@@ -213,6 +209,7 @@ class GrpcGateway:
         if alias is None:
             node = headers.setdefault("x-node-id", node)  # type: ignore[arg-type]
         code = Code.OK
+        call_id = request_id(headers)
         try:
             if node is None and alias is None:
                 raise Failed(Code.INVALID_ARGUMENT, "send x-node-id or x-node-alias metadata "
@@ -229,12 +226,15 @@ class GrpcGateway:
                 headers["x-array-encoding"] = "base64"
             if isinstance(target, AliasRoute):
                 node = None
-                response = await execute_alias(self.gateway.routes, target, body, headers,
-                                               timeout, UPSTREAM_BYTES)
+                answer = execute_alias(self.gateway.routes, target, body, headers, timeout,
+                                       request_id=call_id, limit=UPSTREAM_BYTES)
             else:
-                response = await execute(self.gateway.routes, target, body, timeout, headers,
-                                         UPSTREAM_BYTES)
-            extra = response.headers or {}
+                answer = execute(self.gateway.routes, target, body, timeout, headers,
+                                 request_id=call_id, limit=UPSTREAM_BYTES)
+            if self.gateway.recorder is not None:
+                answer = self.gateway.recorder.watch(target, body, answer, call_id)
+            response = await answer
+            extra = {**(response.headers or {}), "x-request-id": call_id}
             node = extra.get("x-node-id", node)
             if response.status != 200:
                 raise failure(response)
@@ -246,8 +246,9 @@ class GrpcGateway:
             if len(data) > MAX_BYTES:
                 raise Failed(Code.RESOURCE_EXHAUSTED, f"the answer is {len(data)} bytes, more "
                              f"than the {MAX_BYTES} allowed")
-            context.set_trailing_metadata(tuple((k, v) for k, v in extra.items()
-                                                if k in ("x-instance-id", "x-node-id")))
+            context.set_trailing_metadata(tuple(
+                (k, v) for k, v in extra.items()
+                if k in ("x-instance-id", "x-node-id", "x-request-id")))
             return data
         except Failed as exc:
             code = exc.code
@@ -262,7 +263,8 @@ class GrpcGateway:
             code = Code.UNKNOWN
             raise
         finally:
-            _finished(node or None, alias, path, code, time.perf_counter() - started)
+            self.gateway.metrics.observe_grpc(node or None, alias, path, code.name,
+                                              time.perf_counter() - started)
 
 
 class _Handler(grpc.GenericRpcHandler):

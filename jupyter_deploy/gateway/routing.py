@@ -19,6 +19,7 @@ from .upstream import Pool, SendFailed
 
 MAX_BYTES = 16 * 1024 * 1024  # of a request and of its answer, for callers
 UPSTREAM_BYTES = MAX_BYTES * 3 // 2  # to and from an instance: 16 MB of gRPC bytes as base64
+EXECUTE_HEAD = b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
 
 
 def new_key() -> str:
@@ -199,18 +200,20 @@ class Routes:
 
     async def execute(self, route: Route, body: bytes, payload: Any, timeout: float,
                       sticky_key: str | None = None, hold: bool = True,
-                      passed_on: bytes = b"") -> tuple[int, bytes, str]:
+                      passed_on: bytes = b"", request_id: str = "") -> tuple[int, bytes, str]:
         """Run the cell on an instance of the node; retry elsewhere only if nothing was sent.
 
         The input is checked against the picked instance's checkpoint (during an update,
         instances of two checkpoints serve). A node scaled to zero holds the request until an
-        instance is ready, within `timeout`, unless `hold` is false.
+        instance is ready, within `timeout`, unless `hold` is false. The instance logs what
+        the cell prints with `request_id` (ids are checked: [A-Za-z0-9._-]).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         tried: set[str] = set()
-        head = (b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
-                + passed_on)
+        head = EXECUTE_HEAD + passed_on
+        if request_id:
+            head += b"x-request-id: %s\r\n" % request_id.encode()
         while True:
             backend = route.pick(tried, sticky_key)
             if backend is None:

@@ -9,6 +9,7 @@ from tornado import web
 
 from ..models import InvalidInput
 from .base import DeployHandler
+from .logs import log_query, stream_logs
 
 WHOLE = re.compile(r"-?[0-9]{1,12}\Z")
 
@@ -87,10 +88,16 @@ class LogsHandler(DeployHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        """`?instance=ID` for one instance, `?tail=BYTES` for how much of each log."""
-        tail = _int_argument(self, "tail", 64 * 1024)
-        logs = self.service.logs(name, self.get_argument("instance", None), max(0, tail))
-        self.reply({"logs": logs})
+        """`?instance=ID` for one instance, `?tail=BYTES` for how much of each log,
+        `?request_id=ID` for one request's lines, `?follow=true` to stream new lines."""
+        query = log_query(self)
+        if not query.pop("follow"):
+            self.reply({"logs": await self.service.logs(name, **query)})
+            return
+        await stream_logs(self, self.service.follow_logs(name, **query))
+
+    def on_connection_close(self) -> None:
+        self.closed = True  # a follow ends at its next poll
 
 
 class EventsHandler(DeployHandler):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from ..logfiles import tail
 from ..models import Instance, Node
 
 
@@ -29,15 +30,9 @@ class Runtime(ABC):
     async def stop(self, instance: Instance, timeout_s: float) -> None:
         """Ask it to stop; force it after `timeout_s`; release everything it held."""
 
-    def logs(self, instance: Instance, tail_bytes: int = 64 * 1024) -> str:
-        """The end of the instance's log."""
+    def logs(self, instance: Instance, tail_bytes: int = 64 * 1024,
+             request_id: str | None = None) -> str:
+        """The end of the instance's log (across its rotated files), or of one request's lines."""
         if not instance.log_path:
             return ""
-        try:
-            with open(instance.log_path, "rb") as f:
-                f.seek(0, 2)
-                size = f.tell()
-                f.seek(max(0, size - tail_bytes))
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return tail(instance.log_path, tail_bytes, request_id)

@@ -24,10 +24,13 @@ class ProcessRuntime(Runtime):
 
     name = "process"
 
-    def __init__(self, log_dir: Path, host: str = "127.0.0.1", busy_limit_s: float = 15.0) -> None:
+    def __init__(self, log_dir: Path, host: str = "127.0.0.1", busy_limit_s: float = 15.0,
+                 log_max_bytes: int = 10 * 1024 * 1024, log_files: int = 3) -> None:
         self.log_dir = log_dir
         self.host = host
         self.busy_limit_s = busy_limit_s
+        self.log_max_bytes = log_max_bytes
+        self.log_files = log_files
         self.processes: dict[str, subprocess.Popen] = {}
 
     async def create(self, node: Node, instance: Instance, checkpoint_dir: Path) -> None:
@@ -41,7 +44,10 @@ class ProcessRuntime(Runtime):
         env = {**instance_environment(), **node.env, "JUPYTER_DEPLOY_INSTANCE": instance.id}
         command = [executable, "-m", "jupyter_deploy.worker",
                    "--checkpoint", str(checkpoint_dir), "--fd", str(sock.fileno()),
-                   "--busy-limit", str(self.busy_limit_s)]
+                   "--busy-limit", str(self.busy_limit_s), "--log-file", str(log_path),
+                   "--log-max-bytes", str(self.log_max_bytes), "--log-files", str(self.log_files)]
+        # The worker rotates its own log; what it writes before it takes the file over (an
+        # interpreter that cannot import the worker, say) is appended to the same file.
         # Popen runs on the loop (vfork + exec take about a millisecond) so that no
         # cancellation can come between starting the process and recording it.
         try:

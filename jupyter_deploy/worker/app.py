@@ -2,7 +2,8 @@
 
 Endpoints: `POST /execute` (and `POST /`) run the cell with the inputs bound, `POST /replay`
 runs it for the replay check and then goes back to the pinned state, `GET /livez`
-answers while the process is up (with its phase), `GET /readyz` once the state is restored.
+answers while the process is up (with its phase), `GET /readyz` once the state is restored,
+`GET /metrics` in the Prometheus text format.
 Executions run one at a time on a single thread, so health checks are answered while a cell
 runs, and the namespace carries over from one request to the next, as in a kernel.
 """
@@ -25,6 +26,8 @@ from typing import Any
 from ..http11 import Request, Response, ServerProtocol, error
 from ..types import InputCheck, invalid_input_body
 from ..values import Mismatch, decode, encode_fields, json_default, needs_decoding
+from .logs import begin_request, end_request
+from .metrics import InstanceMetrics
 
 MAX_BODY = 24 * 1024 * 1024  # the gateway's 16 MB limit, once a gRPC call's bytes are base64
 log = logging.getLogger("jupyter_deploy.worker")
@@ -45,6 +48,7 @@ class Worker:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cell")
         self.in_flight = 0
         self.started = time.monotonic()
+        self.metrics = InstanceMetrics()
 
     def restore(self) -> None:
         """Load the pinned state and compile the cell (runs on the executor thread)."""
@@ -54,6 +58,11 @@ class Worker:
         source = meta["source"]
         linecache.cache[self.filename] = (len(source), None, source.splitlines(True), self.filename)
         self.code = compile(source, self.filename, "exec")
+        if "metrics" in source:  # load the metrics helper now rather than on a first request
+            try:
+                import jupyter_deploy.metrics  # noqa: F401
+            except ImportError:
+                pass
         self.meta, self.namespace = meta, self._pinned_state()
         self.input_check = InputCheck(meta["inputs"])
         kinds = self.input_check.fields
@@ -71,27 +80,36 @@ class Worker:
             namespace.update(cloudpickle.load(f))
         return namespace
 
-    def replay(self, request: Request) -> Response:
+    def replay(self, request: Request, arrived: float) -> Response:
         """Run the example input, then start again from the pinned state: the check must not
         leave this instance in a state the others do not have (on the executor thread)."""
         try:
-            return self.run(request)
+            return self.run(request, arrived, counted=False)
         finally:
             self.namespace = self._pinned_state()
+            if "jupyter_deploy.metrics" in sys.modules:  # what the cell counted, too
+                sys.modules["jupyter_deploy.metrics"].forget_all()
             # the first state was frozen out of the collections (see serve): let it go
             gc.unfreeze()
             gc.collect()
             gc.freeze()
 
-    def run(self, request: Request) -> Response:
-        """Run the request unless its caller is gone (on the executor thread)."""
+    def run(self, request: Request, arrived: float, counted: bool = True) -> Response:
+        """Run the request unless its caller is gone (on the executor thread); its prints
+        go to the log with its request id; `counted`: in the instance's metrics."""
         if request.abandoned:  # queued behind a long run, and given up on: do not run it late
             return error(499, "abandoned", "the caller went away")
-        self.running_since = time.monotonic()
+        started = self.running_since = time.monotonic()
+        begin_request(request.headers.get("x-request-id"))
         try:
-            return self.execute(request.body, request.headers.get("x-array-encoding", "list"))
+            response = self.execute(request.body,
+                                    request.headers.get("x-array-encoding", "list"))
         finally:
+            end_request()
             self.running_since = None
+        if counted:
+            self.metrics.observe(started - arrived, time.monotonic() - started, response)
+        return response
 
     def execute(self, body: bytes, arrays: str = "list") -> Response:
         """Bind the inputs, run the cell, return its outputs (arrays as `list` or `base64`)."""
@@ -164,12 +182,15 @@ class Worker:
             ready = self.phase == "ready" and busy_s <= self.busy_limit_s
             body = {"phase": self.phase, "busy_s": round(busy_s, 3)}
             return Response(200 if ready else 503, json.dumps(body).encode())
+        if method == "GET" and path == "/metrics":
+            return self.metrics.response()
         return error(404, "not_found", f"no endpoint {method} {path}")
 
     async def _execute(self, request: Request, run: Any) -> Response:
         self.in_flight += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, run, request)
+            return await asyncio.get_running_loop().run_in_executor(
+                self.executor, run, request, time.monotonic())
         finally:
             self.in_flight -= 1
 

@@ -1,0 +1,172 @@
+"""The gateway's `GET /metrics`: its own request counts and durations by node and by alias,
+and what every healthy instance serves at its `/metrics`, labelled with `node_id` and
+`instance_id`.
+
+Families (the seed's names): `node_requests`, `node_http_codes`, `node_grpc_codes`,
+`node_request_durations` with the labels `node_id`, `node_path` (and `code`), and the same
+with `alias_` and `alias_name`, `alias_path`. A request through an alias counts for the alias
+and for the node that served it. Each (name, path, code) keeps its label children, so a
+request costs a few dictionary look-ups and increments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from ..http11 import Response, ResponseTooLarge, UpstreamError
+from .routing import AliasRoute, Backend, Route, Routes
+from .upstream import SendFailed
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+           10.0, 15.0, 30.0, float("inf"))
+SCRAPE_HEAD = b"GET /metrics HTTP/1.1\r\nHost: instance\r\n"
+SCRAPE_ERRORS = (OSError, TimeoutError, UpstreamError, SendFailed, ResponseTooLarge)
+
+
+class Family:
+    """`{prefix}_requests`, `_http_codes`, `_grpc_codes` and `_request_durations`."""
+
+    def __init__(self, registry: CollectorRegistry, prefix: str, name_label: str) -> None:
+        labels = [name_label, f"{prefix}_path"]
+        self.requests = Counter(f"{prefix}_requests", f"Requests to the {prefix}.", labels,
+                                registry=registry)
+        self.http_codes = Counter(f"{prefix}_http_codes", f"HTTP answers for the {prefix}, by "
+                                  "status code.", labels + ["code"], registry=registry)
+        self.grpc_codes = Counter(f"{prefix}_grpc_codes", f"gRPC answers for the {prefix}, by "
+                                  "status code.", labels + ["code"], registry=registry)
+        self.durations = Histogram(f"{prefix}_request_durations", "Seconds the gateway took "
+                                   f"to answer a request to the {prefix}.", labels,
+                                   buckets=BUCKETS, registry=registry)
+        self.children: dict[tuple[str, str, str, bool], tuple[Any, Any, Any]] = {}
+
+    def observe(self, name: str, path: str, code: int | str, seconds: float | None,
+                grpc: bool = False) -> None:
+        key = (name, path, str(code), grpc)
+        children = self.children.get(key)
+        if children is None:
+            codes = self.grpc_codes if grpc else self.http_codes
+            children = self.children[key] = (
+                self.requests.labels(name, path).inc, codes.labels(name, path, key[2]).inc,
+                self.durations.labels(name, path).observe)
+        children[0]()
+        children[1]()
+        if seconds is not None:
+            children[2](seconds)
+
+    def forget(self, name: str) -> None:
+        """Drop the series of a node or alias that is gone."""
+        for key in [key for key in self.children if key[0] == name]:
+            del self.children[key]
+            _, path, code, grpc = key
+            for metric, labels in ((self.requests, (name, path)), (self.durations, (name, path)),
+                                   (self.grpc_codes if grpc else self.http_codes,
+                                    (name, path, code))):
+                try:
+                    metric.remove(*labels)
+                except KeyError:  # removed with another code already
+                    pass
+
+
+class GatewayMetrics:
+    """The gateway's counters, on a registry of its own (not prometheus_client's global)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.nodes = Family(self.registry, "node", "node_id")
+        self.aliases = Family(self.registry, "alias", "alias_name")
+        self.own_names = {name for family in self.registry.collect()
+                          for name in (family.name, family.name + "_total")}
+
+    def observe(self, target: Route | AliasRoute, path: str, response: Response,
+                seconds: float | None) -> None:
+        """Count one HTTP request the gateway answered for a node or an alias."""
+        node: str | None
+        if isinstance(target, AliasRoute):
+            self.aliases.observe(target.name, path, response.status, seconds)
+            node = response.headers.get("x-node-id") if response.headers else None
+        else:
+            node = target.node
+        if node is not None:
+            self.nodes.observe(node, path, response.status, seconds)
+
+    def observe_grpc(self, node: str | None, alias: str | None, path: str, code: int | str,
+                     seconds: float | None) -> None:
+        """Count one gRPC call: for the alias it came through, if any, and for the node
+        that served it, if any (`code` a gRPC status code)."""
+        if alias is not None:
+            self.aliases.observe(alias, path, code, seconds, grpc=True)
+        if node is not None:
+            self.nodes.observe(node, path, code, seconds, grpc=True)
+
+    def forget(self, node: str | None = None, alias: str | None = None) -> None:
+        if node is not None:
+            self.nodes.forget(node)
+        if alias is not None:
+            self.aliases.forget(alias)
+
+    async def exposition(self, routes: Routes, timeout_s: float = 1.0) -> Response:
+        """The gateway's families, then the instances' (those that answer within `timeout_s`)."""
+        backends = [(route.node, backend) for route in list(routes.nodes.values())
+                    for backend in list(route.backends.values())]
+        texts = await asyncio.gather(*(_scrape(backend, timeout_s) for _, backend in backends))
+        instances = _relabel(((node, backend.instance_id, text) for (node, backend), text
+                              in zip(backends, texts) if text), self.own_names)
+        body = generate_latest(_Exposition([*_without_created(self.registry.collect()),
+                                            *instances]))
+        return Response(200, body, {"Content-Type": CONTENT_TYPE_LATEST})
+
+
+class _Exposition:
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+
+def _without_created(families: Iterable[Metric]) -> Iterator[Metric]:
+    for family in families:
+        family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+        yield family
+
+
+async def _scrape(backend: Backend, timeout_s: float) -> str | None:
+    """An instance's metrics text, or None when it does not answer in time."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            status, _, body = await backend.pool.request(SCRAPE_HEAD, b"")
+    except SCRAPE_ERRORS:
+        return None
+    return body.decode("utf-8", "replace") if status == 200 else None
+
+
+def _relabel(scraped: Iterable[tuple[str, str, str]], reserved: set[str]) -> list[Metric]:
+    """The instances' families merged by name, each sample labelled with its node and
+    instance; a family named like one of the gateway's, or of another type, is left out."""
+    merged: dict[str, Metric] = {}
+    for node, instance, text in scraped:
+        try:
+            families = list(text_string_to_metric_families(text))
+        except ValueError:  # not the Prometheus text format: nothing to show
+            continue
+        for family in families:
+            if family.name in reserved:
+                continue
+            target = merged.get(family.name)
+            if target is None:
+                target = merged[family.name] = Metric(family.name, family.documentation,
+                                                      family.type, family.unit)
+            elif target.type != family.type:
+                continue
+            for sample in family.samples:
+                if not sample.name.endswith("_created"):
+                    target.add_sample(sample.name, {**sample.labels, "node_id": node,
+                                                    "instance_id": instance}, sample.value)
+    return list(merged.values())
