@@ -102,6 +102,15 @@ def curl_example(endpoint: str, key: str | None, example: dict[str, Any] | None)
             f"-d {shlex.quote(body)} {endpoint}")
 
 
+def grpcurl_example(address: str, method: str, message: str, key: str | None,
+                    alias: str | None = None) -> str:
+    """A grpcurl command line calling `method` with `message` (protobuf JSON)."""
+    options = auth_option(key).replace("Authorization", "authorization")
+    if alias is not None:
+        options += f"-H {shlex.quote('x-node-alias: ' + alias)} "
+    return f"grpcurl -plaintext {options}-d {shlex.quote(message)} {address} {method}"
+
+
 def auth_option(key: str | None) -> str:
     if key is None:
         return ""

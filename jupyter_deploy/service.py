@@ -187,13 +187,18 @@ class DeployService:
         example = (checkpoint.get("example") or {}).get("input")
         base = f"{self.gateway_url}/v1/{kind}s/{name}"
         key = None if public else f"${kind.upper()}_KEY"
+        node = name if kind == "node" else self.routes.aliases[name].weights[0][0]
+        typed = self.grpc.example(node, example or {})
         return {
             "checkpoint": checkpoint["ref"],
             "input": example,
             "endpoint": f"{base}:execute",
             "openapi": f"{base}/openapi.json",
             "docs": f"{base}/docs",
+            "proto": f"{self.gateway_url}/v1/nodes/{node}.proto",
             "curl": render.curl_example(f"{base}:execute", key, example),
+            "grpcurl": typed and render.grpcurl_example(
+                self.gateway_grpc_address, *typed, key, None if kind == "node" else name),
         }
 
     def describe(self, kind: str, name: str) -> tuple[dict[str, Any], bool] | None:

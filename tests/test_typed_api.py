@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 import subprocess
 import urllib.request
 
@@ -142,3 +143,39 @@ def test_examples_are_ready_to_paste(model, service):
     result = subprocess.run(examples["curl"], shell=True, capture_output=True, text=True,
                             env={**os.environ, "NODE_KEY": key}, timeout=30)
     assert json.loads(result.stdout) == {"output": body["example"]["output"]}
+    reply = grpcurl(examples["grpcurl"].replace("$NODE_KEY", key))
+    assert reply["peak"] == body["example"]["output"]["peak"]
+    assert [row["total"] for row in reply["frame"]] == [12.0, 44.0]
+
+
+def grpcurl(command: str) -> dict:
+    """What grpcurl does with this command line, done with grpcio and server reflection
+    (grpcurl itself is not packaged for Debian)."""
+    import grpc
+    from google.protobuf import descriptor_pool, json_format, message_factory
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    args = shlex.split(command)
+    assert args[:2] == ["grpcurl", "-plaintext"]
+    metadata, data, rest = [], None, args[2:]
+    while rest[0] in ("-H", "-d"):
+        option, value, rest = rest[0], rest[1], rest[2:]
+        if option == "-H":
+            name, _, text = value.partition(":")
+            metadata.append((name.strip(), text.strip()))
+        else:
+            data = value
+    address, method = rest
+    service, _, name = method.rpartition("/")
+    with grpc.insecure_channel(address) as channel:
+        pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+        found = pool.FindServiceByName(service).FindMethodByName(name)
+        request_class = message_factory.GetMessageClass(found.input_type)
+        reply_class = message_factory.GetMessageClass(found.output_type)
+        call = channel.unary_unary(f"/{service}/{name}",
+                                   request_serializer=request_class.SerializeToString,
+                                   response_deserializer=reply_class.FromString)
+        reply = call(json_format.Parse(data, request_class()), metadata=metadata, timeout=30)
+    return json_format.MessageToDict(reply, preserving_proto_field_name=True)

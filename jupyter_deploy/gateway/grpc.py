@@ -114,6 +114,21 @@ class GrpcGateway:
         return self.schemas.get(node, found.checkpoint_id, found.checkpoint,
                                 self.fields_of(found.checkpoint_id))
 
+    def example(self, node: str, values: dict[str, Any]) -> tuple[str, str] | None:
+        """The node's typed method and `values` as its input message in protobuf JSON (as
+        grpcurl takes it), or None if there is no such node or the values do not fit."""
+        from google.protobuf import json_format
+
+        schema = self.schema(node)
+        if schema is None:
+            return None
+        try:
+            message = fill_message(schema.input_class(), schema.inputs, values, "input")
+        except Unsendable:
+            return None
+        text = json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None)
+        return f"{schema.service}/{METHOD}", text
+
     def proto_text(self, node: str) -> str | None:
         """The node's .proto, or None if there is no such node."""
         schema = self.schema(node)
