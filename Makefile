@@ -33,6 +33,7 @@ bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/aliases.py
+	$(BIN)/python benchmarks/protocols.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
