@@ -74,6 +74,9 @@ class Route:
     waiting: int = 0  # requests held for an instance
     missed: int = 0  # requests an alias sent elsewhere for want of an instance here
     turn: int = 0  # rotates ties between equally loaded instances
+    passthrough: bool = False  # a Docker-image node: requests go to it as they came
+    timeout_s: float = 0.0  # a request's deadline on this node; 0: the gateway's
+    idle_timeout_s: float = 0.0  # idle connections to its instances are closed after this
     added: asyncio.Event = field(default_factory=asyncio.Event)
 
     def key_matches(self, key: str) -> bool:
@@ -175,7 +178,8 @@ class Routes:
     def add_backend(self, node: str, instance_id: str, host: str, port: int,
                     check: InputCheck) -> None:
         route = self.nodes[node]
-        route.backends[instance_id] = Backend(instance_id, Pool(host, port, UPSTREAM_BYTES), check)
+        pool = Pool(host, port, UPSTREAM_BYTES, route.idle_timeout_s)
+        route.backends[instance_id] = Backend(instance_id, pool, check)
         self.wake(route)
 
     @staticmethod
