@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -82,12 +83,18 @@ def test_checkpoint_node_answers_as_on_the_process_runtime(service, engine):
     body = checkpoint_body("dockersum", source, "a:float,b:float", "total",
                            state={"scale": 2.5}, a=1.0, b=2.0)
     process, process_key = service.create_node("sum-process", body)
-    created = service.client.create_node({"name": "sum-docker", "checkpoint": "dockersum",
-                                          "runtime": "docker"})
     try:
-        wait_for(lambda: service.client.node("sum-docker")["status"] == "Healthy", timeout=240,
-                 message="the docker node to be Healthy")
-        docker_key = created["key"]
+        # As a user runs it: the image build streams to the command's output.
+        cli = subprocess.run(
+            [sys.executable, "-m", "jupyter_deploy.cli", "node", "create", "sum-docker",
+             "--checkpoint", "dockersum", "--runtime", "docker", "--timeout", "170"],
+            env=service.kernel_env, cwd=service.root, capture_output=True, text=True,
+            timeout=175)
+        assert cli.returncode == 0, cli.stderr
+        assert "building image jupyter-deploy-checkpoint:" in cli.stdout
+        assert "Step 1/" in cli.stdout and "Successfully built" in cli.stdout
+        assert "Node sum-docker is Healthy (checkpoint dockersum@1)" in cli.stdout
+        docker_key = cli.stdout.split("key:")[1].split()[0]
         call = json.dumps({"input": {"a": 3, "b": 4.5}}).encode()
         answers = [gateway(service.gateway_url, f"/v1/nodes/{n}:execute", k, "POST", call,
                            {"Content-Type": "application/json"})
