@@ -43,7 +43,7 @@ bench: install
 	$(BIN)/python benchmarks/aliases.py
 
 bench-docker: install engine
-	$(BIN)/python benchmarks/docker.py
+	$(BIN)/python benchmarks/containers.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
