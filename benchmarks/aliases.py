@@ -147,23 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
     os.sched_setaffinity(0, {int(args.load_cpu)})
-    from jupyter_deploy.client import DeployClient
 
     tmp = Path(tempfile.mkdtemp(prefix="jd-bench-aliases-"))
     (tmp / "runtime").mkdir()
     results: dict[str, Any] = {}
-    service = None
-    failed = False
-    with open(tmp / "service.log", "wb") as service_log:
-        try:
-            service, info = bench.start_service(tmp, sys.executable, args.sut_cpu, service_log)
-            run(args, DeployClient(info["url"], info["token"]), results)
-        except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
-            failed = True
-            bench.log(f"FAILED: {type(exc).__name__}: {exc}")
-        finally:
-            if service is not None:
-                bench.stop_service(service)
+    failed = bench.with_service(tmp, args.sut_cpu, lambda client: run(args, client, results))
     for pid, command in bench.leftovers(tmp):
         failed = True
         bench.log(f"left over, terminating: {pid} {command}")

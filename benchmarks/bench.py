@@ -125,6 +125,25 @@ def stop_service(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def with_service(tmp: Path, sut_cpu: str | None, work) -> bool:
+    """Start a service in `tmp`, call `work(client)`, stop the service; whether it failed
+    (the failure is logged)."""
+    from jupyter_deploy.client import DeployClient
+
+    service = None
+    with open(tmp / "service.log", "wb") as service_log:
+        try:
+            service, info = start_service(tmp, sys.executable, sut_cpu, service_log)
+            work(DeployClient(info["url"], info["token"]))
+        except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
+            log(f"FAILED: {type(exc).__name__}: {exc}")
+            return True
+        finally:
+            if service is not None:
+                stop_service(service)
+    return False
+
+
 def leftovers(tmp: Path) -> list[tuple[int, str]]:
     """Processes whose command line names our temporary folder (instances, kernel)."""
     out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout

@@ -81,25 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import docker
 
-    from jupyter_deploy.client import DeployClient
-
     engine = docker.from_env()
     tmp = Path(tempfile.mkdtemp(prefix="jd-bench-docker-"))
     (tmp / "runtime").mkdir()
     made: set[str] = set()
     results: dict[str, Any] = {}
-    service = None
-    failed = False
-    with open(tmp / "service.log", "wb") as service_log:
-        try:
-            service, info = bench.start_service(tmp, sys.executable, None, service_log)
-            results = run(args, DeployClient(info["url"], info["token"]), engine, made)
-        except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
-            failed = True
-            bench.log(f"FAILED: {type(exc).__name__}: {exc}")
-        finally:
-            if service is not None:
-                bench.stop_service(service)
+    failed = bench.with_service(
+        tmp, None, lambda client: results.update(run(args, client, engine, made)))
     label = f"jupyter-deploy.service={(tmp / 'state').resolve()}"
     for container in engine.containers.list(all=True, filters={"label": label}):
         container.remove(force=True)
