@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+.PHONY: install engine demo test bench bench-docker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,16 @@ demo: install
 	    --gateway-grpc-port=0; \
 	status=$$?; rm -rf $$tmp; exit $$status
 
-test: install
+# The Docker engine and the local base image the docker tests use (scripts/). As root, an
+# engine that cannot be started fails the run; without root the docker tests are skipped,
+# and pytest says why.
+engine:
+	@if scripts/docker-engine.sh; then scripts/base-image.sh; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "make: the Docker engine could not be started (see above)" >&2; exit 1; \
+	else echo "make: no Docker engine, and no root to start one: the docker tests will be skipped" >&2; fi
+
+test: install engine
 	$(BIN)/python -m pytest
 
 # Needs Debian's wrk (apt-get install wrk) and two cores: see benchmarks/README.md.
@@ -34,6 +43,9 @@ bench: install
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/aliases.py
 	$(BIN)/python benchmarks/protocols.py
+
+bench-docker: install engine
+	$(BIN)/python benchmarks/containers.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -109,7 +109,8 @@ def start_service(tmp: Path, python: str, sut_cpu: str | None, log_file) -> tupl
         if process.poll() is not None:
             raise RuntimeError(f"the service exited with {process.returncode}")
         try:
-            return process, json.loads(announcement.read_text())
+            return process, {**json.loads(announcement.read_text()),
+                             "state_dir": str(tmp / "state")}
         except (OSError, ValueError):
             time.sleep(0.05)
     raise RuntimeError("the service did not announce itself within 60 s")

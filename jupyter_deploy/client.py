@@ -38,9 +38,12 @@ class DeployClient:
         return cls(info["url"], info.get("token", ""))
 
     def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-                **params: Any) -> Any:
+                text: bool = False, **params: Any) -> Any:
+        """The answer's JSON (its text with `text`); ClientError when refused."""
         with self.open(method, path, body, raw, **params) as response:
             payload = response.read()
+        if text:
+            return payload.decode("utf-8", "replace")
         return json.loads(payload) if payload else None
 
     def open(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
@@ -122,6 +125,13 @@ class DeployClient:
     def requests(self, name: str, last: int = 100) -> dict[str, Any]:
         """The node's captured requests (newest last) and its declared inputs and outputs."""
         return self.request("GET", f"/nodes/{_quote(name)}/requests", last=last)
+
+    def metrics(self, name: str) -> str:
+        """The node's instances' own metrics, labelled with node_id and instance_id."""
+        return self.request("GET", f"/nodes/{_quote(name)}/metrics", text=True)
+
+    def events(self, node: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        return self.request("GET", "/events", node=node, since=since)["events"]
 
     def call(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """Run the node's cell with `inputs`; its outputs, or ClientError."""

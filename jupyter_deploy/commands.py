@@ -28,12 +28,15 @@ def add_shared_commands(sub: Any) -> None:
     """`node ...`, `checkpoint list`, `call ...` under the subparsers `sub`."""
     node = sub.add_parser("node", help="create, inspect and delete nodes").add_subparsers(
         dest="action", required=True, parser_class=Parser)
-    create = node.add_parser("create", help="create a node from a checkpoint")
+    create = node.add_parser("create", help="create a node from a checkpoint or a Docker image")
     create.add_argument("node")
-    create.add_argument("--checkpoint", required=True, help="NAME (the latest) or NAME@VERSION")
+    made = create.add_mutually_exclusive_group(required=True)
+    made.add_argument("--checkpoint", help="NAME (the latest) or NAME@VERSION")
+    made.add_argument("--image", help="a Docker image to run (a Docker-image node)")
     create.add_argument("--min", type=int, default=1)
     create.add_argument("--max", type=int)
-    create.add_argument("--runtime", default="process")
+    create.add_argument("--runtime", help="process (default) or docker (--image: docker)")
+    add_container_options(create)
     create.add_argument("--env", action="append", default=[], metavar="K=V")
     create.add_argument("--strict", action="store_true", help="a failed replay check (the "
                         "example input does not give the notebook's output) fails the node")
@@ -90,6 +93,70 @@ def add_shared_commands(sub: Any) -> None:
     call = sub.add_parser("call", help="run a node's cell: NODE a=1 b='text'")
     call.add_argument("node")
     call.add_argument("inputs", nargs="*", metavar="NAME=VALUE")
+
+
+def add_container_options(create: argparse.ArgumentParser) -> None:
+    """`node create` options of containers and Docker-image nodes (issue 4)."""
+    group = create.add_argument_group("containers")
+    group.add_argument("--config", help="instance configuration: CPU, memory, GPUs (e.g. small)")
+    group.add_argument("--memory", type=int, metavar="MB", help="memory limit of an instance")
+    group.add_argument("--disk", type=int, metavar="MB", help="disk limit of a container")
+    group.add_argument("--secret", action="append", default=[], metavar="K=V",
+                       help="an environment variable kept secret (never shown again)")
+    group.add_argument("--base-image", help="base of the checkpoint's image (docker runtime)")
+    group.add_argument("--network", choices=("host", "bridge"),
+                       help="host (default: the instance listens on $PORT, on 127.0.0.1) or "
+                       "bridge (its --port published on 127.0.0.1)")
+    image = create.add_argument_group("Docker-image nodes (--image)")
+    image.add_argument("--port", type=int, help="the port the image listens on")
+    image.add_argument("--protocol", choices=("http", "grpc"))
+    image.add_argument("--health-path", help="HTTP path of the health check (default /)")
+    image.add_argument("--health-port", type=int)
+    image.add_argument("--health-protocol", choices=("http", "grpc"))
+    for name in ("timeout", "interval"):
+        image.add_argument(f"--health-{name}", type=float, metavar="S")
+    for name in ("fail", "pass"):
+        image.add_argument(f"--health-{name}", type=int, metavar="N",
+                           help=f"checks {name}ed in a row to change the status")
+    image.add_argument("--session-timeout", type=float, metavar="S",
+                       help="a request's deadline through the gateway")
+    image.add_argument("--idle-timeout", type=float, metavar="S",
+                       help="idle connections to an instance are closed after this")
+    image.add_argument("--telemetry-path", help="Prometheus metrics path, e.g. /metrics")
+    image.add_argument("--telemetry-port", type=int)
+    image.add_argument("--registry", metavar="SERVER", help="registry of a private image")
+    image.add_argument("--registry-user")
+    image.add_argument("--registry-password")
+
+
+def container_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The container settings the `node create` command line gives."""
+    spec: dict[str, Any] = {}
+    simple = {"image": "image", "config": "config", "memory": "memory_mb", "disk": "disk_mb",
+              "base_image": "base_image", "network": "network", "port": "port",
+              "protocol": "protocol", "session_timeout": "session_timeout_s",
+              "idle_timeout": "idle_timeout_s"}
+    for option, field in simple.items():
+        if getattr(args, option) is not None:
+            spec[field] = getattr(args, option)
+    health = {field: getattr(args, f"health_{option}") for option, field in (
+        ("path", "path"), ("port", "port"), ("protocol", "protocol"), ("timeout", "timeout_s"),
+        ("interval", "interval_s"), ("fail", "fail_threshold"), ("pass", "pass_threshold"))
+        if getattr(args, f"health_{option}") is not None}
+    if health:
+        spec["health"] = health
+    if args.telemetry_path or args.telemetry_port:
+        spec["telemetry"] = {"path": args.telemetry_path or "/metrics",
+                             "port": args.telemetry_port or 0}
+    if args.secret:
+        spec["secrets"] = _pairs(args.secret, "--secret values")
+    if args.registry_user or args.registry_password or args.registry:
+        registry = {"username": args.registry_user or "", "password":
+                    args.registry_password or ""}
+        if args.registry:
+            registry["server"] = args.registry
+        spec["registry"] = registry
+    return spec
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -164,17 +231,26 @@ class Commands:
         return None
 
     def create(self, args: argparse.Namespace) -> None:
-        spec = {"name": args.node, "checkpoint": args.checkpoint, "min": args.min,
-                "runtime": args.runtime, "env": _pairs(args.env, "--env values")}
+        spec = {"name": args.node, "min": args.min, "env": _pairs(args.env, "--env values"),
+                **container_spec(args)}
+        if args.checkpoint is not None:
+            spec["checkpoint"] = args.checkpoint
+        if args.runtime is not None:
+            spec["runtime"] = args.runtime
         if args.max is not None:
             spec["max"] = args.max
         spec.update(_options(args))
         created = self.client.create_node(spec)
         node, key = created["node"], created["key"]
         if not args.no_wait:
-            node = wait_until_healthy(self.client, node["name"], args.timeout)
-        example = self.client.request("GET", f"/checkpoints/{node['checkpoint']}")["example"]
-        self.show_created(node, key, example["input"])
+            node = wait_until_healthy(self.client, node["name"], args.timeout,
+                                      progress_after=node["created"])
+        if node.get("image"):
+            example = None
+        else:
+            example = self.client.request("GET", f"/checkpoints/{node['checkpoint']}")["example"]
+            example = example["input"]
+        self.show_created(node, key, example)
         if node["status"] != "Healthy" and not args.no_wait:
             print(render.node_status(node), file=sys.stderr)
             for item in self.client.logs(node["name"], tail=2000):
@@ -253,13 +329,18 @@ class Commands:
 
 
 def wait_until_healthy(client: DeployClient, name: str, timeout_s: float,
-                       give_up_after_s: float = 5.0) -> dict[str, Any]:
+                       give_up_after_s: float = 5.0, progress_after: float | None = None
+                       ) -> dict[str, Any]:
     """Poll the node until it is `Healthy`; stop early once it has been `Unhealthy` for
     `give_up_after_s` (its instances keep failing) or a strict node failed its replay
-    check, or when the time is up."""
+    check, or when the time is up. With `progress_after` (the node's creation time), its
+    progress since then (image pulls and builds) is printed as it comes."""
     deadline = time.monotonic() + timeout_s
     unhealthy_since = None
+    seen = 0
     while True:
+        if progress_after is not None:
+            seen = print_progress(client, name, seen, progress_after)
         node = client.node(name)
         now = time.monotonic()
         if node["status"] == "Unhealthy":
@@ -271,3 +352,14 @@ def wait_until_healthy(client: DeployClient, name: str, timeout_s: float,
                 held or now - unhealthy_since > give_up_after_s)):
             return node
         time.sleep(0.02)
+
+
+def print_progress(client: DeployClient, name: str, since: int, after: float) -> int:
+    """Print the node's progress lines after event `since` and time `after`; the last event
+    seen."""
+    for event in client.events(node=name, since=since):
+        since = event["seq"]
+        if event["instance"] is None and event["status"] is None and event["message"] and \
+                event["time"] >= after:
+            print(event["message"], flush=True)
+    return since

@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, Unicode, default
 
 from . import discovery
 from .handlers.checkpoints import CheckpointHandler, CheckpointsHandler
 from .handlers.nodes import (
-    EventsHandler, ExecuteHandler, InstancesHandler, LogsHandler, NodeHandler, NodesHandler,
-    ServiceHandler, SuspendHandler,
+    EventsHandler, ExecuteHandler, InstancesHandler, LogsHandler, MetricsHandler, NodeHandler,
+    NodesHandler, ServiceHandler, SuspendHandler,
 )
 from .handlers.requests import RequestsHandler
 from .handlers.aliases import AliasesHandler, AliasHandler, ShadowHandler
 from .handlers.examples import ExamplesHandler
+from .container_settings import DEFAULT_CONFIGS
 from .service import DeployService
 from .store import default_state_dir
 
@@ -37,6 +38,16 @@ class DeployApp(ExtensionApp):
                             help="Size at which an instance's log file is rotated.")
     log_files = Integer(3, config=True,
                         help="Log files kept per instance, the current one included.")
+    base_image = Unicode("", config=True, help=(
+        "Base image of checkpoint images on the docker runtime (a node's base_image "
+        "overrides it). Default: the local jupyter-deploy-base:bookworm when the engine has "
+        "it (scripts/base-image.sh), else python:3.11-slim."))
+    instance_configs = Dict(DEFAULT_CONFIGS, config=True, help=(
+        "Named instance configurations: {NAME: {cpus, memory_mb, gpus}}. Containers get them "
+        "as limits; processes get memory_mb as their address-space limit."))
+    keep_containers = Bool(True, config=True, help=(
+        "Leave healthy containers running when the service stops; the next start adopts "
+        "them."))
 
     @default("state_dir")
     def _default_state_dir(self) -> str:
@@ -47,6 +58,8 @@ class DeployApp(ExtensionApp):
             self.state_dir, gateway_host=self.gateway_host, gateway_port=self.gateway_port,
             gateway_grpc_port=self.gateway_grpc_port, request_timeout_s=self.request_timeout,
             log=self.log, log_max_bytes=self.log_max_bytes, log_files=self.log_files,
+            base_image=self.base_image, instance_configs=self.instance_configs,
+            keep_containers=self.keep_containers,
         )
         self.settings["deploy_service"] = self.service
         self._announcement: Path | None = None
@@ -62,6 +75,7 @@ class DeployApp(ExtensionApp):
             (rf"/deploy/api/nodes/{NODE}{COLON}(?P<action>suspend|resume)", SuspendHandler),
             (rf"/deploy/api/nodes/{NODE}/instances", InstancesHandler),
             (rf"/deploy/api/nodes/{NODE}/logs", LogsHandler),
+            (rf"/deploy/api/nodes/{NODE}/metrics", MetricsHandler),
             (rf"/deploy/api/(?P<kind>nodes|aliases)/{NODE}/examples", ExamplesHandler),
             (rf"/deploy/api/nodes/{NODE}/requests", RequestsHandler),
             (r"/deploy/api/aliases", AliasesHandler),

@@ -398,6 +398,7 @@ class ClientProtocol(asyncio.Protocol):
         self.head: tuple[int, dict[str, str]] | None = None
         self.chunked: ChunkedBody | None = None
         self.closed = False
+        self.parked_at = 0.0  # when it last went idle in a pool
 
     @property
     def usable(self) -> bool:

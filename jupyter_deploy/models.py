@@ -82,6 +82,24 @@ def check_name(value: Any, field: str) -> str:
     return value
 
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_variables(value: Any, field: str) -> dict[str, str]:
+    """Environment variables {NAME: value}; InvalidInput naming the bad one."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{field} must be an object of NAME: value", field=field)
+    for name, item in value.items():
+        if not ENV_NAME.match(name) or not isinstance(item, str):
+            raise InvalidInput(f"{field}.{name}: names are identifiers, values strings",
+                               field=f"{field}.{name}")
+    return dict(value)
+
+
 @dataclass
 class HealthCheck:
     """How the supervisor checks an instance (seed defaults, shorter interval for checkpoints)."""
@@ -91,6 +109,9 @@ class HealthCheck:
     fail_threshold: int = 3
     pass_threshold: int = 3
     replace_after_s: float = 30.0  # an instance Unhealthy this long is replaced
+    protocol: str = "http"  # or "grpc" (grpc.health.v1), for Docker-image nodes
+    path: str = ""  # HTTP path of the check; "" for a checkpoint node's own /readyz
+    port: int = 0  # 0: the node's port
 
 
 @dataclass
@@ -124,16 +145,41 @@ class Node:
     deleting: bool = False
     # False until the node first reaches its minimum or first loses an instance.
     settled: bool = False
+    # Containers (issue 4): a Docker-image node has an `image` and no checkpoint.
+    image: str = ""
+    port: int = 0  # where the image listens (inside the container)
+    protocol: str = "http"  # or "grpc"
+    base_image: str = ""  # a checkpoint node on Docker: its base ("": the service's)
+    config: str = ""  # the instance configuration (CPU, memory, GPUs); "": no limits
+    memory_mb: int = 0  # overrides the configuration's memory
+    disk_mb: int = 0
+    network: str = "host"  # "host" (127.0.0.1 on the host) or "bridge" (published ports)
+    session_timeout_s: float = 0.0  # a request through the gateway; 0: the service's timeout
+    idle_timeout_s: float = 300.0  # an idle connection to an instance is closed after this
+    telemetry: dict[str, Any] | None = None  # {"path": "/metrics", "port": 0}: scraped
+    secrets: list[str] = field(default_factory=list)  # names; the values are stored apart
+    registry: dict[str, str] | None = None  # {"server", "username"}; the password apart
+    secrets_digest: str = ""  # changes when a secret's value does, so instances roll
 
     @property
     def generation(self) -> str:
         """What an instance is made from: an update changes it, and instances roll."""
-        return f"{self.checkpoint_id}/{self.runtime}/{sorted(self.env.items())}"
+        base = f"{self.checkpoint_id}/{self.runtime}/{sorted(self.env.items())}"
+        if self.runtime != "docker":
+            return base
+        parts = (self.image, self.port, self.base_image, self.config, self.memory_mb,
+                 self.disk_mb, self.network, self.secrets_digest)
+        return base + "/" + "/".join(map(str, parts))
+
+    @property
+    def from_image(self) -> bool:
+        return bool(self.image)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("key_hash")
         data.pop("settled")
+        data.pop("secrets_digest")
         return data
 
     @classmethod
@@ -181,6 +227,10 @@ class Instance:
     message: str = ""
     generation: str = ""  # the node's generation it was made from
     checkpoint_id: str = ""
+    runtime: str = "process"
+    container_id: str = ""
+    health_port: int = 0  # where its health check answers, when not on `port`
+    telemetry: str = ""  # where its own metrics are scraped (Prometheus text), if anywhere
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -42,7 +42,7 @@ def node_table(nodes: list[dict[str, Any]]) -> str:
     for n in nodes:
         healthy = sum(1 for i in n["instances"] if i["status"] == "Healthy")
         rows.append((n["name"], n["status"], f"{healthy}/{n['min']}..{n['max']}",
-                     n["checkpoint"], n["endpoint"]))
+                     n["checkpoint"] or n.get("image", ""), n["endpoint"]))
     return _table(rows)
 
 
@@ -68,7 +68,7 @@ def alias_set(alias: dict[str, Any], key: str | None) -> str:
 def node_status(node: dict[str, Any]) -> str:
     suspended = ", suspended" if node["suspended"] else ""
     lines = [f"{node['name']}: {node['status']} (instances {node['min']}..{node['max']}, "
-             f"checkpoint {node['checkpoint']}, runtime {node['runtime']}{suspended})",
+             f"{made_from(node)}, runtime {node['runtime']}{suspended})",
              f"  endpoint: {node['endpoint']}"]
     lines += replay_lines(node)
     rows = [("  INSTANCE", "STATUS", "PID", "ADDRESS", "DETAIL")]
@@ -120,8 +120,22 @@ def auth_option(key: str | None) -> str:
 
 
 def node_created(node: dict[str, Any], key: str, example: dict[str, Any] | None) -> str:
-    return (f"Node {node['name']} is {node['status']} (checkpoint {node['checkpoint']}).\n"
-            + how_to_call(node["endpoint"], key, example, "   (shown once: keep it)"))
+    made = f"Node {node['name']} is {node['status']} ({made_from(node)}).\n"
+    if node.get("image"):
+        gateway = node["endpoint"].split("/v1/")[0]
+        return made + "\n".join([
+            f"  endpoint: {node['endpoint']}PATH  (or any path with x-node-id: {node['name']})",
+            f"  key:      {key}   (shown once: keep it)",
+            f"  try:      curl {auth_option(key)}-H 'x-node-id: {node['name']}' {gateway}/",
+        ])
+    return made + how_to_call(node["endpoint"], key, example, "   (shown once: keep it)")
+
+
+def made_from(node: dict[str, Any]) -> str:
+    """`checkpoint NAME@V` or `image IMAGE`."""
+    if node.get("image"):
+        return f"image {node['image']}"
+    return f"checkpoint {node['checkpoint']}"
 
 
 def how_to_call(endpoint: str, key: str, example: dict[str, Any] | None, note: str = "") -> str:

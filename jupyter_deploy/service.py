@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from . import render
+from . import docker_nodes, render
+from .container_settings import DEFAULT_CONFIGS, check_configs
 from .gateway.app import Gateway, execute
 from .gateway.capture import Recorder, captured
 from .gateway.grpc import GrpcGateway
@@ -29,13 +30,12 @@ from .logfiles import Follower, has_request_id
 from .models import (
     Alias, Conflict, Instance, InvalidInput, Node, NodeStatus, NotFound, check_name, node_status,
 )
-from .settings import alias_settings, apply_node_settings, body_object
-from .runtimes.process import ProcessRuntime
+from .settings import alias_settings, body_object
 from .store import Store
 from .supervisor.loop import Supervisor
 from .types import InputCheck, check_fields
 
-RUNTIMES = ("process",)
+RUNTIMES = ("process", "docker")
 
 
 class DeployService:
@@ -43,6 +43,8 @@ class DeployService:
                  gateway_port: int = 8890, request_timeout_s: float = 15.0,
                  log: logging.Logger | None = None, gateway_grpc_port: int = 8891,
                  log_max_bytes: int = 10 * 1024 * 1024, log_files: int = 3,
+                 base_image: str = "", instance_configs: dict[str, Any] | None = None,
+                 keep_containers: bool = True,
                  **supervisor_options: Any) -> None:
         self.state_dir = Path(state_dir)
         self.log_max_bytes = log_max_bytes
@@ -53,6 +55,10 @@ class DeployService:
         self.request_timeout_s = request_timeout_s
         self.log = log or logging.getLogger("jupyter_deploy")
         self.supervisor_options = supervisor_options
+        self.base_image = base_image  # "": the local base image if there is one, else public
+        self.configs = check_configs(DEFAULT_CONFIGS if instance_configs is None
+                                     else instance_configs)
+        self.keep_containers = keep_containers
         self._events_changed = asyncio.Event()
         self.running = False
         self.start_error = "it has not started yet"
@@ -69,8 +75,10 @@ class DeployService:
     async def start(self) -> None:
         self.store = Store(self.state_dir)
         self.routes = Routes()
-        self.runtime = ProcessRuntime(self.state_dir / "logs", busy_limit_s=self.request_timeout_s,
-                                      log_max_bytes=self.log_max_bytes, log_files=self.log_files)
+        self.docker, self.runtime = docker_nodes.runtimes(
+            self.store, self.base_image, self.configs, self.request_timeout_s,
+            self.keep_containers, lambda node, line: self.supervisor.note(node, line), self.log,
+            self.log_max_bytes, self.log_files)
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s,
                                describe=self.describe)
         self.gateway.recorder = self.recorder = Recorder(self.routes, self.store)
@@ -89,15 +97,16 @@ class DeployService:
             self.supervisor.listeners.append(self.grpc.health.changed)
             self.supervisor.listeners.append(lambda event: self._events_changed.set())
             for node in self.store.nodes():
-                for instance in self.store.instances(node.name):  # they ended with us
-                    self.store.save_instance(instance, removed=True)
                 self.supervisor.add_node(node, is_new=False)
+            # Containers outlive the service: those still wanted are taken back.
+            await docker_nodes.adopt(self.store, self.supervisor, self.docker, self.log)
             for alias in self.store.aliases():
                 self.routes.set_alias(alias.name, alias.key_hash, alias.public, alias.nodes,
                                       alias.shadow, alias.sticky)
             await self.supervisor.start()
             self.recorder.start()
         except BaseException:  # leave nothing half-started: the ports, the state lock
+            await self.runtime.close()
             await self.gateway.stop()
             await self.grpc.stop()
             self.store.close()
@@ -177,7 +186,9 @@ class DeployService:
         """Ready-to-paste calls of a node or alias, with the input the notebook had at pin
         time; the key is left as a shell variable (it is shown once, at creation)."""
         if kind == "node":
-            self._node(name)
+            if self._node(name).from_image:
+                raise Conflict(f"node {name!r} runs an image: it has no checkpoint to give "
+                               "examples of", field="node")
         elif name not in self._aliases():
             raise NotFound(f"no alias {name!r}", field="alias")
         described = self.describe(kind, name)
@@ -211,29 +222,42 @@ class DeployService:
                 return None
             name, public = alias.weights[0][0], alias.public
         node = self.supervisor.nodes.get(name)
-        if node is None:
+        if node is None or node.from_image:
             return None
         return {**self._checkpoint_meta(node.checkpoint_id), "ref": node.checkpoint}, public
 
     # nodes -----------------------------------------------------------------------------------
 
     async def create_node(self, body: Any) -> tuple[dict[str, Any], str]:
-        """Create a node from a checkpoint; return it and its key (shown only here)."""
+        """Create a node from a checkpoint or a Docker image; return it and its key (shown
+        only here). Nothing of it exists until every setting has been checked."""
         body = body_object(body)
         name = check_name(body.get("name"), "name")
-        if name in self.supervisor.nodes:
-            raise Conflict(f"node {name!r} exists already", field="name")
-        runtime = body.get("runtime", "process")
+        self._check_new(name)
+        runtime = body.get("runtime", "docker" if "image" in body else "process")
         if runtime not in RUNTIMES:
             raise InvalidInput(f"runtime must be one of {', '.join(RUNTIMES)}", field="runtime")
-        checkpoint = self._checkpoint_ref(body.get("checkpoint"))
         key = new_key()
-        node = Node(name=name, checkpoint_id=checkpoint["id"], checkpoint=_ref(checkpoint),
-                    runtime=runtime, key_hash=hash_key(key))
-        apply_node_settings(node, body, creating=True)
+        checkpoint = None
+        if "image" in body:
+            node = docker_nodes.image_node(name, runtime, body, hash_key(key))
+        else:
+            checkpoint = self._checkpoint_ref(body.get("checkpoint"))
+            node = Node(name=name, checkpoint_id=checkpoint["id"], checkpoint=_ref(checkpoint),
+                        runtime=runtime, key_hash=hash_key(key))
+        secrets = docker_nodes.configure(node, body, self.configs, None)
+        if runtime == "docker":
+            await docker_nodes.check_node(self.docker, node, secrets or {}, checkpoint)
+            self._check_new(name)  # created meanwhile?
+        if secrets is not None:
+            self.store.save_secrets(name, secrets)
         self.store.save_node(node)
         self.supervisor.add_node(node, is_new=True)
         return self.node(name), key
+
+    def _check_new(self, name: str) -> None:
+        if name in self.supervisor.nodes:
+            raise Conflict(f"node {name!r} exists already", field="name")
 
     def _checkpoint_ref(self, ref: Any) -> dict[str, Any]:
         if not isinstance(ref, str):
@@ -258,7 +282,8 @@ class DeployService:
         return {
             **node.to_json(),
             "status": node_status(node, instances).value,
-            "endpoint": f"{self.gateway_url}/v1/nodes/{name}:execute",
+            "endpoint": f"{self.gateway_url}/v1/nodes/{name}" + (
+                "/" if node.from_image else ":execute"),
             "instances": [i.to_json() for i in instances],
         }
 
@@ -269,8 +294,12 @@ class DeployService:
         if "name" in body or "runtime" in body:
             field = "name" if "name" in body else "runtime"
             raise InvalidInput(f"{field} cannot be changed on a node", field=field)
+        if "checkpoint" in body and node.from_image:
+            raise InvalidInput("a Docker-image node has no checkpoint", field="checkpoint")
         checkpoint = self._checkpoint_ref(body["checkpoint"]) if "checkpoint" in body else None
-        apply_node_settings(node, body)
+        secrets = docker_nodes.configure(node, body, self.configs, self.store.secrets(name))
+        if secrets is not None:
+            self.store.save_secrets(name, secrets)
         if checkpoint is not None:
             node.checkpoint_id, node.checkpoint = checkpoint["id"], _ref(checkpoint)
         self.supervisor.update_node(node)
@@ -404,7 +433,9 @@ class DeployService:
     async def execute(self, name: str, body: bytes) -> Response:
         """Call the node as the gateway would, for an already authenticated user; the answer
         carries the request id its lines are logged with."""
-        self._node(name)
+        if self._node(name).from_image:
+            raise Conflict(f"node {name!r} runs an image: call it through the gateway with "
+                           f"x-node-id: {name}", field="node")
         route = self.routes.nodes[name]
         request_id = new_request_id()
         answer = execute(self.routes, route, body, self.request_timeout_s, request_id=request_id)
@@ -417,6 +448,12 @@ class DeployService:
         node = self._node(name)
         self.recorder.flush()
         return captured(self.store, node, last)
+
+    async def metrics(self, name: str) -> str:
+        """The node's instances' own metrics, labelled with node_id and instance_id."""
+        self._node(name)
+        metrics = self.gateway.metrics
+        return metrics.text(await metrics.instances(self.routes, name))
 
     async def events(self, since: int = 0, node: str | None = None, wait_s: float = 0.0
                      ) -> list[dict[str, Any]]:

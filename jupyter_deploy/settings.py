@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import fields
 from typing import Any
 
+from .container_settings import CONTAINER_FIELDS, health_numbers
 from .gateway.capture import capture_rule
-from .models import Alias, Autoscale, HealthCheck, InvalidInput, Node, check_name
+from .models import (
+    Alias, Autoscale, HealthCheck, InvalidInput, Node, check_name, check_variables,
+    is_whole as _whole,
+)
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_INSTANCES = 64
 NODE_FIELDS = {"min", "max", "env", "health", "autoscale", "maintenance_limit", "sticky",
                "checkpoint", "strict", "capture"}
@@ -23,13 +25,13 @@ def body_object(body: Any) -> dict[str, Any]:
 
 def apply_node_settings(node: Node, body: dict[str, Any], creating: bool = False) -> None:
     """Set what `body` holds of a node's settings on `node` (all or nothing)."""
-    unknown = set(body) - NODE_FIELDS - {"name", "runtime"}
+    unknown = set(body) - NODE_FIELDS - CONTAINER_FIELDS - {"name", "runtime"}
     if unknown:
         field = sorted(unknown)[0]
         raise InvalidInput(f"{field} is not a node setting", field=field)
     low, high = instance_range(body, node.min, node.max, grow_max=creating)
-    env = _env(body["env"]) if "env" in body else node.env
-    health = _numbers(HealthCheck(**vars(node.health)), body.get("health", {}), "health")
+    env = check_variables(body["env"], "env") if "env" in body else node.env
+    health = _numbers(HealthCheck(**vars(node.health)), health_numbers(body), "health")
     autoscale = _numbers(Autoscale(**vars(node.autoscale)), body.get("autoscale", {}),
                          "autoscale")
     limit = body.get("maintenance_limit", node.maintenance_limit)
@@ -126,20 +128,6 @@ def alias_settings(body: dict[str, Any], nodes: dict[str, Node], serving: set[st
     if previous is not None:
         alias.created, alias.key_hash = previous.created, previous.key_hash
     return alias
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _env(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise InvalidInput("env must be an object of NAME: value", field="env")
-    for name, item in value.items():
-        if not ENV_NAME.match(name) or not isinstance(item, str):
-            raise InvalidInput(f"env.{name}: names are identifiers, values strings",
-                               field=f"env.{name}")
-    return dict(value)
 
 
 def _numbers(target: Any, value: Any, prefix: str) -> Any:

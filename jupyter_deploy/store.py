@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT, instance TEXT, status INTEGER, latency_ms REAL,
     input BLOB, input_size INTEGER, output BLOB, output_size INTEGER);
 CREATE INDEX IF NOT EXISTS requests_by_node ON requests (node, seq);
+CREATE TABLE IF NOT EXISTS secrets (
+    node TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (node, name));
 """
 
 
@@ -157,7 +159,8 @@ class Store:
     # nodes -------------------------------------------------------------------------------
 
     def save_node(self, node: Node) -> None:
-        data = json.dumps({**node.to_json(), "key_hash": node.key_hash, "settled": node.settled})
+        data = json.dumps({**node.to_json(), "key_hash": node.key_hash, "settled": node.settled,
+                           "secrets_digest": node.secrets_digest})
         self.db.execute("INSERT OR REPLACE INTO nodes (name, data) VALUES (?, ?)", (node.name, data))
 
     def nodes(self) -> list[Node]:
@@ -168,6 +171,21 @@ class Store:
         self.db.execute("DELETE FROM nodes WHERE name=?", (name,))
         self.db.execute("DELETE FROM instances WHERE node=?", (name,))
         self.db.execute("DELETE FROM requests WHERE node=?", (name,))
+        self.db.execute("DELETE FROM secrets WHERE node=?", (name,))
+
+    # secrets: kept out of the node's record, so that nothing that shows a node shows them --
+
+    def save_secrets(self, node: str, values: dict[str, str]) -> None:
+        """Replace the node's secrets (environment secrets and the registry password)."""
+        self.db.execute("BEGIN")
+        self.db.execute("DELETE FROM secrets WHERE node=?", (node,))
+        self.db.executemany("INSERT INTO secrets (node, name, value) VALUES (?, ?, ?)",
+                            [(node, name, value) for name, value in values.items()])
+        self.db.execute("COMMIT")
+
+    def secrets(self, node: str) -> dict[str, str]:
+        rows = self.db.execute("SELECT name, value FROM secrets WHERE node=?", (node,))
+        return dict(rows.fetchall())
 
     # aliases -------------------------------------------------------------------------------
 

@@ -21,10 +21,11 @@ from ..http11 import (
     Request, Response, ResponseTooLarge, ServerProtocol, UpstreamError, error,
 )
 from ..types import invalid_input_body
-from . import openapi
+from . import openapi, passthrough
 from .capture import Recorder
 from .ids import request_id
 from .metrics import GatewayMetrics
+from .upstream import failed, too_large
 from .routing import (
     MAX_BYTES, AliasRoute, InvalidRequest, NoInstance, Route, Routes, sticky_point,
 )
@@ -82,6 +83,9 @@ class Gateway:
 
     def check(self, request: Request) -> Route | AliasRoute | Response | object | None:
         """Route and authenticate from the headers alone."""
+        passing = passthrough.check(self.routes, request, self.request_timeout_s)
+        if passing is not None:  # a Docker-image node
+            return passing
         path, headers = request.path, request.headers
         node, alias = headers.get("x-node-id"), headers.get("x-node-alias")
         if node is None and alias is None:
@@ -219,16 +223,10 @@ async def _forward(routes: Routes, route: Route, body: bytes, payload: Any, time
         return None
     except InvalidRequest as exc:
         return Response(422, json.dumps(invalid_input_body(exc.errors)).encode(), extra or None)
-    except TimeoutError:
-        return error(504, "timeout", "the instance did not answer in time", headers=extra or None)
-    except ResponseTooLarge as exc:
-        return error(502, "response_too_large", f"the instance answered {exc.size} bytes, more "
-                     f"than the {limit} allowed", headers=extra or None)
-    except UpstreamError as exc:
-        return error(502, "bad_gateway", f"the instance failed: {exc}", headers=extra or None)
+    except (TimeoutError, ResponseTooLarge, UpstreamError) as exc:
+        return failed(exc, limit, extra or None)
     if len(data) > limit:
-        return error(502, "response_too_large", f"the instance answered {len(data)} bytes, "
-                     f"more than the {limit} allowed", headers=extra or None)
+        return too_large(len(data), limit, extra or None)
     return Response(status, data, {**extra, "x-instance-id": instance})
 
 

@@ -14,19 +14,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..http11 import Response, ResponseTooLarge, UpstreamError
+from ..http11 import ClientProtocol, Response, ResponseTooLarge, UpstreamError
 from .routing import AliasRoute, Backend, Route, Routes
 from .upstream import SendFailed
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
            10.0, 15.0, 30.0, float("inf"))
 SCRAPE_HEAD = b"GET /metrics HTTP/1.1\r\nHost: instance\r\n"
+MAX_PAGE = 8 << 20  # bytes of an instance's metrics page
 SCRAPE_ERRORS = (OSError, TimeoutError, UpstreamError, SendFailed, ResponseTooLarge)
 
 
@@ -113,14 +115,25 @@ class GatewayMetrics:
 
     async def exposition(self, routes: Routes, timeout_s: float = 1.0) -> Response:
         """The gateway's families, then the instances' (those that answer within `timeout_s`)."""
-        backends = [(route.node, backend) for route in list(routes.nodes.values())
-                    for backend in list(route.backends.values())]
-        texts = await asyncio.gather(*(_scrape(backend, timeout_s) for _, backend in backends))
-        instances = _relabel(((node, backend.instance_id, text) for (node, backend), text
-                              in zip(backends, texts) if text), self.own_names)
+        instances = await self.instances(routes, None, timeout_s)
         body = generate_latest(_Exposition([*_without_created(self.registry.collect()),
                                             *instances]))
         return Response(200, body, {"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def instances(self, routes: Routes, node: str | None = None, timeout_s: float = 1.0
+                        ) -> list[Metric]:
+        """What the healthy instances (of `node`, or of all) serve as their own metrics,
+        labelled with `node_id` and `instance_id`."""
+        backends = [(route.node, backend) for route in list(routes.nodes.values())
+                    if node in (None, route.node)
+                    for backend in list(route.backends.values()) if backend.telemetry is not None]
+        texts = await asyncio.gather(*(_scrape(backend, timeout_s) for _, backend in backends))
+        return _relabel(((name, backend.instance_id, text) for (name, backend), text
+                         in zip(backends, texts) if text), self.own_names)
+
+    @staticmethod
+    def text(families: list[Metric]) -> str:
+        return generate_latest(_Exposition(families)).decode()
 
 
 class _Exposition:
@@ -141,10 +154,27 @@ async def _scrape(backend: Backend, timeout_s: float) -> str | None:
     """An instance's metrics text, or None when it does not answer in time."""
     try:
         async with asyncio.timeout(timeout_s):
-            status, _, body = await backend.pool.request(SCRAPE_HEAD, b"")
+            if backend.telemetry:
+                status, body = await _fetch(backend.telemetry)
+            else:
+                status, _, body = await backend.pool.request(SCRAPE_HEAD, b"")
     except SCRAPE_ERRORS:
         return None
     return body.decode("utf-8", "replace") if status == 200 else None
+
+
+async def _fetch(url: str) -> tuple[int, bytes]:
+    """GET a URL on loopback (an image's telemetry port and path) over HTTP/1.1."""
+    parts = urlsplit(url)
+    _, connection = await asyncio.get_running_loop().create_connection(
+        lambda: ClientProtocol(MAX_PAGE), parts.hostname, parts.port or 80)
+    try:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        head = f"GET {path} HTTP/1.1\r\nHost: instance\r\nConnection: close\r\n\r\n"
+        status, _, body = await connection.request([head.encode()])
+    finally:
+        connection.close()
+    return status, body
 
 
 def _relabel(scraped: Iterable[tuple[str, str, str]], reserved: set[str]) -> list[Metric]:

@@ -61,6 +61,8 @@ class Backend:
     instance_id: str
     pool: Pool
     check: InputCheck  # the inputs of the checkpoint this instance runs (updates roll)
+    # where its own metrics are: "" its /metrics, a URL elsewhere, None nowhere
+    telemetry: str | None = ""
     in_flight: int = 0
 
 
@@ -75,6 +77,9 @@ class Route:
     waiting: int = 0  # requests held for an instance
     missed: int = 0  # requests an alias sent elsewhere for want of an instance here
     turn: int = 0  # rotates ties between equally loaded instances
+    passthrough: bool = False  # a Docker-image node: requests go to it as they came
+    timeout_s: float = 0.0  # a request's deadline on this node; 0: the gateway's
+    idle_timeout_s: float = 0.0  # idle connections to its instances are closed after this
     added: asyncio.Event = field(default_factory=asyncio.Event)
 
     def key_matches(self, key: str) -> bool:
@@ -174,9 +179,10 @@ class Routes:
                 backend.pool.close()
 
     def add_backend(self, node: str, instance_id: str, host: str, port: int,
-                    check: InputCheck) -> None:
+                    check: InputCheck, telemetry: str | None = "") -> None:
         route = self.nodes[node]
-        route.backends[instance_id] = Backend(instance_id, Pool(host, port, UPSTREAM_BYTES), check)
+        pool = Pool(host, port, UPSTREAM_BYTES, route.idle_timeout_s)
+        route.backends[instance_id] = Backend(instance_id, pool, check, telemetry)
         self.wake(route)
 
     @staticmethod

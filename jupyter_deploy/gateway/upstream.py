@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
-from ..http11 import ClientProtocol
+from ..http11 import ClientProtocol, Response, ResponseTooLarge, error
+
+
+def failed(exc: Exception, limit: int, headers: dict[str, str] | None = None) -> Response:
+    """The caller's answer when an instance timed out, answered too much or broke off."""
+    if isinstance(exc, TimeoutError):
+        return error(504, "timeout", "the instance did not answer in time", headers=headers)
+    if isinstance(exc, ResponseTooLarge):
+        return too_large(exc.size, limit, headers)
+    return error(502, "bad_gateway", f"the instance failed: {exc}", headers=headers)
+
+
+def too_large(size: int, limit: int, headers: dict[str, str] | None = None) -> Response:
+    return error(502, "response_too_large", f"the instance answered {size} bytes, more than "
+                 f"the {limit} allowed", headers=headers)
 
 
 class SendFailed(Exception):
@@ -14,18 +29,23 @@ class SendFailed(Exception):
 class Pool:
     """Idle connections to one address, reused across requests."""
 
-    def __init__(self, host: str, port: int, max_response: int) -> None:
+    def __init__(self, host: str, port: int, max_response: int, idle_timeout_s: float = 0.0
+                 ) -> None:
         self.host = host
         self.port = port
         self.max_response = max_response
+        self.idle_timeout_s = idle_timeout_s  # 0: idle connections are kept until they close
         self.idle: list[ClientProtocol] = []
 
     async def request(self, head: bytes, body: bytes) -> tuple[int, dict[str, str], bytes]:
         """Send `head` (request line and headers, without Content-Length) and `body`."""
         connection = None
+        now = time.monotonic()
         while self.idle:
             candidate = self.idle.pop()
-            if candidate.still_open():
+            if self.idle_timeout_s and now - candidate.parked_at > self.idle_timeout_s:
+                candidate.close()
+            elif candidate.still_open():
                 connection = candidate
                 break
         if connection is None:
@@ -42,6 +62,7 @@ class Pool:
             connection.close()
             raise
         if connection.usable:
+            connection.parked_at = time.monotonic()
             self.idle.append(connection)
         return result
 

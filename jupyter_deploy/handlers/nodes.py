@@ -100,6 +100,16 @@ class LogsHandler(DeployHandler):
         self.closed = True  # a follow ends at its next poll
 
 
+class MetricsHandler(DeployHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        """The node's instances' own metrics (telemetry), with node_id and instance_id."""
+        text = await self.service.metrics(name)
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(text)
+
+
 class EventsHandler(DeployHandler):
     @web.authenticated
     @authorized

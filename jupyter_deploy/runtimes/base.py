@@ -30,9 +30,49 @@ class Runtime(ABC):
     async def stop(self, instance: Instance, timeout_s: float) -> None:
         """Ask it to stop; force it after `timeout_s`; release everything it held."""
 
+    def detach(self, instance: Instance) -> bool:
+        """Whether the instance keeps running when the service stops (to be adopted)."""
+        return False
+
+    async def close(self) -> None:  # noqa: B027 - most runtimes hold nothing
+        """Release what the runtime holds (not the instances)."""
+
     def logs(self, instance: Instance, tail_bytes: int = 64 * 1024,
              request_id: str | None = None) -> str:
         """The end of the instance's log (across its rotated files), or of one request's lines."""
         if not instance.log_path:
             return ""
         return tail(instance.log_path, tail_bytes, request_id)
+
+
+class Runtimes(Runtime):
+    """The runtimes of a service, each instance served by the one it was created with."""
+
+    def __init__(self, runtimes: dict[str, Runtime]) -> None:
+        self.runtimes = runtimes
+
+    def of(self, instance: Instance) -> Runtime:
+        return self.runtimes[instance.runtime]
+
+    async def create(self, node: Node, instance: Instance, checkpoint_dir: Path) -> None:
+        await self.of(instance).create(node, instance, checkpoint_dir)
+
+    def alive(self, instance: Instance) -> bool:
+        return self.of(instance).alive(instance)
+
+    def exit_code(self, instance: Instance) -> int | None:
+        return self.of(instance).exit_code(instance)
+
+    async def stop(self, instance: Instance, timeout_s: float) -> None:
+        await self.of(instance).stop(instance, timeout_s)
+
+    def detach(self, instance: Instance) -> bool:
+        return self.of(instance).detach(instance)
+
+    async def close(self) -> None:
+        for runtime in self.runtimes.values():
+            await runtime.close()
+
+    def logs(self, instance: Instance, tail_bytes: int = 64 * 1024,
+             request_id: str | None = None) -> str:
+        return self.of(instance).logs(instance, tail_bytes, request_id)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from ..container_settings import limits
 from ..models import Instance, Node
 from .base import Runtime
 
@@ -25,12 +29,16 @@ class ProcessRuntime(Runtime):
     name = "process"
 
     def __init__(self, log_dir: Path, host: str = "127.0.0.1", busy_limit_s: float = 15.0,
-                 log_max_bytes: int = 10 * 1024 * 1024, log_files: int = 3) -> None:
+                 log_max_bytes: int = 10 * 1024 * 1024, log_files: int = 3,
+                 configs: dict[str, dict[str, Any]] | None = None,
+                 secrets: Callable[[str], dict[str, str]] | None = None) -> None:
         self.log_dir = log_dir
         self.host = host
         self.busy_limit_s = busy_limit_s
         self.log_max_bytes = log_max_bytes
         self.log_files = log_files
+        self.configs = configs or {}
+        self.secrets = secrets or (lambda node: {})
         self.processes: dict[str, subprocess.Popen] = {}
 
     async def create(self, node: Node, instance: Instance, checkpoint_dir: Path) -> None:
@@ -41,7 +49,9 @@ class ProcessRuntime(Runtime):
         port = sock.getsockname()[1]
         log_path = self.log_dir / node.name / f"{instance.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**instance_environment(), **node.env, "JUPYTER_DEPLOY_INSTANCE": instance.id}
+        secrets = {k: v for k, v in self.secrets(node.name).items() if ":" not in k}
+        env = {**instance_environment(), **node.env, **secrets,
+               "JUPYTER_DEPLOY_INSTANCE": instance.id}
         command = [executable, "-m", "jupyter_deploy.worker",
                    "--checkpoint", str(checkpoint_dir), "--fd", str(sock.fileno()),
                    "--busy-limit", str(self.busy_limit_s), "--log-file", str(log_path),
@@ -58,6 +68,9 @@ class ProcessRuntime(Runtime):
         finally:
             sock.close()
         self.processes[instance.id] = process
+        memory = limits(node, self.configs).memory_mb
+        if memory:  # the address space: the closest a process gets to a memory limit
+            resource.prlimit(process.pid, resource.RLIMIT_AS, (memory << 20, memory << 20))
         instance.pid = process.pid
         instance.host, instance.port = self.host, port
         instance.log_path = str(log_path)

@@ -10,34 +10,22 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..gateway.routing import Routes
-from ..http11 import UpstreamError
 from ..models import Instance, InstanceStatus, Node, NodeStatus, node_status
 from ..runtimes.base import Runtime
 from ..store import Store
 from ..types import InputCheck
-from .health import probe
+from .health import healthy
+from .startup import Checks, Startup
 from .autoscale import Samples, desired_instances, plan
 from .replay import Replays
 from .transitions import Event, next_status, restart_delay
 
-PROBE_ERRORS = (OSError, asyncio.TimeoutError, UpstreamError)
 
 
-@dataclass
-class Checks:
-    """Consecutive health-check results of one instance."""
-
-    next_at: float = 0.0
-    passes: int = 0
-    fails: int = 0
-    unhealthy_since: float = 0.0
-
-
-class Supervisor:
+class Supervisor(Startup):
     def __init__(self, store: Store, runtime: Runtime, routes: Routes,
                  input_check: Callable[[str], InputCheck], *,
                  period_s: float = 0.2, startup_timeout_s: float = 60.0,
@@ -83,11 +71,17 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         doomed = [(self.nodes[n], i) for n, group in self.instances.items()
-                  for i in group.values()]
+                  for i in group.values() if not self._detached(self.nodes[n], i)]
         await asyncio.gather(*(self._remove(node, i, drain=False) for node, i in doomed),
                              return_exceptions=True)
         for gone in self._gone.values():  # a deletion waiting on us ends with the service
             gone.set()
+        await self.runtime.close()
+
+    def _detached(self, node: Node, instance: Instance) -> bool:
+        """Left running for the next start to adopt (healthy containers of live nodes)."""
+        return (not node.deleting and instance.status is InstanceStatus.HEALTHY
+                and self.runtime.detach(instance))
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -128,6 +122,8 @@ class Supervisor:
     def _configure_route(self, node: Node) -> None:
         route = self.routes.nodes[node.name]
         route.sticky, route.capture = node.sticky, node.capture
+        route.passthrough = node.from_image
+        route.timeout_s, route.idle_timeout_s = node.session_timeout_s, node.idle_timeout_s
         route.hold = node.min == 0 and not node.suspended
         if not route.hold:
             self.routes.wake(route)  # requests held until now get their answer (503)
@@ -243,73 +239,17 @@ class Supervisor:
 
     def _add_instance(self, node: Node) -> None:
         instance = Instance(id=f"{node.name}-{secrets.token_hex(3)}", node=node.name,
-                            generation=node.generation, checkpoint_id=node.checkpoint_id)
+                            generation=node.generation, checkpoint_id=node.checkpoint_id,
+                            runtime=node.runtime)
         self.instances[node.name][instance.id] = instance
         self.store.save_instance(instance)
         self._emit(node.name, instance.id, instance.status.value, "")
         self._spawn(instance, self._start(node, instance))
 
-    async def _start(self, node: Node, instance: Instance) -> None:
-        """Create the instance, then follow it until it is ready (or give up)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.startup_timeout_s
-        try:
-            await self.runtime.create(node, instance,
-                                      self.store.checkpoint_dir(instance.checkpoint_id))
-        except Exception as exc:  # noqa: BLE001 - reported on the instance and the node
-            self.log.exception("could not create %s", instance.id)
-            self._failed(node)
-            self._begin_stop(node, instance, f"could not be created: {exc}")
-            return
-        self._transition(node, instance, Event.SPAWNED, f"pid {instance.pid}")
-        phase = await self._wait_for(instance, "/livez", deadline)
-        if phase is None:
-            return self._give_up(node, instance)
-        self._transition(node, instance, Event.CONNECTED, f"{instance.host}:{instance.port}")
-        while phase.get("phase") == "starting" and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-            phase = await self._wait_for(instance, "/livez", deadline) or {}
-        self._transition(node, instance, Event.RESTORING, "restoring the checkpoint")
-        if await self._wait_for(instance, "/readyz", deadline) is None:
-            return self._give_up(node, instance)
-        if not await self.replays.admit(node, instance):
-            self._failed(node)
-            return self._begin_stop(node, instance, "kept out of balancing: the replay check "
-                                    "failed and the node is strict")
-        self._checks[instance.id] = Checks(next_at=loop.time() + node.health.interval_s)
-        self._add_backend(node, instance)
-        self._failures[node.name] = 0
-        self._transition(node, instance, Event.READY, "ready")
-
-    async def _wait_for(self, instance: Instance, path: str, deadline: float) -> dict | None:
-        """Poll `path` until it answers 200; its JSON body, or None past the deadline."""
-        loop = asyncio.get_running_loop()
-        while loop.time() < deadline:
-            try:
-                status, body = await probe(instance.host, instance.port, path, 1.0)
-                if status == 200:
-                    return body if isinstance(body, dict) else {}
-            except PROBE_ERRORS:
-                pass
-            await asyncio.sleep(0.01)
-        return None
-
-    def _add_backend(self, node: Node, instance: Instance) -> None:
-        self.routes.add_backend(node.name, instance.id, instance.host, instance.port or 0,
-                                self.input_check(instance.checkpoint_id))
-
-    def _give_up(self, node: Node, instance: Instance) -> None:
-        self._failed(node)
-        self._begin_stop(node, instance, f"not ready within {self.startup_timeout_s:g} s")
-
     async def _check(self, node: Node, instance: Instance) -> None:
         """One health check, and the transition it completes, if any."""
         loop = asyncio.get_running_loop()
-        try:
-            status, _ = await probe(instance.host, instance.port, "/readyz", node.health.timeout_s)
-            ok = status == 200
-        except PROBE_ERRORS:
-            ok = False
+        ok = await healthy(node, instance, node.health.timeout_s)
         checks = self._checks[instance.id]
         checks.next_at = loop.time() + node.health.interval_s
         if ok:

@@ -139,6 +139,8 @@ class Replays:
         enter balancing. Instances starting together wait for the first one's result."""
         if instance.generation != node.generation:  # the node was updated: it is replaced
             return True
+        if node.from_image:  # no checkpoint, no example to replay
+            return True
         async with self._locks.setdefault(node.name, asyncio.Lock()):
             done = self._done.get(node.name)
             if done is None or done[0] != instance.generation:

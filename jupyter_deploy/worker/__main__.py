@@ -1,11 +1,12 @@
-"""`python -m jupyter_deploy.worker --checkpoint DIR --fd N [--log-file PATH]`: run one
-checkpoint instance."""
+"""`python -m jupyter_deploy.worker --checkpoint DIR --fd N [--log-file PATH]` (or
+`--port P [--host H]`, in a container): run one checkpoint instance."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import socket
 from pathlib import Path
 
 from .app import serve
@@ -15,7 +16,10 @@ from .logs import capture
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m jupyter_deploy.worker")
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
-    parser.add_argument("--fd", required=True, type=int, help="listening socket to serve on")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--fd", type=int, help="listening socket to serve on")
+    where.add_argument("--port", type=int, help="port to listen on")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (--port)")
     parser.add_argument("--busy-limit", type=float, default=15.0,
                         help="seconds a cell may run before the instance reports not ready")
     parser.add_argument("--log-file", help="the instance's log (else stdout and stderr)")
@@ -30,7 +34,14 @@ def main() -> None:
     else:
         log_format = "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=logging.INFO, format=log_format)
-    asyncio.run(serve(args.checkpoint, args.fd, args.busy_limit))
+    fd = args.fd
+    if fd is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.port))
+        sock.listen(128)
+        fd = sock.detach()
+    asyncio.run(serve(args.checkpoint, fd, args.busy_limit))
 
 
 if __name__ == "__main__":
