@@ -20,18 +20,20 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")  # what the gateway accepts f
 
 
 class RotatingLog:
-    """Appends timestamped lines to a file; past `max_bytes` the file is rotated."""
+    """Appends timestamped lines to a file; past `max_bytes` the file is rotated. The path
+    `-` is the process's standard output as it was, never rotated (in a container, whose
+    output the service copies into a rotating log of its own)."""
 
     def __init__(self, path: str, max_bytes: int, files: int) -> None:
         self.path = path
-        self.max_bytes = max(1024, max_bytes)
+        self.max_bytes = max(1024, max_bytes) if path != "-" else float("inf")
         self.files = max(1, files)
-        self.max_line = min(64 * 1024, self.max_bytes // 2)
+        self.max_line = min(64 * 1024, max(1024, max_bytes) // 2)
         self.lock = threading.Lock()
         self._second = -1
         self._stamp = ""
-        self.fd = self._open()
-        self.size = os.fstat(self.fd).st_size
+        self.fd = os.dup(1) if path == "-" else self._open()
+        self.size = 0 if path == "-" else os.fstat(self.fd).st_size
 
     def _open(self) -> int:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -43,13 +45,17 @@ class RotatingLog:
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
 
-    def write(self, text: str, request_id: str | None = None) -> None:
-        """One line (without its newline); a line longer than the limit is cut."""
+    def write(self, text: str, request_id: str | None = None, stamped: bool = False) -> None:
+        """One line (without its newline); a line longer than the limit is cut. `stamped`:
+        the line has its time (and request id) already, as an instance wrote it."""
         if len(text) > self.max_line:
             text = f"{text[:self.max_line]}... [cut {len(text) - self.max_line} characters]"
         with self.lock:
-            prefix = self._prefix(time.time())
-            line = f"{prefix} [{request_id}] {text}\n" if request_id else f"{prefix} {text}\n"
+            if stamped:
+                line = f"{text}\n"
+            else:
+                prefix = self._prefix(time.time())
+                line = f"{prefix} [{request_id}] {text}\n" if request_id else f"{prefix} {text}\n"
             data = line.encode("utf-8", "replace")
             if self.size and self.size + len(data) > self.max_bytes:
                 self._rotate()

@@ -80,7 +80,7 @@ def image_node(service: Service, name: str, **spec: Any) -> tuple[dict[str, Any]
 
 
 def test_checkpoint_node_answers_as_on_the_process_runtime(service, engine):
-    source = "total = (a + b) * scale"
+    source = "print('adding', a, b)\ntotal = (a + b) * scale"
     body = checkpoint_body("dockersum", source, "a:float,b:float", "total",
                            state={"scale": 2.5}, a=1.0, b=2.0)
     process, process_key = service.create_node("sum-process", body)
@@ -102,6 +102,14 @@ def test_checkpoint_node_answers_as_on_the_process_runtime(service, engine):
                    for n, k in (("sum-process", process_key), ("sum-docker", docker_key))]
         assert answers[0][0] == answers[1][0] == 200
         assert json.loads(answers[0][2]) == json.loads(answers[1][2]) == {"output": {"total": 18.75}}
+        # the cell's prints reach the instance's log, tagged with the request's id
+        request_id = answers[1][1]["x-request-id"]
+
+        def tagged() -> str:
+            logs = service.client.request("GET", "/nodes/sum-docker/logs", request_id=request_id)
+            return "".join(item["log"] for item in logs["logs"])
+        wait_for(lambda: f"[{request_id}] adding 3.0 4.5" in tagged(), timeout=10,
+                 message="the print of the call in the docker instance's log")
         bad = json.dumps({"input": {"a": "x", "b": 1}}).encode()
         refused = [gateway(service.gateway_url, f"/v1/nodes/{n}:execute", k, "POST", bad)
                    for n, k in (("sum-process", process_key), ("sum-docker", docker_key))]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
 import socket
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..container_settings import Limits, limits
+from ..logfiles import RotatingLog
 from ..models import Instance, Node
 from . import engine
 from .base import Runtime
@@ -56,7 +58,9 @@ class DockerRuntime(Runtime):
                  note: Callable[[str, str], None] = lambda node, line: None,
                  host: str = "127.0.0.1", busy_limit_s: float = 15.0,
                  keep_containers: bool = True, poll_s: float = 0.5,
-                 log: logging.Logger | None = None) -> None:
+                 log: logging.Logger | None = None, log_max_bytes: int = 10 * 1024 * 1024,
+                 log_files: int = 3) -> None:
+        self.log_max_bytes, self.log_files = log_max_bytes, log_files
         self.state_dir = Path(state_dir).resolve()
         self.log_dir = self.state_dir / "logs"
         self.base_image = base_image  # "": the local base image if the engine has it
@@ -157,7 +161,7 @@ class DockerRuntime(Runtime):
         self._watch()
         self._states[container.id] = (True, None)
         self._fresh.add(container.id)
-        self._follow_logs(container, log_path)
+        self._follow_logs(container, log_path, stamped=not node.from_image)
 
     async def _checkpoint_image(self, client: Any, node: Node, checkpoint_dir: Path,
                                 report: Callable[[str], None]) -> str:
@@ -204,7 +208,8 @@ class DockerRuntime(Runtime):
                         else "0.0.0.0"})
         else:
             options["command"] = ["--host", "127.0.0.1" if node.network == "host" else "0.0.0.0",
-                                  "--port", str(inner), "--busy-limit", str(self.busy_limit_s)]
+                                  "--port", str(inner), "--busy-limit", str(self.busy_limit_s),
+                                  "--log-file", "-"]  # stamped lines, tagged by request
         options["environment"] = {**env, "JUPYTER_DEPLOY_INSTANCE": instance.id}
         instance.host, instance.port = self.host, port
         instance.health_port = health_port
@@ -216,16 +221,24 @@ class DockerRuntime(Runtime):
     def _limits(self, node: Node) -> Limits:
         return limits(node, self.configs)
 
-    def _follow_logs(self, container: Any, log_path: Path, since: int | None = None) -> None:
-        """Copy the container's output into the instance's log file as it comes."""
+    def _follow_logs(self, container: Any, log_path: Path, since: int | None = None,
+                     stamped: bool = False) -> None:
+        """Copy the container's output into the instance's rotating log as it comes; a
+        checkpoint's worker writes its lines `stamped` (its time, the request id)."""
         def follow() -> None:
+            log = RotatingLog(str(log_path), self.log_max_bytes, self.log_files)
+            pending = b""
             try:
-                with open(log_path, "ab") as log:
-                    for chunk in container.logs(stream=True, follow=True, since=since):
-                        log.write(chunk)
-                        log.flush()
+                for chunk in container.logs(stream=True, follow=True, since=since):
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        log.write(line.decode("utf-8", "replace"), stamped=stamped)
+                if pending:
+                    log.write(pending.decode("utf-8", "replace"), stamped=stamped)
             except Exception:  # noqa: BLE001 - the container went away: nothing more to copy
                 pass
+            finally:
+                os.close(log.fileno())
         threading.Thread(target=follow, name=f"logs-{container.short_id}", daemon=True).start()
 
     def alive(self, instance: Instance) -> bool:
@@ -263,7 +276,8 @@ class DockerRuntime(Runtime):
         self._states[container.id] = (container.status == "running", None)
         self._fresh.add(container.id)
         if instance.log_path:
-            self._follow_logs(container, Path(instance.log_path), since=int(time.time()))
+            self._follow_logs(container, Path(instance.log_path), since=int(time.time()),
+                              stamped=bool(instance.checkpoint_id))
 
     async def remove(self, container_id: str) -> None:
         client = await self.client()
