@@ -25,14 +25,12 @@ demo: install
 	    --gateway-grpc-port=0; \
 	status=$$?; rm -rf $$tmp; exit $$status
 
-# The Docker engine and the local base image the docker tests use (scripts/). As root, an
-# engine that cannot be started fails the run; without root the docker tests are skipped,
-# and pytest says why.
+# The Docker engine and the local base image the docker tests use (scripts/). Where no engine
+# can be had (no root, no privileges to run dockerd), the run goes on and the docker tests
+# are skipped, each saying why.
 engine:
-	@if scripts/docker-engine.sh; then scripts/base-image.sh; \
-	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "make: the Docker engine could not be started (see above)" >&2; exit 1; \
-	else echo "make: no Docker engine, and no root to start one: the docker tests will be skipped" >&2; fi
+	@scripts/docker-engine.sh && scripts/base-image.sh || \
+	  echo "make: WARNING: no Docker engine or base image (see above): the docker tests will be skipped" >&2
 
 test: install engine
 	$(BIN)/python -m pytest
