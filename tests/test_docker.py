@@ -163,6 +163,8 @@ def test_image_node_serves_through_the_gateway(service, engine, app_image):
         status, _, body = gateway(service.gateway_url, "/v1/nodes/echo/search?q=a", key)
         assert status == 200 and json.loads(body)["path"] == "/search?q=a"
         assert gateway(service.gateway_url, "/", "wrong", headers={"x-node-id": "echo"})[0] == 403
+        # an image has no typed gRPC service of ours
+        assert gateway(service.gateway_url, "/v1/nodes/echo.proto", key)[0] == 404
         # Each instance's own metrics, labelled with node_id and instance_id.
         instances = {i["id"]: i for i in service.client.node("echo")["instances"]}
         assert all(i["telemetry"].endswith("/metrics") for i in instances.values())

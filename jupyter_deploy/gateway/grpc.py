@@ -109,10 +109,14 @@ class GrpcGateway:
 
     def schema(self, node: str) -> NodeSchema | None:
         found = self.nodes().get(node)
-        if found is None:
+        if found is None or found.from_image:  # an image's API is its own business
             return None
         return self.schemas.get(node, found.checkpoint_id, found.checkpoint,
                                 self.fields_of(found.checkpoint_id))
+
+    def typed_nodes(self) -> list[str]:
+        """The nodes with a typed service: those made from a checkpoint."""
+        return [name for name, node in list(self.nodes().items()) if not node.from_image]
 
     def example(self, node: str, values: dict[str, Any]) -> tuple[str, str] | None:
         """The node's typed method and `values` as its input message in protobuf JSON (as
@@ -330,7 +334,7 @@ class NodeReflection(ReflectionServicer):
 
     def _list_services(self, request: Any) -> Any:
         self._service_names = tuple(sorted((*self.fixed, *map(service_name,
-                                                               self.owner.nodes()))))
+                                                               self.owner.typed_nodes()))))
         return super()._list_services(request)
 
 
@@ -351,7 +355,7 @@ class NodeHealth(HealthServicer):
         self._dirty = False
 
     def status(self, node: str) -> int | None:
-        if node not in self.owner.nodes():
+        if node not in self.owner.typed_nodes():
             return None
         route = self.owner.gateway.routes.nodes.get(node)
         return SERVING if route is not None and route.backends else NOT_SERVING
@@ -368,7 +372,7 @@ class NodeHealth(HealthServicer):
     async def refresh(self) -> None:
         await self.set(GATEWAY_SERVICE, SERVING)
         names = set()
-        for node in list(self.owner.nodes()):
+        for node in self.owner.typed_nodes():
             names.add(service_name(node))
             await self.set(service_name(node), self.status(node))  # type: ignore[arg-type]
         for name in list(self._server_status):
