@@ -62,6 +62,7 @@ export class NodesView {
       h('div', { className: 'jp-deploy-meta' },
         `${node.checkpoint || node.image} · ${node.runtime} · ${node.min}..${node.max}`),
       h('div', { className: 'jp-deploy-instances' },
+        h('span', { className: 'jp-deploy-label' }, 'instances'),
         ...node.instances.map(i => badge(i.status, `${i.id}${i.message ? ': ' + i.message : ''}`))),
       h('div', { className: 'jp-deploy-actions' },
         button('Scale', () => void this.scale(node)),

@@ -1,0 +1,157 @@
+"""The Deploy panel and the Deploy cell button in a real JupyterLab, driven through Chromium:
+the quickstart's predict cell deployed from the notebook, watched to Healthy, called, routed
+by an alias, and deleted."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from .conftest import TIMINGS
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+PREDICT = "%%deploy pin predict --inputs x1"
+
+
+def test_the_wheel_ships_the_extension_enabled(wheel_venv):
+    listed = subprocess.run([str(wheel_venv / "bin" / "jupyter"), "labextension", "list"],
+                            capture_output=True, text=True, timeout=120)
+    text = listed.stdout + listed.stderr
+    assert re.search(r"jupyterlab-deploy v\S+ .*enabled.*OK", text), text
+
+
+def node_row(page, name: str):
+    return page.locator(f".jp-deploy-panel li[data-node='{name}']")
+
+
+def run_cells_above_predict(page) -> None:
+    """Select the predict cell and run everything above it, as the reader would."""
+    cell = page.locator(".jp-CodeCell", has_text=PREDICT)
+    cell.locator(".jp-InputPrompt").click()
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-above')")
+    above = page.locator(".jp-CodeCell", has_text="x1, x2 = 4.0, 1.5").locator(".jp-InputPrompt")
+    page.wait_for_function(
+        "el => /\\[\\d+\\]/.test(el.textContent)", arg=above.element_handle(), timeout=90_000)
+    cell.locator(".jp-InputPrompt").click()
+
+
+def deploy_cell(page) -> None:
+    """Deploy cell from the toolbar: the dialog is pre-filled from the cell; deploy it."""
+    page.locator(".jp-NotebookPanel-toolbar [data-command='deploy:deploy-cell']").click()
+    dialog = page.locator(".jp-Dialog")
+    inputs = dialog.locator("input[name=inputs]")
+    inputs.wait_for()
+    assert inputs.input_value() == "x1:float,x2:float"
+    assert dialog.locator("input[name=outputs]").input_value() == "prediction"
+    assert dialog.locator("input[name=checkpoint]").input_value() == "predict"
+    dialog.locator("input[name=node]").fill("predictor")
+    dialog.locator("input[name=max]").fill("2")
+    dialog.locator("button", has_text="Deploy").click()
+    ready = page.locator(".jp-Dialog .jp-deploy-ready")
+    ready.wait_for(timeout=120_000)
+    assert "/v1/nodes/predictor:execute" in ready.text_content()
+    page.locator(".jp-Dialog button", has_text="Close").click()
+
+
+def screenshots(page, panel) -> None:
+    """The panel in the light and the dark theme, widened, forms folded, for the README."""
+    opened = panel.locator("details[open] > summary")
+    while opened.count():
+        opened.first.click()
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + 1, box["y"] + 300)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 180, box["y"] + 300, steps=5)
+    page.mouse.up()
+    panel.evaluate("el => el.scrollTo(0, 0)")
+    DOCS.mkdir(exist_ok=True)
+    panel.screenshot(path=str(DOCS / "panel-light.png"))
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme',"
+                  " {theme: 'JupyterLab Dark'})")
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    page.wait_for_function(  # the dark stylesheet has painted the panel
+        "() => getComputedStyle(document.querySelector('.jp-deploy-panel')).backgroundColor"
+        " !== 'rgb(255, 255, 255)'")
+    panel.screenshot(path=str(DOCS / "panel-dark.png"))
+
+
+def test_deploy_a_cell_and_drive_it_from_the_panel(page, lab):
+    started = time.monotonic()
+    page.goto(f"{lab.url}/lab/tree/quickstart.ipynb?token={lab.token}")
+    page.locator(".jp-CodeCell", has_text=PREDICT).wait_for(timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp && document.querySelector("
+                           "'.jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator"
+                           "[data-status=\"idle\"]')", timeout=60_000)
+    run_cells_above_predict(page)
+    deploy_cell(page)
+
+    # the panel: live statuses, no refresh
+    page.locator(".jp-SideBar [data-id='jupyterlab-deploy-panel']").click()
+    panel = page.locator(".jp-deploy-panel")
+    row = node_row(page, "predictor")
+    row.locator(".jp-deploy-row .jp-deploy-badge", has_text="Healthy").wait_for()
+    assert row.locator(".jp-deploy-instances .jp-deploy-badge").first.text_content() == "Healthy"
+    checkpoint = panel.locator("li[data-checkpoint='predict']")
+    assert "x1: float" in checkpoint.text_content()
+
+    # a test request, pre-filled with the pin-time example
+    row.locator("button.jp-deploy-name").click()
+    editor = row.locator("textarea.jp-deploy-input")
+    page.wait_for_function("el => el.value.includes('x1')", arg=editor.element_handle())
+    row.locator("button.jp-deploy-execute").click()
+    response = row.locator(".jp-deploy-response")
+    page.wait_for_function("el => el.textContent.includes('prediction')",
+                           arg=response.element_handle())
+    assert "curl" in row.locator(".jp-deploy-curl").text_content()
+    row.locator("button.jp-deploy-tab-logs").click()
+    page.wait_for_function("el => el.textContent.length > 0",
+                           arg=row.locator(".jp-deploy-logs").element_handle())
+
+    # a second node from the panel, then an alias split across both
+    create = panel.locator(".jp-deploy-section-nodes details.jp-deploy-create")
+    create.locator("summary").click()
+    create.locator("input[name=node]").fill("predictor-b")
+    create.locator("input[name=checkpoint]").fill("predict")
+    create.locator("button", has_text="Create").click()
+    node_row(page, "predictor-b").locator(".jp-deploy-row .jp-deploy-badge",
+                                          has_text="Healthy").wait_for(timeout=60_000)
+    aliases = panel.locator(".jp-deploy-section-aliases")
+    aliases.locator("summary").click()
+    aliases.locator("input[name=alias]").fill("stable")
+    aliases.locator("input[name=alias-node]").fill("predictor")
+    aliases.locator("button", has_text="Add").click()
+    alias = aliases.locator("li[data-alias='stable']")
+    alias.locator(".jp-deploy-bar", has_text="predictor 100%").wait_for()
+    alias.locator("button.jp-deploy-edit").click()
+    alias.locator("button", has_text="Add node").click()
+    rows = alias.locator(".jp-deploy-weight-row")
+    rows.nth(1).locator("select").select_option("predictor-b")
+    rows.nth(1).locator("input[name=weight]").fill("30")
+    assert "sum to 130" in alias.locator(".jp-deploy-validation").text_content()
+    assert alias.locator("button.jp-deploy-save").is_disabled()
+    rows.nth(0).locator("input[name=weight]").fill("70")
+    alias.locator("button.jp-deploy-save").click()
+    alias.locator(".jp-deploy-bar", has_text="predictor-b 30%").wait_for()
+    assert lab.api("GET", "aliases/stable")["nodes"] == {"predictor": 70, "predictor-b": 30}
+
+    screenshots(page, panel)
+
+    # an error from the API is shown in the panel: the alias still routes to predictor-b
+    node_row(page, "predictor-b").locator("button.jp-deploy-delete").click()
+    page.locator(".jp-Dialog button.jp-mod-warn").click()
+    refused = panel.locator(".jp-deploy-section-nodes .jp-deploy-error")
+    refused.filter(has_text="alias 'stable' routes to node 'predictor-b'").wait_for()
+    # remove the alias, then delete the node, each confirmed
+    alias.locator("button", has_text="Delete").click()
+    page.locator(".jp-Dialog button.jp-mod-warn").click()
+    alias.wait_for(state="detached")
+    for name in ("predictor", "predictor-b"):
+        if node_row(page, name).count():
+            node_row(page, name).locator("button.jp-deploy-delete").click()
+            page.locator(".jp-Dialog button.jp-mod-warn").click()
+            node_row(page, name).wait_for(state="detached", timeout=60_000)
+    assert lab.api("GET", "nodes")["nodes"] == []
+    TIMINGS["panel test"] = time.monotonic() - started
