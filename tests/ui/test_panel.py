@@ -55,6 +55,14 @@ def deploy_cell(page) -> None:
     page.locator(".jp-Dialog button", has_text="Close").click()
 
 
+def close_key_dialog(page) -> None:
+    """A key is shown once, in a dialog, when its node or alias is made."""
+    key = page.locator(".jp-Dialog input.jp-deploy-key")
+    key.wait_for()
+    assert len(key.input_value()) > 16
+    page.locator(".jp-Dialog button", has_text="Close").click()
+
+
 def screenshots(page, panel) -> None:
     """The panel in the light and the dark theme, widened, forms folded, for the README."""
     opened = panel.locator("details[open] > summary")
@@ -86,6 +94,10 @@ def test_deploy_a_cell_and_drive_it_from_the_panel(page, lab):
                            "'.jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator"
                            "[data-status=\"idle\"]')", timeout=60_000)
     run_cells_above_predict(page)
+    page.locator(".jp-CodeCell", has_text=PREDICT).locator(".jp-InputPrompt").click(
+        button="right")
+    page.locator(".lm-Menu .lm-Menu-itemLabel", has_text="Deploy cell").wait_for()
+    page.keyboard.press("Escape")
     deploy_cell(page)
 
     # the panel: live statuses, no refresh
@@ -110,12 +122,27 @@ def test_deploy_a_cell_and_drive_it_from_the_panel(page, lab):
     page.wait_for_function("el => el.textContent.length > 0",
                            arg=row.locator(".jp-deploy-logs").element_handle())
 
+    # sparklines, scale, suspend and resume
+    row.locator("button.jp-deploy-tab-metrics").click()
+    row.locator(".jp-deploy-sparkline-value", has_text="req/s").first.wait_for()
+    row.locator("button", has_text="Scale").click()
+    page.locator(".jp-Dialog input[name=max]").fill("3")
+    page.locator(".jp-Dialog button", has_text="Scale").click()
+    row.locator(".jp-deploy-meta", has_text="1..3").wait_for()
+    row.locator("button", has_text="Suspend").click()
+    row.locator(".jp-deploy-muted", has_text="suspended").wait_for()
+    row.locator("button", has_text="Resume").click()
+    row.locator(".jp-deploy-instances .jp-deploy-badge", has_text="Healthy").wait_for(
+        timeout=60_000)
+    assert lab.api("GET", "nodes/predictor")["max"] == 3
+
     # a second node from the panel, then an alias split across both
     create = panel.locator(".jp-deploy-section-nodes details.jp-deploy-create")
     create.locator("summary").click()
     create.locator("input[name=node]").fill("predictor-b")
     create.locator("input[name=checkpoint]").fill("predict")
     create.locator("button", has_text="Create").click()
+    close_key_dialog(page)
     node_row(page, "predictor-b").locator(".jp-deploy-row .jp-deploy-badge",
                                           has_text="Healthy").wait_for(timeout=60_000)
     aliases = panel.locator(".jp-deploy-section-aliases")
@@ -123,6 +150,7 @@ def test_deploy_a_cell_and_drive_it_from_the_panel(page, lab):
     aliases.locator("input[name=alias]").fill("stable")
     aliases.locator("input[name=alias-node]").fill("predictor")
     aliases.locator("button", has_text="Add").click()
+    close_key_dialog(page)
     alias = aliases.locator("li[data-alias='stable']")
     alias.locator(".jp-deploy-bar", has_text="predictor 100%").wait_for()
     alias.locator("button.jp-deploy-edit").click()

@@ -3,7 +3,7 @@ import { badgeClass } from '../statuses';
 import { toRouting, validateWeights, WeightRow } from '../weights';
 import { button, ErrorLine, h } from './dom';
 import { DeployModel, AliasInfo } from './model';
-import { confirm } from './nodes';
+import { confirm, showKey } from './nodes';
 
 /** The aliases: routing as weight bars; an editor for weights and nodes, checked before saving. */
 export class AliasesView {
@@ -107,7 +107,9 @@ export class AliasesView {
     const create = async () => {
       this.error.clear();
       try {
-        await requestAPI(`aliases/${name.value.trim()}`, json('PUT', { nodes: { [node.value.trim()]: 100 } }));
+        const made = await requestAPI<{ key: string | null }>(
+          `aliases/${name.value.trim()}`, json('PUT', { nodes: { [node.value.trim()]: 100 } }));
+        showKey(`alias ${name.value.trim()}`, made.key);
         await this.model.refresh();
       } catch (e) {
         this.error.show(e);

@@ -15,6 +15,19 @@ export async function confirm(title: string, body: string, label: string): Promi
   return result.button.accept;
 }
 
+/** A key is shown once, when its node or alias is made: say so where it can be copied. */
+export function showKey(what: string, key: string | null | undefined): void {
+  if (key) {
+    void showDialog({
+      title: `The key of ${what}`,
+      body: new WidgetOf(h('div', { className: 'jp-deploy-form' },
+        h('span', {}, 'Callers send it as Authorization: Bearer KEY. It is not shown again.'),
+        h('input', { className: 'jp-mod-styled jp-deploy-key', readonly: true, value: key }))),
+      buttons: [Dialog.okButton({ label: 'Close' })]
+    });
+  }
+}
+
 /** The nodes: status and instance badges, actions, and each node's detail when opened. */
 export class NodesView {
   readonly node = h('div', { className: 'jp-deploy-nodes' });
@@ -110,9 +123,12 @@ export class NodesView {
   private createForm(): HTMLElement {
     const name = h('input', { className: 'jp-mod-styled', placeholder: 'node name', name: 'node' });
     const checkpoint = h('input', { className: 'jp-mod-styled', placeholder: 'checkpoint (name or name@version)', name: 'checkpoint' });
-    const create = () => this.run(() => requestAPI('nodes', json('POST', {
-      name: name.value.trim(), checkpoint: checkpoint.value.trim(), runtime: this.settings.runtime()
-    })));
+    const create = () => this.run(async () => {
+      const created = await requestAPI<{ key: string }>('nodes', json('POST', {
+        name: name.value.trim(), checkpoint: checkpoint.value.trim(), runtime: this.settings.runtime()
+      }));
+      showKey(`node ${name.value.trim()}`, created.key);
+    });
     return h('details', { className: 'jp-deploy-create' }, h('summary', {}, 'Create a node'),
       h('div', { className: 'jp-deploy-form' }, name, checkpoint, button('Create', () => void create(), 'jp-mod-accept')));
   }
