@@ -118,8 +118,9 @@ def lab(wheel_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         sys.stderr.write(f"\nUI timings (s): {json.dumps({k: round(v, 1) for k, v in TIMINGS.items()})}\n")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(lab: Lab):
+    """Chromium, for one module: Playwright's sync API holds the event loop while it runs."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
