@@ -67,10 +67,11 @@ class Lab:
     root: Path
     process: subprocess.Popen
 
-    def api(self, method: str, path: str, body: object = None) -> object:
+    def api(self, method: str, path: str, body: object = None, base: str = "/deploy/api/"
+            ) -> object:
         """Call the control API as the test user (set-up and checks, not the panel's work)."""
         request = urllib.request.Request(
-            f"{self.url}/deploy/api/{path}", method=method,
+            f"{self.url}{base}{path}", method=method,
             data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(request, timeout=30) as response:

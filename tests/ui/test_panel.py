@@ -4,15 +4,18 @@ by an alias, and deleted."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 from .conftest import TIMINGS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PREDICT = "%%deploy pin predict --inputs x1"
+SHOWN_GATEWAY = "https://models.example.org"  # the gateway URL setting: what users are shown
 
 
 def test_the_wheel_ships_the_extension_enabled(wheel_venv):
@@ -55,12 +58,33 @@ def deploy_cell(page) -> None:
     page.locator(".jp-Dialog button", has_text="Close").click()
 
 
-def close_key_dialog(page) -> None:
+def close_key_dialog(page) -> str:
     """A key is shown once, in a dialog, when its node or alias is made."""
     key = page.locator(".jp-Dialog input.jp-deploy-key")
     key.wait_for()
-    assert len(key.input_value()) > 16
+    value = key.input_value()
+    assert len(value) > 16
     page.locator(".jp-Dialog button", has_text="Close").click()
+    return value
+
+
+def until_counted(lab, node: str, key: str, value) -> None:
+    """Call the node through the gateway until its request-rate sparkline shows traffic."""
+    gateway = lab.api("GET", "")["gateway_url"]
+    deadline = time.monotonic() + 30
+    def rate() -> float:
+        text = value.text_content().split()[0]  # "2.50 req/s", or "–" before two samples
+        return float(text) if text[0].isdigit() else 0.0
+
+    while rate() <= 0:
+        assert time.monotonic() < deadline, f"no traffic in the sparkline: {value.text_content()}"
+        request = urllib.request.Request(
+            f"{gateway}/v1/nodes/{node}:execute", method="POST",
+            data=json.dumps({"input": {"x1": 1.0, "x2": 2.0}}).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+        time.sleep(0.1)  # a steady trickle of traffic, sampled once a second
 
 
 def screenshots(page, panel) -> None:
@@ -80,6 +104,7 @@ def screenshots(page, panel) -> None:
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme',"
                   " {theme: 'JupyterLab Dark'})")
     page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    page.locator("#jupyterlab-splash").wait_for(state="detached")  # the theme's splash
     page.wait_for_function(  # the dark stylesheet has painted the panel
         "() => getComputedStyle(document.querySelector('.jp-deploy-panel')).backgroundColor"
         " !== 'rgb(255, 255, 255)'")
@@ -88,6 +113,8 @@ def screenshots(page, panel) -> None:
 
 def test_deploy_a_cell_and_drive_it_from_the_panel(page, lab):
     started = time.monotonic()
+    lab.api("PUT", "jupyterlab-deploy:plugin", {"raw": json.dumps(
+        {"gatewayUrl": SHOWN_GATEWAY, "sparklineRefresh": 1})}, base="/lab/api/settings/")
     page.goto(f"{lab.url}/lab/tree/quickstart.ipynb?token={lab.token}")
     page.locator(".jp-CodeCell", has_text=PREDICT).wait_for(timeout=60_000)
     page.wait_for_function("() => window.jupyterapp && document.querySelector("
@@ -98,6 +125,11 @@ def test_deploy_a_cell_and_drive_it_from_the_panel(page, lab):
         button="right")
     page.locator(".lm-Menu .lm-Menu-itemLabel", has_text="Deploy cell").wait_for()
     page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+C")  # the command palette
+    page.locator(".lm-CommandPalette-input").fill("Deploy cell")
+    page.locator(".lm-CommandPalette-item", has_text="Deploy cell").wait_for()
+    page.keyboard.press("Escape")
+    page.locator(".jp-CodeCell", has_text=PREDICT).locator(".jp-InputPrompt").click()
     deploy_cell(page)
 
     # the panel: live statuses, no refresh
@@ -117,7 +149,9 @@ def test_deploy_a_cell_and_drive_it_from_the_panel(page, lab):
     response = row.locator(".jp-deploy-response")
     page.wait_for_function("el => el.textContent.includes('prediction')",
                            arg=response.element_handle())
-    assert "curl" in row.locator(".jp-deploy-curl").text_content()
+    assert f"{SHOWN_GATEWAY}/v1/nodes/predictor:execute" in row.locator(
+        ".jp-deploy-curl").text_content()
+    assert panel.locator(".jp-deploy-gateway").text_content() == f"Gateway: {SHOWN_GATEWAY}"
     row.locator("button.jp-deploy-tab-logs").click()
     page.wait_for_function("el => el.textContent.length > 0",
                            arg=row.locator(".jp-deploy-logs").element_handle())
@@ -142,9 +176,14 @@ def test_deploy_a_cell_and_drive_it_from_the_panel(page, lab):
     create.locator("input[name=node]").fill("predictor-b")
     create.locator("input[name=checkpoint]").fill("predict")
     create.locator("button", has_text="Create").click()
-    close_key_dialog(page)
-    node_row(page, "predictor-b").locator(".jp-deploy-row .jp-deploy-badge",
-                                          has_text="Healthy").wait_for(timeout=60_000)
+    key = close_key_dialog(page)
+    second = node_row(page, "predictor-b")
+    second.locator(".jp-deploy-row .jp-deploy-badge", has_text="Healthy").wait_for(
+        timeout=60_000)
+    second.locator("button.jp-deploy-name").click()
+    second.locator("button.jp-deploy-tab-metrics").click()
+    until_counted(lab, "predictor-b", key, second.locator(".jp-deploy-sparkline-value").first)
+    row.locator("button.jp-deploy-name").click()  # fold the first node's tabs
     aliases = panel.locator(".jp-deploy-section-aliases")
     aliases.locator("summary").click()
     aliases.locator("input[name=alias]").fill("stable")

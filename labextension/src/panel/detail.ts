@@ -20,7 +20,8 @@ export class NodeDetail {
 
   constructor(
     private name: string,
-    private refreshSeconds: () => number
+    private refreshSeconds: () => number,
+    private gateway: () => { actual: string; shown: string }
   ) {
     const tabs = (['logs', 'metrics', 'test'] as Tab[]).map(tab =>
       button({ logs: 'Logs', metrics: 'Metrics', test: 'Test request' }[tab], () => this.open(tab),
@@ -121,8 +122,10 @@ export class NodeDetail {
     try {
       const examples = await requestAPI<Examples>(`nodes/${this.name}/examples`);
       editor.value = JSON.stringify({ input: examples.input ?? {} }, null, 2);
+      const { actual, shown } = this.gateway();
+      const show = (text: string) => (actual && shown ? text.split(actual).join(shown) : text);
       this.body.append(
-        h('label', {}, 'curl'), h('pre', { className: 'jp-deploy-example jp-deploy-curl' }, examples.curl),
+        h('label', {}, 'curl'), h('pre', { className: 'jp-deploy-example jp-deploy-curl' }, show(examples.curl)),
         h('label', {}, 'grpcurl'),
         h('pre', { className: 'jp-deploy-example jp-deploy-grpcurl' }, examples.grpcurl || 'no gRPC example for this node')
       );

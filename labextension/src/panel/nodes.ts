@@ -37,7 +37,11 @@ export class NodesView {
 
   constructor(
     private model: DeployModel,
-    private settings: { refresh: () => number; runtime: () => string }
+    private settings: {
+      refresh: () => number;
+      runtime: () => string;
+      gateway: () => { actual: string; shown: string };
+    }
   ) {
     this.node.append(this.error.node, this.list, this.createForm());
   }
@@ -63,7 +67,7 @@ export class NodesView {
         detail.dispose();
         this.details.delete(node.name);
       } else {
-        this.details.set(node.name, new NodeDetail(node.name, this.settings.refresh));
+        this.details.set(node.name, new NodeDetail(node.name, this.settings.refresh, this.settings.gateway));
       }
       this.render();
     };

@@ -27,7 +27,10 @@ export class DeployPanel extends Widget {
     this.title.icon = deployIcon;
     this.title.caption = 'Deploy';
     this.addClass('jp-deploy-panel');
-    this.nodes = new NodesView(this.model, { refresh: settings.refresh, runtime: settings.runtime });
+    this.nodes = new NodesView(this.model, {
+      refresh: settings.refresh, runtime: settings.runtime,
+      gateway: () => ({ actual: this.model.gatewayUrl, shown: settings.gatewayUrl() })
+    });
     this.aliases = new AliasesView(this.model);
     const section = (title: string, ...content: HTMLElement[]) =>
       h('section', { className: `jp-deploy-section jp-deploy-section-${title.toLowerCase()}` },

@@ -26,6 +26,7 @@ export class Sparkline {
   ) {
     const svg = document.createElementNS(SVG, 'svg');
     svg.setAttribute('viewBox', '0 0 120 24');
+    svg.setAttribute('preserveAspectRatio', 'none');
     svg.setAttribute('class', 'jp-deploy-sparkline-svg');
     this.line = document.createElementNS(SVG, 'polyline');
     svg.append(this.line);
