@@ -3,14 +3,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install engine demo test bench bench-docker clean
+.PHONY: install engine browser ui-unit demo test bench bench-docker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Re-install when the package's metadata changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Re-install when the package's metadata or the JupyterLab extension's sources change (the
+# install builds the extension with jlpm: see [tool.hatch.build.hooks.jupyter-builder]).
+UI_SOURCES := labextension/package.json labextension/yarn.lock \
+	$(shell find labextension/src labextension/style labextension/schema -type f 2>/dev/null)
+$(VENV)/.installed: pyproject.toml $(UI_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,examples]'
 	touch $@
 
@@ -32,7 +35,18 @@ engine:
 	@scripts/docker-engine.sh && scripts/base-image.sh || \
 	  echo "make: WARNING: no Docker engine or base image (see above): the docker tests will be skipped" >&2
 
-test: install engine
+# The browser tests drive Debian's Chromium through Python's playwright (never a browser
+# download); without root to install it, they are skipped and pytest says why.
+browser:
+	@[ -x /usr/bin/chromium ] || [ "$$(id -u)" != 0 ] || \
+	  (apt-get update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium)
+
+# The panel's state logic (jest), then everything else, the browser tests included.
+ui-unit: install
+	cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm install --silent && \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test
+
+test: install engine browser ui-unit
 	$(BIN)/python -m pytest
 
 # Needs Debian's wrk (apt-get install wrk) and two cores: see benchmarks/README.md.
@@ -46,4 +60,5 @@ bench-docker: install engine
 	$(BIN)/python benchmarks/containers.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info jupyter_deploy/labextension labextension/lib \
+	  labextension/node_modules

@@ -16,6 +16,11 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     return [{"module": "jupyter_deploy", "app": DeployApp}]
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension (labextension/), for `jupyter labextension develop`."""
+    return [{"src": "labextension", "dest": "jupyterlab-deploy"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext jupyter_deploy`: the `%deploy` magics."""
     from .magics import DeployMagics

@@ -11,7 +11,7 @@ from . import discovery
 from .handlers.checkpoints import CheckpointHandler, CheckpointsHandler
 from .handlers.nodes import (
     EventsHandler, ExecuteHandler, InstancesHandler, LogsHandler, MetricsHandler, NodeHandler,
-    NodesHandler, ServiceHandler, SuspendHandler,
+    NodesHandler, ServiceHandler, StatsHandler, SuspendHandler,
 )
 from .handlers.requests import RequestsHandler
 from .handlers.aliases import AliasesHandler, AliasHandler, ShadowHandler
@@ -76,6 +76,7 @@ class DeployApp(ExtensionApp):
             (rf"/deploy/api/nodes/{NODE}/instances", InstancesHandler),
             (rf"/deploy/api/nodes/{NODE}/logs", LogsHandler),
             (rf"/deploy/api/nodes/{NODE}/metrics", MetricsHandler),
+            (rf"/deploy/api/nodes/{NODE}/stats", StatsHandler),
             (rf"/deploy/api/(?P<kind>nodes|aliases)/{NODE}/examples", ExamplesHandler),
             (rf"/deploy/api/nodes/{NODE}/requests", RequestsHandler),
             (r"/deploy/api/aliases", AliasesHandler),

@@ -81,6 +81,11 @@ def test_requests_are_counted_by_node_and_code(counting, service):
                     kind="cell_error")
     assert sum(errors.values()) == 1
 
+    # the panel's sparklines: the same counters, summed, from the control API
+    stats = service.client.request("GET", f"/nodes/{name}/stats")
+    assert stats["requests"] == 7 and stats["errors"] == 1
+    assert stats["duration_sum"] > 0 and stats["time"] > 0
+
 
 def test_alias_requests_count_for_the_alias_and_its_node(service):
     node, key = service.create_node("metrics-aliased", checkpoint_body(

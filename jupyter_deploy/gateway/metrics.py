@@ -113,6 +113,26 @@ class GatewayMetrics:
         if alias is not None:
             self.aliases.forget(alias)
 
+    def totals(self, node: str) -> dict[str, float]:
+        """The node's counters summed over paths and protocols: what the panel's sparklines
+        difference into a request rate and a mean latency."""
+        totals = {"requests": 0.0, "errors": 0.0, "duration_sum": 0.0}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.labels.get("node_id") != node:
+                    continue
+                if sample.name == "node_requests_total":
+                    totals["requests"] += sample.value
+                elif sample.name == "node_request_durations_sum":
+                    totals["duration_sum"] += sample.value
+                elif sample.name == "node_http_codes_total":
+                    if sample.labels.get("code", "").startswith("5"):
+                        totals["errors"] += sample.value
+                elif sample.name == "node_grpc_codes_total":
+                    if sample.labels.get("code") != "OK":
+                        totals["errors"] += sample.value
+        return totals
+
     async def exposition(self, routes: Routes, timeout_s: float = 1.0) -> Response:
         """The gateway's families, then the instances' (those that answer within `timeout_s`)."""
         instances = await self.instances(routes, None, timeout_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
@@ -108,6 +109,17 @@ class MetricsHandler(DeployHandler):
         text = await self.service.metrics(name)
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.finish(text)
+
+
+class StatsHandler(DeployHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        """The gateway's counters for the node now: requests, errors (5xx, gRPC failures),
+        duration_sum (seconds), and the server's time, for the panel's sparklines."""
+        self.service.node(name)
+        totals = self.service.gateway.metrics.totals(name)
+        self.reply({"node": name, "time": time.time(), **totals})
 
 
 class EventsHandler(DeployHandler):

@@ -1,0 +1,180 @@
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { Kernel, KernelMessage } from '@jupyterlab/services';
+import { Widget } from '@lumino/widgets';
+
+import { requestAPI } from './api';
+import { DeployRequest, magics, splitPin, toName } from './magic';
+import { h } from './panel/dom';
+import { NodeInfo } from './panel/model';
+
+interface Guess {
+  inputs: string[];
+  outputs: string[];
+  error?: string;
+}
+
+/** Run code in the kernel; its stdout and stderr go to `out`; an error throws. */
+async function run(kernel: Kernel.IKernelConnection, code: string, out: (text: string) => void): Promise<void> {
+  const future = kernel.requestExecute({ code, store_history: false, stop_on_error: true });
+  let failure = '';
+  future.onIOPub = msg => {
+    if (KernelMessage.isStreamMsg(msg)) {
+      out(msg.content.text);
+    } else if (KernelMessage.isErrorMsg(msg)) {
+      failure = `${msg.content.ename}: ${msg.content.evalue}`;
+    } else if (KernelMessage.isExecuteResultMsg(msg) || KernelMessage.isDisplayDataMsg(msg)) {
+      const text = msg.content.data['text/plain'];
+      if (text) {
+        out(`${text}\n`);
+      }
+    }
+  };
+  const reply = await future.done;
+  if (reply.content.status !== 'ok' || failure) {
+    throw new Error(failure || `the kernel answered ${reply.content.status}`);
+  }
+}
+
+/** The inputs and outputs the kernel sees in a cell (jupyter_deploy.guess). */
+async function guess(kernel: Kernel.IKernelConnection, body: string): Promise<Guess> {
+  let text = '';
+  const code =
+    "print(__import__('json').dumps(__import__('jupyter_deploy.guess', fromlist=['guess'])" +
+    `.guess(${JSON.stringify(body)}, globals())))`;
+  await run(kernel, code, t => (text += t));
+  return JSON.parse(text) as Guess;
+}
+
+class DeployForm extends Widget {
+  constructor(private fields: Record<keyof DeployRequest, HTMLInputElement | HTMLSelectElement>, note: string) {
+    super();
+    this.addClass('jp-deploy-form');
+    this.addClass('jp-deploy-cell-form');
+    const label = (text: string, key: keyof DeployRequest) => h('label', {}, text, fields[key]);
+    this.node.append(
+      note ? h('div', { className: 'jp-deploy-muted' }, note) : '',
+      label('Checkpoint', 'checkpoint'), label('Node', 'node'),
+      label('Inputs', 'inputs'), label('Outputs', 'outputs'),
+      label('Runtime', 'runtime'), label('Minimum instances', 'min'), label('Maximum instances', 'max'));
+  }
+
+  getValue(): DeployRequest {
+    const f = this.fields;
+    return {
+      checkpoint: f.checkpoint.value.trim(), node: f.node.value.trim(), inputs: f.inputs.value,
+      outputs: f.outputs.value, runtime: f.runtime.value, min: Number(f.min.value), max: Number(f.max.value)
+    };
+  }
+}
+
+function input(name: string, value: string | number, type = 'text'): HTMLInputElement {
+  return h('input', { className: 'jp-mod-styled', name, value, type });
+}
+
+/** Steps and kernel output while the cell is pinned and its node comes up. */
+class Progress extends Widget {
+  private steps = h('ol', { className: 'jp-deploy-steps' });
+  private output = h('pre', { className: 'jp-deploy-progress-output' });
+
+  constructor() {
+    super();
+    this.addClass('jp-deploy-progress');
+    this.node.append(this.steps, this.output);
+  }
+
+  step(text: string): HTMLElement {
+    const item = h('li', {}, text);
+    this.steps.append(item);
+    return item;
+  }
+
+  print(text: string): void {
+    this.output.append(text);
+    this.output.scrollTop = this.output.scrollHeight;
+  }
+}
+
+/** Until the node is Healthy (or the deadline): its status and instances, as they change. */
+async function watch(name: string, line: HTMLElement, deadline: number): Promise<NodeInfo> {
+  for (;;) {
+    const node = await requestAPI<NodeInfo>(`nodes/${name}`);
+    const instances = node.instances.map(i => i.status + (i.message ? ` (${i.message})` : '')).join(', ');
+    line.textContent = `Node ${name}: ${node.status}${instances ? ' — instances: ' + instances : ''}`;
+    if (node.status === 'Healthy' || Date.now() > deadline) {
+      return node;
+    }
+    await new Promise(resolve => setTimeout(resolve, 700));
+  }
+}
+
+/** The "Deploy cell" command: the dialog, then pin and create through the kernel's magics. */
+export async function deployCell(panel: NotebookPanel, defaultRuntime: string): Promise<void> {
+  const cell = panel.content.activeCell;
+  const kernel = panel.sessionContext.session?.kernel;
+  if (!cell || cell.model.type !== 'code') {
+    await showDialog({ title: 'Deploy cell', body: 'Select a code cell first.', buttons: [Dialog.okButton()] });
+    return;
+  }
+  if (!kernel) {
+    await showDialog({ title: 'Deploy cell', body: 'The notebook has no kernel running.', buttons: [Dialog.okButton()] });
+    return;
+  }
+  const { name, body } = splitPin(cell.model.sharedModel.getSource());
+  let guessed: Guess = { inputs: [], outputs: [] };
+  let note = '';
+  try {
+    guessed = await guess(kernel, body);
+    note = guessed.error ?? '';
+  } catch (error) {
+    note = `jupyter_deploy could not guess the inputs in this kernel (${(error as Error).message}).`;
+  }
+  const checkpoint = toName(name || guessed.outputs[0] || 'cell', 'cell');
+  const runtime = h('select', { className: 'jp-mod-styled', name: 'runtime' },
+    ...['process', 'docker'].map(r => h('option', { value: r, selected: r === defaultRuntime }, r)));
+  const form = new DeployForm({
+    checkpoint: input('checkpoint', checkpoint), node: input('node', `${checkpoint}-node`),
+    inputs: input('inputs', guessed.inputs.join(',')), outputs: input('outputs', guessed.outputs.join(',')),
+    runtime, min: input('min', 1, 'number'), max: input('max', 1, 'number')
+  }, note);
+  const result = await showDialog({
+    title: 'Deploy cell', body: form,
+    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Deploy' })]
+  });
+  if (!result.button.accept || !result.value) {
+    return;
+  }
+  await deploy(kernel, result.value, body);
+}
+
+async function deploy(kernel: Kernel.IKernelConnection, request: DeployRequest, body: string): Promise<void> {
+  const progress = new Progress();
+  void showDialog({ title: `Deploying ${request.node}`, body: progress, buttons: [Dialog.okButton({ label: 'Close' })] });
+  const [pin, create] = magics(request, body);
+  const steps: [string, string][] = [
+    ['Loading jupyter_deploy in the kernel', "get_ipython().extension_manager.load_extension('jupyter_deploy')"],
+    [`Pinning checkpoint ${request.checkpoint} (runs the cell)`, pin],
+    [`Creating node ${request.node}` + (request.runtime === 'docker' ? ' (builds its image)' : ''), create]
+  ];
+  for (const [text, code] of steps) {
+    const line = progress.step(`${text}…`);
+    try {
+      await run(kernel, code, t => progress.print(t));
+      line.textContent = `${text}: done`;
+    } catch (error) {
+      line.textContent = `${text}: failed — ${(error as Error).message}`;
+      line.classList.add('jp-deploy-error');
+      return;
+    }
+  }
+  const line = progress.step(`Node ${request.node}: starting…`);
+  try {
+    const node = await watch(request.node, line, Date.now() + 180_000);
+    if (node.status === 'Healthy') {
+      progress.step(`Ready: ${node.endpoint}`).classList.add('jp-deploy-ready');
+    }
+  } catch (error) {
+    line.textContent = `Node ${request.node}: ${(error as Error).message}`;
+    line.classList.add('jp-deploy-error');
+  }
+}

@@ -1,0 +1,82 @@
+import { magics, splitPin, toName } from '../src/magic';
+import { rates } from '../src/panel/sparkline';
+import { badgeClass, InstanceStatus, NodeStatus } from '../src/statuses';
+import { toRouting, validateWeights } from '../src/weights';
+
+describe('status badges', () => {
+  it('colours each status by what it means', () => {
+    expect(badgeClass(NodeStatus.HEALTHY)).toContain('jp-deploy-badge-good');
+    expect(badgeClass(NodeStatus.UNHEALTHY)).toContain('jp-deploy-badge-bad');
+    expect(badgeClass(NodeStatus.CREATED)).toContain('jp-deploy-badge-busy');
+    expect(badgeClass(NodeStatus.DELETING)).toContain('jp-deploy-badge-idle');
+    for (const s of [InstanceStatus.STARTED, InstanceStatus.PREPARING]) {
+      expect(badgeClass(s)).toContain('jp-deploy-badge-busy');
+    }
+    expect(badgeClass(InstanceStatus.UNDEFINED)).toContain('jp-deploy-badge-idle');
+  });
+
+  it('gives an unknown or missing status the idle colour', () => {
+    expect(badgeClass('Exploded')).toContain('jp-deploy-badge-idle');
+    expect(badgeClass(null)).toContain('jp-deploy-badge-idle');
+  });
+});
+
+describe('alias weights', () => {
+  it('accepts whole weights that sum to 100', () => {
+    const rows = [{ node: 'a', weight: 90 }, { node: 'b', weight: '10' }];
+    expect(validateWeights(rows)).toEqual([]);
+    expect(toRouting(rows)).toEqual({ a: 90, b: 10 });
+  });
+
+  it('says what the weights sum to when it is not 100', () => {
+    expect(validateWeights([{ node: 'a', weight: 50 }, { node: 'b', weight: 20 }]))
+      .toEqual(['the weights sum to 70, not 100']);
+  });
+
+  it('refuses no node, a node twice, a missing node and bad weights', () => {
+    expect(validateWeights([])).toEqual(['an alias needs at least one node']);
+    expect(validateWeights([{ node: 'a', weight: 50 }, { node: 'a', weight: 50 }]))
+      .toEqual(['node a is listed twice']);
+    expect(validateWeights([{ node: '', weight: 100 }])).toEqual(['choose a node for each row']);
+    for (const weight of ['', '1.5', -1, 101, 'x']) {
+      expect(validateWeights([{ node: 'a', weight }])).toEqual([
+        'the weight of a must be a whole number from 0 to 100'
+      ]);
+    }
+  });
+});
+
+describe('deploy cell', () => {
+  it('takes the name off a %%deploy pin line and keeps the body', () => {
+    expect(splitPin('%%deploy pin predict --inputs x1\nprediction = f(x1)')).toEqual({
+      name: 'predict', body: 'prediction = f(x1)'
+    });
+    expect(splitPin('y = 1')).toEqual({ name: '', body: 'y = 1' });
+  });
+
+  it('writes the magics the kernel runs', () => {
+    const [pin, create] = magics({
+      checkpoint: 'predict', node: 'predictor', inputs: 'x1:float, x2:float', outputs: 'prediction',
+      runtime: 'process', min: 1, max: 2
+    }, 'prediction = f(x1, x2)');
+    expect(pin).toBe('%%deploy pin predict --inputs x1:float,x2:float --outputs prediction\nprediction = f(x1, x2)');
+    expect(create).toBe('%deploy node create predictor --checkpoint predict --min 1 --max 2 --runtime process');
+  });
+
+  it('makes DNS-label names', () => {
+    expect(toName('My_Model v2', 'x')).toBe('my-model-v2');
+    expect(toName('__', 'cell')).toBe('cell');
+  });
+});
+
+describe('sparklines', () => {
+  it('turns counter totals into request rates and mean latencies', () => {
+    const series = rates([
+      { time: 0, requests: 0, duration_sum: 0 },
+      { time: 2, requests: 10, duration_sum: 0.5 },
+      { time: 4, requests: 10, duration_sum: 0.5 }
+    ]);
+    expect(series.rate).toEqual([5, 0]);
+    expect(series.latency).toEqual([50, 0]);
+  });
+});
