@@ -138,8 +138,10 @@ def leftovers(tmp: Path) -> list[tuple[int, str]]:
     return found
 
 
-def with_service(prefix: str, sut_cpu: str | None, body) -> bool:
-    """Start a service in a temporary folder, call `body(info)`, stop it and every instance.
+def with_service(prefix: str, sut_cpu: str | None, body, python: str = sys.executable,
+                 keep: bool = False) -> bool:
+    """Start a service in a temporary folder, call `body(info)` (`info["folder"]` is that
+    folder), stop it and every instance. The folder is removed unless `keep` or it failed.
 
     True when all went well (nothing raised, no process was left behind).
     """
@@ -149,19 +151,37 @@ def with_service(prefix: str, sut_cpu: str | None, body) -> bool:
     failed = False
     with open(tmp / "service.log", "wb") as service_log:
         try:
-            service, info = start_service(tmp, sys.executable, sut_cpu, service_log)
-            body(info)
+            log(f"starting the service (CPU {sut_cpu}), folder {tmp}")
+            service, info = start_service(tmp, python, sut_cpu, service_log)
+            log(f"service pid {service.pid}: control {info['url']}, "
+                f"gateway {info['gateway_url']}")
+            body({**info, "folder": tmp})
         except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
             failed = True
             log(f"FAILED: {type(exc).__name__}: {exc}")
+            service_log.flush()
+            tail = (tmp / "service.log").read_bytes()[-4000:].decode(errors="replace")
+            print(f"--- service log (tail) ---\n{tail}", file=sys.stderr)
         finally:
             if service is not None:
+                log(f"stopping the service (SIGTERM to {service.pid})")
                 stop_service(service)
-    for pid, command in leftovers(tmp):
-        failed = True
+    left = leftovers(tmp)
+    for pid, command in left:
         log(f"left over, terminating: {pid} {command}")
-        os.kill(pid, signal.SIGTERM)
-    shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    if left:
+        failed = True
+        time.sleep(2)
+    else:
+        log("no process left (ps)")
+    if keep or failed:
+        log(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     return not failed
 
 
@@ -528,96 +548,68 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from jupyter_deploy.client import DeployClient
 
-    tmp = Path(tempfile.mkdtemp(prefix="jd-bench-"))
-    (tmp / "runtime").mkdir()
-    service = kernel = None
     results: dict[str, Any] = {"cells": {}, "args": {k: v for k, v in vars(args).items()}}
-    failed = False
-    service_log = open(tmp / "service.log", "wb")
-    try:
-        log(f"starting the service (CPU {args.sut_cpu}), folder {tmp}")
-        service, info = start_service(tmp, args.python, args.sut_cpu, service_log)
-        log(f"service pid {service.pid}: control {info['url']}, gateway {info['gateway_url']}")
-        client = DeployClient(info["url"], info["token"])
-        if args.pin == "kernel":
-            log("starting an IPython kernel to pin from")
-            kernel = Kernel(tmp, info)
-            kernel.run("%load_ext jupyter_deploy")
-            pin = lambda cell: pin_in_kernel(kernel, cell)  # noqa: E731
-        else:
-            pin = lambda cell: pin_in_process(client, cell)  # noqa: E731
 
-        for name in args.cells:
-            cell = CELLS[name]
+    def work(info: dict[str, Any]) -> None:
+        kernel = None
+        try:
+            client = DeployClient(info["url"], info["token"])
+            if args.pin == "kernel":
+                log("starting an IPython kernel to pin from")
+                kernel = Kernel(info["folder"], info)
+                kernel.run("%load_ext jupyter_deploy")
+                pin = lambda cell: pin_in_kernel(kernel, cell)  # noqa: E731
+            else:
+                pin = lambda cell: pin_in_process(client, cell)  # noqa: E731
+
+            for name in args.cells:
+                cell = CELLS[name]
+                if kernel is not None:
+                    kernel.run(cell["setup"])
+                r = pin_to_healthy(client, pin, cell)
+                log(f"{name}: pinned in {r['pin_s']:.2f} s, Healthy "
+                    f"{r['pin_to_healthy_s']:.2f} s after the pin started")
+                r["cold_starts_s"] = []
+                for i in range(args.cold_runs):
+                    seconds = cold_start(client, cell, f"{name}-cold-{i + 1}")
+                    r["cold_starts_s"].append(seconds)
+                    log(f"{name}: cold start {i + 1}: {seconds:.2f} s")
+                node = client.node(name)  # the cold nodes are gone; only this one is running
+                instance = node["instances"][0]
+                direct = f"http://{instance['host']}:{instance['port']}/execute"
+                targets = {"gateway": (node["endpoint"], r["key"]), "direct": (direct, None)}
+                for target, (url, key) in targets.items():
+                    output = check_answer(url, cell, key)
+                    log(f"{name}: {target} {url} -> {output}")
+                r["load"] = {}
+                for target, (url, key) in targets.items():
+                    r["load"][target] = {}
+                    for c in args.connections:
+                        w = load_test(url, cell, key, c, args)
+                        r["load"][target][str(c)] = w
+                        log(f"{name}: {target} c={c}: {w['rps']:.0f} req/s, p50 "
+                            f"{w['p50_ms']:.2f} ms, p99 {w['p99_ms']:.2f} ms, non-2xx "
+                            f"{w['non_2xx']}, socket errors {w['socket_errors']}")
+                if name == "sum" or "big" not in results:
+                    results["big"] = big_request(node["endpoint"], r["key"])
+                    big = results["big"]
+                    log(f"17 MB request: {big['status']} in {big['ms']:.1f} ms")
+                r.pop("node")
+                r.pop("key")
+                results["cells"][name] = r
+        finally:
             if kernel is not None:
-                kernel.run(cell["setup"])
-            r = pin_to_healthy(client, pin, cell)
-            log(f"{name}: pinned in {r['pin_s']:.2f} s, Healthy {r['pin_to_healthy_s']:.2f} s "
-                "after the pin started")
-            r["cold_starts_s"] = []
-            for i in range(args.cold_runs):
-                seconds = cold_start(client, cell, f"{name}-cold-{i + 1}")
-                r["cold_starts_s"].append(seconds)
-                log(f"{name}: cold start {i + 1}: {seconds:.2f} s")
-            node = client.node(name)  # the cold nodes are gone; only this one is running
-            instance = node["instances"][0]
-            targets = {"gateway": (node["endpoint"], r["key"]),
-                       "direct": (f"http://{instance['host']}:{instance['port']}/execute", None)}
-            for target, (url, key) in targets.items():
-                output = check_answer(url, cell, key)
-                log(f"{name}: {target} {url} -> {output}")
-            r["load"] = {}
-            for target, (url, key) in targets.items():
-                r["load"][target] = {}
-                for c in args.connections:
-                    w = load_test(url, cell, key, c, args)
-                    r["load"][target][str(c)] = w
-                    log(f"{name}: {target} c={c}: {w['rps']:.0f} req/s, p50 {w['p50_ms']:.2f} "
-                        f"ms, p99 {w['p99_ms']:.2f} ms, non-2xx {w['non_2xx']}, socket errors "
-                        f"{w['socket_errors']}")
-            if name == "sum" or "big" not in results:
-                results["big"] = big_request(node["endpoint"], r["key"])
-                log(f"17 MB request: {results['big']['status']} in {results['big']['ms']:.1f} ms")
-            r.pop("node")
-            r.pop("key")
-            results["cells"][name] = r
-    except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
-        failed = True
-        log(f"FAILED: {type(exc).__name__}: {exc}")
-        service_log.flush()
-        tail = (tmp / "service.log").read_bytes()[-4000:].decode(errors="replace")
-        print(f"--- service log (tail) ---\n{tail}", file=sys.stderr)
-    finally:
-        if kernel is not None:
-            try:
-                kernel.stop()
-            except Exception as exc:  # noqa: BLE001
-                log(f"kernel shutdown: {exc}")
-        if service is not None:
-            log(f"stopping the service (SIGTERM to {service.pid})")
-            stop_service(service)
-        service_log.close()
-        left = leftovers(tmp)
-        for pid, command in left:
-            log(f"left over, terminating: {pid} {command}")
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        if left:
-            failed = True
-            time.sleep(2)
-        else:
-            log("no process left (ps)")
-        if args.keep or failed:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+                try:
+                    kernel.stop()
+                except Exception as exc:  # noqa: BLE001
+                    log(f"kernel shutdown: {exc}")
+
+    ok = with_service("jd-bench-", args.sut_cpu, work, python=args.python, keep=args.keep)
     if results["cells"]:
         report(results, args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
-    return 1 if failed else 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
