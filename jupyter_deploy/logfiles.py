@@ -78,6 +78,9 @@ class RotatingLog:
     def fileno(self) -> int:
         return self.fd
 
+    def close(self) -> None:
+        os.close(self.fd)
+
 
 def log_files(path: str) -> list[str]:
     """The files of one log, oldest first."""

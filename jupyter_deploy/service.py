@@ -198,7 +198,7 @@ class DeployService:
         example = (checkpoint.get("example") or {}).get("input")
         base = f"{self.gateway_url}/v1/{kind}s/{name}"
         key = None if public else f"${kind.upper()}_KEY"
-        node = name if kind == "node" else self.routes.aliases[name].weights[0][0]
+        node = checkpoint["node"]
         typed = self.grpc.example(node, example or {})
         return {
             "checkpoint": checkpoint["ref"],
@@ -213,8 +213,8 @@ class DeployService:
         }
 
     def describe(self, kind: str, name: str) -> tuple[dict[str, Any], bool] | None:
-        """The checkpoint a node serves (for an alias: its heaviest node's), and whether it
-        is public: what its API document is made of."""
+        """The checkpoint a node serves (for an alias: its heaviest node's, named in "node"),
+        and whether it is public: what its API document is made of."""
         public = False
         if kind == "alias":
             alias = self.routes.aliases.get(name)
@@ -224,7 +224,8 @@ class DeployService:
         node = self.supervisor.nodes.get(name)
         if node is None or node.from_image:
             return None
-        return {**self._checkpoint_meta(node.checkpoint_id), "ref": node.checkpoint}, public
+        return ({**self._checkpoint_meta(node.checkpoint_id), "ref": node.checkpoint,
+                 "node": node.name}, public)
 
     # nodes -----------------------------------------------------------------------------------
 

@@ -259,6 +259,7 @@ async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers:
     if problem:
         return problem
     key = _sticky_key(alias.sticky, headers, payload)
+    passed_on = _passed_on(headers)
     point = sticky_point(key) if key is not None else random.random() * 100
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -270,7 +271,7 @@ async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers:
                 continue
             node_key = key if key is not None else _sticky_key(route.sticky, headers, payload)
             response = await _forward(routes, route, body, payload, deadline - loop.time(),
-                                      node_key, {"x-node-id": node}, hold, _passed_on(headers),
+                                      node_key, {"x-node-id": node}, hold, passed_on,
                                       request_id, limit)
             if response is not None:
                 break

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import re
 import socket
 import threading
@@ -238,7 +237,7 @@ class DockerRuntime(Runtime):
             except Exception:  # noqa: BLE001 - the container went away: nothing more to copy
                 pass
             finally:
-                os.close(log.fileno())
+                log.close()
         threading.Thread(target=follow, name=f"logs-{container.short_id}", daemon=True).start()
 
     def alive(self, instance: Instance) -> bool:
