@@ -230,7 +230,7 @@ def pin_in_kernel(kernel: Kernel, cell: dict) -> None:
 
 def pin_in_process(client, cell: dict) -> None:
     """What `%%deploy pin` does, without a kernel: run the cell in a namespace and capture it."""
-    from jupyter_deploy.snapshot.capture import capture
+    from jupyter_deploy.kernel.capture import capture
     from jupyter_deploy.types import parse_fields
 
     inputs = parse_fields(cell["inputs"], "--inputs")

@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import bench  # noqa: E402  (the helpers of the main benchmark)
+
 from jupyter_deploy.client import DeployClient  # noqa: E402
 
 APP = HERE.parent / "tests" / "docker_app"

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    from .extension import DeployApp
+    from .control.extension import DeployApp
 
     return [{"module": "jupyter_deploy", "app": DeployApp}]
 
@@ -23,6 +23,6 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext jupyter_deploy`: the `%deploy` magics."""
-    from .magics import DeployMagics
+    from .kernel.magics import DeployMagics
 
     ipython.register_magics(DeployMagics)

@@ -1,6 +1,6 @@
 """Custom metrics for a deployed cell.
 
-    from jupyter_deploy import metrics
+    from . import metrics
     metrics.counter("predictions", "Predictions made").inc()
     metrics.histogram("score", "Scores returned", buckets=(0.25, 0.5, 0.75)).observe(score)
     metrics.gauge("queue_length", "Items waiting", ["queue"]).labels("main").set(3)

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_deploy import discovery
-from jupyter_deploy.client import DeployClient
-from jupyter_deploy.snapshot.capture import capture
+from jupyter_deploy.client import DeployClient, discovery
+from jupyter_deploy.kernel.capture import capture
 from jupyter_deploy.types import parse_fields
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]

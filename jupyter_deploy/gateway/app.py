@@ -17,18 +17,29 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from ..http11 import (
-    Request, Response, ResponseTooLarge, ServerProtocol, UpstreamError, error,
+from ..http.protocol import (
+    Request,
+    Response,
+    ResponseTooLarge,
+    ServerProtocol,
+    UpstreamError,
+    error,
 )
 from ..types import invalid_input_body
 from . import openapi, passthrough
 from .capture import Recorder
 from .ids import request_id
 from .metrics import GatewayMetrics
-from .upstream import failed, too_large
 from .routing import (
-    MAX_BYTES, AliasRoute, InvalidRequest, NoInstance, Route, Routes, sticky_point,
+    MAX_BYTES,
+    AliasRoute,
+    InvalidRequest,
+    NoInstance,
+    Route,
+    Routes,
+    sticky_point,
 )
+from .upstream import failed, too_large
 
 EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
 DOCS_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)/(openapi\.json|docs)\Z")

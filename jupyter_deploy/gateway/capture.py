@@ -16,9 +16,9 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from ..http11 import Response
+from ..http.protocol import Response
 from ..models import InvalidInput, Node
-from ..store import Store
+from ..store.sqlite import Store
 from .routing import AliasRoute, Route, Routes
 
 MAX_BODY = 1024 * 1024  # a body over this is recorded as its size

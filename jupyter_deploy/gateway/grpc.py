@@ -30,11 +30,18 @@ from grpc_reflection.v1alpha import reflection_pb2_grpc
 from grpc_reflection.v1alpha._async import ReflectionServicer
 from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVICE
 
-from ..http11 import Request, Response
+from ..http.protocol import Request, Response
 from .app import Gateway, execute, execute_alias
 from .ids import request_id
 from .proto import (
-    FILE_PREFIX, METHOD, PACKAGE_PREFIX, SERVICE, NodeSchema, Schemas, node_of, service_name,
+    FILE_PREFIX,
+    METHOD,
+    PACKAGE_PREFIX,
+    SERVICE,
+    NodeSchema,
+    Schemas,
+    node_of,
+    service_name,
 )
 from .routing import MAX_BYTES, UPSTREAM_BYTES, AliasRoute
 from .transcode import Unsendable, fill_message, message_json, set_struct, struct_json

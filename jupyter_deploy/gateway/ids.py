@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import secrets
 
-from ..logfiles import REQUEST_ID
+from ..runtimes.logfiles import REQUEST_ID
+
 _prefix = secrets.token_hex(6)  # per process: ids stay unique across restarts
 _count = itertools.count(1)
 

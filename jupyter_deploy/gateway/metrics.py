@@ -16,12 +16,17 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..http11 import ClientProtocol, Response, ResponseTooLarge, UpstreamError
+from ..http.protocol import ClientProtocol, Response, ResponseTooLarge, UpstreamError
 from .routing import AliasRoute, Backend, Route, Routes
 from .upstream import SendFailed
 

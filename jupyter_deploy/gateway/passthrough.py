@@ -11,7 +11,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 
-from ..http11 import Request, Response, ResponseTooLarge, UpstreamError, error
+from ..http.protocol import Request, Response, ResponseTooLarge, UpstreamError, error
 from .routing import MAX_BYTES, Route, Routes
 from .upstream import SendFailed, failed, too_large
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..http11 import ClientProtocol, Response, ResponseTooLarge, error
+from ..http.protocol import ClientProtocol, Response, ResponseTooLarge, error
 
 
 def failed(exc: Exception, limit: int, headers: dict[str, str] | None = None) -> Response:

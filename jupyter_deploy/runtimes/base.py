@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from ..logfiles import tail
 from ..models import Instance, Node
+from .logfiles import tail
 
 
 class Runtime(ABC):

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..container_settings import Limits, limits
-from ..logfiles import RotatingLog
 from ..models import Instance, Node
 from . import engine
 from .base import Runtime
+from .limits import Limits, limits
+from .logfiles import RotatingLog
 
 LABEL = "jupyter-deploy"
 EXITED = re.compile(r"Exited \((-?\d+)\)")

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..container_settings import REGISTRY_PASSWORD, Limits
 from ..models import InvalidInput, Node, Unavailable
-from ..snapshot import image as checkpoint_image
+from . import images as checkpoint_image
+from .limits import REGISTRY_PASSWORD, Limits
 
 ROOTLESS_USER = "10001:10001"
 

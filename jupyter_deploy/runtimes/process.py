@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..container_settings import limits
 from ..models import Instance, Node
 from .base import Runtime
+from .limits import limits
 
 
 class ProcessRuntime(Runtime):

@@ -15,14 +15,13 @@ from typing import Any
 from ..gateway.routing import Routes
 from ..models import Instance, InstanceStatus, Node, NodeStatus, node_status
 from ..runtimes.base import Runtime
-from ..store import Store
+from ..store.sqlite import Store
 from ..types import InputCheck
-from .health import healthy
-from .startup import Checks, Startup
 from .autoscale import Samples, desired_instances, plan
+from .health import healthy
 from .replay import Replays
+from .startup import Checks, Startup
 from .transitions import Event, next_status, restart_delay
-
 
 
 class Supervisor(Startup):

@@ -18,9 +18,9 @@ from typing import Any
 
 from ..gateway.routing import MAX_BYTES
 from ..gateway.upstream import Pool
-from ..http11 import ResponseTooLarge
+from ..http.protocol import ResponseTooLarge
 from ..models import Instance, Node
-from ..store import Store
+from ..store.sqlite import Store
 
 REL_TOL, ABS_TOL = 1e-9, 1e-12
 MAX_DIFF_CHARS = 4000

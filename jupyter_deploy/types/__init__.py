@@ -12,7 +12,12 @@ without numpy or pandas). Turning JSON into Python values and back is in `values
 """
 
 from .fields import (  # noqa: F401 - the package's interface
-    InputCheck, cell_annotations, check_fields, input_errors, invalid_input_body, parse_fields,
+    InputCheck,
+    cell_annotations,
+    check_fields,
+    input_errors,
+    invalid_input_body,
+    parse_fields,
     split_top,
 )
 from .grammar import parse_type  # noqa: F401

@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..http11 import Request, Response, ServerProtocol, error
+from ..http.protocol import Request, Response, ServerProtocol, error
 from ..types import InputCheck, invalid_input_body
-from ..values import Mismatch, decode, encode_fields, json_default, needs_decoding
+from ..types.values import Mismatch, decode, encode_fields, json_default, needs_decoding
 from .logs import begin_request, end_request
 from .metrics import InstanceMetrics
 

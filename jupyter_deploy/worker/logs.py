@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 
-from ..logfiles import REQUEST_ID, RotatingLog
+from ..runtimes.logfiles import REQUEST_ID, RotatingLog
 
 _cell = threading.local()  # the request the calling thread runs, if any
 _running: str | None = None  # the request being run on the cell thread (one at a time)

@@ -1,0 +1,111 @@
+"""The jupyter_server extension: hosts the deploy service and its control API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Dict, Float, Integer, Unicode, default
+
+from ..client import discovery
+from ..runtimes.limits import DEFAULT_CONFIGS
+from ..service.deploy import DeployService
+from ..store.sqlite import default_state_dir
+from .handlers.aliases import AliasesHandler, AliasHandler, ShadowHandler
+from .handlers.checkpoints import CheckpointHandler, CheckpointsHandler
+from .handlers.examples import ExamplesHandler
+from .handlers.nodes import (
+    EventsHandler,
+    ExecuteHandler,
+    InstancesHandler,
+    LogsHandler,
+    MetricsHandler,
+    NodeHandler,
+    NodesHandler,
+    ServiceHandler,
+    StatsHandler,
+    SuspendHandler,
+)
+from .handlers.requests import RequestsHandler
+
+NODE = r"(?P<name>[^/:%]+)"
+COLON = r"(?::|%3[Aa])"  # clients may percent-encode the colon
+
+
+class DeployApp(ExtensionApp):
+    name = "jupyter_deploy"
+    description = "Deploy notebook cells as supervised, scalable services."
+
+    state_dir = Unicode(config=True, help="Folder of the store, checkpoints and instance logs.")
+    gateway_host = Unicode("127.0.0.1", config=True, help="Address the gateway listens on.")
+    gateway_port = Integer(8890, config=True, help="Port of the gateway (0: any free port).")
+    gateway_grpc_port = Integer(8891, config=True,
+                                help="gRPC port of the gateway (0: any free port).")
+    request_timeout = Float(15.0, config=True, help="Seconds a gateway request may take.")
+    log_max_bytes = Integer(10 * 1024 * 1024, config=True,
+                            help="Size at which an instance's log file is rotated.")
+    log_files = Integer(3, config=True,
+                        help="Log files kept per instance, the current one included.")
+    base_image = Unicode("", config=True, help=(
+        "Base image of checkpoint images on the docker runtime (a node's base_image "
+        "overrides it). Default: the local jupyter-deploy-base:bookworm when the engine has "
+        "it (scripts/base-image.sh), else python:3.11-slim."))
+    instance_configs = Dict(DEFAULT_CONFIGS, config=True, help=(
+        "Named instance configurations: {NAME: {cpus, memory_mb, gpus}}. Containers get them "
+        "as limits; processes get memory_mb as their address-space limit."))
+    keep_containers = Bool(True, config=True, help=(
+        "Leave healthy containers running when the service stops; the next start adopts "
+        "them."))
+
+    @default("state_dir")
+    def _default_state_dir(self) -> str:
+        return str(default_state_dir())
+
+    def initialize_settings(self) -> None:
+        self.service = DeployService(
+            self.state_dir, gateway_host=self.gateway_host, gateway_port=self.gateway_port,
+            gateway_grpc_port=self.gateway_grpc_port, request_timeout_s=self.request_timeout,
+            log=self.log, log_max_bytes=self.log_max_bytes, log_files=self.log_files,
+            base_image=self.base_image, instance_configs=self.instance_configs,
+            keep_containers=self.keep_containers,
+        )
+        self.settings["deploy_service"] = self.service
+        self._announcement: Path | None = None
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend([
+            (r"/deploy/api", ServiceHandler),
+            (r"/deploy/api/checkpoints", CheckpointsHandler),
+            (r"/deploy/api/checkpoints/(?P<ref>[^/]+)", CheckpointHandler),
+            (r"/deploy/api/nodes", NodesHandler),
+            (rf"/deploy/api/nodes/{NODE}", NodeHandler),
+            (rf"/deploy/api/nodes/{NODE}{COLON}execute", ExecuteHandler),
+            (rf"/deploy/api/nodes/{NODE}{COLON}(?P<action>suspend|resume)", SuspendHandler),
+            (rf"/deploy/api/nodes/{NODE}/instances", InstancesHandler),
+            (rf"/deploy/api/nodes/{NODE}/logs", LogsHandler),
+            (rf"/deploy/api/nodes/{NODE}/metrics", MetricsHandler),
+            (rf"/deploy/api/nodes/{NODE}/stats", StatsHandler),
+            (rf"/deploy/api/(?P<kind>nodes|aliases)/{NODE}/examples", ExamplesHandler),
+            (rf"/deploy/api/nodes/{NODE}/requests", RequestsHandler),
+            (r"/deploy/api/aliases", AliasesHandler),
+            (rf"/deploy/api/aliases/{NODE}", AliasHandler),
+            (rf"/deploy/api/aliases/{NODE}/shadow", ShadowHandler),
+            (r"/deploy/api/events", EventsHandler),
+        ])
+
+    async def _start_jupyter_server_extension(self, serverapp) -> None:
+        """Start the service once the server listens, and tell kernels where it is."""
+        try:
+            await self.service.start()
+        except Exception as exc:  # the server runs on; the control API explains
+            self.log.error("jupyter_deploy: the deploy service did not start: %s", exc)
+            self.service.start_error = str(exc)
+            return
+        url = serverapp.connection_url.rstrip("/") + "/deploy/api"
+        self._announcement = discovery.announce(
+            url, serverapp.identity_provider.token, self.service.gateway_url,
+            self.service.gateway_grpc_address)
+
+    async def stop_extension(self) -> None:
+        discovery.withdraw(self._announcement)
+        await self.service.stop()

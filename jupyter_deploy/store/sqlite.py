@@ -1,0 +1,277 @@
+"""SQLite store (WAL): checkpoints, nodes, instances, events and captured requests.
+
+Checkpoint files live beside the database in content-addressed folders
+`checkpoints/<id>/` (checkpoint.json + state.pkl). Writes are small local transactions in WAL
+mode without fsync per commit, so they stay well under a millisecond on the event loop.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ..models import Alias, Conflict, Instance, InstanceStatus, Node, NotFound
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name TEXT NOT NULL, version INTEGER NOT NULL, id TEXT NOT NULL, created REAL NOT NULL,
+    meta TEXT NOT NULL, PRIMARY KEY (name, version));
+CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS aliases (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS instances (
+    id TEXT PRIMARY KEY, node TEXT NOT NULL, data TEXT NOT NULL, removed INTEGER DEFAULT 0);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, node TEXT NOT NULL,
+    instance TEXT, status TEXT, message TEXT);
+CREATE TABLE IF NOT EXISTS requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, time REAL NOT NULL,
+    request_id TEXT, instance TEXT, status INTEGER, latency_ms REAL,
+    input BLOB, input_size INTEGER, output BLOB, output_size INTEGER);
+CREATE INDEX IF NOT EXISTS requests_by_node ON requests (node, seq);
+CREATE TABLE IF NOT EXISTS secrets (
+    node TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (node, name));
+"""
+
+
+def default_state_dir() -> Path:
+    """`$JUPYTER_DEPLOY_STATE_DIR`, else `deploy/` in the Jupyter data dir."""
+    from jupyter_core.paths import jupyter_data_dir
+
+    return Path(os.environ.get("JUPYTER_DEPLOY_STATE_DIR") or Path(jupyter_data_dir()) / "deploy")
+
+
+class Store:
+    """The deploy service's persistent state, rooted at one folder."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "checkpoints").mkdir(exist_ok=True)
+        (self.root / "logs").mkdir(exist_ok=True)
+        self._lock_file = open(self.root / "service.lock", "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.seek(0)
+            owner = self._lock_file.read().strip() or "another process"
+            self._lock_file.close()
+            raise Conflict(f"the state folder {self.root} is in use by {owner}") from None
+        self._lock_file.truncate(0)
+        self._lock_file.write(f"pid {os.getpid()}")
+        self._lock_file.flush()
+        self.db = sqlite3.connect(self.root / "deploy.db", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+        self._lock_file.close()
+
+    # checkpoints -------------------------------------------------------------------------
+
+    def checkpoint_dir(self, checkpoint_id: str) -> Path:
+        return self.root / "checkpoints" / checkpoint_id
+
+    def write_checkpoint(self, meta: dict[str, Any], state: bytes) -> None:
+        """Write a checkpoint's folder, once per content (no database: safe in a thread)."""
+        folder = self.checkpoint_dir(meta["id"])
+        if folder.exists():
+            return
+        tmp = Path(tempfile.mkdtemp(dir=self.root / "checkpoints", prefix=".tmp-"))
+        (tmp / "state.pkl").write_bytes(state)
+        (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=1))
+        try:
+            tmp.rename(folder)
+        except OSError:  # the same content was written meanwhile
+            shutil.rmtree(tmp)
+
+    def add_checkpoint(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """Record a new version of `meta["name"]` whose folder is written; the same content
+        as the latest version is not repeated."""
+        name, checkpoint_id = meta["name"], meta["id"]
+        latest = self.db.execute(
+            "SELECT version, id, meta FROM checkpoints WHERE name=? ORDER BY version DESC LIMIT 1",
+            (name,),
+        ).fetchone()
+        if latest and latest[1] == checkpoint_id:
+            return json.loads(latest[2])
+        meta = {**meta, "version": (latest[0] + 1) if latest else 1, "created": time.time()}
+        self.db.execute(
+            "INSERT INTO checkpoints (name, version, id, created, meta) VALUES (?, ?, ?, ?, ?)",
+            (name, meta["version"], checkpoint_id, meta["created"], json.dumps(meta)),
+        )
+        return meta
+
+    def checkpoint(self, ref: str) -> dict[str, Any]:
+        """Resolve `NAME` (latest version) or `NAME@VERSION`."""
+        name, _, version = ref.partition("@")
+        if version:
+            if not re.fullmatch(r"[0-9]{1,9}", version):
+                raise NotFound(f"checkpoint version must be a number: {ref!r}", field="checkpoint")
+            row = self.db.execute(
+                "SELECT meta FROM checkpoints WHERE name=? AND version=?", (name, int(version))
+            ).fetchone()
+        else:
+            row = self.db.execute(
+                "SELECT meta FROM checkpoints WHERE name=? ORDER BY version DESC LIMIT 1", (name,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no checkpoint {ref!r}", field="checkpoint")
+        return json.loads(row[0])
+
+    def checkpoints(self, name: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT meta FROM checkpoints", ()
+        if name is not None:
+            query, args = query + " WHERE name=?", (name,)
+        rows = self.db.execute(query + " ORDER BY name, version", args).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def delete_checkpoint(self, ref: str) -> list[dict[str, Any]]:
+        """Delete one version (`NAME@V`) or every version (`NAME`); return what was deleted."""
+        name, _, version = ref.partition("@")
+        doomed = [self.checkpoint(ref)] if version else self.checkpoints(name)
+        if not doomed:
+            raise NotFound(f"no checkpoint {ref!r}", field="checkpoint")
+        ids = {c["id"] for c in doomed}
+        for node in self.nodes():
+            if node.checkpoint_id in ids:
+                raise Conflict(f"checkpoint {ref!r} is used by node {node.name!r}")
+        for c in doomed:
+            self.db.execute(
+                "DELETE FROM checkpoints WHERE name=? AND version=?", (c["name"], c["version"])
+            )
+        for checkpoint_id in ids:
+            if not self.db.execute(
+                "SELECT 1 FROM checkpoints WHERE id=?", (checkpoint_id,)
+            ).fetchone():
+                shutil.rmtree(self.checkpoint_dir(checkpoint_id), ignore_errors=True)
+        return doomed
+
+    # nodes -------------------------------------------------------------------------------
+
+    def save_node(self, node: Node) -> None:
+        data = json.dumps({**node.to_json(), "key_hash": node.key_hash, "settled": node.settled,
+                           "secrets_digest": node.secrets_digest})
+        self.db.execute("INSERT OR REPLACE INTO nodes (name, data) VALUES (?, ?)", (node.name, data))
+
+    def nodes(self) -> list[Node]:
+        rows = self.db.execute("SELECT data FROM nodes ORDER BY name").fetchall()
+        return [Node.from_json(json.loads(r[0])) for r in rows]
+
+    def remove_node(self, name: str) -> None:
+        self.db.execute("DELETE FROM nodes WHERE name=?", (name,))
+        self.db.execute("DELETE FROM instances WHERE node=?", (name,))
+        self.db.execute("DELETE FROM requests WHERE node=?", (name,))
+        self.db.execute("DELETE FROM secrets WHERE node=?", (name,))
+
+    # secrets: kept out of the node's record, so that nothing that shows a node shows them --
+
+    def save_secrets(self, node: str, values: dict[str, str]) -> None:
+        """Replace the node's secrets (environment secrets and the registry password)."""
+        self.db.execute("BEGIN")
+        self.db.execute("DELETE FROM secrets WHERE node=?", (node,))
+        self.db.executemany("INSERT INTO secrets (node, name, value) VALUES (?, ?, ?)",
+                            [(node, name, value) for name, value in values.items()])
+        self.db.execute("COMMIT")
+
+    def secrets(self, node: str) -> dict[str, str]:
+        rows = self.db.execute("SELECT name, value FROM secrets WHERE node=?", (node,))
+        return dict(rows.fetchall())
+
+    # aliases -------------------------------------------------------------------------------
+
+    def save_alias(self, alias: Alias) -> None:
+        data = json.dumps({**alias.to_json(), "key_hash": alias.key_hash})
+        self.db.execute("INSERT OR REPLACE INTO aliases (name, data) VALUES (?, ?)",
+                        (alias.name, data))
+
+    def aliases(self) -> list[Alias]:
+        rows = self.db.execute("SELECT data FROM aliases ORDER BY name").fetchall()
+        return [Alias.from_json(json.loads(r[0])) for r in rows]
+
+    def remove_alias(self, name: str) -> None:
+        self.db.execute("DELETE FROM aliases WHERE name=?", (name,))
+
+    # instances and events ----------------------------------------------------------------
+
+    def save_instance(self, instance: Instance, removed: bool = False) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO instances (id, node, data, removed) VALUES (?, ?, ?, ?)",
+            (instance.id, instance.node, json.dumps(instance.to_json()), int(removed)),
+        )
+
+    def instances(self, node: str, removed: bool = False) -> list[Instance]:
+        rows = self.db.execute(
+            "SELECT data FROM instances WHERE node=? AND removed=? ORDER BY rowid",
+            (node, int(removed)),
+        ).fetchall()
+        result = []
+        for (data,) in rows:
+            fields = json.loads(data)
+            fields["status"] = InstanceStatus(fields["status"])
+            result.append(Instance(**fields))
+        return result
+
+    def add_event(
+        self, node: str, instance: str | None, status: str | None, message: str = ""
+    ) -> dict[str, Any]:
+        now = time.time()
+        cursor = self.db.execute(
+            "INSERT INTO events (time, node, instance, status, message) VALUES (?, ?, ?, ?, ?)",
+            (now, node, instance, status, message),
+        )
+        return {
+            "seq": cursor.lastrowid, "time": now, "node": node, "instance": instance,
+            "status": status, "message": message,
+        }
+
+    def events(
+        self, node: str | None = None, since: int = 0, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        query = "SELECT seq, time, node, instance, status, message FROM events WHERE seq > ?"
+        args: list[Any] = [since]
+        if node is not None:
+            query += " AND node = ?"
+            args.append(node)
+        rows = self.db.execute(query + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
+        keys = ("seq", "time", "node", "instance", "status", "message")
+        return [dict(zip(keys, r)) for r in rows]
+
+    # captured requests ---------------------------------------------------------------------
+
+    def add_requests(self, rows: list[tuple[Any, ...]]) -> None:
+        """(node, time, request_id, instance, status, latency_ms, input, input_size, output,
+        output_size) rows, in one transaction."""
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany(
+                "INSERT INTO requests (node, time, request_id, instance, status, latency_ms, "
+                "input, input_size, output, output_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def trim_requests(self, node: str, keep: int) -> None:
+        """Keep the node's newest `keep` requests."""
+        self.db.execute(
+            "DELETE FROM requests WHERE node=? AND seq <= (SELECT seq FROM requests WHERE node=? "
+            "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (node, node, keep))
+
+    def requests(self, node: str, last: int) -> list[tuple[Any, ...]]:
+        """The node's `last` requests, newest last."""
+        rows = self.db.execute(
+            "SELECT time, request_id, instance, status, latency_ms, input, input_size, output, "
+            "output_size FROM requests WHERE node=? ORDER BY seq DESC LIMIT ?", (node, last)
+        ).fetchall()
+        return rows[::-1]
