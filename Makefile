@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install engine browser ui-unit demo test bench bench-docker clean
+.PHONY: install lint engine browser ui-unit demo test bench bench-docker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ $(VENV)/.installed: pyproject.toml $(UI_SOURCES) | $(BIN)/python
 	touch $@
 
 install: $(VENV)/.installed
+
+# The gate: ruff (pyflakes, bugbear, imports, pyupgrade, async, simplify) and mypy, strict on
+# the gateway, the supervisor, the HTTP layer and the runtimes (pyproject.toml).
+lint: install
+	$(BIN)/ruff check jupyter_deploy tests benchmarks examples
+	$(BIN)/mypy
 
 # Deploy the quickstart notebook's cell with the process runtime, call it through the
 # gateway, print the answer, stop everything. Its own state and runtime folders.

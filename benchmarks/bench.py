@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -169,10 +170,8 @@ def with_service(prefix: str, sut_cpu: str | None, body, python: str = sys.execu
     left = leftovers(tmp)
     for pid, command in left:
         log(f"left over, terminating: {pid} {command}")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     if left:
         failed = True
         time.sleep(2)
@@ -257,7 +256,7 @@ def post(url: str, body: bytes, key: str | None = None, timeout_s: float = 10.0
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
-    except (urllib.error.URLError, ConnectionError, socket.timeout):
+    except (TimeoutError, urllib.error.URLError, ConnectionError):
         return 0, b""
 
 
@@ -414,10 +413,8 @@ def big_request(endpoint: str, key: str, size: int = BIG_BYTES) -> dict[str, Any
         pass
     elapsed = time.perf_counter() - started
     sent_at_answer = sent[0]
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     sock.close()
     thread.join(10)
     return {"status": status, "ms": elapsed * 1e3, "body_bytes_sent_at_answer": sent_at_answer,
@@ -436,7 +433,7 @@ def verdict(value: float | None, target: float, higher_is_better: bool) -> str:
 def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)  # noqa: E731
-                               for i, (c, w) in enumerate(zip(r, widths)))
+                               for i, (c, w) in enumerate(zip(r, widths, strict=False)))
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 

@@ -5,20 +5,20 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 
-class NodeStatus(str, Enum):
+class NodeStatus(StrEnum):
     CREATED = "Created"
     HEALTHY = "Healthy"
     UNHEALTHY = "Unhealthy"
     DELETING = "Deleting"
 
 
-class InstanceStatus(str, Enum):
+class InstanceStatus(StrEnum):
     UNDEFINED = "Undefined"
     CREATED = "Created"
     STARTED = "Started"

@@ -84,9 +84,8 @@ def worker_pids(state_dir: Path) -> list[int]:
             except OSError:
                 continue
             if b"jupyter_deploy.worker" in cmdline and any(
-                    str(state_dir).encode() in part for part in cmdline):
-                if alive(int(proc.name)):
-                    pids.append(int(proc.name))
+                    str(state_dir).encode() in part for part in cmdline) and alive(int(proc.name)):
+                pids.append(int(proc.name))
     return pids
 
 

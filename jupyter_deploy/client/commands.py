@@ -343,10 +343,7 @@ def wait_until_healthy(client: DeployClient, name: str, timeout_s: float,
             seen = print_progress(client, name, seen, progress_after)
         node = client.node(name)
         now = time.monotonic()
-        if node["status"] == "Unhealthy":
-            unhealthy_since = unhealthy_since or now
-        else:
-            unhealthy_since = None
+        unhealthy_since = unhealthy_since or now if node["status"] == "Unhealthy" else None
         held = node.get("strict") and (node.get("replay") or {}).get("status") == "failed"
         if node["status"] == "Healthy" or now > deadline or (unhealthy_since is not None and (
                 held or now - unhealthy_since > give_up_after_s)):

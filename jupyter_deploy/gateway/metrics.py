@@ -154,7 +154,7 @@ class GatewayMetrics:
                     for backend in list(route.backends.values()) if backend.telemetry is not None]
         texts = await asyncio.gather(*(_scrape(backend, timeout_s) for _, backend in backends))
         return _relabel(((name, backend.instance_id, text) for (name, backend), text
-                         in zip(backends, texts) if text), self.own_names)
+                         in zip(backends, texts, strict=False) if text), self.own_names)
 
     @staticmethod
     def text(families: list[Metric]) -> str:

@@ -12,6 +12,7 @@ timeouts. Imports stay light: instances load it at start-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import select
@@ -356,10 +357,8 @@ class ServerProtocol(asyncio.Protocol):
         self.buffer.clear()
         self.refused = self.busy = True  # parse nothing more on this connection
         self.request = None
-        try:
+        with contextlib.suppress(OSError):
             transport.write_eof()
-        except OSError:
-            pass
         self.loop.call_later(LINGER_S, transport.close)
 
 

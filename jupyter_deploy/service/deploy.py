@@ -474,7 +474,7 @@ class DeployService:
         self._events_changed.clear()
         try:
             await asyncio.wait_for(self._events_changed.wait(), wait_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return []
         return self.store.events(node=node, since=since)
 

@@ -244,7 +244,7 @@ class Store:
             args.append(node)
         rows = self.db.execute(query + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
         keys = ("seq", "time", "node", "instance", "status", "message")
-        return [dict(zip(keys, r)) for r in rows]
+        return [dict(zip(keys, r, strict=False)) for r in rows]
 
     # captured requests ---------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ async def connects(host: str, port: int | None, timeout_s: float = 1.0) -> bool:
     try:
         async with asyncio.timeout(timeout_s):
             _, writer = await asyncio.open_connection(host, port)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     return True

@@ -7,6 +7,7 @@ check, draining and stopping) runs as a task of its own, one at a time per insta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -89,10 +90,8 @@ class Supervisor(Startup):
                     self.reconcile(node)
                 except Exception:  # one bad node must not stop the loop
                     self.log.exception("reconcile %s failed", node.name)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.period_s)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
 
     # nodes --------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def _aligned(expected: Any, actual: Any) -> Any:
     if same(expected, actual):
         return expected
     if isinstance(expected, list) and isinstance(actual, list):
-        return [_aligned(e, a) for e, a in zip(expected, actual)] + actual[len(expected):]
+        return [_aligned(e, a) for e, a in zip(expected, actual, strict=False)] + actual[len(expected):]
     if isinstance(expected, dict) and isinstance(actual, dict):
         return {k: _aligned(expected[k], v) if k in expected else v for k, v in actual.items()}
     return actual

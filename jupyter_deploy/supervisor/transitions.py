@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from ..models import InstanceStatus as S
 
 
-class Event(str, Enum):
+class Event(StrEnum):
     SPAWNED = "spawned"          # the process or container exists
     CONNECTED = "connected"      # it answered its first liveness check
     RESTORING = "restoring"      # it is restoring the pinned state

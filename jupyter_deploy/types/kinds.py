@@ -311,6 +311,6 @@ def _packed_array_problem(value: dict[str, Any], dtype: str | None) -> str | Non
 
 
 def _shape_problem(shape: tuple[int, ...] | list[int], declared: tuple[int, ...]) -> str | None:
-    if len(shape) != len(declared) or any(d >= 0 and d != n for n, d in zip(shape, declared)):
+    if len(shape) != len(declared) or any(d >= 0 and d != n for n, d in zip(shape, declared, strict=False)):
         return f"shape {tuple(shape)} does not fit {declared}"
     return None

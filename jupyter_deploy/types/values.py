@@ -144,9 +144,8 @@ def encode(kind: Type, value: Any, field: str, arrays: str = "list") -> Any:
     elif k == "ndarray":
         if _numpy_array(value):
             return _encode_array(kind, value, field, arrays)
-    elif k == "dataframe":
-        if type(value).__name__ == "DataFrame" and "pandas" in sys.modules:
-            return _encode_frame(kind, value, field)
+    elif k == "dataframe" and type(value).__name__ == "DataFrame" and "pandas" in sys.modules:
+        return _encode_frame(kind, value, field)
     raise Mismatch(field, f"expected {kind}, got {_described(value)}")
 
 
@@ -177,7 +176,7 @@ def _encode_array(kind: Type, value: Any, field: str, arrays: str) -> Any:
     if kind.dtype is not None and dtype != kind.dtype:
         raise Mismatch(field, f"expected {kind}, got an array of dtype {dtype}")
     if kind.shape is not None and (len(kind.shape) != value.ndim or any(
-            d >= 0 and d != n for n, d in zip(value.shape, kind.shape))):
+            d >= 0 and d != n for n, d in zip(value.shape, kind.shape, strict=False))):
         raise Mismatch(field, f"expected {kind}, got an array of shape {tuple(value.shape)}")
     import numpy as np
 

@@ -11,6 +11,7 @@ runs, and the namespace carries over from one request to the next, as in a kerne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import linecache
@@ -217,10 +218,8 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0) -> No
         if os.getppid() != parent:
             log.warning("the deploy service went away; stopping")
             break
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
-        except asyncio.TimeoutError:
-            pass
     server.close()
     deadline = time.monotonic() + 10
     while worker.in_flight and time.monotonic() < deadline:

@@ -38,7 +38,7 @@ class Histogram:
     def lines(self) -> list[str]:
         out = [f"# HELP {self.name} {self.documentation}", f"# TYPE {self.name} histogram"]
         total = 0
-        for bound, count in zip(BUCKETS, list(self.counts)):
+        for bound, count in zip(BUCKETS, list(self.counts), strict=False):
             total += count
             out.append(f'{self.name}_bucket{{le="{_number(bound)}"}} {total}')
         out += [f"{self.name}_count {total}", f"{self.name}_sum {_number(self.sum)}"]

@@ -14,8 +14,8 @@ import pytest
 from jupyter_deploy.client import ClientError
 
 from ..conftest import checkpoint_body
-from .test_gateway import post
 from ..kernel.test_magics import kernel  # noqa: F401 - a kernel of this module's own
+from .test_gateway import post
 
 ADDER = dict(source="total = a + b", inputs="a:float,b:float", outputs="total", a=1.0, b=2.0)
 
