@@ -363,6 +363,30 @@ def load_test(url: str, cell: dict, key: str | None, connections: int, args) -> 
     return wrk(url, body, key, connections, args.duration, args.load_cpu)
 
 
+def bare_tornado(args) -> dict[str, dict[str, Any]]:
+    """wrk against the bare Tornado app (benchmarks/bare_tornado.py) on the service's CPU, at
+    each concurrency: the baseline of PERFORMANCE.md's ratios, measured in this run."""
+    port = free_port()
+    command = [args.python, str(HERE / "bare_tornado.py"), str(port)]
+    if args.sut_cpu is not None:
+        command = ["taskset", "-c", args.sut_cpu, *command]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        if process.stdout is None or process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the bare Tornado app did not start")
+        url = f"http://127.0.0.1:{port}/"
+        check_answer(url, SUM, None)
+        loads = {}
+        for c in args.connections:
+            loads[str(c)] = w = load_test(url, SUM, None, c, args)
+            log(f"bare Tornado c={c}: {w['rps']:.0f} req/s, p50 {w['p50_ms']:.2f} ms, "
+                f"p99 {w['p99_ms']:.2f} ms")
+        return loads
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 # the 17 MB request --------------------------------------------------------------------------
 
 def big_request(endpoint: str, key: str, size: int = BIG_BYTES) -> dict[str, Any]:
@@ -459,9 +483,21 @@ def report(results: dict[str, Any], args) -> None:
                 rows.append([name, target, c, f"{w['rps']:.0f}", f"{w['p50_ms']:.2f}",
                              f"{w['p99_ms']:.2f}", w["requests"], w["non_2xx"],
                              w["socket_errors"]])
+    for c, w in results.get("tornado", {}).items():
+        rows.append(["sum", "bare Tornado", c, f"{w['rps']:.0f}", f"{w['p50_ms']:.2f}",
+                     f"{w['p99_ms']:.2f}", w["requests"], w["non_2xx"], w["socket_errors"]])
     print()
     print(table(rows, ["cell", "to", "c", "req/s", "p50 ms", "p99 ms", "requests", "non-2xx",
                        "sock err"]))
+    tornado = results.get("tornado", {})
+    gateway = results["cells"].get("sum", {}).get("load", {}).get("gateway", {})
+    ratios = [[c, f"{gateway[c]['rps'] / t['rps']:.2f}", f"{gateway[c]['p50_ms'] / t['p50_ms']:.2f}",
+               f"{gateway[c]['p99_ms'] / t['p99_ms']:.2f}"]
+              for c, t in tornado.items() if c in gateway]
+    if ratios:
+        print()
+        print("sum through the gateway vs the bare Tornado app (same run):")
+        print(table(ratios, ["c", "rps ratio", "p50 ratio", "p99 ratio"]))
     big = results.get("big")
     if big:
         print()
@@ -522,6 +558,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--python", default=sys.executable, help="interpreter of the service")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--no-tornado", action="store_true",
+                        help="skip the bare Tornado app's load tests")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.cold_runs = 2.0, 1.0, 1
@@ -602,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"kernel shutdown: {exc}")
 
     ok = with_service("jd-bench-", args.sut_cpu, work, python=args.python, keep=args.keep)
+    if ok and not args.no_tornado:
+        results["tornado"] = bare_tornado(args)
     if results["cells"]:
         report(results, args)
     if args.json:
