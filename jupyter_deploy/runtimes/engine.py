@@ -18,7 +18,7 @@ from .limits import REGISTRY_PASSWORD, Limits
 ROOTLESS_USER = "10001:10001"
 
 
-def connect(timeout_s: float = 60.0) -> Any:
+def connect(timeout_s: int = 60) -> Any:
     """A client of the engine the environment names (DOCKER_HOST, else the local socket)."""
     import docker
 
@@ -36,7 +36,7 @@ def python_of(client: Any, image: str) -> str:
     output = client.containers.run(
         image, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
         remove=True, network_mode="none", user=ROOTLESS_USER, entrypoint=[])
-    return output.decode().strip()
+    return str(output.decode().strip())
 
 
 def check_limits(client: Any, limits: Limits) -> None:
