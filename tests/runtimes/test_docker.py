@@ -252,3 +252,26 @@ def test_restart_adopts_running_containers(tmp_path, engine, app_image):
         second.stop()
         for container in containers(engine, "kept"):
             container.remove(force=True)
+
+
+def test_telemetry_path_alone_scrapes_the_node_port(service, engine, app_image):
+    """As the README shows it: `--telemetry-path /metrics` and no `--telemetry-port` scrapes
+    the node's own port (issue 15, item 5)."""
+    cli = subprocess.run(
+        [sys.executable, "-m", "jupyter_deploy.cli", "node", "create", "scraped",
+         "--image", "jupyter-deploy-test-app:latest", "--port", "8080",
+         "--health-path", "/healthz", "--telemetry-path", "/metrics", "--timeout", "60"],
+        env=service.kernel_env, cwd=service.root, capture_output=True, text=True, timeout=90)
+    try:
+        assert cli.returncode == 0, cli.stdout + cli.stderr
+        node = service.client.node("scraped")
+        assert node["telemetry"] == {"path": "/metrics", "port": 0}
+        (instance,) = node["instances"]
+        assert instance["telemetry"] == f"http://127.0.0.1:{instance['port']}/metrics"
+        [family] = [f for f in text_string_to_metric_families(service.client.metrics("scraped"))
+                    if f.name == "app_requests"]
+        assert {s.labels["instance_id"] for s in family.samples} == {instance["id"]}
+    finally:
+        if any(n["name"] == "scraped" for n in service.client.nodes()):
+            service.client.delete_node("scraped")
+    assert not containers(engine, "scraped")

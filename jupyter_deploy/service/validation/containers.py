@@ -171,7 +171,11 @@ def _telemetry(value: Any) -> dict[str, Any] | None:
     path = value.get("path", "/metrics")
     if not isinstance(path, str) or not path.startswith("/"):
         raise InvalidInput("telemetry.path must start with /", field="telemetry.path")
-    return {"path": path, "port": _port(value.get("port"), "telemetry.port") or 0}
+    port = value.get("port")
+    if port == 0 and not isinstance(port, bool):  # 0, as stored and as the CLI sends it
+        port = None
+    # no port (or 0): the node's own port, as the README shows it (issue 15, item 5)
+    return {"path": path, "port": _port(port, "telemetry.port") or 0}
 
 
 def _choice(body: dict[str, Any], name: str, default: str, allowed: tuple[str, ...],
