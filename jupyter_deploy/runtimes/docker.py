@@ -101,7 +101,8 @@ class DockerRuntime(Runtime):
         """Refuse what cannot run here, with the setting named: no engine, a missing image,
         limits the engine cannot apply, a base image of another Python than the kernel's."""
         client = await self.client()
-        await asyncio.to_thread(engine.check_limits, client, limits(node, self.configs))
+        await asyncio.to_thread(engine.check_limits, client, node,
+                                limits(node, self.configs))
         if node.from_image:
             await asyncio.to_thread(engine.ensure_image, client, node.image,
                                     engine.registry_auth(node, secrets), self._reporter(node))

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..models import InvalidInput, Node, Unavailable
 from . import images as checkpoint_image
-from .limits import REGISTRY_PASSWORD, Limits
+from .limits import REGISTRY_PASSWORD, Limits, check_capacity, engine_capacity
 
 ROOTLESS_USER = "10001:10001"
 
@@ -39,9 +39,10 @@ def python_of(client: Any, image: str) -> str:
     return str(output.decode().strip())
 
 
-def check_limits(client: Any, limits: Limits) -> None:
+def check_limits(client: Any, node: Node, limits: Limits) -> None:
     """Refuse limits the engine cannot apply, naming the setting."""
     info = client.info()
+    check_capacity(node, limits, engine_capacity(info))
     if limits.gpus and "nvidia" not in (info.get("Runtimes") or {}):
         raise InvalidInput(f"the configuration asks for {limits.gpus} GPU(s) and the Docker "
                            "engine has none (no nvidia runtime)", field="config")
