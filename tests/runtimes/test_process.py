@@ -1,14 +1,19 @@
-"""The process runtime refuses, at create, what the host cannot give an instance."""
+"""The process runtime: what the host cannot give an instance is refused at create, and a
+worker whose start is cancelled is stopped all the same."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..conftest import checkpoint_body, until
+from jupyter_deploy.models import Instance, Node
+from jupyter_deploy.runtimes.process import ProcessRuntime
+
+from ..conftest import checkpoint_body, until, worker_pids
 from ..control.test_api import ADDER, call, error_of
 
 HOST_CPUS = os.cpu_count() or 1
@@ -54,3 +59,24 @@ async def test_a_fitting_config_runs_and_an_update_beyond_the_host_is_refused(jp
                                    body={"config": "wide"})
     assert status == 422 and error["error"]["field"] == "config"
     assert deploy.node("fits")["config"] == "small"
+
+
+async def test_a_start_cancelled_midway_leaves_no_process(jp_fetch, deploy, tmp_path):
+    """The worker starts in a thread: a start cancelled at any point (the supervisor does
+    so when a node is deleted) still ends with the process stopped, never an orphan."""
+    pinned = await call(jp_fetch, "checkpoints", method="POST",
+                        body=checkpoint_body("adder", **ADDER))
+    runtime = ProcessRuntime(tmp_path / "logs")
+    node = Node(name="cut", checkpoint_id=pinned["id"], checkpoint="adder@1")
+    folder = deploy.store.checkpoint_dir(pinned["id"])
+    for step in range(8):
+        instance = Instance(id=f"cut-{step}", node="cut")
+        start = asyncio.create_task(runtime.create(node, instance, folder))
+        for _ in range(step):  # cancelled after 0, 1, 2, ... turns of the loop
+            await asyncio.sleep(0)
+        start.cancel()
+        await asyncio.gather(start, return_exceptions=True)
+        await runtime.stop(instance, 5.0)
+        assert not runtime.processes and not worker_pids(deploy.state_dir), step
+    await until(lambda: not worker_pids(deploy.state_dir), timeout=5,
+                message="every worker to be gone")
