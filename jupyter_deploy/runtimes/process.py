@@ -123,6 +123,8 @@ async def _exited(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
         pidfd = os.pidfd_open(process.pid)
     except ProcessLookupError:  # gone already
         return True
+    except OSError:  # no pidfds here (a kernel before 5.3): a thread waits instead
+        return await asyncio.to_thread(_waited, process, timeout_s)
     ended = asyncio.Event()
     loop.add_reader(pidfd, ended.set)
     try:
@@ -149,3 +151,12 @@ def _interpreter(checkpoint_json: Path) -> str:
     if isinstance(executable, str) and executable and os.access(executable, os.X_OK):
         return executable
     return sys.executable
+
+
+def _waited(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Whether the process ends within `timeout_s` (blocks: for a thread)."""
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        return False
+    return True

@@ -194,7 +194,7 @@ class Supervisor:
         start, stop = plan(node, active, wanted)
         for instance in stop:
             self.begin_stop(node, instance, "scaled down" if instance.generation ==
-                             node.generation else "replaced by the updated node")
+                            node.generation else "replaced by the updated node")
         if start and now >= self._not_before.get(node.name, 0.0) and \
                 not self.replays.blocks(node):
             for _ in range(start):
