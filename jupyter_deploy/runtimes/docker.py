@@ -36,7 +36,8 @@ WORKER_PORT = 8080  # where a checkpoint's worker listens inside a bridged conta
 def free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def generation_label(node: Node) -> str:
@@ -74,8 +75,8 @@ class DockerRuntime(Runtime):
         self._client: Any = None
         self._states: dict[str, tuple[bool, int | None]] = {}  # container id -> (running, code)
         self._fresh: set[str] = set()  # created since the last complete poll began
-        self._poller: asyncio.Task | None = None
-        self._builds: dict[str, asyncio.Future] = {}  # one build per image at a time
+        self._poller: asyncio.Task[None] | None = None
+        self._builds: dict[str, asyncio.Future[str]] = {}  # one build per image at a time
         self._pythons: dict[str, str] = {}
         self._service_hash = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:6]
 
@@ -100,7 +101,8 @@ class DockerRuntime(Runtime):
         """Refuse what cannot run here, with the setting named: no engine, a missing image,
         limits the engine cannot apply, a base image of another Python than the kernel's."""
         client = await self.client()
-        await asyncio.to_thread(engine.check_limits, client, limits(node, self.configs))
+        await asyncio.to_thread(engine.check_limits, client, node,
+                                limits(node, self.configs))
         if node.from_image:
             await asyncio.to_thread(engine.ensure_image, client, node.image,
                                     engine.registry_auth(node, secrets), self._reporter(node))
@@ -120,7 +122,10 @@ class DockerRuntime(Runtime):
     def _reporter(self, node: Node) -> Callable[[str], None]:
         """Progress lines from a thread, told on the event loop."""
         loop = asyncio.get_running_loop()
-        return lambda line: loop.call_soon_threadsafe(self.note, node.name, line)
+
+        def report(line: str) -> None:
+            loop.call_soon_threadsafe(self.note, node.name, line)
+        return report
 
     async def check_python(self, node: Node, python: str) -> str | None:
         """Why the node's base image cannot run a checkpoint pinned with `python`, if so."""

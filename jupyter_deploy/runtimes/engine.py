@@ -13,12 +13,12 @@ from typing import Any
 
 from ..models import InvalidInput, Node, Unavailable
 from . import images as checkpoint_image
-from .limits import REGISTRY_PASSWORD, Limits
+from .limits import REGISTRY_PASSWORD, Limits, check_capacity, engine_capacity
 
 ROOTLESS_USER = "10001:10001"
 
 
-def connect(timeout_s: float = 60.0) -> Any:
+def connect(timeout_s: int = 60) -> Any:
     """A client of the engine the environment names (DOCKER_HOST, else the local socket)."""
     import docker
 
@@ -36,12 +36,13 @@ def python_of(client: Any, image: str) -> str:
     output = client.containers.run(
         image, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
         remove=True, network_mode="none", user=ROOTLESS_USER, entrypoint=[])
-    return output.decode().strip()
+    return str(output.decode().strip())
 
 
-def check_limits(client: Any, limits: Limits) -> None:
+def check_limits(client: Any, node: Node, limits: Limits) -> None:
     """Refuse limits the engine cannot apply, naming the setting."""
     info = client.info()
+    check_capacity(node, limits, engine_capacity(info))
     if limits.gpus and "nvidia" not in (info.get("Runtimes") or {}):
         raise InvalidInput(f"the configuration asks for {limits.gpus} GPU(s) and the Docker "
                            "engine has none (no nvidia runtime)", field="config")

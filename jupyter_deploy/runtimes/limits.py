@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..models import Node
+from ..models import InvalidInput, Node
 
 REGISTRY_PASSWORD = "registry:password"  # its name among the node's stored secrets
 
@@ -45,3 +46,40 @@ def limits(node: Node, configs: dict[str, dict[str, Any]]) -> Limits:
     return Limits(cpus=float(config.get("cpus", 0)),
                   memory_mb=node.memory_mb or int(config.get("memory_mb", 0)),
                   gpus=int(config.get("gpus", 0)), disk_mb=node.disk_mb)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What one instance could get at most where it runs: an engine's or a host's CPUs and
+    memory, and where the figures come from."""
+
+    cpus: float
+    memory_mb: int
+    where: str  # "the Docker engine", "this host"
+    source: str  # how the figures were read, for the message
+
+
+def host_capacity() -> Capacity:
+    """This host's CPUs and physical memory (what the process runtime's instances share)."""
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return Capacity(float(os.cpu_count() or 1), memory >> 20, "this host",
+                    "os.cpu_count() and the physical memory")
+
+
+def engine_capacity(info: dict[str, Any]) -> Capacity:
+    """A Docker engine's CPUs and memory, from `docker info`."""
+    return Capacity(float(info.get("NCPU") or 0), int(info.get("MemTotal") or 0) >> 20,
+                    "the Docker engine", "docker info: NCPU, MemTotal")
+
+
+def check_capacity(node: Node, wanted: Limits, capacity: Capacity) -> None:
+    """Refuse limits no instance could ever get: it would be created, then crash-loop."""
+    if capacity.cpus and wanted.cpus > capacity.cpus:
+        raise InvalidInput(f"config {node.config} asks for {wanted.cpus:g} CPUs; "
+                           f"{capacity.where} has {capacity.cpus:g} CPU(s) ({capacity.source})",
+                           field="config")
+    if capacity.memory_mb and wanted.memory_mb > capacity.memory_mb:
+        asked = f"memory_mb is {node.memory_mb} MB" if node.memory_mb else \
+            f"config {node.config} asks for {wanted.memory_mb} MB of memory"
+        raise InvalidInput(f"{asked}; {capacity.where} has {capacity.memory_mb} MB "
+                           f"({capacity.source})", field="memory_mb" if node.memory_mb else "config")

@@ -39,16 +39,16 @@ class ProcessRuntime(Runtime):
         self.log_files = log_files
         self.configs = configs or {}
         self.secrets = secrets or (lambda node: {})
-        self.processes: dict[str, subprocess.Popen] = {}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._starting: dict[str, asyncio.Task[subprocess.Popen[bytes]]] = {}
 
     async def create(self, node: Node, instance: Instance, checkpoint_dir: Path) -> None:
-        executable = _interpreter(checkpoint_dir / "checkpoint.json")
+        executable = await asyncio.to_thread(_interpreter, checkpoint_dir / "checkpoint.json")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind((self.host, 0))
         sock.listen(128)
         port = sock.getsockname()[1]
         log_path = self.log_dir / node.name / f"{instance.id}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         secrets = {k: v for k, v in self.secrets(node.name).items() if ":" not in k}
         env = {**instance_environment(), **node.env, **secrets,
                "JUPYTER_DEPLOY_INSTANCE": instance.id}
@@ -56,24 +56,27 @@ class ProcessRuntime(Runtime):
                    "--checkpoint", str(checkpoint_dir), "--fd", str(sock.fileno()),
                    "--busy-limit", str(self.busy_limit_s), "--log-file", str(log_path),
                    "--log-max-bytes", str(self.log_max_bytes), "--log-files", str(self.log_files)]
-        # The worker rotates its own log; what it writes before it takes the file over (an
-        # interpreter that cannot import the worker, say) is appended to the same file.
-        # Popen runs on the loop (vfork + exec take about a millisecond) so that no
-        # cancellation can come between starting the process and recording it.
-        try:
-            with open(log_path, "ab") as log:
-                process = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    pass_fds=(sock.fileno(),), env=env, start_new_session=True)
-        finally:
-            sock.close()
-        self.processes[instance.id] = process
         memory = limits(node, self.configs).memory_mb
-        if memory:  # the address space: the closest a process gets to a memory limit
-            resource.prlimit(process.pid, resource.RLIMIT_AS, (memory << 20, memory << 20))
+        starting = asyncio.create_task(self._launch(instance, command, env, sock, log_path,
+                                                    memory))
+        self._starting[instance.id] = starting
+        # Shielded: a start cancelled now still records its process, for stop() to stop.
+        process = await asyncio.shield(starting)
         instance.pid = process.pid
         instance.host, instance.port = self.host, port
         instance.log_path = str(log_path)
+
+    async def _launch(self, instance: Instance, command: list[str], env: dict[str, str],
+                      sock: socket.socket, log_path: Path, memory_mb: int
+                      ) -> subprocess.Popen[bytes]:
+        """Start the worker in a thread (fork and exec block), and record it."""
+        try:
+            process = await asyncio.to_thread(_spawn, command, env, sock, log_path, memory_mb)
+        finally:
+            sock.close()  # the worker holds its own copy
+            self._starting.pop(instance.id, None)
+        self.processes[instance.id] = process
+        return process
 
     def alive(self, instance: Instance) -> bool:
         process = self.processes.get(instance.id)
@@ -84,19 +87,55 @@ class ProcessRuntime(Runtime):
         return None if process is None else process.poll()
 
     async def stop(self, instance: Instance, timeout_s: float) -> None:
+        starting = self._starting.get(instance.id)
+        if starting is not None:  # a process being started is stopped once it exists
+            await asyncio.wait([starting])
         process = self.processes.get(instance.id)
         if process is None:
             return
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout_s
-            while process.poll() is None and loop.time() < deadline:
-                await asyncio.sleep(0.02)
-            if process.poll() is None:
+            if not await _exited(process, timeout_s):
                 process.kill()
         await asyncio.to_thread(process.wait)
         self.processes.pop(instance.id, None)
+
+
+def _spawn(command: list[str], env: dict[str, str], sock: socket.socket, log_path: Path,
+           memory_mb: int) -> subprocess.Popen[bytes]:
+    """Start the worker on `sock`, its output appended to `log_path`, within `memory_mb`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # The worker rotates its own log; what it writes before it takes the file over (an
+    # interpreter that cannot import the worker, say) is appended to the same file.
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            pass_fds=(sock.fileno(),), env=env, start_new_session=True)
+    if memory_mb:  # the address space: the closest a process gets to a memory limit
+        resource.prlimit(process.pid, resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
+    return process
+
+
+async def _exited(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Whether the process ends within `timeout_s`; woken by its pidfd, not by polling."""
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:  # gone already
+        return True
+    except OSError:  # no pidfds here (a kernel before 5.3): a thread waits instead
+        return await asyncio.to_thread(_waited, process, timeout_s)
+    ended = asyncio.Event()
+    loop.add_reader(pidfd, ended.set)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await ended.wait()
+        return True
+    except TimeoutError:
+        return process.poll() is not None
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
 
 
 def instance_environment() -> dict[str, str]:
@@ -109,6 +148,15 @@ def instance_environment() -> dict[str, str]:
 def _interpreter(checkpoint_json: Path) -> str:
     """The interpreter of the kernel that pinned the checkpoint, when it is still there."""
     executable = json.loads(checkpoint_json.read_text())["environment"].get("executable", "")
-    if executable and os.access(executable, os.X_OK):
+    if isinstance(executable, str) and executable and os.access(executable, os.X_OK):
         return executable
     return sys.executable
+
+
+def _waited(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Whether the process ends within `timeout_s` (blocks: for a thread)."""
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        return False
+    return True

@@ -33,6 +33,12 @@ def desired_instances(node: Node, previous: int, samples: Samples, now: float) -
     return max(node.min, min(node.max, desired))
 
 
+def window(samples: Samples, node: Node, now: float) -> Samples:
+    """The samples `desired_instances` still needs at `now` (older ones are dropped)."""
+    horizon = now - max(node.autoscale.up_delay_s, node.autoscale.down_delay_s) - 1.0
+    return [s for s in samples if s[0] >= horizon]
+
+
 def plan(node: Node, active: list[Instance], wanted: int) -> tuple[int, list[Instance]]:
     """How many instances to start and which to stop, so that `wanted` instances of the
     node's current generation serve; an update rolls with at most `maintenance_limit`

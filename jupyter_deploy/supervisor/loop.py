@@ -10,22 +10,27 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ..gateway.routing import Routes
+from ..gateway.routing import Backend, Routes
 from ..models import Instance, InstanceStatus, Node, NodeStatus, node_status
 from ..runtimes.base import Runtime
 from ..store.sqlite import Store
 from ..types import InputCheck
-from .autoscale import Samples, desired_instances, plan
+from .autoscale import Samples, desired_instances, plan, window
 from .health import healthy
 from .replay import Replays
-from .startup import Checks, Startup
-from .transitions import Event, next_status, restart_delay
+from .startup import Startup
+from .transitions import Checks, Event, after_check, next_status, replace_due, restart_delay
+
+NO_INPUTS = InputCheck([])  # what a Docker-image node's requests are checked against
 
 
-class Supervisor(Startup):
+class Supervisor:
+    """Keeps every node's instances as wanted; `Startup` brings each one up, and reports
+    back through the `Lifecycle` methods (`transition`, `failed`, `begin_stop`, `admitted`)."""
+
     def __init__(self, store: Store, runtime: Runtime, routes: Routes,
                  input_check: Callable[[str], InputCheck], *,
                  period_s: float = 0.2, startup_timeout_s: float = 60.0,
@@ -36,7 +41,6 @@ class Supervisor(Startup):
         self.routes = routes
         self.input_check = input_check  # checkpoint id -> the check of its declared inputs
         self.period_s = period_s
-        self.startup_timeout_s = startup_timeout_s
         self.drain_timeout_s = drain_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.log = log or logging.getLogger("jupyter_deploy.supervisor")
@@ -44,7 +48,7 @@ class Supervisor(Startup):
         self.instances: dict[str, dict[str, Instance]] = {}
         self.node_statuses: dict[str, NodeStatus] = {}
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._checks: dict[str, Checks] = {}
         self._failures: dict[str, int] = {}
         self._not_before: dict[str, float] = {}
@@ -53,8 +57,10 @@ class Supervisor(Startup):
         self._load: dict[str, Samples] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._loop_task: asyncio.Task | None = None
+        self._loop_task: asyncio.Task[None] | None = None
         self.replays = Replays(store, self._emit, replay_timeout_s)
+        self.startup = Startup(runtime, store.checkpoint_dir, self.replays, self,
+                               startup_timeout_s, self.log)
 
     # life cycle ---------------------------------------------------------------------------
 
@@ -164,22 +170,22 @@ class Supervisor(Startup):
                 code = self.runtime.exit_code(instance)
                 message = f"the instance exited (code {code})"
                 self.log.warning("%s: %s", instance.id, message)
-                self._transition(node, instance, Event.EXITED, message)
-                self._failed(node)
-                self._begin_stop(node, instance, message)
+                self.transition(node, instance, Event.EXITED, message)
+                self.failed(node)
+                self.begin_stop(node, instance, message)
                 continue
             checks = self._checks.get(instance.id)
             if checks is None or self._busy(instance):
                 continue
-            replace_after = node.health.replace_after_s
-            if status is InstanceStatus.UNHEALTHY and now - checks.unhealthy_since > replace_after:
-                self._begin_stop(node, instance, f"unhealthy for over {replace_after:g} s")
+            if replace_due(checks, status, node.health, now):
+                self.begin_stop(node, instance,
+                                f"unhealthy for over {node.health.replace_after_s:g} s")
             elif now >= checks.next_at:
                 self._spawn(instance, self._check(node, instance))
         if node.deleting:
             for instance in group.values():
                 if instance.status is not InstanceStatus.DELETING:
-                    self._begin_stop(node, instance, "the node is being deleted")
+                    self.begin_stop(node, instance, "the node is being deleted")
             if not group:
                 self._forget_node(node)
             return
@@ -187,8 +193,8 @@ class Supervisor(Startup):
         active = [i for i in group.values() if i.status is not InstanceStatus.DELETING]
         start, stop = plan(node, active, wanted)
         for instance in stop:
-            self._begin_stop(node, instance, "scaled down" if instance.generation ==
-                             node.generation else "replaced by the updated node")
+            self.begin_stop(node, instance, "scaled down" if instance.generation ==
+                            node.generation else "replaced by the updated node")
         if start and now >= self._not_before.get(node.name, 0.0) and \
                 not self.replays.blocks(node):
             for _ in range(start):
@@ -200,9 +206,7 @@ class Supervisor(Startup):
         route = self.routes.nodes[node.name]
         samples.append((now, route.in_flight + route.missed))
         route.missed = 0
-        horizon = now - max(node.autoscale.up_delay_s, node.autoscale.down_delay_s) - 1.0
-        while samples and samples[0][0] < horizon:
-            samples.pop(0)
+        self._load[node.name] = samples = window(samples, node, now)
         wanted = desired_instances(node, self.wanted[node.name], samples, now)
         if wanted != self.wanted[node.name]:
             self._emit(node.name, None, None, f"scale {self.wanted[node.name]} -> {wanted} "
@@ -213,12 +217,12 @@ class Supervisor(Startup):
         task = self._tasks.get(instance.id)
         return task is not None and not task.done()
 
-    def _spawn(self, instance: Instance, coroutine: Any) -> None:
+    def _spawn(self, instance: Instance, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks[instance.id] = task
-        task.add_done_callback(lambda t, i=instance: self._task_done(i, t))
+        task.add_done_callback(lambda done: self._task_done(instance, done))
 
-    def _task_done(self, instance: Instance, task: asyncio.Task) -> None:
+    def _task_done(self, instance: Instance, task: asyncio.Task[None]) -> None:
         if self._tasks.get(instance.id) is task:
             del self._tasks[instance.id]
         if task.cancelled() or task.exception() is None:
@@ -230,8 +234,8 @@ class Supervisor(Startup):
         if instance.status is InstanceStatus.DELETING:  # stopping failed: forget it anyway
             self._forget_instance(node, instance)
         else:
-            self._failed(node)
-            self._begin_stop(node, instance, f"supervision failed: {task.exception()}")
+            self.failed(node)
+            self.begin_stop(node, instance, f"supervision failed: {task.exception()}")
 
     # instances ----------------------------------------------------------------------------
 
@@ -242,48 +246,79 @@ class Supervisor(Startup):
         self.instances[node.name][instance.id] = instance
         self.store.save_instance(instance)
         self._emit(node.name, instance.id, instance.status.value, "")
-        self._spawn(instance, self._start(node, instance))
+        self._spawn(instance, self.startup.start(node, instance))
+
+    def adopt(self, node: Node, instance: Instance) -> None:
+        """Take back an instance still running from a previous start of the service: it is
+        checked as a new one would be, and serves once it passes."""
+        instance.status = InstanceStatus.UNDEFINED
+        self.instances[node.name][instance.id] = instance
+        self.transition(node, instance, Event.SPAWNED,
+                        f"adopted container {instance.container_id[:12]}")
+        self._spawn(instance, self.startup.follow(node, instance))
+
+    def note(self, node: str, message: str) -> None:
+        """Progress worth showing on the node (image pulls and builds)."""
+        if node in self.nodes:
+            self._emit(node, None, None, message)
+
+    def admitted(self, node: Node, instance: Instance) -> None:
+        """Ready and admitted by start-up: into balancing, health-checked from now on."""
+        now = asyncio.get_running_loop().time()
+        self._checks[instance.id] = Checks(next_at=now + node.health.interval_s)
+        self._add_backend(node, instance)
+        self._failures[node.name] = 0
+        self.transition(node, instance, Event.READY, "ready")
+
+    def _add_backend(self, node: Node, instance: Instance) -> None:
+        check = NO_INPUTS if node.from_image else self.input_check(instance.checkpoint_id)
+        # a checkpoint instance serves its metrics itself; an image's, where told, if at all
+        telemetry = instance.telemetry or (None if node.from_image else "")
+        self.routes.add_backend(node.name, instance.id, instance.host, instance.port or 0, check,
+                                telemetry)
 
     async def _check(self, node: Node, instance: Instance) -> None:
         """One health check, and the transition it completes, if any."""
-        loop = asyncio.get_running_loop()
         ok = await healthy(node, instance, node.health.timeout_s)
         checks = self._checks[instance.id]
-        checks.next_at = loop.time() + node.health.interval_s
-        if ok:
-            checks.passes, checks.fails = checks.passes + 1, 0
-            if instance.status is InstanceStatus.UNHEALTHY and checks.passes >= node.health.pass_threshold:
-                self._add_backend(node, instance)
-                self._transition(node, instance, Event.RECOVERED, f"{checks.passes} checks passed")
-        else:
-            checks.passes, checks.fails = 0, checks.fails + 1
-            if instance.status is InstanceStatus.HEALTHY and checks.fails >= node.health.fail_threshold:
-                backend = self.routes.remove_backend(node.name, instance.id)
-                if backend is not None:  # requests in flight on it end on their own timeout
-                    backend.pool.close()
-                checks.unhealthy_since = loop.time()
-                self._transition(node, instance, Event.FAILING, f"{checks.fails} checks failed")
-                self._failed(node)
+        now = asyncio.get_running_loop().time()
+        event = after_check(checks, ok, instance.status, node.health, now)
+        if event is Event.RECOVERED:
+            self._add_backend(node, instance)
+            self.transition(node, instance, event, f"{checks.passes} checks passed")
+        elif event is Event.FAILING:
+            backend = self.routes.remove_backend(node.name, instance.id)
+            if backend is not None:  # requests in flight on it end on their own timeout
+                backend.pool.close()
+            self.transition(node, instance, event, f"{checks.fails} checks failed")
+            self.failed(node)
 
-    def _begin_stop(self, node: Node, instance: Instance, reason: str) -> None:
+    def begin_stop(self, node: Node, instance: Instance, reason: str) -> None:
+        """Cancel what the instance was doing; it drains and stops in a task of its own."""
         task = self._tasks.get(instance.id)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-        self._transition(node, instance, Event.STOP, reason)
+        self.transition(node, instance, Event.STOP, reason)
         self._spawn(instance, self._remove(node, instance, drain=True))
 
     async def _remove(self, node: Node, instance: Instance, drain: bool) -> None:
         """Take the instance out of balancing, let its requests finish, then stop it."""
         backend = self.routes.remove_backend(node.name, instance.id)
         if backend is not None and drain:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.drain_timeout_s
-            while backend.in_flight and loop.time() < deadline:
-                await asyncio.sleep(0.01)
+            await self._drain(backend)
         if backend is not None:
             backend.pool.close()
         await self.runtime.stop(instance, self.stop_timeout_s)
         self._forget_instance(node, instance)
+
+    async def _drain(self, backend: Backend) -> None:
+        """Let the requests in flight on `backend` end, up to the drain timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_timeout_s
+        # The gateway counts a backend's requests but signals nothing when they end (and its
+        # workers move to processes of their own next), so the count is sampled.
+        while backend.in_flight and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
     def _forget_instance(self, node: Node, instance: Instance) -> None:
         self.instances[node.name].pop(instance.id, None)
@@ -295,7 +330,8 @@ class Supervisor(Startup):
 
     # statuses -----------------------------------------------------------------------------
 
-    def _transition(self, node: Node, instance: Instance, event: Event, message: str) -> None:
+    def transition(self, node: Node, instance: Instance, event: Event, message: str) -> None:
+        """Apply `event` to the instance, as the table says; told as an event when it moves."""
         status = next_status(instance.status, event)
         if status is None:
             return
@@ -304,7 +340,7 @@ class Supervisor(Startup):
         self._emit(node.name, instance.id, status.value, message)
         self._update_node_status(node)
 
-    def _failed(self, node: Node) -> None:
+    def failed(self, node: Node) -> None:
         """An instance failed: back off new ones, and the node is past `Created`."""
         failures = self._failures.get(node.name, 0) + 1
         self._failures[node.name] = failures

@@ -41,7 +41,7 @@ def same(expected: Any, actual: Any) -> bool:
     if isinstance(expected, dict) and isinstance(actual, dict):
         return expected.keys() == actual.keys() and all(
             same(value, actual[key]) for key, value in expected.items())
-    return expected == actual
+    return bool(expected == actual)
 
 
 def output_diff(expected: dict[str, Any], actual: dict[str, Any]) -> str:

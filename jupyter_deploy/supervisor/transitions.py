@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
+from ..models import HealthCheck
 from ..models import InstanceStatus as S
 
 
@@ -39,3 +41,34 @@ def next_status(status: S, event: Event) -> S | None:
 def restart_delay(failures: int) -> float:
     """Back off when instances keep failing before they ever become healthy."""
     return 0.0 if failures == 0 else min(30.0, 0.5 * 2 ** (failures - 1))
+
+
+@dataclass
+class Checks:
+    """Consecutive health-check results of one instance."""
+
+    next_at: float = 0.0
+    passes: int = 0
+    fails: int = 0
+    unhealthy_since: float = 0.0
+
+
+def after_check(checks: Checks, ok: bool, status: S, health: HealthCheck, now: float
+                ) -> Event | None:
+    """Count one health check's result at `now`; the event it completes, if any."""
+    checks.next_at = now + health.interval_s
+    if ok:
+        checks.passes, checks.fails = checks.passes + 1, 0
+        if status is S.UNHEALTHY and checks.passes >= health.pass_threshold:
+            return Event.RECOVERED
+        return None
+    checks.passes, checks.fails = 0, checks.fails + 1
+    if status is S.HEALTHY and checks.fails >= health.fail_threshold:
+        checks.unhealthy_since = now
+        return Event.FAILING
+    return None
+
+
+def replace_due(checks: Checks, status: S, health: HealthCheck, now: float) -> bool:
+    """Whether an instance has been Unhealthy too long to wait for it to recover."""
+    return status is S.UNHEALTHY and now - checks.unhealthy_since > health.replace_after_s

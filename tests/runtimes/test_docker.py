@@ -252,3 +252,55 @@ def test_restart_adopts_running_containers(tmp_path, engine, app_image):
         second.stop()
         for container in containers(engine, "kept"):
             container.remove(force=True)
+
+
+def test_telemetry_path_alone_scrapes_the_node_port(service, engine, app_image):
+    """As the README shows it: `--telemetry-path /metrics` and no `--telemetry-port` scrapes
+    the node's own port (issue 15, item 5)."""
+    cli = subprocess.run(
+        [sys.executable, "-m", "jupyter_deploy.cli", "node", "create", "scraped",
+         "--image", "jupyter-deploy-test-app:latest", "--port", "8080",
+         "--health-path", "/healthz", "--telemetry-path", "/metrics", "--timeout", "60"],
+        env=service.kernel_env, cwd=service.root, capture_output=True, text=True, timeout=90)
+    try:
+        assert cli.returncode == 0, cli.stdout + cli.stderr
+        node = service.client.node("scraped")
+        assert node["telemetry"] == {"path": "/metrics", "port": 0}
+        (instance,) = node["instances"]
+        assert instance["telemetry"] == f"http://127.0.0.1:{instance['port']}/metrics"
+        [family] = [f for f in text_string_to_metric_families(service.client.metrics("scraped"))
+                    if f.name == "app_requests"]
+        assert {s.labels["instance_id"] for s in family.samples} == {instance["id"]}
+    finally:
+        if any(n["name"] == "scraped" for n in service.client.nodes()):
+            service.client.delete_node("scraped")
+    assert not containers(engine, "scraped")
+
+
+def test_configs_beyond_the_engine_are_refused_at_create(service, engine, app_image):
+    """`--config large` (4 CPUs) on a smaller engine, or memory beyond it: 422 naming the
+    field and what the engine has, never a node that crash-loops (issue 15, item 10)."""
+    info = engine.info()
+    cpus, memory_mb = info["NCPU"], info["MemTotal"] >> 20
+    image = {"image": "jupyter-deploy-test-app:latest", "port": 8080}
+    cases = [({**image, "memory_mb": memory_mb + 1}, "memory_mb", f"has {memory_mb} MB"),
+             ({"checkpoint": "dockersum", "runtime": "docker", "memory_mb": memory_mb * 2},
+              "memory_mb", f"has {memory_mb} MB")]
+    if cpus < 4:  # the default `large` configuration has 4 CPUs
+        cases += [({**image, "config": "large"}, "config", f"the Docker engine has {cpus} CPU"),
+                  ({"checkpoint": "dockersum", "runtime": "docker", "config": "large"},
+                   "config", f"the Docker engine has {cpus} CPU")]
+    service.client.add_checkpoint(checkpoint_body("dockersum", "total = a + b", "a:float,b:float",
+                                                  "total", a=1.0, b=2.0))
+    try:
+        for spec, field, told in cases:
+            with pytest.raises(ClientError) as error:
+                service.client.create_node({"name": "too-big", **spec})
+            assert error.value.status == 422, (spec, error.value.body)
+            assert error.value.body["error"]["field"] == field, (spec, error.value.body)
+            assert told in error.value.body["error"]["message"], (spec, error.value.body)
+            assert not containers(engine, "too-big")
+        assert all(n["name"] != "too-big" for n in service.client.nodes())
+    finally:
+        if any(n["name"] == "too-big" for n in service.client.nodes()):
+            service.client.delete_node("too-big")

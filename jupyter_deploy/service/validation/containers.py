@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from ...models import InvalidInput, Node, check_variables
 from ...models import is_whole as _whole
-from ...runtimes.limits import REGISTRY_PASSWORD
+from ...runtimes.limits import REGISTRY_PASSWORD, check_capacity, host_capacity, limits
 
 IMAGE_FIELDS = {"image", "port", "protocol", "telemetry", "registry", "session_timeout_s",
                 "idle_timeout_s"}
@@ -68,12 +69,22 @@ def container_settings(node: Node, body: dict[str, Any], configs: dict[str, dict
                 raise InvalidInput(f"{name} must be a whole number of MB, at least 8 (0: no "
                                    "limit)", field=name)
             changes[name] = value
+    if node.runtime == "process" and {"config", "memory_mb"} & set(changes):
+        _fits_the_host(node, changes, configs)
     if "health" in body and isinstance(body["health"], dict):
         changes.update(_health(node, body["health"]))
     secrets = None
     if "secrets" in body or "registry" in body:
         secrets = _secrets(body, stored or {}, changes)
     return changes, secrets
+
+
+def _fits_the_host(node: Node, changes: dict[str, Any], configs: dict[str, dict[str, Any]]
+                   ) -> None:
+    """A process instance runs on this host: refuse CPUs or memory it does not have (the
+    docker runtime checks against its engine before a node is created; issue 15, item 10)."""
+    wanted = replace(node, **{k: v for k, v in changes.items() if k in ("config", "memory_mb")})
+    check_capacity(wanted, limits(wanted, configs), host_capacity())
 
 
 def health_numbers(body: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +182,11 @@ def _telemetry(value: Any) -> dict[str, Any] | None:
     path = value.get("path", "/metrics")
     if not isinstance(path, str) or not path.startswith("/"):
         raise InvalidInput("telemetry.path must start with /", field="telemetry.path")
-    return {"path": path, "port": _port(value.get("port"), "telemetry.port") or 0}
+    port = value.get("port")
+    if port == 0 and not isinstance(port, bool):  # 0, as stored and as the CLI sends it
+        port = None
+    # no port (or 0): the node's own port, as the README shows it (issue 15, item 5)
+    return {"path": path, "port": _port(port, "telemetry.port") or 0}
 
 
 def _choice(body: dict[str, Any], name: str, default: str, allowed: tuple[str, ...],
