@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from jupyter_deploy.http.protocol import Request, Response, ServerProtocol, error
+from jupyter_deploy.errors import error
+from jupyter_deploy.http.server import Request, Response, ServerProtocol
 
 
 class Echo:
@@ -14,7 +15,7 @@ class Echo:
 
     def check(self, request: Request):
         if request.path == "/private":
-            return error(403, "forbidden", "no")
+            return error("forbidden", "no")
         return None
 
     def handle(self, request: Request, context: None):
