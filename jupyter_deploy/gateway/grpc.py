@@ -32,7 +32,7 @@ from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVIC
 
 from ..errors import CELL_RAISED, ERRORS, grpc_name
 from ..http.server import Request, Response
-from .app import Gateway
+from .app import STOP_MARGIN_S, Gateway
 from .ids import request_id
 from .proto import (
     FILE_PREFIX,
@@ -164,7 +164,8 @@ class GrpcGateway:
 
     async def stop(self) -> None:
         if self.server is not None:
-            await self.server.stop(grace=1.0)
+            # the calls in flight get their answers, as on the REST port
+            await self.server.stop(grace=self.gateway.request_timeout_s + STOP_MARGIN_S)
 
     def handler(self, method: str) -> grpc.RpcMethodHandler | None:
         handler = self._handlers.get(method)
