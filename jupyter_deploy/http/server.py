@@ -83,7 +83,7 @@ class App(Protocol):
     # carries the name in `x-request-id`.
 
 
-def refusal(code: str, message: str) -> Response:
+def _refusal(code: str, message: str) -> Response:
     """An error answer of the HTTP layer itself, from the one error table."""
     from ..errors import error  # errors.py builds on Response: imported here, not above
 
@@ -160,7 +160,7 @@ class ServerProtocol(asyncio.Protocol):
             return
         now = self.loop.time()
         if self.request is not None and now - self.request_started > self.body_timeout_s:
-            self._finish(refusal("request_timeout", "the request body took too long"), True,
+            self._finish(_refusal("request_timeout", "the request body took too long"), True,
                          self.request.id)
             return
         if not self.busy and self.request is None and now - self.last_seen > self.idle_timeout_s:
@@ -182,13 +182,13 @@ class ServerProtocol(asyncio.Protocol):
                 self.request = self.context = None
                 self._dispatch(request, context)  # type: ignore[arg-type]
         except HttpError as exc:
-            self._finish(refusal("bad_request", str(exc)), close=True)
+            self._finish(_refusal("bad_request", str(exc)), close=True)
 
     def _read_head(self) -> bool:
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(self.buffer) > MAX_HEAD:
-                self._finish(refusal("headers_too_large", "the request head is too large"), True)
+                self._finish(_refusal("headers_too_large", "the request head is too large"), True)
             return False
         while end == 0:  # tolerate blank lines between requests
             del self.buffer[:2]
@@ -258,7 +258,7 @@ class ServerProtocol(asyncio.Protocol):
             result = self.app.handle(request, context)
         except Exception:  # noqa: BLE001 - the connection answers 500 and carries on
             log.exception("handler failed")
-            result = refusal("internal", "internal error")
+            result = _refusal("internal", "internal error")
         if isinstance(result, Response):
             self._finish(result, close, request.id)
             return
@@ -271,7 +271,7 @@ class ServerProtocol(asyncio.Protocol):
         if task.cancelled() or task.exception() is not None:
             if not task.cancelled():
                 log.error("handler failed", exc_info=task.exception())
-            response = refusal("internal", "internal error")
+            response = _refusal("internal", "internal error")
         else:
             response = task.result()
         self._finish(response, close, request_id)
@@ -292,7 +292,7 @@ class ServerProtocol(asyncio.Protocol):
     def _refuse_upload(self, request_id: str) -> None:
         """413 at once; then read and drop what the client still sends, so that it reads
         the answer instead of a connection reset, and close."""
-        response = refusal("payload_too_large",
+        response = _refusal("payload_too_large",
                            f"the request body is larger than {self.max_body} bytes")
         transport = self.transport
         assert transport is not None
