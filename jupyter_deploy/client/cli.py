@@ -23,8 +23,10 @@ from .commands import CommandError, Commands, Parser, add_shared_commands
 def serve(argv: list[str]) -> None:
     """Host the deploy service in a Jupyter server of its own (no other extensions)."""
     from ..control.extension import DeployApp
+    from ..service.deploy import DeployService
 
     DeployApp.load_other_extensions = False
+    DeployService.freeze_gc = True  # this process is the service's own
     DeployApp.aliases = {
         "state-dir": "DeployApp.state_dir",
         "gateway-port": "DeployApp.gateway_port",

@@ -7,39 +7,23 @@ they came, without re-encoding the JSON.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from ..http.protocol import (
-    Request,
-    Response,
-    ResponseTooLarge,
-    ServerProtocol,
-    UpstreamError,
-    error,
-)
-from ..types import invalid_input_body
+from ..errors import error
+from ..http.server import HttpServer, Request, Response
 from . import openapi, passthrough
+from .auth import refusal
 from .capture import Recorder
+from .execute import Mirrors, execute, execute_alias
 from .ids import request_id
 from .metrics import GatewayMetrics
-from .routing import (
-    MAX_BYTES,
-    AliasRoute,
-    InvalidRequest,
-    NoInstance,
-    Route,
-    Routes,
-    sticky_point,
-)
-from .upstream import failed, too_large
+from .routing import MAX_BYTES, AliasRoute, Route, Routes
 
 EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
 DOCS_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)/(openapi\.json|docs)\Z")
@@ -48,8 +32,10 @@ PROTO_PATH = re.compile(r"/v1/nodes/([^/:%]+)\.proto\Z")
 HEALTHY = Response(200, b'{"status": "ok"}')
 # (kind, name) -> (the checkpoint it serves, public) or None: what its API document is made of
 Describe = Callable[[str, str], "tuple[dict[str, Any], bool] | None"]
-METRICS = object()  # the context of `GET /metrics`
-UNAUTHORIZED, FORBIDDEN = Response(401), Response(403)  # refusals, as the metrics count them
+# What `check` hands to `handle`: where to execute, a page to make, or None for /healthz
+Page = Callable[[Request], Response | Awaitable[Response]]
+Context = Route | AliasRoute | Page | None
+STOP_MARGIN_S = 1.0  # past the request timeout, how long a stop waits for answers in flight
 
 
 class Gateway:
@@ -68,7 +54,8 @@ class Gateway:
         self.describe = describe or (lambda kind, name: None)
         self.request_timeout_s = request_timeout_s
         self.idle_timeout_s = idle_timeout_s
-        self.server: asyncio.AbstractServer | None = None
+        self.http: HttpServer | None = None
+        self.mirrors = Mirrors()  # its shadow requests under way
         self.recorder: Recorder | None = None  # samples requests of nodes that capture them
         self.proto_text: Callable[[str], str | None] = lambda node: None  # node -> .proto
         self.metrics = GatewayMetrics()
@@ -82,17 +69,21 @@ class Gateway:
         except OSError as exc:
             sock.close()
             raise OSError(f"the gateway cannot listen on {host}:{port}: {exc.strerror}") from exc
-        self.server = await asyncio.get_running_loop().create_server(
-            lambda: ServerProtocol(self, MAX_BYTES, self.idle_timeout_s, self.request_timeout_s),
-            sock=sock, backlog=1024)
-        self.host, self.port = host, sock.getsockname()[1]
+        self.http = HttpServer(self, MAX_BYTES, self.idle_timeout_s, self.request_timeout_s)
+        await self.http.start(sock, backlog=1024)
+        self.host, self.port = host, int(sock.getsockname()[1])
         return self.port
 
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Stop in order: refuse new connections and close idle ones, give the answers in
+        flight (waiting `timeout_s` at most, by default a little past the request timeout),
+        then cancel the shadow requests."""
+        if self.http is not None:
+            wait_s = self.request_timeout_s + STOP_MARGIN_S if timeout_s is None else timeout_s
+            await self.http.stop(wait_s)
+        await self.mirrors.close()
 
-    def check(self, request: Request) -> Route | AliasRoute | Response | object | None:
+    def check(self, request: Request) -> Context | Response:
         """Route and authenticate from the headers alone."""
         passing = passthrough.check(self.routes, request, self.request_timeout_s)
         if passing is not None:  # a Docker-image node
@@ -103,37 +94,30 @@ class Gateway:
             match = EXECUTE_PATH.match(path)
             if match is None:
                 if path == "/metrics" and request.method == "GET":
-                    return METRICS
+                    return self._metrics
                 if request.method == "GET":
                     return self._page(path)
-                return error(404, "not_found", f"no endpoint {request.method} {path}")
+                return error("not_found", f"no endpoint {request.method} {path}")
             kind, name = match.groups()
             node, alias = (name, None) if kind == "nodes" else (None, name)
         elif path != "/":
-            return error(404, "not_found", "with x-node-id or x-node-alias, execute on POST /")
+            return error("not_found", "with x-node-id or x-node-alias, execute on POST /")
         if request.method != "POST":
-            return error(405, "method_not_allowed", "use POST to execute", headers={"Allow": "POST"})
+            return error("method_not_allowed", "use POST to execute", headers={"Allow": "POST"})
         if alias is not None:
             target: Route | AliasRoute | None = self.routes.aliases.get(alias)
             what, name = "alias", alias
         else:
-            target, what, name = self.routes.nodes.get(node), "node", node
+            target, what, name = self.routes.nodes.get(node or ""), "node", node or ""
         if target is None:
-            return error(404, "not_found", f"unknown {what} {name!r}", field=what)
-        if isinstance(target, AliasRoute) and target.public:
-            return target
-        auth = headers.get("authorization")
-        if not auth:
-            self.metrics.observe(target, path, UNAUTHORIZED, None)
-            return error(401, "unauthorized", f"send Authorization: Bearer <{what} key>",
-                         headers={"WWW-Authenticate": "Bearer"})
-        scheme, _, key = auth.partition(" ")
-        if scheme.lower() != "bearer" or not target.key_matches(key.strip()):
-            self.metrics.observe(target, path, FORBIDDEN, None)
-            return error(403, "forbidden", f"the key does not open {what} {name!r}")
+            return error("not_found", f"unknown {what} {name!r}", field=what)
+        refused = refusal(target, what, name, headers.get("authorization"))
+        if refused is not None:
+            self.metrics.observe(target, path, refused, None)
+            return refused
         return target
 
-    def _page(self, path: str) -> Callable[[Request], Response] | Response | None:
+    def _page(self, path: str) -> Page | Response | None:
         """The read-only pages, which need no key: they describe an API, not its data."""
         if path == "/healthz":
             return None
@@ -142,7 +126,7 @@ class Gateway:
             kind, name, page = match.groups()
             kind = "node" if kind == "nodes" else "alias"
             if self.describe(kind, name) is None:
-                return error(404, "not_found", f"unknown {kind} {name!r}", field=kind)
+                return error("not_found", f"unknown {kind} {name!r}", field=kind)
             if page == "docs":
                 return Response(200, openapi.docs_page(kind, name),
                                 {"Content-Type": "text/html; charset=utf-8"})
@@ -155,12 +139,12 @@ class Gateway:
         if found is not None:
             return Response(200, found[0], {"Content-Type": found[1],
                                             "Cache-Control": "max-age=86400"})
-        return error(404, "not_found", f"no endpoint GET {path}")
+        return error("not_found", f"no endpoint GET {path}")
 
     def _document(self, kind: str, name: str, request: Request) -> Response:
         described = self.describe(kind, name)
         if described is None:
-            return error(404, "not_found", f"unknown {kind} {name!r}", field=kind)
+            return error("not_found", f"unknown {kind} {name!r}", field=kind)
         checkpoint, public = described
         host = request.headers.get("host") or f"{self.host}:{self.port}"
         document = openapi.document(kind, name, checkpoint, f"http://{host}", public)
@@ -169,156 +153,37 @@ class Gateway:
     def _proto(self, node: str) -> Response:
         text = self.proto_text(node)
         if text is None:
-            return error(404, "not_found", f"unknown node {node!r}", field="node")
+            return error("not_found", f"unknown node {node!r}", field="node")
         return Response(200, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
-    def handle(self, request: Request, target: Route | AliasRoute | Callable | object | None):
+    def handle(self, request: Request, target: Context) -> Response | Awaitable[Response]:
+        """Answer a request routed by `check`."""
         if target is None:
             return HEALTHY
-        if target is METRICS:
-            return self.metrics.exposition(self.routes, self.scrape_timeout_s)
-        if callable(target):
-            return target(request)
-        return self._execute(request, target)  # type: ignore[arg-type]
+        if isinstance(target, Route | AliasRoute):
+            return self._execute(request, target)
+        return target(request)
+
+    def _metrics(self, request: Request) -> Awaitable[Response]:
+        return self.metrics.exposition(self.routes, self.scrape_timeout_s)
 
     async def _execute(self, request: Request, target: Route | AliasRoute) -> Response:
         started = time.perf_counter()
-        if isinstance(target, AliasRoute):
-            answer = execute_alias(self.routes, target, request.body, request.headers,
-                                   self.request_timeout_s, request_id=request.id)
-        else:
-            answer = execute(self.routes, target, request.body, self.request_timeout_s,
-                             request.headers, request_id=request.id)
-        if self.recorder is not None:
-            answer = self.recorder.watch(target, request.body, answer, request.id)
-        response = await answer
+        response = await self.execute(target, request.body, request.headers,
+                                      self.request_timeout_s, request.id)
         self.metrics.observe(target, request.path, response, time.perf_counter() - started)
         return response
 
-
-def _payload(body: bytes) -> tuple[Any, Response | None]:
-    try:
-        return json.loads(body), None
-    except ValueError as exc:
-        return None, error(400, "malformed_json", f"the body is not valid JSON: {exc}",
-                           field="body")
-
-
-def _sticky_key(sticky: dict[str, str] | None, headers: dict[str, str], payload: Any
-                ) -> str | None:
-    """The caller's key for sticky routing, from a header or an input field, if configured."""
-    if not sticky:
-        return None
-    if "header" in sticky:
-        return headers.get(sticky["header"].lower())
-    inputs = payload.get("input") if isinstance(payload, dict) else None
-    value = inputs.get(sticky["input"]) if isinstance(inputs, dict) else None
-    return None if value is None else json.dumps(value, sort_keys=True)
-
-
-def _passed_on(headers: dict[str, str]) -> bytes:
-    """The caller's headers the instance reads (the encoding it answers arrays in)."""
-    return b"x-array-encoding: base64\r\n" if headers.get("x-array-encoding") == "base64" else b""
-
-
-async def _forward(routes: Routes, route: Route, body: bytes, payload: Any, timeout_s: float,
-                   key: str | None, extra: dict[str, str], hold: bool = True,
-                   passed_on: bytes = b"", request_id: str = "", limit: int = MAX_BYTES
-                   ) -> Response | None:
-    """Send the request to the node; None when it has no healthy instance. `extra`: headers
-    of the answer (through an alias, the node that answered)."""
-    try:
-        status, data, instance = await routes.execute(route, body, payload, timeout_s, key, hold,
-                                                      passed_on, request_id)
-    except NoInstance:
-        return None
-    except InvalidRequest as exc:
-        return Response(422, json.dumps(invalid_input_body(exc.errors)).encode(), extra or None)
-    except (TimeoutError, ResponseTooLarge, UpstreamError) as exc:
-        return failed(exc, limit, extra or None)
-    if len(data) > limit:
-        return too_large(len(data), limit, extra or None)
-    return Response(status, data, {**extra, "x-instance-id": instance})
-
-
-def _unavailable(what: str) -> Response:
-    return error(503, "unavailable", f"{what} has no healthy instance right now",
-                 headers={"Retry-After": "1"})
-
-
-async def execute(routes: Routes, route: Route, body: bytes, timeout_s: float,
-                  headers: dict[str, str] | None = None, *, request_id: str = "",
-                  limit: int = MAX_BYTES) -> Response:
-    """Check a request body and run it on the node (`limit`: bytes of the answer)."""
-    payload, problem = _payload(body)
-    if problem:
-        return problem
-    headers = headers or {}
-    key = _sticky_key(route.sticky, headers, payload)
-    response = await _forward(routes, route, body, payload, timeout_s, key, {},
-                              passed_on=_passed_on(headers), request_id=request_id, limit=limit)
-    return response or _unavailable(f"node {route.node!r}")
-
-
-async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers: dict[str, str],
-                        timeout_s: float, *, request_id: str = "", limit: int = MAX_BYTES
-                        ) -> Response:
-    """Pick a node by weight (or by sticky key); if it has no healthy instance, the others;
-    a node scaled to zero holds the request only when no node of the alias can serve now.
-    One deadline for it all. A share of the requests is mirrored to the shadow node."""
-    payload, problem = _payload(body)
-    if problem:
-        return problem
-    key = _sticky_key(alias.sticky, headers, payload)
-    passed_on = _passed_on(headers)
-    point = sticky_point(key) if key is not None else random.random() * 100
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    response = None
-    for hold in (False, True):
-        for node in alias.order(point):
-            route = routes.nodes.get(node)
-            if route is None or (hold and not route.hold):
-                continue
-            node_key = key if key is not None else _sticky_key(route.sticky, headers, payload)
-            response = await _forward(routes, route, body, payload, deadline - loop.time(),
-                                      node_key, {"x-node-id": node}, hold, passed_on,
-                                      request_id, limit)
-            if response is not None:
-                break
-        if response is not None:
-            break
-    if response is None:
-        return _unavailable(f"alias {alias.name!r}")
-    shadow = alias.shadow
-    if shadow and len(_mirrors) < MAX_MIRRORS and random.random() * 100 < shadow["percent"]:
-        task = asyncio.ensure_future(_mirror(routes, alias, body, payload, response, timeout_s,
-                                             request_id))
-        _mirrors.add(task)
-        task.add_done_callback(_mirrors.discard)
-    return response
-
-
-MAX_MIRRORS = 64  # shadow requests under way at once; past that, requests are not mirrored
-_mirrors: set[asyncio.Future] = set()  # shadow requests under way (kept from the GC)
-
-
-async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, payload: Any,
-                  primary: Response, timeout_s: float, request_id: str = "") -> None:
-    """Send a copy to the shadow node; record its answer beside the primary's, return nothing."""
-    node = alias.shadow["node"]  # type: ignore[index]
-    route = routes.nodes.get(node)
-    started = time.perf_counter()
-    response = None if route is None else await _forward(routes, route, body, payload, timeout_s,
-                                                          None, {}, False,
-                                                          request_id=request_id)
-    response = response or _unavailable(f"node {node!r}")
-    alias.shadow_record.add({
-        "time": time.time(),
-        "node": node,
-        "status": response.status,
-        "primary_status": primary.status,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        # both bodies come from the same serializer: equal outputs are equal bytes
-        "same_output": response.status == primary.status and response.body == primary.body,
-    })
+    def execute(self, target: Route | AliasRoute, body: bytes, headers: dict[str, str],
+                timeout_s: float, call_id: str, limit: int = MAX_BYTES) -> Awaitable[Response]:
+        """Run a checked request on a node or an alias, recorded when its node captures."""
+        answer: Awaitable[Response]
+        if isinstance(target, AliasRoute):
+            answer = execute_alias(self.routes, target, body, headers, timeout_s,
+                                   request_id=call_id, limit=limit, mirrors=self.mirrors)
+        else:
+            answer = execute(self.routes, target, body, timeout_s, headers, request_id=call_id,
+                             limit=limit)
+        if self.recorder is not None:
+            answer = self.recorder.watch(target, body, answer, call_id)
+        return answer

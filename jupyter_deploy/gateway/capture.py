@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from ..http.protocol import Response
+from ..http.server import Response
 from ..models import InvalidInput, Node
 from ..store.sqlite import Store
 from .routing import AliasRoute, Route, Routes

@@ -30,8 +30,9 @@ from grpc_reflection.v1alpha import reflection_pb2_grpc
 from grpc_reflection.v1alpha._async import ReflectionServicer
 from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVICE
 
-from ..http.protocol import Request, Response
-from .app import Gateway, execute, execute_alias
+from ..errors import CELL_RAISED, ERRORS, grpc_name
+from ..http.server import Request, Response
+from .app import STOP_MARGIN_S, Gateway
 from .ids import request_id
 from .proto import (
     FILE_PREFIX,
@@ -43,7 +44,7 @@ from .proto import (
     node_of,
     service_name,
 )
-from .routing import MAX_BYTES, UPSTREAM_BYTES, AliasRoute
+from .routing import MAX_BYTES, UPSTREAM_BYTES, AliasRoute, Route
 from .transcode import Unsendable, fill_message, message_json, set_struct, struct_json
 
 GATEWAY_SERVICE = "jupyter_deploy.Gateway"
@@ -54,10 +55,6 @@ OPTIONS = [
     ("grpc.so_reuseport", 0),  # a second service on the same port is an error, not a share
 ]
 Code = grpc.StatusCode
-CODES = {400: Code.INVALID_ARGUMENT, 401: Code.UNAUTHENTICATED, 403: Code.PERMISSION_DENIED,
-         404: Code.NOT_FOUND, 405: Code.UNIMPLEMENTED, 413: Code.RESOURCE_EXHAUSTED,
-         422: Code.INVALID_ARGUMENT, 502: Code.UNAVAILABLE, 503: Code.UNAVAILABLE,
-         504: Code.DEADLINE_EXCEEDED}
 
 
 def _gateway_file() -> None:
@@ -81,6 +78,11 @@ class Failed(Exception):
         super().__init__(message)
         self.code, self.message, self.trailing = code, message, trailing
 
+    @classmethod
+    def of(cls, error: str, message: str) -> Failed:
+        """The call ends with the gRPC status of `error`, a code of the error table."""
+        return cls(Code[ERRORS[error].grpc], message)
+
 
 def failure(response: Response) -> Failed:
     """The gRPC status of a REST answer that is not a 200."""
@@ -91,14 +93,11 @@ def failure(response: Response) -> Failed:
     if isinstance(body, dict) and "error_name" in body:  # the cell raised
         trailing = (("x-error-name", str(body["error_name"])),
                     ("traceback-bin", "\n".join(body.get("traceback", [])).encode()))
-        return Failed(Code.UNKNOWN, f"{body['error_name']}: {body.get('error_message', '')}",
-                      trailing)
+        return Failed(Code[CELL_RAISED], f"{body['error_name']}: "
+                      f"{body.get('error_message', '')}", trailing)
     error = body.get("error", {}) if isinstance(body, dict) else {}
     message = error.get("message", f"HTTP {response.status}")
-    code = CODES.get(response.status, Code.INTERNAL)
-    if error.get("code") == "response_too_large":
-        code = Code.RESOURCE_EXHAUSTED
-    return Failed(code, message)
+    return Failed(Code[grpc_name(response.status, error.get("code"))], message)
 
 
 class GrpcGateway:
@@ -161,11 +160,12 @@ class GrpcGateway:
         await server.start()
         self.server = server
         await self.health.refresh()
-        return bound
+        return int(bound)
 
     async def stop(self) -> None:
         if self.server is not None:
-            await self.server.stop(grace=1.0)
+            # the calls in flight get their answers, as on the REST port
+            await self.server.stop(grace=self.gateway.request_timeout_s + STOP_MARGIN_S)
 
     def handler(self, method: str) -> grpc.RpcMethodHandler | None:
         handler = self._handlers.get(method)
@@ -194,17 +194,17 @@ class GrpcGateway:
 
         def decode(data: bytes) -> dict[str, Any]:
             if schema is None:
-                raise Failed(Code.NOT_FOUND, f"unknown node {node!r}")
+                raise Failed.of("not_found", f"unknown node {node!r}")
             try:
                 return message_json(schema.input_class.FromString(data), schema.inputs)
             except DecodeError:
-                raise Failed(Code.INVALID_ARGUMENT, f"the request is not a valid "
-                             f"{schema.file.package}.Input") from None
+                raise Failed.of("bad_request", f"the request is not a valid "
+                                f"{schema.file.package}.Input") from None
 
         def encode(output: dict[str, Any]) -> bytes:
-            message = fill_message(schema.output_class(), schema.outputs, output,  # type: ignore[union-attr]
-                                   "output")
-            return message.SerializeToString()
+            assert schema is not None  # decode refused the call otherwise
+            message = fill_message(schema.output_class(), schema.outputs, output, "output")
+            return bytes(message.SerializeToString())
 
         return await self._call(request, context, path, decode, encode, node, True)
 
@@ -213,13 +213,13 @@ class GrpcGateway:
             try:
                 return struct_json(struct_pb2.Struct.FromString(data))
             except DecodeError:
-                raise Failed(Code.INVALID_ARGUMENT, "the request is not a valid "
-                             "google.protobuf.Struct") from None
+                raise Failed.of("bad_request", "the request is not a valid "
+                                "google.protobuf.Struct") from None
 
         def encode(output: dict[str, Any]) -> bytes:
             message = struct_pb2.Struct()
             set_struct(message, output)
-            return message.SerializeToString()
+            return bytes(message.SerializeToString())
 
         return await self._call(request, context, GENERIC_PATH, decode, encode, None, False)
 
@@ -238,11 +238,12 @@ class GrpcGateway:
         call_id = request_id(headers)
         try:
             if node is None and alias is None:
-                raise Failed(Code.INVALID_ARGUMENT, "send x-node-id or x-node-alias metadata "
-                             "to say which node runs the call")
+                raise Failed.of("bad_request", "send x-node-id or x-node-alias metadata "
+                                "to say which node runs the call")
             target = self.gateway.check(Request("POST", "/", "HTTP/1.1", headers))
             if isinstance(target, Response):
                 raise failure(target)
+            assert isinstance(target, Route | AliasRoute)  # POST / with a node or an alias
             body = json.dumps({"input": decode(request)}).encode()
             remaining = context.time_remaining()
             timeout = self.gateway.request_timeout_s
@@ -252,14 +253,8 @@ class GrpcGateway:
                 headers["x-array-encoding"] = "base64"
             if isinstance(target, AliasRoute):
                 node = None
-                answer = execute_alias(self.gateway.routes, target, body, headers, timeout,
-                                       request_id=call_id, limit=UPSTREAM_BYTES)
-            else:
-                answer = execute(self.gateway.routes, target, body, timeout, headers,
-                                 request_id=call_id, limit=UPSTREAM_BYTES)
-            if self.gateway.recorder is not None:
-                answer = self.gateway.recorder.watch(target, body, answer, call_id)
-            response = await answer
+            response = await self.gateway.execute(target, body, headers, timeout, call_id,
+                                                  UPSTREAM_BYTES)
             extra = {**(response.headers or {}), "x-request-id": call_id}
             node = extra.get("x-node-id", node)
             if response.status != 200:
@@ -267,11 +262,11 @@ class GrpcGateway:
             try:
                 data = encode(json.loads(response.body)["output"])
             except Unsendable as exc:
-                raise Failed(Code.INTERNAL, f"{exc.field}: the output does not fit the typed "
-                             f"reply: {exc}") from None
+                raise Failed.of("invalid_output", f"{exc.field}: the output does not fit "
+                                f"the typed reply: {exc}") from None
             if len(data) > MAX_BYTES:
-                raise Failed(Code.RESOURCE_EXHAUSTED, f"the answer is {len(data)} bytes, more "
-                             f"than the {MAX_BYTES} allowed")
+                raise Failed.of("response_too_large", f"the answer is {len(data)} bytes, "
+                                f"more than the {MAX_BYTES} allowed")
             context.set_trailing_metadata(tuple(
                 (k, v) for k, v in extra.items()
                 if k in ("x-instance-id", "x-node-id", "x-request-id")))
@@ -293,7 +288,8 @@ class GrpcGateway:
                                               time.perf_counter() - started)
 
 
-class _Handler(grpc.GenericRpcHandler):
+# grpcio ships no type information: its classes are Any to mypy, subclassed all the same
+class _Handler(grpc.GenericRpcHandler):  # type: ignore[misc]
     def __init__(self, owner: GrpcGateway) -> None:
         self.owner = owner
 
@@ -309,7 +305,7 @@ def _node_in(name: str) -> str | None:
     return None
 
 
-class NodeReflection(ReflectionServicer):
+class NodeReflection(ReflectionServicer):  # type: ignore[misc]
     """Server reflection over the fixed services and each node's own descriptor pool."""
 
     def __init__(self, owner: GrpcGateway) -> None:
@@ -345,12 +341,12 @@ class NodeReflection(ReflectionServicer):
         return super()._list_services(request)
 
 
-SERVING = health_pb2.HealthCheckResponse.SERVING
-NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+SERVING: int = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING: int = health_pb2.HealthCheckResponse.NOT_SERVING
+UNKNOWN: int = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
 
-class NodeHealth(HealthServicer):
+class NodeHealth(HealthServicer):  # type: ignore[misc]
     """"" and jupyter_deploy.Gateway are SERVING; a node's service is SERVING while the node
     has a healthy instance (NOT_SERVING otherwise). `refresh` follows the supervisor's events,
     for Watch; Check looks at the routes themselves."""
@@ -358,7 +354,7 @@ class NodeHealth(HealthServicer):
     def __init__(self, owner: GrpcGateway) -> None:
         super().__init__()
         self.owner = owner
-        self._pending: asyncio.Task | None = None
+        self._pending: asyncio.Task[None] | None = None
         self._dirty = False
 
     def status(self, node: str) -> int | None:
@@ -373,7 +369,7 @@ class NodeHealth(HealthServicer):
             return await super().Check(request, context)
         status = self.status(node)
         if status is None:
-            await context.abort(Code.NOT_FOUND, f"unknown node {node!r}")
+            await context.abort(Code[ERRORS["not_found"].grpc], f"unknown node {node!r}")
         return health_pb2.HealthCheckResponse(status=status)
 
     async def refresh(self) -> None:
@@ -381,7 +377,7 @@ class NodeHealth(HealthServicer):
         names = set()
         for node in self.owner.typed_nodes():
             names.add(service_name(node))
-            await self.set(service_name(node), self.status(node))  # type: ignore[arg-type]
+            await self.set(service_name(node), self.status(node))
         for name in list(self._server_status):
             if name.startswith(PACKAGE_PREFIX) and name not in names:
                 await self.set(name, UNKNOWN)

@@ -26,7 +26,8 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..http.protocol import ClientProtocol, Response, ResponseTooLarge, UpstreamError
+from ..http.client import ClientProtocol, ResponseTooLarge, UpstreamError
+from ..http.server import Response
 from .routing import AliasRoute, Backend, Route, Routes
 from .upstream import SendFailed
 

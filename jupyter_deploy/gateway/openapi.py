@@ -64,20 +64,8 @@ def _error(description: str, schema: str = "Error") -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
 
-def document(kind: str, name: str, checkpoint: dict[str, Any], server: str,
-             public: bool = False) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of node or alias `name` serving `checkpoint`."""
-    example = checkpoint.get("example") or {}
-    request = {"type": "object", "properties": {"input": _fields_schema(checkpoint["inputs"])},
-               "required": ["input"], "additionalProperties": False}
-    answer = {"type": "object", "properties": {"output": _fields_schema(checkpoint["outputs"])},
-              "required": ["output"]}
-    request_content: dict[str, Any] = {"schema": request}
-    if example.get("input") is not None:
-        request_content["example"] = {"input": example["input"]}
-    answer_content: dict[str, Any] = {"schema": answer}
-    if example.get("output") is not None:
-        answer_content["example"] = {"output": example["output"]}
+def _responses(kind: str, public: bool, answer_content: dict[str, Any]) -> dict[str, Any]:
+    """The answers an execute call may get, by status."""
     responses: dict[str, Any] = {
         "200": {"description": "The cell's outputs.",
                 "headers": {"x-instance-id": {"description": "The instance that ran the cell.",
@@ -100,6 +88,24 @@ def document(kind: str, name: str, checkpoint: dict[str, Any], server: str,
     if not public:
         responses["401"] = _error("No key was sent.")
         responses["403"] = _error(f"The key does not open this {kind}.")
+    return responses
+
+
+def document(kind: str, name: str, checkpoint: dict[str, Any], server: str,
+             public: bool = False) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of node or alias `name` serving `checkpoint`."""
+    example = checkpoint.get("example") or {}
+    request = {"type": "object", "properties": {"input": _fields_schema(checkpoint["inputs"])},
+               "required": ["input"], "additionalProperties": False}
+    answer = {"type": "object", "properties": {"output": _fields_schema(checkpoint["outputs"])},
+              "required": ["output"]}
+    request_content: dict[str, Any] = {"schema": request}
+    if example.get("input") is not None:
+        request_content["example"] = {"input": example["input"]}
+    answer_content: dict[str, Any] = {"schema": answer}
+    if example.get("output") is not None:
+        answer_content["example"] = {"output": example["output"]}
+    responses = _responses(kind, public, answer_content)
     operation = {
         "operationId": f"execute_{name.replace('-', '_')}",
         "summary": f"Run the cell of checkpoint {checkpoint['ref']}",

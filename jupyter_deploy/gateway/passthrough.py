@@ -11,9 +11,11 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 
-from ..http.protocol import Request, Response, ResponseTooLarge, UpstreamError, error
+from ..errors import too_large, unavailable, upstream_failure
+from ..http.server import Request, Response
+from .auth import refusal
+from .execute import UPSTREAM_ERRORS, NoInstance, send
 from .routing import MAX_BYTES, Route, Routes
-from .upstream import SendFailed, failed, too_large
 
 NODE_PATH = re.compile(r"/v1/nodes/([^/:%]+)(/[^?]*)?(\?.*)?\Z")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
@@ -37,13 +39,9 @@ def check(routes: Routes, request: Request, timeout_s: float) -> Handler | Respo
     route = routes.nodes.get(name)
     if route is None or not route.passthrough:
         return None
-    auth = request.headers.get("authorization", "")
-    scheme, _, key = auth.partition(" ")
-    if not auth:
-        return error(401, "unauthorized", "send Authorization: Bearer <node key>",
-                     headers={"WWW-Authenticate": "Bearer"})
-    if scheme.lower() != "bearer" or not route.key_matches(key.strip()):
-        return error(403, "forbidden", f"the key does not open node {name!r}")
+    refused = refusal(route, "node", name, request.headers.get("authorization"))
+    if refused is not None:
+        return refused
     return lambda req: forward(route, req, target, route.timeout_s or timeout_s)
 
 
@@ -55,31 +53,18 @@ async def forward(route: Route, request: Request, target: str, timeout_s: float)
     if "host" not in request.headers:
         head.append("Host: instance\r\n")
     encoded = "".join(head).encode("latin-1")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    tried: set[str] = set()
-    while True:
-        backend = route.pick(tried)
-        if backend is None:
-            return error(503, "unavailable", f"node {route.node!r} has no healthy instance "
-                         "right now", headers={"Retry-After": "1"})
-        tried.add(backend.instance_id)
-        backend.in_flight += 1
-        try:
-            async with asyncio.timeout(deadline - loop.time()):
-                status, headers, body = await backend.pool.request(encoded, request.body)
-        except SendFailed:
-            continue
-        except (TimeoutError, ResponseTooLarge, UpstreamError) as exc:
-            return failed(exc, MAX_BYTES)
-        finally:
-            backend.in_flight -= 1
-        if len(body) > MAX_BYTES:
-            return too_large(len(body), MAX_BYTES)
-        answer = {_title(name): value for name, value in headers.items()
-                  if name not in HOP_BY_HOP}
-        answer["X-Instance-Id"] = backend.instance_id
-        return Response(status, body, answer)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    try:
+        status, headers, body, backend = await send(route, encoded, request.body, deadline)
+    except NoInstance:
+        return unavailable(f"node {route.node!r}")
+    except UPSTREAM_ERRORS as exc:
+        return upstream_failure(exc, MAX_BYTES)
+    if len(body) > MAX_BYTES:
+        return too_large(len(body), MAX_BYTES)
+    answer = {_title(name): value for name, value in headers.items() if name not in HOP_BY_HOP}
+    answer["X-Instance-Id"] = backend.instance_id
+    return Response(status, body, answer)
 
 
 def _title(name: str) -> str:

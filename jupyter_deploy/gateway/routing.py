@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..types import InputCheck
-from .upstream import Pool, SendFailed
+from .upstream import Pool
 
 MAX_BYTES = 16 * 1024 * 1024  # of a request and of its answer, for callers
 UPSTREAM_BYTES = MAX_BYTES * 3 // 2  # to and from an instance: 16 MB of gRPC bytes as base64
-EXECUTE_HEAD = b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
 
 
 def new_key() -> str:
@@ -147,18 +146,6 @@ class AliasRoute:
         return [first] + [node for node, _ in self.weights if node != first]
 
 
-class NoInstance(Exception):
-    """No healthy instance could take the request."""
-
-
-class InvalidRequest(Exception):
-    """The input does not fit the checkpoint of the instance picked to run it."""
-
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__(errors[0]["message"])
-        self.errors = errors
-
-
 class Routes:
     """The routing table the supervisor keeps up to date and the gateway reads."""
 
@@ -203,53 +190,3 @@ class Routes:
                                key=lambda item: (-item[1], item[0])))
         record = previous.shadow_record if previous else ShadowRecord()
         self.aliases[name] = AliasRoute(name, key_hash, public, weights, shadow, sticky, record)
-
-    async def execute(self, route: Route, body: bytes, payload: Any, timeout: float,
-                      sticky_key: str | None = None, hold: bool = True,
-                      passed_on: bytes = b"", request_id: str = "") -> tuple[int, bytes, str]:
-        """Run the cell on an instance of the node; retry elsewhere only if nothing was sent.
-
-        The input is checked against the picked instance's checkpoint (during an update,
-        instances of two checkpoints serve). A node scaled to zero holds the request until an
-        instance is ready, within `timeout`, unless `hold` is false. The instance logs what
-        the cell prints with `request_id` (ids are checked: [A-Za-z0-9._-]).
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        tried: set[str] = set()
-        head = EXECUTE_HEAD + passed_on
-        if request_id:
-            head += b"x-request-id: %s\r\n" % request_id.encode()
-        while True:
-            backend = route.pick(tried, sticky_key)
-            if backend is None:
-                if not tried and route.hold and not hold:
-                    route.missed += 1  # demand all the same: the node scales up from zero
-                if tried or not (route.hold and hold):
-                    raise NoInstance(route.node)
-                await self._hold(route, deadline - loop.time())
-                continue
-            errors = backend.check(payload)
-            if errors:
-                raise InvalidRequest(errors)
-            tried.add(backend.instance_id)
-            backend.in_flight += 1
-            try:
-                async with asyncio.timeout(deadline - loop.time()):
-                    status, _, data = await backend.pool.request(head, body)
-                return status, data, backend.instance_id
-            except SendFailed:
-                continue
-            finally:
-                backend.in_flight -= 1
-
-    @staticmethod
-    async def _hold(route: Route, timeout: float) -> None:
-        route.waiting += 1
-        try:
-            async with asyncio.timeout(max(0.0, timeout)):
-                await route.added.wait()
-        except TimeoutError:
-            raise NoInstance(route.node) from None
-        finally:
-            route.waiting -= 1

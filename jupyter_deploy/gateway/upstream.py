@@ -5,21 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..http.protocol import ClientProtocol, Response, ResponseTooLarge, error
-
-
-def failed(exc: Exception, limit: int, headers: dict[str, str] | None = None) -> Response:
-    """The caller's answer when an instance timed out, answered too much or broke off."""
-    if isinstance(exc, TimeoutError):
-        return error(504, "timeout", "the instance did not answer in time", headers=headers)
-    if isinstance(exc, ResponseTooLarge):
-        return too_large(exc.size, limit, headers)
-    return error(502, "bad_gateway", f"the instance failed: {exc}", headers=headers)
-
-
-def too_large(size: int, limit: int, headers: dict[str, str] | None = None) -> Response:
-    return error(502, "response_too_large", f"the instance answered {size} bytes, more than "
-                 f"the {limit} allowed", headers=headers)
+from ..http.client import ClientProtocol
 
 
 class SendFailed(Exception):

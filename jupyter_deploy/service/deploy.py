@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from ..client import render
-from ..gateway.app import Gateway, execute
+from ..gateway.app import Gateway
 from ..gateway.capture import Recorder, captured
+from ..gateway.execute import execute
 from ..gateway.grpc import GrpcGateway
 from ..gateway.ids import new_request_id
 from ..gateway.routing import Routes, hash_key, new_key
-from ..http.protocol import Response
+from ..http.server import Response
 from ..models import (
     Alias,
     Conflict,
@@ -48,6 +49,10 @@ RUNTIMES = ("process", "docker")
 
 
 class DeployService:
+    # True where the service owns its process (`jupyter deploy serve`); never inside a
+    # notebook server, whose own objects are not the service's to freeze.
+    freeze_gc = False
+
     def __init__(self, state_dir: str | Path, gateway_host: str = "127.0.0.1",
                  gateway_port: int = 8890, request_timeout_s: float = 15.0,
                  log: logging.Logger | None = None, gateway_grpc_port: int = 8891,
@@ -121,9 +126,10 @@ class DeployService:
             self.store.close()
             raise
         self.running = True
-        # What the server has built so far lives as long as it does: keep it out of the full
-        # garbage collections that would otherwise pause the gateway for tens of milliseconds.
-        gc.freeze()
+        if self.freeze_gc:
+            # What the process has built so far lives as long as it does: keep it out of the
+            # full garbage collections that would otherwise pause the gateway for tens of ms.
+            gc.freeze()
         self.log.info("jupyter_deploy: state in %s, gateway on %s, gRPC on %s", self.state_dir,
                       self.gateway_url, self.gateway_grpc_address)
 
@@ -132,9 +138,9 @@ class DeployService:
             return
         self.running = False
         self.start_error = "it has stopped"
+        # The gateway first: the requests in flight get their answers while instances still run.
+        await asyncio.gather(self.gateway.stop(), self.grpc.stop())
         await self.supervisor.stop()
-        await self.gateway.stop()
-        await self.grpc.stop()
         await self.recorder.stop()
         self.store.close()
 

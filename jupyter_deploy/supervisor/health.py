@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from ..http.protocol import ClientProtocol, UpstreamError
+from ..http.client import ClientProtocol, UpstreamError
 from ..models import Instance, Node
 
 PROBE_ERRORS = (OSError, asyncio.TimeoutError, UpstreamError)

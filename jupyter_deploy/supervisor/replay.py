@@ -18,7 +18,7 @@ from typing import Any
 
 from ..gateway.routing import MAX_BYTES
 from ..gateway.upstream import Pool
-from ..http.protocol import ResponseTooLarge
+from ..http.client import ResponseTooLarge
 from ..models import Instance, Node
 from ..store.sqlite import Store
 

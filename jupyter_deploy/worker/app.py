@@ -20,11 +20,13 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..http.protocol import Request, Response, ServerProtocol, error
+from ..errors import error
+from ..http.server import HttpServer, Request, Response
 from ..types import InputCheck, invalid_input_body
 from ..types.values import Mismatch, decode, encode_fields, json_default, needs_decoding
 from .logs import begin_request, end_request
@@ -60,10 +62,8 @@ class Worker:
         linecache.cache[self.filename] = (len(source), None, source.splitlines(True), self.filename)
         self.code = compile(source, self.filename, "exec")
         if "metrics" in source:  # load the metrics helper now rather than on a first request
-            try:
+            with contextlib.suppress(ImportError):
                 import jupyter_deploy.metrics  # noqa: F401
-            except ImportError:
-                pass
         self.meta, self.namespace = meta, self._pinned_state()
         self.input_check = InputCheck(meta["inputs"])
         kinds = self.input_check.fields
@@ -99,7 +99,7 @@ class Worker:
         """Run the request unless its caller is gone (on the executor thread); its prints
         go to the log with its request id; `counted`: in the instance's metrics."""
         if request.abandoned:  # queued behind a long run, and given up on: do not run it late
-            return error(499, "abandoned", "the caller went away")
+            return error("abandoned", "the caller went away")
         started = self.running_since = time.monotonic()
         begin_request(request.headers.get("x-request-id"))
         try:
@@ -117,7 +117,7 @@ class Worker:
         try:
             payload = json.loads(body)
         except ValueError as exc:
-            return error(400, "malformed_json", f"the body is not valid JSON: {exc}", field="body")
+            return error("malformed_json", f"the body is not valid JSON: {exc}", field="body")
         errors = self.input_check(payload)
         if errors:
             return Response(422, json.dumps(invalid_input_body(errors)).encode())
@@ -132,7 +132,7 @@ class Worker:
                 try:
                     namespace[name] = decode(kind, inputs[name])
                 except (ValueError, TypeError) as exc:
-                    return error(422, "invalid_input", f"input.{name}: {exc}",
+                    return error("invalid_input", f"input.{name}: {exc}",
                                  field=f"input.{name}")
         try:
             exec(self.code, namespace)
@@ -142,17 +142,17 @@ class Worker:
             return Response(500, self._cell_error(exc))
         for field in self.meta["outputs"]:
             if field["name"] not in namespace:
-                return error(500, "missing_output", f"the cell did not set output "
+                return error("missing_output", f"the cell did not set output "
                              f"`{field['name']}`", field=f"output.{field['name']}")
         try:
             output = encode_fields(self.meta["outputs"], namespace, "output", arrays)
         except Mismatch as exc:
-            return error(500, "invalid_output", f"output `{exc.field[7:]}` does not have its "
+            return error("invalid_output", f"output `{exc.field[7:]}` does not have its "
                          f"declared type: {exc.message}", field=exc.field)
         try:
             return Response(200, json.dumps({"output": output}, default=json_default).encode())
         except (TypeError, ValueError) as exc:
-            return error(500, "unserializable_output", f"an output cannot be sent as JSON: {exc}")
+            return error("unserializable_output", f"an output cannot be sent as JSON: {exc}")
 
     def _cell_error(self, exc: BaseException) -> bytes:
         """The seed's error fields, with a traceback that starts in the cell."""
@@ -168,12 +168,12 @@ class Worker:
     def check(self, request: Request) -> None:
         """Every request is read whole (the server enforces the size limit)."""
 
-    def handle(self, request: Request, context: None):
+    def handle(self, request: Request, context: None) -> Response | Awaitable[Response]:
         """Route one request; executions go to the cell thread."""
         method, path = request.method, request.path
         if method == "POST" and path in ("/execute", "/", "/replay"):
             if self.phase != "ready":
-                return error(503, "not_ready", f"the instance is {self.phase}")
+                return error("not_ready", f"the instance is {self.phase}")
             return self._execute(request, self.replay if path == "/replay" else self.run)
         if method == "GET" and path == "/livez":
             return Response(200, json.dumps({"phase": self.phase, "pid": os.getpid()}).encode())
@@ -185,7 +185,7 @@ class Worker:
             return Response(200 if ready else 503, json.dumps(body).encode())
         if method == "GET" and path == "/metrics":
             return self.metrics.response()
-        return error(404, "not_found", f"no endpoint {method} {path}")
+        return error("not_found", f"no endpoint {method} {path}")
 
     async def _execute(self, request: Request, run: Any) -> Response:
         self.in_flight += 1
@@ -204,7 +204,8 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0) -> No
     loop = asyncio.get_running_loop()
     worker = Worker(checkpoint_dir, busy_limit_s)
     sock = socket.socket(fileno=fd)
-    server = await loop.create_server(lambda: ServerProtocol(worker, MAX_BODY), sock=sock)
+    server = HttpServer(worker, MAX_BODY)
+    await server.start(sock)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     parent = os.getppid()
@@ -220,8 +221,5 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0) -> No
             break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
-    server.close()
-    deadline = time.monotonic() + 10
-    while worker.in_flight and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await server.stop(10.0)  # the answers in flight are given first
     log.info("stopped")

@@ -46,9 +46,7 @@ class LineWriter(io.TextIOBase):
         self.fd = fd
         self.partial: dict[int, str] = {}
 
-    @property
-    def encoding(self) -> str:
-        return "utf-8"
+    encoding = "utf-8"  # a class attribute: TextIOBase's own is None
 
     def writable(self) -> bool:
         return True

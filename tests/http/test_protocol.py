@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
-from jupyter_deploy.http.protocol import Request, Response, ServerProtocol, error
+from jupyter_deploy.errors import error
+from jupyter_deploy.http.server import HttpServer, Request, Response, ServerProtocol
+
+from ..conftest import until
 
 
 class Echo:
@@ -14,13 +18,22 @@ class Echo:
 
     def check(self, request: Request):
         if request.path == "/private":
-            return error(403, "forbidden", "no")
+            return error("forbidden", "no")
         return None
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()  # lets /held answer
 
     def handle(self, request: Request, context: None):
         if request.path == "/slow":
             return self._slow(request)
+        if request.path == "/held":
+            return self._held()
         return Response(200, request.method.encode() + b" " + request.body)
+
+    async def _held(self) -> Response:
+        await self.release.wait()
+        return Response(200, b"held")
 
     async def _slow(self, request: Request) -> Response:
         await asyncio.sleep(0.05)
@@ -108,3 +121,32 @@ async def test_limits_and_refusals(server):
     assert head.startswith(b"HTTP/1.1 400")
     [(head, _)] = await exchange(server, b"GET / HTTP/1.0\r\n\r\n")
     assert b"Connection: close" in head
+
+
+async def test_stop_in_order(jp_asyncio_loop):
+    """No new connections, idle ones closed at once, the answer in flight given, then closed."""
+    echo = Echo()
+    server = HttpServer(echo, max_body=1000)
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    await server.start(sock)
+    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+    idle_writer.write(b"GET / HTTP/1.1\r\n\r\n")
+    await asyncio.wait_for(idle_reader.readuntil(b"GET "), 5)  # answered, kept alive
+    busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", port)
+    busy_writer.write(b"GET /held HTTP/1.1\r\n\r\n")
+    await until(lambda: any(c.busy for c in server.connections), timeout=5,
+                message="the held request to be in")
+    stopping = asyncio.ensure_future(server.stop(5.0))
+    assert await asyncio.wait_for(idle_reader.read(), 5) == b""  # the idle one, closed at once
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
+    assert not stopping.done()  # the request in flight is waited for
+    echo.release.set()
+    answer = await asyncio.wait_for(busy_reader.read(), 5)  # its answer, then the close
+    assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+    assert answer.endswith(b"held")
+    await asyncio.wait_for(stopping, 5)
+    assert not server.connections
+    idle_writer.close()
+    busy_writer.close()

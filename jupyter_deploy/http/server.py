@@ -1,12 +1,12 @@
-"""HTTP/1.1 on asyncio protocols: the server side of the gateway and the workers, and the
-client side the gateway uses to reach instances.
+"""HTTP/1.1 on asyncio protocols: the server side of the gateway and the workers.
 
 Both ends of the data plane are ours and carry small JSON bodies at high rates, so the
 per-request cost of a general framework shows directly in the latency users see
 (see benchmarks/). This module keeps to what the data plane needs: keep-alive, pipelined
 requests answered in order, Content-Length and chunked bodies, `Expect: 100-continue`,
 a body limit enforced from the headers (413 before the body is read), idle and body
-timeouts. Imports stay light: instances load it at start-up.
+timeouts, and a stop in order (no new connections, idle ones closed, answers in flight
+given). Imports stay light: instances load it at start-up.
 """
 
 from __future__ import annotations
@@ -14,22 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import select
 import socket
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Protocol
 
-MAX_HEAD = 64 * 1024
+from .framing import DIGITS, MAX_HEAD, ChunkedBody, HttpError, parse_head
+
 LINGER_S = 2.0  # how long a refused upload may keep sending before the socket closes
 REASONS = {s.value: s.phrase for s in HTTPStatus}
 log = logging.getLogger("jupyter_deploy.http")
-
-
-class HttpError(Exception):
-    """Malformed HTTP from the peer."""
 
 
 @dataclass
@@ -54,17 +49,6 @@ class Response:
         if len(self.body) < 256 * 1024:  # one send for small answers; no copy of big ones
             return [encoded + self.body]
         return [encoded, self.body]
-
-
-def error(status: int, code: str, message: str, field: str | None = None,
-          headers: dict[str, str] | None = None) -> Response:
-    """A JSON error answer: `{"error": {"code", "message", "field"}}`."""
-    import json
-
-    body: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        body["field"] = field
-    return Response(status, json.dumps({"error": body}).encode(), headers)
 
 
 @dataclass
@@ -99,65 +83,11 @@ class App(Protocol):
     # carries the name in `x-request-id`.
 
 
-def parse_head(data: bytes) -> tuple[str, dict[str, str]]:
-    """The start line and the headers (lower-case names, repeated ones joined)."""
-    lines = data.decode("latin-1").split("\r\n")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise HttpError(f"malformed header line {line[:80]!r}")
-        name, value = name.lower(), value.strip()
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return lines[0], headers
+def _refusal(code: str, message: str) -> Response:
+    """An error answer of the HTTP layer itself, from the one error table."""
+    from ..errors import error  # errors.py builds on Response: imported here, not above
 
-
-CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\r\n]*)?\Z")
-DIGITS = re.compile(r"[0-9]{1,20}\Z")
-
-
-class ChunkedBody:
-    """Incremental decoder of a chunked body."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def feed(self, buffer: bytearray) -> bool | None:
-        """Consume what `buffer` holds; True when the body is complete, None if over the limit."""
-        while True:
-            line_end = buffer.find(b"\r\n")
-            if line_end < 0:
-                if len(buffer) > 1024:
-                    raise HttpError("chunk size line too long")
-                return False
-            match = CHUNK_SIZE.match(bytes(buffer[:line_end]))
-            if match is None:
-                raise HttpError("malformed chunk size")
-            size = int(match.group(1), 16)
-            if size == 0:  # then optional trailer lines, then an empty line
-                trailer_end = buffer.find(b"\r\n\r\n", line_end)
-                if buffer.startswith(b"\r\n", line_end + 2):
-                    del buffer[:line_end + 4]
-                    return True
-                if trailer_end < 0:
-                    return False
-                del buffer[:trailer_end + 4]
-                return True
-            if self.size + size > self.limit:
-                return None
-            start = line_end + 2
-            if len(buffer) < start + size + 2:
-                return False
-            if buffer[start + size:start + size + 2] != b"\r\n":
-                raise HttpError("chunk data not followed by CRLF")
-            self.parts.append(bytes(buffer[start:start + size]))
-            self.size += size
-            del buffer[:start + size + 2]
-
-    def body(self) -> bytes:
-        return b"".join(self.parts)
+    return error(code, message)
 
 
 class ServerProtocol(asyncio.Protocol):
@@ -182,6 +112,8 @@ class ServerProtocol(asyncio.Protocol):
         self.request_started = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.identify = getattr(app, "identify", None)
+        self.server: HttpServer | None = None  # the server that stops it, if any
+        self.stopping = False  # its server stops: close once the answer in flight is sent
 
     # connection events --------------------------------------------------------------------
 
@@ -194,11 +126,21 @@ class ServerProtocol(asyncio.Protocol):
         self.last_seen = self.loop.time()
         self.timer = self.loop.call_later(min(self.idle_timeout_s, self.body_timeout_s),
                                           self._on_timer)
+        if self.server is not None:
+            self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         if self.timer is not None:
             self.timer.cancel()
+        if self.server is not None:
+            self.server.lost(self)
+
+    def shutdown(self) -> None:
+        """Its server stops: close now when idle, else once the answer in flight is sent."""
+        self.stopping = True
+        if self.transport is not None and not self.busy and self.request is None:
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self.refused:
@@ -218,7 +160,7 @@ class ServerProtocol(asyncio.Protocol):
             return
         now = self.loop.time()
         if self.request is not None and now - self.request_started > self.body_timeout_s:
-            self._finish(error(408, "request_timeout", "the request body took too long"), True,
+            self._finish(_refusal("request_timeout", "the request body took too long"), True,
                          self.request.id)
             return
         if not self.busy and self.request is None and now - self.last_seen > self.idle_timeout_s:
@@ -240,13 +182,13 @@ class ServerProtocol(asyncio.Protocol):
                 self.request = self.context = None
                 self._dispatch(request, context)  # type: ignore[arg-type]
         except HttpError as exc:
-            self._finish(error(400, "bad_request", str(exc)), close=True)
+            self._finish(_refusal("bad_request", str(exc)), close=True)
 
     def _read_head(self) -> bool:
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(self.buffer) > MAX_HEAD:
-                self._finish(error(431, "headers_too_large", "the request head is too large"), True)
+                self._finish(_refusal("headers_too_large", "the request head is too large"), True)
             return False
         while end == 0:  # tolerate blank lines between requests
             del self.buffer[:2]
@@ -316,7 +258,7 @@ class ServerProtocol(asyncio.Protocol):
             result = self.app.handle(request, context)
         except Exception:  # noqa: BLE001 - the connection answers 500 and carries on
             log.exception("handler failed")
-            result = error(500, "internal", "internal error")
+            result = _refusal("internal", "internal error")
         if isinstance(result, Response):
             self._finish(result, close, request.id)
             return
@@ -324,12 +266,12 @@ class ServerProtocol(asyncio.Protocol):
         task = asyncio.ensure_future(result)
         task.add_done_callback(lambda t: self._done(t, close, request.id))
 
-    def _done(self, task: asyncio.Future, close: bool, request_id: str) -> None:
+    def _done(self, task: asyncio.Future[Response], close: bool, request_id: str) -> None:
         self.busy = False
         if task.cancelled() or task.exception() is not None:
             if not task.cancelled():
                 log.error("handler failed", exc_info=task.exception())
-            response = error(500, "internal", "internal error")
+            response = _refusal("internal", "internal error")
         else:
             response = task.result()
         self._finish(response, close, request_id)
@@ -342,6 +284,7 @@ class ServerProtocol(asyncio.Protocol):
     def _finish(self, response: Response, close: bool, request_id: str = "") -> None:
         if self.transport is None:
             return
+        close = close or self.stopping
         self.transport.writelines(response.encode(close, request_id))
         if close:
             self.transport.close()
@@ -349,8 +292,8 @@ class ServerProtocol(asyncio.Protocol):
     def _refuse_upload(self, request_id: str) -> None:
         """413 at once; then read and drop what the client still sends, so that it reads
         the answer instead of a connection reset, and close."""
-        response = error(413, "payload_too_large",
-                         f"the request body is larger than {self.max_body} bytes")
+        response = _refusal("payload_too_large",
+                           f"the request body is larger than {self.max_body} bytes")
         transport = self.transport
         assert transport is not None
         transport.writelines(response.encode(True, request_id))
@@ -376,131 +319,45 @@ def _wants_close(request: Request) -> bool:
     return connection == "close"
 
 
-class UpstreamError(Exception):
-    """The request was sent but no complete answer came back."""
+class HttpServer:
+    """A listening socket and the connections it accepted, so that it can stop in order."""
 
+    def __init__(self, app: App, max_body: int, idle_timeout_s: float = 300.0,
+                 body_timeout_s: float = 15.0) -> None:
+        self.settings = (app, max_body, idle_timeout_s, body_timeout_s)  # of each connection
+        self.connections: set[ServerProtocol] = set()
+        self.server: asyncio.Server | None = None
+        self._drained = asyncio.Event()
 
-class ResponseTooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(f"the instance answered {size} bytes")
-        self.size = size
+    async def start(self, sock: socket.socket, backlog: int = 100) -> None:
+        """Serve on `sock`, a bound socket."""
+        self.server = await asyncio.get_running_loop().create_server(
+            self._connection, sock=sock, backlog=backlog)
 
+    def _connection(self) -> ServerProtocol:
+        protocol = ServerProtocol(*self.settings)
+        protocol.server = self
+        return protocol
 
-class ClientProtocol(asyncio.Protocol):
-    """One keep-alive connection to an instance; one request at a time."""
+    def lost(self, connection: ServerProtocol) -> None:
+        self.connections.discard(connection)
+        if not self.connections:
+            self._drained.set()
 
-    def __init__(self, max_response: int) -> None:
-        self.max_response = max_response
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.waiter: asyncio.Future | None = None
-        self.head: tuple[int, dict[str, str]] | None = None
-        self.chunked: ChunkedBody | None = None
-        self.closed = False
-        self.parked_at = 0.0  # when it last went idle in a pool
-
-    @property
-    def usable(self) -> bool:
-        return not self.closed and self.waiter is None
-
-    def still_open(self) -> bool:
-        """Whether an idle connection can take a request: the peer may have closed it (its
-        process died) without the event loop having seen it yet. Anything readable on an idle
-        connection means it is closing."""
-        if not self.usable or self.transport is None:
-            return False
-        poller = select.poll()
-        poller.register(self.transport.get_extra_info("socket").fileno(), select.POLLIN)
-        if poller.poll(0):
-            self.close()
-            return False
-        return True
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.transport = None
-        if self.waiter is not None and not self.waiter.done():
-            if self.head is not None and self.chunked is None and "content-length" not in \
-                    self.head[1]:
-                self._resolve(bytes(self.buffer))  # a body delimited by the end of the stream
-            else:
-                self.waiter.set_exception(UpstreamError("the instance closed the connection"))
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-    def request(self, data: list[bytes]) -> asyncio.Future:
-        """Send one request; the future gives (status, headers, body)."""
-        assert self.transport is not None and self.waiter is None
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.head = None
-        self.transport.writelines(data)
-        return self.waiter
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if self.waiter is None:
+    async def stop(self, timeout_s: float) -> None:
+        """Stop accepting, close idle keep-alive connections, wait up to `timeout_s` for the
+        answers in flight (each then closes its connection), and close what is left."""
+        if self.server is None:
             return
-        try:
-            self._parse()
-        except (HttpError, ValueError) as exc:
-            self._fail(UpstreamError(f"malformed answer: {exc}"))
-        except ResponseTooLarge as exc:
-            self._fail(exc)
-
-    def _parse(self) -> None:
-        if self.head is None:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > MAX_HEAD:
-                    raise HttpError("answer head too large")
-                return
-            start, headers = parse_head(bytes(self.buffer[:end]))
-            del self.buffer[:end + 4]
-            status = int(start.split(" ", 2)[1])
-            if 100 <= status < 200:
-                return self._parse() if self.buffer else None
-            self.head = (status, headers)
-            self.chunked = None
-            if "chunked" in headers.get("transfer-encoding", "").lower():
-                self.chunked = ChunkedBody(self.max_response)
-            elif int(headers.get("content-length", "0")) > self.max_response:
-                raise ResponseTooLarge(int(headers["content-length"]))
-        status, headers = self.head
-        if self.chunked is not None:
-            done = self.chunked.feed(self.buffer)
-            if done is None:
-                raise ResponseTooLarge(self.chunked.size)
-            if done:
-                self._resolve(self.chunked.body())
-        elif "content-length" in headers:
-            length = int(headers["content-length"])
-            if len(self.buffer) >= length:
-                body = bytes(self.buffer[:length])
-                del self.buffer[:length]
-                self._resolve(body)
-        elif len(self.buffer) > self.max_response:
-            raise ResponseTooLarge(len(self.buffer))
-
-    def _resolve(self, body: bytes) -> None:
-        waiter, (status, headers) = self.waiter, self.head  # type: ignore[misc]
-        self.waiter = None
-        if headers.get("connection", "").lower() == "close" or "content-length" not in headers \
-                and self.chunked is None:
-            self.close()
-        if waiter is not None and not waiter.done():
-            waiter.set_result((status, headers, body))
-
-    def _fail(self, exc: Exception) -> None:
-        waiter, self.waiter = self.waiter, None
-        self.close()
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
+        self.server.close()  # new connections are refused from now on
+        for connection in list(self.connections):
+            connection.shutdown()
+        if self.connections:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._drained.wait()
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        self.server = None

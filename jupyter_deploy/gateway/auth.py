@@ -1,0 +1,22 @@
+"""The one key check of the data plane: REST, gRPC and the pass-through to images alike."""
+
+from __future__ import annotations
+
+from ..errors import error
+from ..http.server import Response
+from .routing import AliasRoute, Route
+
+
+def refusal(target: Route | AliasRoute, what: str, name: str, authorization: str | None
+            ) -> Response | None:
+    """None when the caller may use `target` (a public alias, or the key that opens it);
+    else the 401 (no key) or 403 (a key that does not open it). `what`: node or alias."""
+    if isinstance(target, AliasRoute) and target.public:
+        return None
+    if not authorization:
+        return error("unauthorized", f"send Authorization: Bearer <{what} key>",
+                     headers={"WWW-Authenticate": "Bearer"})
+    scheme, _, key = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not target.key_matches(key.strip()):
+        return error("forbidden", f"the key does not open {what} {name!r}")
+    return None
