@@ -12,9 +12,10 @@ import json
 import re
 from typing import Any
 
-from ...models import InvalidInput, Node, check_variables
-from ...models import is_whole as _whole
+from ...models import InvalidInput, Node
 from ...runtimes.limits import REGISTRY_PASSWORD
+from .names import check_variables
+from .names import is_whole as _whole
 
 IMAGE_FIELDS = {"image", "port", "protocol", "telemetry", "registry", "session_timeout_s",
                 "idle_timeout_s"}
