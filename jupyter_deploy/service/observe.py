@@ -25,6 +25,7 @@ class EventLog:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.waiting = 0  # long polls waiting now
         self._changed = asyncio.Event()
 
     def notify(self, event: dict[str, Any] | None = None) -> None:
@@ -51,10 +52,13 @@ class EventLog:
                 return events
             # Cleared with no await since the read: an event stored after it sets it again.
             self._changed.clear()
+            self.waiting += 1
             try:
                 await asyncio.wait_for(self._changed.wait(), left)
             except TimeoutError:
                 return []
+            finally:
+                self.waiting -= 1
 
 
 def event_filter(node: str | None = None, kind: str | None = None, alias: str | None = None,
