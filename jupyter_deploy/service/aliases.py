@@ -62,12 +62,12 @@ class Aliases:
             alias.key_hash = hash_key(key)
         self.store.save_alias(alias)
         self._route(alias)
+        action = "created" if previous is None else "updated"
         routing = " ".join(f"{node}={weight}" for node, weight in alias.nodes.items())
-        message = f"alias {alias.name} {'created' if previous is None else 'set'}: {routing}"
+        message = f"alias {alias.name} {action}: {routing}"
         if alias.shadow:
             message += f" (shadow {alias.shadow['node']} {alias.shadow['percent']:g}%)"
-        self.events.add("alias", alias.name, "created" if previous is None else "updated",
-                        "; ".join([message, *warnings]))
+        self.events.add("alias", alias.name, action, "; ".join([message, *warnings]))
         return AliasSet(self._json(alias), key, previous is None, warnings)
 
     def _serving(self) -> set[str]:

@@ -30,6 +30,8 @@ from .observe import EventLog, Observe, event_filter
 
 
 class DeployService:
+    """The deploy service of one state folder: what the control API and the CLI talk to."""
+
     def __init__(self, state_dir: str | Path, gateway_host: str = "127.0.0.1",
                  gateway_port: int = 8890, request_timeout_s: float = 15.0,
                  log: logging.Logger | None = None, gateway_grpc_port: int = 8891,
@@ -56,6 +58,7 @@ class DeployService:
 
     @property
     def gateway_url(self) -> str:
+        """Where the gateway answers HTTP."""
         return f"http://{self.gateway_host}:{self.gateway_port}"
 
     @property

@@ -64,6 +64,7 @@ class Store:
         except BaseException:
             self.close()
             raise
+        self._trim_events()  # events from before the bound, or from a larger one
 
     def close(self) -> None:
         self.db.close()
@@ -241,6 +242,13 @@ class Store:
                 (kind, subject, kind, subject, self.events_per_subject))
         values = (cursor.lastrowid, now, node, instance, status, message, kind, subject, action)
         return dict(zip(EVENT_FIELDS, values, strict=True))
+
+    def _trim_events(self) -> None:
+        """Keep each subject's newest `events_per_subject` events."""
+        self.db.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER "
+            "(PARTITION BY kind, subject ORDER BY seq DESC) AS newer FROM events) "
+            "WHERE newer > ?)", (self.events_per_subject,))
 
     def events(self, node: str | None = None, since: int = 0, limit: int = 1000,
                kind: str | None = None, subject: str | None = None) -> list[dict[str, Any]]:

@@ -114,3 +114,6 @@ def test_events_are_trimmed_to_a_bound_per_node_checkpoint_and_alias(tmp_path):
     assert [e["seq"] for e in store.events(kind="alias", subject="busy")] == alias[-5:]
     assert len(store.events()) == 13
     store.close()
+    smaller = Store(tmp_path / "state", events_per_subject=2)  # a lower bound applies at once
+    assert [e["seq"] for e in smaller.events()] == busy[-2:] + quiet[-2:] + alias[-2:]
+    smaller.close()
