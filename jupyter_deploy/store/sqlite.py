@@ -42,6 +42,7 @@ class Store:
     def __init__(self, root: str | Path, events_per_subject: int = EVENTS_PER_SUBJECT) -> None:
         self.root = Path(root)
         self.events_per_subject = events_per_subject
+        self._event_counts: dict[tuple[str, str], int] = {}
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "checkpoints").mkdir(exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
@@ -231,15 +232,24 @@ class Store:
         """Record an event (of a node by default; `subject` names a checkpoint or alias);
         keep the subject's newest `events_per_subject`."""
         now, subject = time.time(), subject if subject is not None else node or ""
+        key = (kind, subject)
+        # Counted once per subject, then kept here (only this process writes the folder):
+        # trimming then deletes just the oldest rows instead of walking the bound each time.
+        count = self._event_counts.get(key)
+        if count is None:
+            count = self.db.execute("SELECT COUNT(*) FROM events WHERE kind=? AND subject=?",
+                                    key).fetchone()[0]
+        excess = count + 1 - self.events_per_subject
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO events (time, node, instance, status, message, kind, subject, "
                 "action) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (now, node, instance, status, message, kind, subject, action))
-            self.db.execute(
-                "DELETE FROM events WHERE kind=? AND subject=? AND seq <= (SELECT seq FROM "
-                "events WHERE kind=? AND subject=? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                (kind, subject, kind, subject, self.events_per_subject))
+            if excess > 0:
+                self.db.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE kind=? AND "
+                    "subject=? ORDER BY seq LIMIT ?)", (*key, excess))
+        self._event_counts[key] = count + 1 - max(excess, 0)
         values = (cursor.lastrowid, now, node, instance, status, message, kind, subject, action)
         return dict(zip(EVENT_FIELDS, values, strict=True))
 
