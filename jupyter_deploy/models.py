@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
-
-NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 
 class NodeStatus(StrEnum):
@@ -69,35 +66,6 @@ class InvalidInput(DeployError):
 class Conflict(DeployError):
     status = 409
     code = "conflict"
-
-
-def check_name(value: Any, field: str) -> str:
-    """Return `value` if it is a lowercase DNS label, else raise InvalidInput naming `field`."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
-        raise InvalidInput(
-            f"{field} must be a lowercase DNS label (a-z, 0-9, '-', at most 63 characters, "
-            f"starting and ending with a letter or digit), got {value!r}",
-            field=field,
-        )
-    return value
-
-
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def is_whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_variables(value: Any, field: str) -> dict[str, str]:
-    """Environment variables {NAME: value}; InvalidInput naming the bad one."""
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{field} must be an object of NAME: value", field=field)
-    for name, item in value.items():
-        if not ENV_NAME.match(name) or not isinstance(item, str):
-            raise InvalidInput(f"{field}.{name}: names are identifiers, values strings",
-                               field=f"{field}.{name}")
-    return dict(value)
 
 
 @dataclass

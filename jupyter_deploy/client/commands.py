@@ -80,6 +80,8 @@ def add_shared_commands(sub: Any) -> None:
     set_alias.add_argument("--meta", action="append", default=[], metavar="K=V")
     set_alias.add_argument("--shadow", metavar="NODE=PERCENT",
                            help="mirror a share of the requests to NODE, answers recorded")
+    set_alias.add_argument("--no-shadow", action="store_true",
+                           help="stop mirroring requests to the alias's shadow node")
     set_alias.add_argument("--sticky", metavar="header:NAME|input:NAME",
                            help="keep each caller on one node and instance by this key")
     alias.add_parser("list")
@@ -298,6 +300,10 @@ class Commands:
                 spec["force"] = True
             if args.meta:
                 spec["metadata"] = _pairs(args.meta, "--meta values")
+            if args.shadow and args.no_shadow:
+                raise CommandError("give --shadow or --no-shadow, not both")
+            if args.no_shadow:
+                spec["shadow"] = None
             if args.shadow:
                 (node, percent), = _pairs([args.shadow], "--shadow").items()
                 spec["shadow"] = {"node": node, "percent": _literal(percent)}
@@ -306,6 +312,8 @@ class Commands:
                 spec["sticky"] = {kind: name}
             result = self.client.set_alias(args.alias, spec)
             self.show_alias(result["alias"], result["key"])
+            for warning in result.get("warnings", []):
+                print(f"Note: {warning}")
 
     def requests(self, data: dict[str, Any], args: argparse.Namespace) -> None:
         print(requests_view.json_lines(data) if args.json else requests_view.table(data))

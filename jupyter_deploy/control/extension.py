@@ -10,7 +10,7 @@ from traitlets import Bool, Dict, Float, Integer, Unicode, default
 from ..client import discovery
 from ..runtimes.limits import DEFAULT_CONFIGS
 from ..service.deploy import DeployService
-from ..store.sqlite import default_state_dir
+from ..store.sqlite import EVENTS_PER_SUBJECT, default_state_dir
 from .handlers.aliases import AliasesHandler, AliasHandler, ShadowHandler
 from .handlers.checkpoints import CheckpointHandler, CheckpointsHandler
 from .handlers.examples import ExamplesHandler
@@ -46,6 +46,8 @@ class DeployApp(ExtensionApp):
                             help="Size at which an instance's log file is rotated.")
     log_files = Integer(3, config=True,
                         help="Log files kept per instance, the current one included.")
+    events_kept = Integer(EVENTS_PER_SUBJECT, config=True, help=(
+        "Events kept per node, checkpoint and alias in the store; older ones are trimmed."))
     base_image = Unicode("", config=True, help=(
         "Base image of checkpoint images on the docker runtime (a node's base_image "
         "overrides it). Default: the local jupyter-deploy-base:bookworm when the engine has "
@@ -66,6 +68,7 @@ class DeployApp(ExtensionApp):
             self.state_dir, gateway_host=self.gateway_host, gateway_port=self.gateway_port,
             gateway_grpc_port=self.gateway_grpc_port, request_timeout_s=self.request_timeout,
             log=self.log, log_max_bytes=self.log_max_bytes, log_files=self.log_files,
+            events_per_subject=self.events_kept,
             base_image=self.base_image, instance_configs=self.instance_configs,
             keep_containers=self.keep_containers,
         )

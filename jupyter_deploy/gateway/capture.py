@@ -17,39 +17,14 @@ from collections.abc import Awaitable
 from typing import Any
 
 from ..http.server import Response
-from ..models import InvalidInput, Node
+from ..models import Node
 from ..store.sqlite import Store
 from .routing import AliasRoute, Route, Routes
 
 MAX_BODY = 1024 * 1024  # a body over this is recorded as its size
 MAX_PENDING = 10_000  # requests waiting to be written; past that, samples are dropped
 MAX_PENDING_BYTES = 64 * 1024 * 1024
-DEFAULT_LIMIT = 1000
-MAX_LIMIT = 100_000
 log = logging.getLogger("jupyter_deploy.capture")
-
-
-def capture_rule(value: Any, previous: dict[str, Any] | None) -> dict[str, Any] | None:
-    """`null` (off) or {"percent": P, "limit": N}; what is not given keeps its value.
-    A percent of 0 turns capture off."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidInput('capture must be {"percent": P, "limit": N} or null', field="capture")
-    unknown = set(value) - {"percent", "limit"}
-    if unknown:
-        field = sorted(unknown)[0]
-        raise InvalidInput(f"capture.{field} is not a capture setting", field=f"capture.{field}")
-    rule = {"percent": 0, "limit": DEFAULT_LIMIT, **(previous or {}), **value}
-    percent, limit = rule["percent"], rule["limit"]
-    if isinstance(percent, bool) or not isinstance(percent, (int, float)) or \
-            not 0 <= percent <= 100:
-        raise InvalidInput("capture.percent must be a number from 0 to 100",
-                           field="capture.percent")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"capture.limit must be a whole number from 1 to {MAX_LIMIT}",
-                           field="capture.limit")
-    return rule if percent > 0 else None
 
 
 class Recorder:

@@ -1,5 +1,5 @@
-"""What the deploy service does for nodes in containers: checks before one is created, and
-adoption of the containers a previous start of the service left running."""
+"""What the deploy service does for nodes in containers: its runtimes, checks against the
+engine before one is created, and adoption of the containers a previous start left running."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..models import DeployError, HealthCheck, Instance, InvalidInput, Node
+from ..models import DeployError, Instance, InvalidInput, Node
 from ..runtimes.base import Runtimes
 from ..runtimes.docker import DockerRuntime, generation_label
 from ..runtimes.process import ProcessRuntime
 from ..store.sqlite import Store
 from ..supervisor.loop import Supervisor
-from .validation.containers import apply, check_image, container_settings
-from .validation.nodes import apply_node_settings
 
 
 def runtimes(store: Store, base_image: str, configs: dict[str, dict[str, Any]],
@@ -29,28 +27,6 @@ def runtimes(store: Store, base_image: str, configs: dict[str, dict[str, Any]],
                              log_max_bytes=log_max_bytes, log_files=log_files, configs=configs,
                              secrets=store.secrets)
     return docker, Runtimes({"process": process, "docker": docker})
-
-
-def image_node(name: str, runtime: str, body: dict[str, Any], key_hash: str) -> Node:
-    """A new Docker-image node (its settings not applied yet)."""
-    if runtime != "docker":
-        raise InvalidInput("a Docker-image node runs on the docker runtime", field="runtime")
-    if "checkpoint" in body:
-        raise InvalidInput("a node runs a checkpoint or an image, not both", field="image")
-    return Node(name=name, checkpoint_id="", checkpoint="", runtime=runtime,
-                image=check_image(body["image"]), key_hash=key_hash,
-                health=HealthCheck(interval_s=15.0, path="/"))  # the seed's defaults
-
-
-def configure(node: Node, body: dict[str, Any], configs: dict[str, dict[str, Any]],
-              stored: dict[str, str] | None) -> dict[str, str] | None:
-    """Apply `body`'s settings to the node, all or nothing; the secrets to store, if they
-    change. `stored`: the node's secrets now (None at creation)."""
-    creating = stored is None
-    changes, secrets = container_settings(node, body, configs, creating, stored)
-    apply_node_settings(node, body, creating=creating)
-    apply(node, changes)
-    return secrets
 
 
 async def check_node(docker: DockerRuntime, node: Node, secrets: dict[str, str],
@@ -89,18 +65,18 @@ async def adopt(store: Store, supervisor: Supervisor, docker: DockerRuntime,
                         "nodes cannot be adopted", len(stored))
         containers = []
     for container in containers:
-        instance = stored.pop(container["id"], None)
-        node = supervisor.nodes.get(container["labels"].get("jupyter-deploy.node", ""))
-        if (instance is not None and node is not None and container["running"]
-                and not node.deleting and not node.suspended
-                and instance.generation == node.generation
+        taken = stored.pop(container["id"], None)
+        wanted = supervisor.nodes.get(container["labels"].get("jupyter-deploy.node", ""))
+        if (taken is not None and wanted is not None and container["running"]
+                and not wanted.deleting and not wanted.suspended
+                and taken.generation == wanted.generation
                 and container["labels"].get("jupyter-deploy.generation")
-                == generation_label(node)):
-            await docker.adopt(instance)
-            supervisor.adopt(node, instance)
+                == generation_label(wanted)):
+            await docker.adopt(taken)
+            supervisor.adopt(wanted, taken)
         else:
             await docker.remove(container["id"])
-            if instance is not None:
-                store.save_instance(instance, removed=True)
+            if taken is not None:
+                store.save_instance(taken, removed=True)
     for instance in stored.values():  # their containers are gone
         store.save_instance(instance, removed=True)

@@ -7,6 +7,7 @@ mode without fsync per commit, so they stay well under a millisecond on the even
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -15,30 +16,17 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..models import Alias, Conflict, Instance, InstanceStatus, Node, NotFound
+from .schema import migrate
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS checkpoints (
-    name TEXT NOT NULL, version INTEGER NOT NULL, id TEXT NOT NULL, created REAL NOT NULL,
-    meta TEXT NOT NULL, PRIMARY KEY (name, version));
-CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS aliases (name TEXT PRIMARY KEY, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS instances (
-    id TEXT PRIMARY KEY, node TEXT NOT NULL, data TEXT NOT NULL, removed INTEGER DEFAULT 0);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, node TEXT NOT NULL,
-    instance TEXT, status TEXT, message TEXT);
-CREATE TABLE IF NOT EXISTS requests (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, time REAL NOT NULL,
-    request_id TEXT, instance TEXT, status INTEGER, latency_ms REAL,
-    input BLOB, input_size INTEGER, output BLOB, output_size INTEGER);
-CREATE INDEX IF NOT EXISTS requests_by_node ON requests (node, seq);
-CREATE TABLE IF NOT EXISTS secrets (
-    node TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (node, name));
-"""
+EVENT_KINDS = ("node", "checkpoint", "alias")
+EVENTS_PER_SUBJECT = 1000  # events kept per node, checkpoint or alias; older ones are trimmed
+EVENT_FIELDS = ("seq", "time", "node", "instance", "status", "message", "kind", "subject",
+                "action")
 
 
 def default_state_dir() -> Path:
@@ -51,8 +39,10 @@ def default_state_dir() -> Path:
 class Store:
     """The deploy service's persistent state, rooted at one folder."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, events_per_subject: int = EVENTS_PER_SUBJECT) -> None:
         self.root = Path(root)
+        self.events_per_subject = events_per_subject
+        self._event_counts: dict[tuple[str, str], int] = {}
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "checkpoints").mkdir(exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
@@ -70,7 +60,12 @@ class Store:
         self.db = sqlite3.connect(self.root / "deploy.db", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        try:
+            migrate(self.db)
+        except BaseException:
+            self.close()
+            raise
+        self._trim_events()  # events from before the bound, or from a larger one
 
     def close(self) -> None:
         self.db.close()
@@ -129,10 +124,9 @@ class Store:
         return json.loads(row[0])
 
     def checkpoints(self, name: str | None = None) -> list[dict[str, Any]]:
-        query, args = "SELECT meta FROM checkpoints", ()
-        if name is not None:
-            query, args = query + " WHERE name=?", (name,)
-        rows = self.db.execute(query + " ORDER BY name, version", args).fetchall()
+        where, args = (" WHERE name=?", [name]) if name is not None else ("", [])
+        rows = self.db.execute(f"SELECT meta FROM checkpoints{where} ORDER BY name, version",
+                               args).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def delete_checkpoint(self, ref: str) -> list[dict[str, Any]]:
@@ -168,20 +162,31 @@ class Store:
         return [Node.from_json(json.loads(r[0])) for r in rows]
 
     def remove_node(self, name: str) -> None:
-        self.db.execute("DELETE FROM nodes WHERE name=?", (name,))
-        self.db.execute("DELETE FROM instances WHERE node=?", (name,))
-        self.db.execute("DELETE FROM requests WHERE node=?", (name,))
-        self.db.execute("DELETE FROM secrets WHERE node=?", (name,))
+        """Forget the node, its instances, captured requests and secrets, all at once."""
+        with self.transaction():
+            for table, column in (("nodes", "name"), ("instances", "node"),
+                                  ("requests", "node"), ("secrets", "node")):
+                self.db.execute(f"DELETE FROM {table} WHERE {column}=?", (name,))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Statements that commit together or not at all."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     # secrets: kept out of the node's record, so that nothing that shows a node shows them --
 
     def save_secrets(self, node: str, values: dict[str, str]) -> None:
         """Replace the node's secrets (environment secrets and the registry password)."""
-        self.db.execute("BEGIN")
-        self.db.execute("DELETE FROM secrets WHERE node=?", (node,))
-        self.db.executemany("INSERT INTO secrets (node, name, value) VALUES (?, ?, ?)",
-                            [(node, name, value) for name, value in values.items()])
-        self.db.execute("COMMIT")
+        with self.transaction():
+            self.db.execute("DELETE FROM secrets WHERE node=?", (node,))
+            self.db.executemany("INSERT INTO secrets (node, name, value) VALUES (?, ?, ?)",
+                                [(node, name, value) for name, value in values.items()])
 
     def secrets(self, node: str) -> dict[str, str]:
         rows = self.db.execute("SELECT name, value FROM secrets WHERE node=?", (node,))
@@ -221,30 +226,51 @@ class Store:
             result.append(Instance(**fields))
         return result
 
-    def add_event(
-        self, node: str, instance: str | None, status: str | None, message: str = ""
-    ) -> dict[str, Any]:
-        now = time.time()
-        cursor = self.db.execute(
-            "INSERT INTO events (time, node, instance, status, message) VALUES (?, ?, ?, ?, ?)",
-            (now, node, instance, status, message),
-        )
-        return {
-            "seq": cursor.lastrowid, "time": now, "node": node, "instance": instance,
-            "status": status, "message": message,
-        }
+    def add_event(self, node: str | None, instance: str | None, status: str | None,
+                  message: str = "", *, kind: str = "node", subject: str | None = None,
+                  action: str | None = None) -> dict[str, Any]:
+        """Record an event (of a node by default; `subject` names a checkpoint or alias);
+        keep the subject's newest `events_per_subject`."""
+        now, subject = time.time(), subject if subject is not None else node or ""
+        key = (kind, subject)
+        # Counted once per subject, then kept here (only this process writes the folder):
+        # trimming then deletes just the oldest rows instead of walking the bound each time.
+        count = self._event_counts.get(key)
+        if count is None:
+            count = self.db.execute("SELECT COUNT(*) FROM events WHERE kind=? AND subject=?",
+                                    key).fetchone()[0]
+        excess = count + 1 - self.events_per_subject
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO events (time, node, instance, status, message, kind, subject, "
+                "action) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (now, node, instance, status, message, kind, subject, action))
+            if excess > 0:
+                self.db.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE kind=? AND "
+                    "subject=? ORDER BY seq LIMIT ?)", (*key, excess))
+        self._event_counts[key] = count + 1 - max(excess, 0)
+        values = (cursor.lastrowid, now, node, instance, status, message, kind, subject, action)
+        return dict(zip(EVENT_FIELDS, values, strict=True))
 
-    def events(
-        self, node: str | None = None, since: int = 0, limit: int = 1000
-    ) -> list[dict[str, Any]]:
-        query = "SELECT seq, time, node, instance, status, message FROM events WHERE seq > ?"
+    def _trim_events(self) -> None:
+        """Keep each subject's newest `events_per_subject` events."""
+        self.db.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER "
+            "(PARTITION BY kind, subject ORDER BY seq DESC) AS newer FROM events) "
+            "WHERE newer > ?)", (self.events_per_subject,))
+
+    def events(self, node: str | None = None, since: int = 0, limit: int = 1000,
+               kind: str | None = None, subject: str | None = None) -> list[dict[str, Any]]:
+        """Events after `since`, oldest first: of one node, or of a kind and subject."""
+        query = f"SELECT {', '.join(EVENT_FIELDS)} FROM events WHERE seq > ?"
         args: list[Any] = [since]
-        if node is not None:
-            query += " AND node = ?"
-            args.append(node)
+        for column, value in (("node", node), ("kind", kind), ("subject", subject)):
+            if value is not None:
+                query += f" AND {column} = ?"
+                args.append(value)
         rows = self.db.execute(query + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
-        keys = ("seq", "time", "node", "instance", "status", "message")
-        return [dict(zip(keys, r, strict=False)) for r in rows]
+        return [dict(zip(EVENT_FIELDS, r, strict=True)) for r in rows]
 
     # captured requests ---------------------------------------------------------------------
 

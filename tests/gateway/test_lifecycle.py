@@ -78,8 +78,9 @@ def mirror_tasks() -> list[asyncio.Task]:
 async def test_shadow_requests_end_with_their_gateway(deploy, tmp_path):
     await nap_node(deploy, "primary")
     await nap_node(deploy, "shadow", env={"NAP": "1"})
-    alias, alias_key, _ = deploy.set_alias("split", {"nodes": {"primary": 100},
-                                                     "shadow": {"node": "shadow", "percent": 100}})
+    made = deploy.set_alias("split", {"nodes": {"primary": 100},
+                                      "shadow": {"node": "shadow", "percent": 100}})
+    alias, alias_key = made.alias, made.key
     marker = tmp_path / "began"
     body = {"input": {"marker": str(marker), "seconds": 6.0}}
     status, answer, _ = await asyncio.to_thread(post, alias["endpoint"], body, alias_key)

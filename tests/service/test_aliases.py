@@ -6,6 +6,8 @@ import http.client
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -306,3 +308,32 @@ def test_update_rolls_instances_without_a_failed_request(service):
     whos = [body["output"]["who"] for _, _, body, _ in load.results]
     assert whos[0] == "v1" and whos[-1] == "v2"
     client.delete_node("roller")
+
+
+def test_cli_removes_a_shadow_and_a_weight_change_drops_it(service, tmp_path):
+    """Issue 15, item 6: `--no-shadow`, `--shadow NODE=0`, and traffic for the shadow node."""
+    client = service.client
+    service.create_node("adder-node", version_cell("adder-node", "old"))
+    service.create_node("adder-v2", version_cell("adder-v2", "new"))
+
+    def alias_set(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-m", "jupyter_deploy.cli", "alias", "set",
+                               "adder", *args], env=service.env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    shadowed = ("adder-v2=100", "--shadow", "adder-node=50")
+    assert "shadow adder-node 50%" in alias_set(*shadowed).stdout
+    split = alias_set("adder-node=50", "adder-v2=50").stdout
+    assert "Note: node 'adder-node' now takes traffic, so it no longer shadows the alias" in split
+    assert client.request("GET", "/aliases/adder")["shadow"] is None
+    for removal in (("--no-shadow",), ("--shadow", "adder-node=0")):
+        alias_set(*shadowed)
+        assert client.request("GET", "/aliases/adder")["shadow"] == {"node": "adder-node", "percent": 50}
+        done = alias_set("adder-v2=100", *removal)
+        assert "shadow" not in done.stdout and "Note:" not in done.stdout
+        assert client.request("GET", "/aliases/adder")["shadow"] is None
+    client.delete_alias("adder")
+    client.delete_node("adder-node")
+    client.delete_node("adder-v2")

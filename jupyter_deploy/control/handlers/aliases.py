@@ -5,13 +5,15 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ...service.aliases import AliasSet
 from .base import DeployHandler
 
 
-def _reply_set(handler: DeployHandler, result: tuple[dict, str | None, bool]) -> None:
-    """The alias, and its key when one was made (shown only here); 201 when created."""
-    alias, key, created = result
-    handler.reply({"alias": alias, "key": key}, status=201 if created else 200)
+def _reply_set(handler: DeployHandler, result: AliasSet) -> None:
+    """The alias, its key when one was made (shown only here), and warnings about what
+    changed besides what was asked; 201 when created."""
+    handler.reply({"alias": result.alias, "key": result.key, "warnings": result.warnings},
+                  status=201 if result.created else 200)
 
 
 class AliasesHandler(DeployHandler):

@@ -9,13 +9,14 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ...models import BadRequest, DeployError, Unavailable
-from ...service.deploy import DeployService
+from ...service import DeployService
 
 
 class DeployHandler(APIHandler):
     """Every handler is authenticated and authorized on the `deploy` resource."""
 
     auth_resource = "deploy"
+    closed = False  # set when the client hangs up on a stream
 
     @property
     def service(self) -> DeployService:

@@ -40,7 +40,6 @@ async def stream_logs(handler: DeployHandler, items: AsyncIterator[dict[str, Any
     handler.set_header("Content-Type", "application/x-ndjson")
     handler.set_header("Cache-Control", "no-cache")
     handler.set_header("X-Accel-Buffering", "no")
-    handler.closed = getattr(handler, "closed", False)  # set when the client hangs up
     try:
         await handler.flush()  # the headers now: the client knows the stream has begun
         async for item in items:

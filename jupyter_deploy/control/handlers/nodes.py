@@ -126,10 +126,13 @@ class EventsHandler(DeployHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        """Status changes after `?since=SEQ`; `?wait=S` waits for the next one (long poll)."""
+        """Changes after `?since=SEQ`; `?wait=S` waits for the next one (long poll).
+        `?kind=node|checkpoint|alias`, `?node=`, `?alias=` or `?checkpoint=NAME` filter."""
         since = _int_argument(self, "since", 0)
         wait = min(max(_int_argument(self, "wait", 0), 0), 60)
-        events = await self.service.events(since, self.get_argument("node", None), wait)
+        named = {k: self.get_argument(k, None) for k in ("kind", "alias", "checkpoint")}
+        events = await self.service.events(since, self.get_argument("node", None), wait,
+                                           **named)
         self.reply({"events": events})
 
 

@@ -13,9 +13,10 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from ...models import InvalidInput, Node, check_variables
-from ...models import is_whole as _whole
+from ...models import InvalidInput, Node
 from ...runtimes.limits import REGISTRY_PASSWORD, check_capacity, host_capacity, limits
+from .names import check_variables
+from .names import is_whole as _whole
 
 IMAGE_FIELDS = {"image", "port", "protocol", "telemetry", "registry", "session_timeout_s",
                 "idle_timeout_s"}

@@ -1,42 +1,66 @@
-"""Checking what users send for nodes and aliases: every refusal names its field."""
+"""Checking what users send for nodes: every refusal names its field, and a node's settings
+change all together or not at all."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 from typing import Any
 
-from ...gateway.capture import capture_rule
-from ...models import (
-    Alias,
-    Autoscale,
-    HealthCheck,
-    InvalidInput,
-    Node,
-    check_name,
-    check_variables,
-)
-from ...models import (
-    is_whole as _whole,
-)
-from .containers import CONTAINER_FIELDS, health_numbers
+from ...models import Autoscale, HealthCheck, InvalidInput, Node
+from .containers import CONTAINER_FIELDS, apply, check_image, container_settings, health_numbers
+from .names import check_variables, flag, unknown_field
+from .names import is_whole as _whole
 
+RUNTIMES = ("process", "docker")
 MAX_INSTANCES = 64
 NODE_FIELDS = {"min", "max", "env", "health", "autoscale", "maintenance_limit", "sticky",
                "checkpoint", "strict", "capture"}
+CAPTURE_LIMIT = 1000  # captured requests kept per node unless the node says otherwise
+MAX_CAPTURE_LIMIT = 100_000
 
 
-def body_object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object", field="body")
-    return body
+def new_node_runtime(body: dict[str, Any]) -> str:
+    """The runtime a new node asks for: docker for an image, else process by default."""
+    runtime = body.get("runtime", "docker" if "image" in body else "process")
+    if runtime not in RUNTIMES:
+        raise InvalidInput(f"runtime must be one of {', '.join(RUNTIMES)}", field="runtime")
+    return runtime
+
+
+def image_node(name: str, runtime: str, body: dict[str, Any], key_hash: str) -> Node:
+    """A new Docker-image node (its settings not applied yet)."""
+    if runtime != "docker":
+        raise InvalidInput("a Docker-image node runs on the docker runtime", field="runtime")
+    if "checkpoint" in body:
+        raise InvalidInput("a node runs a checkpoint or an image, not both", field="image")
+    return Node(name=name, checkpoint_id="", checkpoint="", runtime=runtime,
+                image=check_image(body["image"]), key_hash=key_hash,
+                health=HealthCheck(interval_s=15.0, path="/"))  # the seed's defaults
+
+
+def check_update(node: Node, body: dict[str, Any]) -> None:
+    """Refuse what an update cannot change."""
+    if "name" in body or "runtime" in body:
+        field = "name" if "name" in body else "runtime"
+        raise InvalidInput(f"{field} cannot be changed on a node", field=field)
+    if "checkpoint" in body and node.from_image:
+        raise InvalidInput("a Docker-image node has no checkpoint", field="checkpoint")
+
+
+def configure(node: Node, body: dict[str, Any], configs: dict[str, dict[str, Any]],
+              stored: dict[str, str] | None) -> dict[str, str] | None:
+    """Apply `body`'s settings to the node, all or nothing; the secrets to store, if they
+    change. `stored`: the node's secrets now (None at creation)."""
+    creating = stored is None
+    changes, secrets = container_settings(node, body, configs, creating, stored)
+    apply_node_settings(node, body, creating=creating)
+    apply(node, changes)
+    return secrets
 
 
 def apply_node_settings(node: Node, body: dict[str, Any], creating: bool = False) -> None:
     """Set what `body` holds of a node's settings on `node` (all or nothing)."""
-    unknown = set(body) - NODE_FIELDS - CONTAINER_FIELDS - {"name", "runtime"}
-    if unknown:
-        field = sorted(unknown)[0]
-        raise InvalidInput(f"{field} is not a node setting", field=field)
+    unknown_field(body, NODE_FIELDS | CONTAINER_FIELDS | {"name", "runtime"}, "a node setting")
     low, high = instance_range(body, node.min, node.max, grow_max=creating)
     env = check_variables(body["env"], "env") if "env" in body else node.env
     health = _numbers(HealthCheck(**vars(node.health)), health_numbers(body), "health")
@@ -47,7 +71,7 @@ def apply_node_settings(node: Node, body: dict[str, Any], creating: bool = False
         raise InvalidInput("maintenance_limit must be a whole number >= 1",
                            field="maintenance_limit")
     sticky = sticky_rule(body["sticky"], "sticky") if "sticky" in body else node.sticky
-    strict = _flag(body, "strict", node.strict)
+    strict = flag(body, "strict", node.strict)
     capture = capture_rule(body["capture"], node.capture) if "capture" in body else node.capture
     node.min, node.max, node.env, node.health, node.autoscale = low, high, env, health, autoscale
     node.maintenance_limit, node.sticky, node.strict, node.capture = limit, sticky, strict, capture
@@ -82,60 +106,27 @@ def sticky_rule(value: Any, field: str) -> dict[str, str] | None:
     return dict(value)
 
 
-def alias_settings(body: dict[str, Any], nodes: dict[str, Node], serving: set[str],
-                   previous: Alias | None) -> Alias:
-    """A new or updated alias; its key is the caller's business. `serving`: the nodes that
-    are Healthy with at least one Healthy instance, and not suspended."""
-    name = check_name(body.get("name"), "name")
-    unknown = set(body) - {"name", "nodes", "metadata", "public", "shadow", "sticky", "force"}
+def capture_rule(value: Any, previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`null` (off) or {"percent": P, "limit": N}; what is not given keeps its value.
+    A percent of 0 turns capture off."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput('capture must be {"percent": P, "limit": N} or null', field="capture")
+    unknown = set(value) - {"percent", "limit"}
     if unknown:
         field = sorted(unknown)[0]
-        raise InvalidInput(f"{field} is not an alias setting", field=field)
-    weights = body.get("nodes")
-    if not isinstance(weights, dict) or not weights:
-        raise InvalidInput('nodes must be an object of {"node": weight}', field="nodes")
-    for node, weight in weights.items():
-        if node not in nodes or nodes[node].deleting:
-            raise InvalidInput(f"no node {node!r}", field=f"nodes.{node}")
-        if not _whole(weight) or not 0 <= weight <= 100:
-            raise InvalidInput("a weight is a whole percent from 0 to 100",
-                               field=f"nodes.{node}")
-    if sum(weights.values()) != 100:
-        raise InvalidInput(f"the weights sum to {sum(weights.values())}, not 100", field="nodes")
-    force = _flag(body, "force", False)
-    for node, weight in weights.items():
-        if weight == 100 and node not in serving and not force:
-            raise InvalidInput(f"node {node!r} is not serving (not Healthy, no Healthy instance, "
-                               "or suspended): it cannot take all the traffic (send force: true "
-                               "to do it anyway)", field=f"nodes.{node}")
-    metadata = body.get("metadata", previous.metadata if previous else {})
-    if not isinstance(metadata, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise InvalidInput("metadata must be an object of strings", field="metadata")
-    public = _flag(body, "public", previous.public if previous else False)
-    shadow = body.get("shadow", previous.shadow if previous else None)
-    if shadow is not None:
-        if not isinstance(shadow, dict) or set(shadow) != {"node", "percent"}:
-            raise InvalidInput('shadow must be {"node": NAME, "percent": P}', field="shadow")
-        shadow_node = shadow["node"]
-        if not isinstance(shadow_node, str) or shadow_node not in nodes or \
-                nodes[shadow_node].deleting:
-            raise InvalidInput(f"no node {shadow_node!r}", field="shadow.node")
-        if weights.get(shadow_node):
-            raise InvalidInput(f"node {shadow_node!r} takes traffic already: a shadow node must "
-                               "not (its state would change what callers get)",
-                               field="shadow.node")
-        percent = shadow["percent"]
-        if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not (
-                0 < percent <= 100):
-            raise InvalidInput("shadow.percent must be more than 0 and at most 100",
-                               field="shadow.percent")
-    sticky = sticky_rule(body.get("sticky", previous.sticky if previous else None), "sticky")
-    alias = Alias(name=name, nodes=dict(weights), metadata=dict(metadata), public=public,
-                  shadow=shadow, sticky=sticky)
-    if previous is not None:
-        alias.created, alias.key_hash = previous.created, previous.key_hash
-    return alias
+        raise InvalidInput(f"capture.{field} is not a capture setting", field=f"capture.{field}")
+    rule = {"percent": 0, "limit": CAPTURE_LIMIT, **(previous or {}), **value}
+    percent, limit = rule["percent"], rule["limit"]
+    if isinstance(percent, bool) or not isinstance(percent, (int, float)) or \
+            not 0 <= percent <= 100:
+        raise InvalidInput("capture.percent must be a number from 0 to 100",
+                           field="capture.percent")
+    if not _whole(limit) or not 1 <= limit <= MAX_CAPTURE_LIMIT:
+        raise InvalidInput(f"capture.limit must be a whole number from 1 to {MAX_CAPTURE_LIMIT}",
+                           field="capture.limit")
+    return rule if percent > 0 else None
 
 
 def _numbers(target: Any, value: Any, prefix: str) -> Any:
@@ -154,10 +145,3 @@ def _numbers(target: Any, value: Any, prefix: str) -> Any:
                                f"{'whole number' if whole else 'number'}", field=f"{prefix}.{name}")
         setattr(target, name, item)
     return target
-
-
-def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
-    value = body.get(name, default)
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{name} must be true or false", field=name)
-    return value

@@ -1,0 +1,82 @@
+"""Checkpoints: pinned cells as kernels send them, stored content-addressed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import hashlib
+import json
+from typing import Any
+
+from ..models import InvalidInput
+from ..store.sqlite import Store
+from ..types import InputCheck
+from .observe import EventLog
+from .validation.checkpoints import checkpoint_spec
+
+
+class Checkpoints:
+    """Adding, reading and deleting checkpoints; every change is an event."""
+
+    def __init__(self, store: Store, events: EventLog) -> None:
+        self.store = store
+        self.events = events
+
+    async def add(self, body: Any) -> dict[str, Any]:
+        """Store a checkpoint sent by a kernel: its metadata and base64 pickled state."""
+        spec, extra = checkpoint_spec(body)
+        # A model can weigh hundreds of MB: decode, hash and write off the event loop.
+        meta, state = await asyncio.to_thread(self._write, spec, extra, body["data"])
+        if not self.store.checkpoint_dir(meta["id"]).exists():  # deleted meanwhile
+            await asyncio.to_thread(self.store.write_checkpoint, meta, state)
+        before = self.store.checkpoints(meta["name"])
+        added = self.store.add_checkpoint(meta)
+        if not before or added["version"] > before[-1]["version"]:  # not the same again
+            self.events.add("checkpoint", added["name"], "pinned",
+                            f"checkpoint {ref(added)} pinned")
+        return added
+
+    def _write(self, spec: dict[str, Any], extra: dict[str, Any], data: str
+               ) -> tuple[dict[str, Any], bytes]:
+        try:
+            state = base64.b64decode(data, validate=True)
+        except binascii.Error:
+            raise InvalidInput("data must be base64", field="data") from None
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode() + state).hexdigest()
+        meta = {"id": digest[:16], "name": extra["name"], **spec, **extra}
+        self.store.write_checkpoint(meta, state)
+        return meta, state
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every version of every checkpoint."""
+        return self.store.checkpoints()
+
+    def get(self, reference: str) -> dict[str, Any]:
+        """`NAME` (the latest version) or `NAME@VERSION`."""
+        return self.store.checkpoint(reference)
+
+    def delete(self, reference: str) -> list[dict[str, Any]]:
+        """Delete one version or all of them; refused while a node uses one."""
+        deleted = self.store.delete_checkpoint(reference)
+        for item in deleted:
+            self.events.add("checkpoint", item["name"], "deleted",
+                            f"checkpoint {ref(item)} deleted")
+        return deleted
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - checkpoints are immutable
+    def meta(self, checkpoint_id: str) -> dict[str, Any]:
+        """A stored checkpoint's metadata, by content id."""
+        path = self.store.checkpoint_dir(checkpoint_id) / "checkpoint.json"
+        return json.loads(path.read_text())
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - checkpoints are immutable
+    def input_check(self, checkpoint_id: str) -> InputCheck:
+        """The check of a checkpoint's declared inputs."""
+        return InputCheck(self.meta(checkpoint_id)["inputs"])
+
+
+def ref(checkpoint: dict[str, Any]) -> str:
+    """The checkpoint as the user names it: NAME@VERSION."""
+    return f"{checkpoint['name']}@{checkpoint['version']}"

@@ -1,0 +1,78 @@
+"""What a node or alias is made of for its callers: the checkpoint behind its API document,
+and ready-to-paste curl and grpcurl calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..client import render
+from ..gateway.grpc import GrpcGateway
+from ..gateway.routing import Routes
+from ..models import Conflict, NotFound
+from ..supervisor.loop import Supervisor
+from .aliases import Aliases
+from .checkpoints import Checkpoints
+from .nodes import Nodes
+
+
+class Examples:
+    """The checkpoint a node or alias serves, and calls of it to paste."""
+
+    def __init__(self, nodes: Nodes, aliases: Aliases, checkpoints: Checkpoints,
+                 supervisor: Supervisor, routes: Routes, grpc: GrpcGateway,
+                 gateway_url: Callable[[], str], grpc_address: Callable[[], str]) -> None:
+        self.nodes = nodes
+        self.aliases = aliases
+        self.checkpoints = checkpoints
+        self.supervisor = supervisor
+        self.routes = routes
+        self.grpc = grpc
+        self.gateway_url = gateway_url
+        self.grpc_address = grpc_address
+
+    def examples(self, kind: str, name: str) -> dict[str, Any]:
+        """Ready-to-paste calls of a node or alias, with the input the notebook had at pin
+        time; the key is left as a shell variable (it is shown once, at creation)."""
+        if kind == "node":
+            if self.nodes.find(name).from_image:
+                raise Conflict(f"node {name!r} runs an image: it has no checkpoint to give "
+                               "examples of", field="node")
+        elif not self.aliases.has(name):
+            raise NotFound(f"no alias {name!r}", field="alias")
+        described = self.describe(kind, name)
+        if described is None:
+            raise Conflict(f"alias {name!r} sends traffic to no node", field="alias")
+        checkpoint, public = described
+        example = (checkpoint.get("example") or {}).get("input")
+        url = self.gateway_url()
+        base = f"{url}/v1/{kind}s/{name}"
+        key = None if public else f"${kind.upper()}_KEY"
+        node = checkpoint["node"]
+        typed = self.grpc.example(node, example or {})
+        return {
+            "checkpoint": checkpoint["ref"],
+            "input": example,
+            "endpoint": f"{base}:execute",
+            "openapi": f"{base}/openapi.json",
+            "docs": f"{base}/docs",
+            "proto": f"{url}/v1/nodes/{node}.proto",
+            "curl": render.curl_example(f"{base}:execute", key, example),
+            "grpcurl": typed and render.grpcurl_example(
+                self.grpc_address(), *typed, key, None if kind == "node" else name),
+        }
+
+    def describe(self, kind: str, name: str) -> tuple[dict[str, Any], bool] | None:
+        """The checkpoint a node serves (for an alias: its heaviest node's, named in "node"),
+        and whether it is public: what its API document is made of."""
+        public = False
+        if kind == "alias":
+            alias = self.routes.aliases.get(name)
+            if alias is None or not alias.weights:
+                return None
+            name, public = alias.weights[0][0], alias.public
+        node = self.supervisor.nodes.get(name)
+        if node is None or node.from_image:
+            return None
+        return ({**self.checkpoints.meta(node.checkpoint_id), "ref": node.checkpoint,
+                 "node": node.name}, public)
