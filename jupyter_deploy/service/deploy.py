@@ -96,6 +96,7 @@ class DeployService:
                                      drain_timeout_s=self.request_timeout_s,
                                      replay_timeout_s=self.request_timeout_s,
                                      **self.supervisor_options)
+        self.gateway.metrics.report = self.supervisor.note  # families its metrics leave out
         self.grpc = GrpcGateway(self.gateway, lambda: self.supervisor.nodes,
                                 self._checkpoint_meta)
         try:
