@@ -454,10 +454,10 @@ class DeployService:
         return Response(response.status, response.body,
                         {**(response.headers or {}), "x-request-id": request_id})
 
-    def requests(self, name: str, last: int = 100) -> dict[str, Any]:
+    async def requests(self, name: str, last: int = 100) -> dict[str, Any]:
         """The node's captured requests, newest last."""
         node = self._node(name)
-        self.recorder.flush()
+        await self.recorder.flush()
         return captured(self.store, node, last)
 
     async def metrics(self, name: str) -> str:
