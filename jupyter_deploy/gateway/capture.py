@@ -114,7 +114,7 @@ class Recorder:
             node = route.node
         else:
             node = target.node
-        size = min(len(body), MAX_BODY) + min(len(response.body), MAX_BODY)
+        size = _held(body, response.body)
         if len(self.pending) >= MAX_PENDING or self.pending_bytes + size > MAX_PENDING_BYTES:
             self.dropped += 1
             return response
@@ -134,7 +134,7 @@ class Recorder:
                 log.warning("request capture: %d sampled requests dropped (the buffer was "
                             "full)", self.dropped)
                 self.dropped = 0
-            size = sum(min(len(r[6]), MAX_BODY) + min(len(r[7]), MAX_BODY) for r in rows)
+            size = sum(_held(r[6], r[7]) for r in rows)
             rows = [(*r[:6], *_kept(r[6]), *_kept(r[7])) for r in rows
                     if r[0] in self.routes.nodes]  # not of nodes deleted meanwhile
             limits = {r[0]: rule["limit"] for r in rows
@@ -167,7 +167,8 @@ class Writer:
         self._db: sqlite3.Connection | None = None
 
     async def write(self, rows: list[tuple[Any, ...]], limits: dict[str, int]) -> None:
-        """Store rows as `Store.add_requests` takes them; keep each node's newest `limit`."""
+        """Store (node, time, request_id, instance, status, latency_ms, input, input_size,
+        output, output_size) rows; keep each node's newest `limit`."""
         await asyncio.get_running_loop().run_in_executor(self._thread, self._write, rows,
                                                          limits)
 
@@ -224,6 +225,11 @@ def _batches(rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
         batches[-1].append(row)
         size += len(row[6] or b"") + len(row[8] or b"")
     return batches
+
+
+def _held(sent: bytes, got: bytes) -> int:
+    """What a captured request weighs in the buffer: its bodies, as far as they are kept."""
+    return min(len(sent), MAX_BODY) + min(len(got), MAX_BODY)
 
 
 def _kept(body: bytes) -> tuple[bytes | None, int]:
