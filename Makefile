@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint engine browser ui-unit demo test bench bench-docker clean
+.PHONY: install lint engine browser promtool ui-unit demo test bench bench-docker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,12 +47,18 @@ browser:
 	@[ -x /usr/bin/chromium ] || [ "$$(id -u)" != 0 ] || \
 	  (apt-get update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium)
 
+# The metrics tests check the gateway's /metrics with Prometheus's own promtool (Debian's
+# prometheus package; the tests never start its server); without root, they are skipped.
+promtool:
+	@[ -x /usr/bin/promtool ] || [ "$$(id -u)" != 0 ] || \
+	  (apt-get update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq prometheus)
+
 # The panel's state logic (jest), then everything else, the browser tests included.
 ui-unit: install
 	cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm install --silent && \
 	  PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test
 
-test: install engine browser ui-unit
+test: install engine browser promtool ui-unit
 	$(BIN)/python -m pytest
 
 # Needs Debian's wrk (apt-get install wrk) and two cores: see benchmarks/README.md.

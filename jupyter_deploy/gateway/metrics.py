@@ -12,7 +12,8 @@ request costs a few dictionary look-ups and increments.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+import contextlib
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,11 +25,11 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 
 from ..http.client import ClientProtocol, ResponseTooLarge, UpstreamError
 from ..http.server import Response
 from .routing import AliasRoute, Backend, Route, Routes
+from .scraped import Clash, merge
 from .upstream import SendFailed
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -76,21 +77,19 @@ class Family:
             for metric, labels in ((self.requests, (name, path)), (self.durations, (name, path)),
                                    (self.grpc_codes if grpc else self.http_codes,
                                     (name, path, code))):
-                try:
+                with contextlib.suppress(KeyError):  # removed with another code already
                     metric.remove(*labels)
-                except KeyError:  # removed with another code already
-                    pass
 
 
 class GatewayMetrics:
     """The gateway's counters, on a registry of its own (not prometheus_client's global)."""
 
-    def __init__(self) -> None:
+    def __init__(self, report: Callable[[str, str], None] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.nodes = Family(self.registry, "node", "node_id")
         self.aliases = Family(self.registry, "alias", "alias_name")
-        self.own_names = {name for family in self.registry.collect()
-                          for name in (family.name, family.name + "_total")}
+        self.report = report  # (node, message): a node event, for what is left out
+        self.told: set[Clash] = set()  # each clash is an event once, not once per scrape
 
     def observe(self, target: Route | AliasRoute, path: str, response: Response,
                 seconds: float | None) -> None:
@@ -114,8 +113,10 @@ class GatewayMetrics:
             self.nodes.observe(node, path, code, seconds, grpc=True)
 
     def forget(self, node: str | None = None, alias: str | None = None) -> None:
+        """Drop the series of a node or an alias that is gone."""
         if node is not None:
             self.nodes.forget(node)
+            self.told = {clash for clash in self.told if clash.node != node}
         if alias is not None:
             self.aliases.forget(alias)
 
@@ -131,19 +132,14 @@ class GatewayMetrics:
                     totals["requests"] += sample.value
                 elif sample.name == "node_request_durations_sum":
                     totals["duration_sum"] += sample.value
-                elif sample.name == "node_http_codes_total":
-                    if sample.labels.get("code", "").startswith("5"):
-                        totals["errors"] += sample.value
-                elif sample.name == "node_grpc_codes_total":
-                    if sample.labels.get("code") != "OK":
-                        totals["errors"] += sample.value
+                elif _is_error(sample.name, sample.labels.get("code", "")):
+                    totals["errors"] += sample.value
         return totals
 
     async def exposition(self, routes: Routes, timeout_s: float = 1.0) -> Response:
         """The gateway's families, then the instances' (those that answer within `timeout_s`)."""
         instances = await self.instances(routes, None, timeout_s)
-        body = generate_latest(_Exposition([*_without_created(self.registry.collect()),
-                                            *instances]))
+        body = generate_latest(_Exposition([*self.own(), *instances]))
         return Response(200, body, {"Content-Type": CONTENT_TYPE_LATEST})
 
     async def instances(self, routes: Routes, node: str | None = None, timeout_s: float = 1.0
@@ -154,12 +150,32 @@ class GatewayMetrics:
                     if node in (None, route.node)
                     for backend in list(route.backends.values()) if backend.telemetry is not None]
         texts = await asyncio.gather(*(_scrape(backend, timeout_s) for _, backend in backends))
-        return _relabel(((name, backend.instance_id, text) for (name, backend), text
-                         in zip(backends, texts, strict=False) if text), self.own_names)
+        families, clashes = merge(((name, backend.instance_id, text) for (name, backend), text
+                                   in zip(backends, texts, strict=True) if text), self.own())
+        for clash in clashes:
+            if clash not in self.told:
+                self.told.add(clash)
+                if self.report is not None:
+                    self.report(clash.node, clash.message())
+        return families
+
+    def own(self) -> list[Metric]:
+        """The gateway's families, without the `_created` series."""
+        families = list(self.registry.collect())
+        for family in families:
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+        return families
 
     @staticmethod
     def text(families: list[Metric]) -> str:
+        """Families in the Prometheus text format."""
         return generate_latest(_Exposition(families)).decode()
+
+
+def _is_error(sample: str, code: str) -> bool:
+    """An HTTP 5xx, or a gRPC code other than OK."""
+    return (sample == "node_http_codes_total" and code.startswith("5")
+            or sample == "node_grpc_codes_total" and code != "OK")
 
 
 class _Exposition:
@@ -168,12 +184,6 @@ class _Exposition:
 
     def collect(self) -> list[Metric]:
         return self.families
-
-
-def _without_created(families: Iterable[Metric]) -> Iterator[Metric]:
-    for family in families:
-        family.samples = [s for s in family.samples if not s.name.endswith("_created")]
-        yield family
 
 
 async def _scrape(backend: Backend, timeout_s: float) -> str | None:
@@ -193,7 +203,7 @@ async def _fetch(url: str) -> tuple[int, bytes]:
     """GET a URL on loopback (an image's telemetry port and path) over HTTP/1.1."""
     parts = urlsplit(url)
     _, connection = await asyncio.get_running_loop().create_connection(
-        lambda: ClientProtocol(MAX_PAGE), parts.hostname, parts.port or 80)
+        lambda: ClientProtocol(MAX_PAGE), parts.hostname or "127.0.0.1", parts.port or 80)
     try:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         head = f"GET {path} HTTP/1.1\r\nHost: instance\r\nConnection: close\r\n\r\n"
@@ -201,28 +211,3 @@ async def _fetch(url: str) -> tuple[int, bytes]:
     finally:
         connection.close()
     return status, body
-
-
-def _relabel(scraped: Iterable[tuple[str, str, str]], reserved: set[str]) -> list[Metric]:
-    """The instances' families merged by name, each sample labelled with its node and
-    instance; a family named like one of the gateway's, or of another type, is left out."""
-    merged: dict[str, Metric] = {}
-    for node, instance, text in scraped:
-        try:
-            families = list(text_string_to_metric_families(text))
-        except ValueError:  # not the Prometheus text format: nothing to show
-            continue
-        for family in families:
-            if family.name in reserved:
-                continue
-            target = merged.get(family.name)
-            if target is None:
-                target = merged[family.name] = Metric(family.name, family.documentation,
-                                                      family.type, family.unit)
-            elif target.type != family.type:
-                continue
-            for sample in family.samples:
-                if not sample.name.endswith("_created"):
-                    target.add_sample(sample.name, {**sample.labels, "node_id": node,
-                                                    "instance_id": instance}, sample.value)
-    return list(merged.values())

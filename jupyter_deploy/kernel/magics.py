@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 import shlex
 from typing import Any
 
@@ -86,7 +87,7 @@ class DeployMagics(Magics):
         %deploy requests NODE [--last 100]       → a pandas DataFrame of captured requests
         """
         try:
-            args = _parser().parse_args(shlex.split(line))
+            args = _parser().parse_args(words(line))
             if (args.command == "pin") != (cell is not None):
                 raise UsageError("pin is a cell magic: %%deploy pin NAME ... on the cell's "
                                  "first line" if cell is None else
@@ -129,3 +130,19 @@ class DeployMagics(Magics):
         meta["data"] = base64.b64encode(data).decode()
         checkpoint = self.client.add_checkpoint(meta)
         print(render.checkpoint_pinned(checkpoint))
+
+
+def words(line: str) -> list[str]:
+    """A magic's line split as a shell splits it: a `#` that starts a word starts a comment
+    (the README's examples carry comments), one inside a word or in quotes does not."""
+    stream = io.StringIO(line)
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    found: list[str] = []
+    while not line[stream.tell():].lstrip().startswith("#"):
+        word = lexer.get_token()
+        if word is None:
+            break
+        found.append(word)
+    return found

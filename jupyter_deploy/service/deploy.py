@@ -89,6 +89,7 @@ class DeployService:
                                      drain_timeout_s=self.request_timeout_s,
                                      replay_timeout_s=self.request_timeout_s,
                                      **self.supervisor_options)
+        self.gateway.metrics.report = self.supervisor.note  # families its metrics leave out
         self.grpc = GrpcGateway(self.gateway, lambda: self.supervisor.nodes,
                                 self._checkpoints.meta)
         self._compose()
@@ -239,9 +240,9 @@ class DeployService:
         """The end of each log, then new lines as they are written."""
         return self._observe.follow_logs(name, instance, tail_bytes, request_id, poll_s)
 
-    def requests(self, name: str, last: int = 100) -> dict[str, Any]:
+    async def requests(self, name: str, last: int = 100) -> dict[str, Any]:
         """The node's captured requests, newest last."""
-        return self._observe.requests(name, last)
+        return await self._observe.requests(name, last)
 
     async def metrics(self, name: str) -> str:
         """The node's instances' own metrics."""

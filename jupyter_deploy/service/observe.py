@@ -141,10 +141,10 @@ class Observe:
             for follower in followers.values():
                 follower.close()
 
-    def requests(self, name: str, last: int = 100) -> dict[str, Any]:
+    async def requests(self, name: str, last: int = 100) -> dict[str, Any]:
         """The node's captured requests, newest last."""
         node = self.nodes.find(name)
-        self.recorder.flush()
+        await self.recorder.flush()
         return captured(self.store, node, last)
 
     async def metrics(self, name: str) -> str:

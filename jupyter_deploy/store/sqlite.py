@@ -288,12 +288,6 @@ class Store:
             raise
         self.db.execute("COMMIT")
 
-    def trim_requests(self, node: str, keep: int) -> None:
-        """Keep the node's newest `keep` requests."""
-        self.db.execute(
-            "DELETE FROM requests WHERE node=? AND seq <= (SELECT seq FROM requests WHERE node=? "
-            "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (node, node, keep))
-
     def requests(self, node: str, last: int) -> list[tuple[Any, ...]]:
         """The node's `last` requests, newest last."""
         rows = self.db.execute(

@@ -3,32 +3,69 @@ own metrics and the cells' custom metrics, with node_id and instance_id."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import shutil
 import signal
+import subprocess
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jupyter_deploy import metrics
+from jupyter_deploy.gateway.metrics import GatewayMetrics
+from jupyter_deploy.gateway.scraped import merge
 
 from ..conftest import checkpoint_body, wait_for
+from ..runtimes.test_docker import BASE, FAST_HEALTH, engine  # noqa: F401 - the engine fixture
 from .test_gateway import post
 
 COUNTING = """from jupyter_deploy import metrics
+from jupyter_deploy.gateway.metrics import GatewayMetrics
+from jupyter_deploy.gateway.scraped import merge
 metrics.counter("predictions", "Predictions made").inc()
 total = a / b
 """
 
 
-def scrape(service) -> dict:
-    """The families at the gateway's /metrics (no key), by name."""
+PROMTOOL = os.environ.get("JUPYTER_DEPLOY_PROMTOOL", "/usr/bin/promtool")
+
+
+def exposition(service) -> str:
+    """The gateway's /metrics page (no key), checked by Prometheus's own `promtool`: a page
+    it rejects would make Prometheus drop every sample of the scrape."""
     with urllib.request.urlopen(service.gateway_url + "/metrics", timeout=30) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain")
         text = response.read().decode()
-    return {family.name: family for family in text_string_to_metric_families(text)}
+    return promtool_checked(text)
+
+
+def promtool_checked(text: str) -> str:
+    """`text`, once `promtool check metrics` (parse and lint) has nothing to say about it;
+    without promtool, the other assertions still run (test_promtool_is_here says so)."""
+    if shutil.which(PROMTOOL) is None:
+        return text
+    checked = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                             text=True, timeout=30)
+    assert checked.returncode == 0, f"promtool: {checked.stdout}{checked.stderr}\n{text}"
+    return text
+
+
+def test_promtool_is_here():
+    if shutil.which(PROMTOOL) is None:
+        pytest.skip(f"no promtool at {PROMTOOL}, so no /metrics page here was checked by it: "
+                    "`make test` installs Debian's prometheus")
+
+
+def scrape(service) -> dict:
+    """The families at the gateway's /metrics, by name."""
+    return {family.name: family for family in text_string_to_metric_families(
+        exposition(service))}
 
 
 def values(families: dict, family: str, sample: str, **labels: str) -> dict[str, float]:
@@ -178,3 +215,122 @@ def test_grpc_calls_are_counted_by_code_and_carry_request_ids(service):
         assert values(families, "node_http_codes", "node_http_codes_total", node_id=name) == {}
     finally:
         service.client.delete_node(name)
+
+
+HITS = """from jupyter_deploy import metrics
+from jupyter_deploy.gateway.metrics import GatewayMetrics
+from jupyter_deploy.gateway.scraped import merge
+metrics.counter("app_hits", "Hits").inc()
+y = x
+"""
+CLASHING = """from jupyter_deploy import metrics
+from jupyter_deploy.gateway.metrics import GatewayMetrics
+from jupyter_deploy.gateway.scraped import merge
+metrics.gauge("app_hits_total", "Hits, as a gauge").set(7)
+metrics.counter("node_requests", "A name the gateway uses").inc()
+y = x
+"""
+
+
+def node_events(service, node: str) -> list[str]:
+    return [e["message"] for e in service.client.events(node=node)]
+
+
+def test_families_that_clash_are_left_out_with_a_node_event(service):
+    hits, hits_key = service.create_node("metrics-hits", checkpoint_body(
+        "metrics-hits", HITS, "x:int", "y:int", x=1))
+    metrics.forget_all()  # the cells ran in this process too, where the names clash at once
+    clashing, key = service.create_node("metrics-clash", checkpoint_body(
+        "metrics-clash", CLASHING, "x:int", "y:int", x=1))
+    try:
+        assert post(hits["endpoint"], {"input": {"x": 1}}, hits_key)[0] == 200
+        assert post(clashing["endpoint"], {"input": {"x": 1}}, key)[0] == 200
+        for _ in range(2):  # each scrape passes promtool; the clash is told once
+            families = scrape(service)
+        hits = families["app_hits"]
+        assert hits.type == "counter"
+        assert {s.labels["node_id"] for s in hits.samples} == {"metrics-hits"}
+        assert not values(families, "node_requests", "node_requests_total",
+                          node_id="metrics-clash", instance_id=clashing["instances"][0]["id"])
+        told = [m for m in node_events(service, "metrics-clash") if "left out" in m]
+        assert len(told) == 2, told
+        assert any("app_hits_total" in m and "gauge" in m for m in told), told
+        assert any("node_requests" in m and "the gateway's" in m for m in told), told
+        assert not [m for m in node_events(service, "metrics-hits") if "left out" in m]
+    finally:
+        service.client.delete_node("metrics-clash")
+        service.client.delete_node("metrics-hits")
+
+
+# An image that names a counter by its base name and its sample with `_total`, as some
+# exporters do: Prometheus's parser takes them for two families.
+IMAGE_METRICS = "# TYPE app_hits counter\napp_hits_total 7\n# TYPE app_up gauge\napp_up 1\n"
+SERVER = f"""
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = {IMAGE_METRICS!r}.encode() if self.path == "/metrics" else b"ok"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer((os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8080"))),
+                    Handler).serve_forever()
+"""
+
+
+@pytest.fixture(scope="module")
+def exporter_image(engine: Any) -> Iterator[str]:  # noqa: F811
+    """An image FROM the local base image that serves IMAGE_METRICS at /metrics."""
+    dockerfile = f"FROM {BASE}\nCMD {json.dumps(['python3', '-c', SERVER])}\n"
+    image, _ = engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), rm=True,
+                                   tag="jupyter-deploy-test-exporter:latest")
+    yield "jupyter-deploy-test-exporter:latest"
+    engine.images.remove(image.id, force=True)
+
+
+def test_an_image_counter_named_by_its_base_is_served_as_one_family(service, exporter_image):
+    created = service.client.create_node({
+        "name": "metrics-exporter", "image": exporter_image, "port": 8080,
+        "health": {"path": "/", **FAST_HEALTH}, "telemetry": {"path": "/metrics"}})
+    assert created["key"]
+    try:
+        wait_for(lambda: service.client.node("metrics-exporter")["status"] == "Healthy",
+                 timeout=60, message="the exporter node to be Healthy")
+        [instance] = service.client.node("metrics-exporter")["instances"]
+        families = scrape(service)
+        assert families["app_hits"].type == "counter"
+        assert values(families, "app_hits", "app_hits_total", node_id="metrics-exporter") == {
+            instance["id"]: 7}
+        assert values(families, "app_up", "app_up", node_id="metrics-exporter") == {
+            instance["id"]: 1}
+    finally:
+        service.client.delete_node("metrics-exporter")
+
+
+def test_pages_merge_into_one_exposition_that_prometheus_takes():
+    pages = [
+        ("a", "a-1", "# TYPE app_hits counter\napp_hits_total 7\napp_hits_created 1\n"),
+        ("a", "a-2", "# HELP app_hits_total Hits.\n# TYPE app_hits_total counter\n"
+                     "app_hits_total 2\napp_hits_total 2\n"),  # the same series twice
+        ("b", "b-1", "# TYPE app_hits gauge\napp_hits 1\n# TYPE lat histogram\n"
+                     'lat_bucket{le="1.0"} 1\nlat_bucket{le="+Inf"} 1\nlat_sum 0.5\n'
+                     "lat_count 1\n"),
+        ("b", "b-2", "no metrics here {"),
+        ("c", "c-1", "# TYPE node_requests counter\nnode_requests 3\n# TYPE lat_count gauge\n"
+                     "lat_count 4\n"),
+    ]
+    families, clashes = merge(pages, GatewayMetrics().own())
+    assert [(c.node, c.instance, c.family, c.kind) for c in clashes] == [
+        ("b", "b-1", "app_hits", "gauge"), ("b", "b-2", "", ""),
+        ("c", "c-1", "node_requests", "counter"), ("c", "c-1", "lat_count", "gauge")]
+    assert "the gateway's own family node_requests" in clashes[2].message()
+    assert "taken by lat (histogram) of instance b-1" in clashes[3].message()
+    text = promtool_checked(GatewayMetrics.text(families))
+    merged = {family.name: family for family in text_string_to_metric_families(text)}
+    assert {(s.labels["instance_id"], s.value) for s in merged["app_hits"].samples} == {
+        ("a-1", 7), ("a-2", 2)}
+    assert merged["lat"].type == "histogram" and len(merged["lat"].samples) == 4

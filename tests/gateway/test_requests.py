@@ -4,16 +4,24 @@ read them back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
+from jupyter_deploy.http.server import Response
 
 from jupyter_deploy.client import ClientError
+from jupyter_deploy.gateway.capture import MAX_BODY, Recorder, Writer
+from jupyter_deploy.gateway.routing import Routes
+from jupyter_deploy.models import Node
+from jupyter_deploy.store import Store
 
-from ..conftest import checkpoint_body
+from ..conftest import checkpoint_body, until
 from ..kernel.test_magics import kernel  # noqa: F401 - a kernel of this module's own
 from .test_gateway import post
 
@@ -161,3 +169,78 @@ def test_magics_capture_and_return_a_dataframe(kernel, service):  # noqa: F811
     errors = kernel.ok("print(df['error'].tolist()[3])").stdout
     assert errors.startswith("input.a: ")
     kernel.ok("%deploy node delete framed-node")
+
+
+HOLD_S = 2.0  # how long another writer keeps the database locked
+STALL_S = 1.0  # a pause of the loop this long means the write ran on it
+
+
+def test_a_capture_write_that_waits_for_the_database_leaves_the_loop_free(tmp_path):
+    """Captured bodies (1 MB here) are written off the gateway's loop (issue 10): while
+    another writer holds the database, the loop keeps its pace, and the row lands after."""
+    asyncio.run(_write_while_locked(tmp_path))
+
+
+async def _write_while_locked(tmp_path) -> None:
+    store = Store(tmp_path)
+    store.save_node(Node("slow", "id", "slow@1", capture={"percent": 100, "limit": 10}))
+    routes = Routes()
+    route = routes.add_node("slow", "")
+    route.capture = {"percent": 100, "limit": 10}
+    recorder = Recorder(routes, store, period_s=0.01)
+    recorder.start()
+    blocker = sqlite3.connect(tmp_path / "deploy.db", isolation_level=None,
+                              check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(HOLD_S, blocker.execute, ["ROLLBACK"])
+    release.start()
+    loop = asyncio.get_running_loop()
+    pauses = [0.0]
+
+    async def tick() -> None:
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.01)
+            pauses.append(loop.time() - last)
+            last = loop.time()
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        async def answer() -> Response:
+            return Response(200, b'{"output": {"total": 1}}')
+
+        await recorder.watch(route, b"x" * MAX_BODY, answer())
+        await until(lambda: not recorder.pending, message="the batch to be taken for writing")
+        await asyncio.sleep(HOLD_S)  # the lock is released meanwhile
+        assert max(pauses) < STALL_S, f"the loop stopped for {max(pauses):.2f} s"
+        await until(lambda: store.requests("slow", 10), timeout=10,
+                    message="the captured request to be written")
+        [row] = store.requests("slow", 10)
+        assert (row[3], row[5], row[6]) == (200, b"x" * MAX_BODY, MAX_BODY)
+    finally:
+        ticker.cancel()
+        release.join()
+        blocker.close()
+        await recorder.stop()
+        store.close()
+
+
+def test_a_batch_on_its_way_does_not_land_in_a_node_made_again(tmp_path):
+    """A node deleted and made again under its name while a batch of its old requests was
+    being written starts with nothing captured."""
+    store = Store(tmp_path)
+    node = Node("again", "id", "again@1")
+    store.save_node(node)
+
+    async def write() -> None:
+        writer = Writer(store)
+        old = ("again", node.created - 1, "old", None, 200, 1.0, b"{}", 2, b"{}", 2)
+        new = ("again", node.created + 1, "new", None, 200, 1.0, b"{}", 2, b"{}", 2)
+        gone = ("deleted", node.created + 1, "gone", None, 200, 1.0, b"{}", 2, b"{}", 2)
+        await writer.write([old, new, gone], {})
+        await writer.close()
+
+    asyncio.run(write())
+    assert [row[1] for row in store.requests("again", 10)] == ["new"]
+    assert store.requests("deleted", 10) == []
+    store.close()
