@@ -32,6 +32,7 @@ from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVIC
 
 from ..http.protocol import Request, Response
 from .app import Gateway, execute, execute_alias
+from .grpc_passthrough import GrpcPassthrough
 from .ids import request_id
 from .proto import (
     FILE_PREFIX,
@@ -111,6 +112,7 @@ class GrpcGateway:
         self.fields_of = fields_of  # checkpoint id -> {"inputs": [...], "outputs": [...]}
         self.schemas = Schemas()
         self.health = NodeHealth(self)
+        self.passthrough = GrpcPassthrough(gateway)
         self.server: grpc.aio.Server | None = None
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
@@ -166,6 +168,7 @@ class GrpcGateway:
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.stop(grace=1.0)
+        await self.passthrough.close()
 
     def handler(self, method: str) -> grpc.RpcMethodHandler | None:
         handler = self._handlers.get(method)
@@ -298,7 +301,9 @@ class _Handler(grpc.GenericRpcHandler):
         self.owner = owner
 
     def service(self, handler_call_details: Any) -> grpc.RpcMethodHandler | None:
-        return self.owner.handler(handler_call_details.method)
+        found = self.owner.handler(handler_call_details.method)
+        # any other method, for a Docker-image node named in the metadata (issue 15)
+        return found or self.owner.passthrough.handler(handler_call_details)
 
 
 def _node_in(name: str) -> str | None:

@@ -44,6 +44,9 @@ def check(routes: Routes, request: Request, timeout_s: float) -> Handler | Respo
                      headers={"WWW-Authenticate": "Bearer"})
     if scheme.lower() != "bearer" or not route.key_matches(key.strip()):
         return error(403, "forbidden", f"the key does not open node {name!r}")
+    if route.protocol == "grpc":  # an HTTP/1.1 request would only get a 502 from it
+        return error(400, "grpc_node", f"node {name!r} speaks gRPC: call it on the gateway's "
+                     "gRPC port, with x-node-id metadata")
     return lambda req: forward(route, req, target, route.timeout_s or timeout_s)
 
 

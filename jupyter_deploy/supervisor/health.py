@@ -70,4 +70,4 @@ async def grpc_serving(host: str, port: int, timeout_s: float) -> bool:
             answer = await check(b"", timeout=timeout_s)
         except grpc.aio.AioRpcError:
             return False
-    return answer == GRPC_SERVING
+    return bool(answer == GRPC_SERVING)
