@@ -81,7 +81,7 @@ def _bearer(headers: dict[str, str]) -> str | None:
     return key.strip() if scheme.lower() == "bearer" else ""
 
 
-def _check_key(target: Route | AliasRoute, what: str, name: str, headers: dict[str, str]) -> None:
+def check_key(target: Route | AliasRoute, what: str, name: str, headers: dict[str, str]) -> None:
     """Refuse a call without the key that opens the node or alias (public aliases need none)."""
     if isinstance(target, AliasRoute) and target.public:
         return
@@ -174,12 +174,12 @@ class GrpcPassthrough:
             found = routes.aliases.get(alias)
             if found is None:
                 raise Refused(Code.NOT_FOUND, f"unknown alias {alias!r}")
-            _check_key(found, "alias", alias, headers)
+            check_key(found, "alias", alias, headers)
             return self._alias_node(found, headers)
         route = routes.nodes.get(node or "")
         if route is None:
             raise Refused(Code.NOT_FOUND, f"unknown node {node!r}")
-        _check_key(route, "node", route.node, headers)
+        check_key(route, "node", route.node, headers)
         problem = _speaks_grpc(route)
         if problem is not None:
             raise Refused(Code.UNIMPLEMENTED, problem)

@@ -8,6 +8,8 @@ import json
 import os
 import queue
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jupyter_deploy.runtimes.images import ca_bundle
 
-from ..conftest import Service, wait_for
+from ..conftest import Service, checkpoint_body, wait_for
 from . import test_docker
 from .test_docker import BASE, FAST_HEALTH, containers, gateway
 
@@ -157,6 +159,34 @@ def test_refusals(channel, echo, service):
     assert "gRPC" in error["message"] and error["code"] == "grpc_node"
 
 
+def test_least_loaded_instance_takes_the_call(channel, echo):
+    node, key = echo
+    # a stream held open keeps one instance busy (its first answer shows it is under way)
+    outbox: queue.Queue[bytes | None] = queue.Queue()
+    busy = channel.stream_stream("/echo.Echo/Chat")(iter(outbox.get, None),
+                                                     metadata=meta(node, key), timeout=10)
+    outbox.put(b"hold")
+    assert next(busy) == b"echo:hold"
+    _, call = unary(channel, "Unary").with_call(b"x", metadata=meta(node, key), timeout=5)
+    outbox.put(None)
+    assert list(busy) == []
+    held = dict(busy.trailing_metadata())["x-instance-id"]
+    assert dict(call.trailing_metadata())["x-instance-id"] != held  # the idle one took it
+
+
+def test_nodes_that_do_not_speak_grpc(channel, service):
+    body = checkpoint_body("grpcpass-add", "total = a + b", "a:float,b:float", "total",
+                           a=1.0, b=2.0)
+    _, key = service.create_node("grpcpass-add", body)
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            unary(channel, "Unary")(b"x", metadata=meta("grpcpass-add", key), timeout=5)
+        assert refused.value.code() == Code.UNIMPLEMENTED
+        assert "jupyter_deploy.nodes.grpcpass_add.Node/Execute" in refused.value.details()
+    finally:
+        service.client.delete_node("grpcpass-add")
+
+
 def test_limits_and_deadlines(channel, echo):
     node, key = echo
     big = 17 * 1024 * 1024
@@ -193,14 +223,20 @@ def test_alias_in_front_of_a_grpc_node(channel, echo, service):
 
 
 def test_grpc_health_check_marks_the_node(channel, service, engine, grpc_image):
-    # protocol grpc alone: the health check follows it (an HTTP probe of a gRPC port fails)
-    created = service.client.create_node({"name": "grpc-sick", "image": IMAGE, "port": 50051,
-                                          "protocol": "grpc", "health": dict(FAST_HEALTH)})
+    # As a user creates it: --protocol grpc alone makes the health check grpc.health.v1 (an
+    # HTTP probe of a gRPC port can only fail).
+    cli = subprocess.run(
+        [sys.executable, "-m", "jupyter_deploy.cli", "node", "create", "grpc-sick", "--image",
+         IMAGE, "--port", "50051", "--protocol", "grpc", "--health-interval", "0.2",
+         "--health-fail", "2", "--health-pass", "1", "--timeout", "60"],
+        env=service.kernel_env, cwd=service.root, capture_output=True, text=True, timeout=90)
     try:
+        assert cli.returncode == 0, cli.stderr
+        key = cli.stdout.split("key:")[1].split()[0]
         assert service.client.node("grpc-sick")["health"]["protocol"] == "grpc"
         wait_for(lambda: service.client.node("grpc-sick")["status"] == "Healthy", timeout=60,
                  message="node grpc-sick to be Healthy by grpc.health.v1")
-        unary(channel, "Sick")(b"", metadata=meta("grpc-sick", created["key"]), timeout=5)
+        unary(channel, "Sick")(b"", metadata=meta("grpc-sick", key), timeout=5)
         wait_for(lambda: service.client.node("grpc-sick")["status"] == "Unhealthy",
                  timeout=30, message="NOT_SERVING to make the node Unhealthy")
     finally:

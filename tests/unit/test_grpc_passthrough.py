@@ -1,0 +1,80 @@
+"""The gRPC pass-through's policies: what is passed on, keys, which node an alias picks."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from jupyter_deploy.gateway.app import Gateway
+from jupyter_deploy.gateway.grpc_passthrough import (
+    GrpcPassthrough,
+    Refused,
+    check_key,
+    passed_on,
+    routed,
+)
+from jupyter_deploy.gateway.routing import Routes, hash_key
+
+Code = grpc.StatusCode
+
+
+def test_passed_on_keeps_the_callers_metadata_but_not_the_key_or_the_routing():
+    metadata = (("authorization", "Bearer k"), ("x-node-id", "n"), ("x-node-alias", "a"),
+                ("x-test", "yes"), ("trace-bin", b"\x00"), ("user-agent", "grpc-python"),
+                ("x-request-id", "theirs"), ("grpc-accept-encoding", "gzip"))
+    assert passed_on(metadata, "r1") == (("x-test", "yes"), ("trace-bin", b"\x00"),
+                                         ("x-request-id", "r1"))
+
+
+def test_routed_needs_a_node_or_an_alias():
+    assert routed((("x-node-id", "n"),)) and routed((("x-node-alias", "a"),))
+    assert not routed((("x-test", "n"),)) and not routed(None)
+
+
+def test_keys_mirror_the_rest_side():
+    routes = Routes()
+    route = routes.add_node("n", hash_key("right"))
+    check_key(route, "node", "n", {"authorization": "Bearer right"})
+    check_key(route, "node", "n", {"authorization": "bearer  right "})
+    for headers, code in (({}, Code.UNAUTHENTICATED),
+                          ({"authorization": "Bearer wrong"}, Code.PERMISSION_DENIED),
+                          ({"authorization": "Basic right"}, Code.PERMISSION_DENIED),
+                          ({"authorization": "Bearer "}, Code.PERMISSION_DENIED)):
+        with pytest.raises(Refused) as refused:
+            check_key(route, "node", "n", headers)
+        assert refused.value.code == code
+    routes.set_alias("open", "", True, {"n": 100}, None, None)
+    check_key(routes.aliases["open"], "alias", "open", {})  # public: no key needed
+
+
+def _passthrough(**nodes: str) -> tuple[GrpcPassthrough, Routes]:
+    """Nodes by name: "grpc" or "http" (Docker-image nodes) or "checkpoint"."""
+    routes = Routes()
+    for name, kind in nodes.items():
+        route = routes.add_node(name, hash_key("k"))
+        route.passthrough = kind != "checkpoint"
+        route.protocol = "grpc" if kind == "grpc" else "http"
+    return GrpcPassthrough(Gateway(routes)), routes
+
+
+def test_an_alias_picks_a_grpc_node_with_an_instance():
+    passthrough, routes = _passthrough(a="grpc", b="grpc", c="checkpoint", d="http")
+    routes.add_backend("b", "b-1", "127.0.0.1", 1, lambda payload: [])
+    routes.set_alias("x", "", True, {"a": 90, "b": 10, "c": 50, "d": 50}, None, None)
+    # a has no instance: b serves, whatever the weights say; c and d cannot take gRPC
+    assert {passthrough._alias_node(routes.aliases["x"], {}).node for _ in range(20)} == {"b"}
+    routes.set_alias("none", "", True, {"c": 50, "d": 50}, None, None)
+    with pytest.raises(Refused) as refused:
+        passthrough._alias_node(routes.aliases["none"], {})
+    assert refused.value.code == Code.UNIMPLEMENTED and "speaks gRPC" in refused.value.message
+
+
+def test_a_node_that_does_not_speak_grpc_says_how_to_call_it():
+    passthrough, _ = _passthrough(c="checkpoint", d="http")
+    for node, words in (("c", "Node/Execute"), ("d", "HTTP port")):
+        with pytest.raises(Refused) as refused:
+            passthrough._route(None, node, {"authorization": "Bearer k"})
+        assert refused.value.code == Code.UNIMPLEMENTED and words in refused.value.message
+    with pytest.raises(Refused) as refused:
+        passthrough._route(None, "missing", {"authorization": "Bearer k"})
+    assert refused.value.code == Code.NOT_FOUND
