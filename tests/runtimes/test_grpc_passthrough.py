@@ -242,3 +242,18 @@ def test_grpc_health_check_marks_the_node(channel, service, engine, grpc_image):
     finally:
         service.client.delete_node("grpc-sick")
     assert not containers(engine, "grpc-sick")
+
+
+def test_a_node_scaled_to_zero_holds_the_call_until_an_instance_serves(channel, service,
+                                                                       engine, grpc_image):
+    created = service.client.create_node({
+        "name": "grpc-cold", "image": IMAGE, "port": 50051, "protocol": "grpc", "min": 0,
+        "max": 1, "session_timeout_s": 60, "health": dict(FAST_HEALTH)})
+    try:
+        assert service.client.node("grpc-cold")["instances"] == []
+        answer = unary(channel, "Unary")(b"wake", metadata=meta("grpc-cold", created["key"]),
+                                         timeout=60)
+        assert json.loads(answer)["request"] == "wake"
+    finally:
+        service.client.delete_node("grpc-cold")
+    assert not containers(engine, "grpc-cold")
