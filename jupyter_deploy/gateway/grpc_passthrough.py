@@ -4,11 +4,12 @@ A call of a method the gateway does not serve itself, with `x-node-id: NODE` or
 `x-node-alias: ALIAS` metadata, goes to the least-loaded healthy instance of the node (for an
 alias, of a node picked by weight) as it came: messages as raw bytes in both directions, so
 every kind of method works (unary, server-, client- and bidirectional streaming); the caller's
-metadata, less the key and the routing headers; the caller's deadline, capped by the node's
-request timeout. The instance's initial metadata, status, details and trailing metadata come
-back, with `x-instance-id`, `x-request-id` (the instance gets it too, as on the REST side) and,
-through an alias, `x-node-id` added to the trailing metadata. Messages over
-16 MB are refused either way with RESOURCE_EXHAUSTED.
+metadata, less the key and the routing headers; the caller's deadline, within the node's
+session timeout (else the gateway's request timeout). The instance's initial metadata, status, details and trailing metadata come
+back, with `x-instance-id`, `x-request-id` (the instance gets it too, as on the REST side)
+and, through an alias, `x-node-id` added to the trailing metadata. Messages over 16 MB are
+refused either way with RESOURCE_EXHAUSTED. A node scaled to zero holds the call until an
+instance serves, within the deadline.
 
 Keys come as `authorization: Bearer KEY` metadata; refusals mirror the REST side: 401 is
 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 503 UNAVAILABLE. The methods the
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -41,7 +42,6 @@ CHANNEL_OPTIONS = [
 Code = grpc.StatusCode
 FAILING = grpc.ChannelConnectivity.TRANSIENT_FAILURE  # the last connection attempt failed
 Metadata = tuple[tuple[str, str | bytes], ...]
-Behaviour = Callable[[AsyncIterator[bytes], grpc.aio.ServicerContext], Awaitable[None]]
 
 
 class Refused(Exception):
@@ -133,17 +133,16 @@ class GrpcPassthrough:
         alias = headers.get("x-node-alias")
         node = None if alias is not None else headers.get("x-node-id")
         call_id = request_id(headers)
-        code = Code.UNKNOWN
+        code, route = Code.UNKNOWN, None
         try:
             route = self._route(alias, node, headers)
-            node = route.node
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self._timeout(route, context)
             if not route.backends and route.hold:
                 await self._hold(route, deadline)
             added: Metadata = (("x-request-id", call_id),)
             if alias is not None:
-                added += (("x-node-id", node),)
+                added += (("x-node-id", route.node),)
             code = await self._relay(route, method, requests, context, deadline - loop.time(),
                                      passed_on(metadata, call_id), added)
         except Refused as exc:
@@ -154,12 +153,10 @@ class GrpcPassthrough:
             code = Code.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 \
                 else Code.CANCELLED
             raise
-        finally:  # counted for the nodes and aliases there are, not for any name sent
-            routes = self.gateway.routes
-            self.gateway.metrics.observe_grpc(
-                node if node in routes.nodes else None,
-                alias if alias in routes.aliases else None,
-                method, code.name, time.perf_counter() - started)
+        finally:  # counted once the key opened the way: no method names from anyone else
+            if route is not None:
+                self.gateway.metrics.observe_grpc(route.node, alias, method, code.name,
+                                                  time.perf_counter() - started)
 
     def _timeout(self, route: Route, context: grpc.aio.ServicerContext) -> float:
         """Seconds the call may take: the caller's deadline, within the node's timeout."""
