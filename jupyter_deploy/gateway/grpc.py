@@ -149,7 +149,7 @@ class GrpcGateway:
 
     async def listen(self, host: str, port: int) -> int:
         """Start serving; return the bound port (useful when `port` is 0)."""
-        server = grpc.aio.server(options=OPTIONS)
+        server = grpc.aio.server(options=OPTIONS, interceptors=(self.passthrough.interceptor,))
         server.add_generic_rpc_handlers((_Handler(self),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(NodeReflection(self), server)

@@ -12,8 +12,12 @@ refused either way with RESOURCE_EXHAUSTED. A node scaled to zero holds the call
 instance serves, within the deadline.
 
 Keys come as `authorization: Bearer KEY` metadata; refusals mirror the REST side: 401 is
-UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 503 UNAVAILABLE. The methods the
-gateway serves itself (grpc.health.v1, reflection, jupyter_deploy.*) are never passed on.
+UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 503 UNAVAILABLE.
+
+A call for a node that speaks gRPC is taken before the gateway looks for its own methods
+(`Interceptor`), so grpc.health.v1 and reflection with `x-node-id` reach the node's own
+services, as grpcurl expects. Other calls find the gateway's methods first; one it does not
+have, with routing metadata, gets this module's clear refusal (`GrpcPassthrough.handler`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -110,6 +114,20 @@ class GrpcPassthrough:
         self.gateway = gateway
         self.channels: dict[tuple[str, int], grpc.aio.Channel] = {}
         self._closing: set[asyncio.Future[None]] = set()  # channels closed with grace
+        self.interceptor = Interceptor(self)
+
+    def for_grpc_node(self, metadata: Any) -> bool:
+        """Whether the call names a node that speaks gRPC, or an alias with one."""
+        if not routed(metadata):
+            return False
+        headers = {k: v for k, v in metadata if isinstance(v, str)}
+        routes = self.gateway.routes
+        if "x-node-alias" in headers:
+            alias = routes.aliases.get(headers["x-node-alias"])
+            names = [name for name, _ in alias.weights] if alias is not None else []
+        else:
+            names = [headers.get("x-node-id", "")]
+        return any(r is not None and _speaks_grpc(r) is None for r in map(routes.nodes.get, names))
 
     def handler(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         """The pass-through of a call whose metadata names a node or alias; None otherwise."""
@@ -282,6 +300,22 @@ class GrpcPassthrough:
         channels, self.channels = list(self.channels.values()), {}
         await asyncio.gather(*(channel.close() for channel in channels), *self._closing,
                              return_exceptions=True)
+
+
+class Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no type hints
+    """Takes the calls for a node that speaks gRPC before the gateway's own methods."""
+
+    def __init__(self, owner: GrpcPassthrough) -> None:
+        self.owner = owner
+
+    async def intercept_service(
+            self, continuation: Callable[[grpc.HandlerCallDetails],
+                                         Awaitable[grpc.RpcMethodHandler | None]],
+            details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        """The pass-through for such a call; the gateway's own lookup for the others."""
+        if self.owner.for_grpc_node(details.invocation_metadata):
+            return self.owner.handler(details)
+        return await continuation(details)
 
 
 async def _stream_back(call: Any, context: grpc.aio.ServicerContext) -> Upstream:

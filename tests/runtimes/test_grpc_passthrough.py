@@ -16,6 +16,8 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from jupyter_deploy.runtimes.images import ca_bundle
@@ -28,6 +30,8 @@ APP = Path(__file__).resolve().parent / "grpc_app"
 # a tag of this run's own: the engine is shared, and another run removes its image at the end
 IMAGE = f"jupyter-deploy-test-grpc:{os.getpid()}"
 Code = grpc.StatusCode
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +119,17 @@ def test_unary_call_passes_through(channel, echo, service):
              if family.name == "node_grpc_codes" for s in family.samples
              if s.labels.get("node_id") == node}
     assert {("/echo.Echo/Unary", "OK"), ("/echo.Echo/Unary", "FAILED_PRECONDITION")} <= codes
+
+
+def test_reflection_lists_the_nodes_services(channel, echo):
+    # as `grpcurl -H "x-node-id: NODE" ... list` asks it: the node's reflection, not the gateway's
+    node, key = echo
+    info = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo
+    answers = info(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                   metadata=meta(node, key), timeout=5)
+    (answer,) = list(answers)
+    names = {s.name for s in answer.list_services_response.service}
+    assert "echo.Echo" in names and "jupyter_deploy.Gateway" not in names
 
 
 def test_streaming_calls_pass_through(channel, echo):
@@ -236,7 +251,12 @@ def test_grpc_health_check_marks_the_node(channel, service, engine, grpc_image):
         assert service.client.node("grpc-sick")["health"]["protocol"] == "grpc"
         wait_for(lambda: service.client.node("grpc-sick")["status"] == "Healthy", timeout=60,
                  message="node grpc-sick to be Healthy by grpc.health.v1")
+        # with x-node-id, grpc.health.v1 is the node's own, not the gateway's
+        check = health_pb2_grpc.HealthStub(channel).Check
+        request = health_pb2.HealthCheckRequest()
+        assert check(request, metadata=meta("grpc-sick", key), timeout=5).status == SERVING
         unary(channel, "Sick")(b"", metadata=meta("grpc-sick", key), timeout=5)
+        assert check(request, metadata=meta("grpc-sick", key), timeout=5).status == NOT_SERVING
         wait_for(lambda: service.client.node("grpc-sick")["status"] == "Unhealthy",
                  timeout=30, message="NOT_SERVING to make the node Unhealthy")
     finally:

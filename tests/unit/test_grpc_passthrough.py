@@ -78,3 +78,14 @@ def test_a_node_that_does_not_speak_grpc_says_how_to_call_it():
     with pytest.raises(Refused) as refused:
         passthrough._route(None, "missing", {"authorization": "Bearer k"})
     assert refused.value.code == Code.NOT_FOUND
+
+
+def test_only_calls_for_a_grpc_node_are_taken_before_the_gateways_own_methods():
+    passthrough, routes = _passthrough(g="grpc", c="checkpoint", h="http")
+    routes.set_alias("mixed", "", True, {"c": 50, "g": 50}, None, None)
+    routes.set_alias("plain", "", True, {"c": 50, "h": 50}, None, None)
+    takes = passthrough.for_grpc_node
+    assert takes((("x-node-id", "g"),)) and takes((("x-node-alias", "mixed"),))
+    for metadata in ((("x-node-id", "c"),), (("x-node-id", "h"),), (("x-node-id", "nope"),),
+                     (("x-node-alias", "plain"),), (("x-node-alias", "nope"),), ()):
+        assert not takes(metadata), metadata

@@ -1,5 +1,5 @@
-"""A plain gRPC server for the pass-through tests: raw-bytes methods of every kind, and
-grpc.health.v1 (Sick turns it NOT_SERVING).
+"""A plain gRPC server for the pass-through tests: raw-bytes methods of every kind,
+grpc.health.v1 (Sick turns it NOT_SERVING) and reflection (which lists echo.Echo).
 
 echo.Echo/Unary      unary-unary: the request, the metadata and the deadline left, as JSON;
                      b"fail" ends with FAILED_PRECONDITION and trailing metadata
@@ -18,6 +18,7 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 LIMIT = 64 * 1024 * 1024  # more than the gateway allows, so that the gateway's limit shows
 health_servicer = health.HealthServicer()
@@ -77,6 +78,9 @@ server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[
 server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("echo.Echo", HANDLERS),))
 health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+reflection.enable_server_reflection(("echo.Echo", reflection.SERVICE_NAME,
+                                     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
+                                    server)
 server.add_insecure_port(f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '50051')}")
 server.start()
 server.wait_for_termination()
