@@ -16,7 +16,7 @@ UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 503 UNAVAILABLE.
 
 A call for a node that speaks gRPC is taken before the gateway looks for its own methods
 (`Interceptor`), so grpc.health.v1 and reflection with `x-node-id` reach the node's own
-services, as grpcurl expects. Other calls find the gateway's methods first; one it does not
+services, as grpcurl expects; `jupyter_deploy.*` stays the gateway's. Other calls find the gateway's methods first; one it does not
 have, with routing metadata, gets this module's clear refusal (`GrpcPassthrough.handler`).
 """
 
@@ -36,6 +36,7 @@ from .proto import METHOD, service_name
 from .routing import MAX_BYTES, AliasRoute, Backend, Route, pick_node, sticky_point
 
 ROUTING = ("x-node-id", "x-node-alias")
+OWN = "/jupyter_deploy."  # the gateway's own services: never passed on, even to a gRPC node
 # The gateway's own (the key, the routing) and what the channel to the instance sets itself.
 NOT_PASSED = {"authorization", *ROUTING, "x-request-id", "user-agent", "te", "content-type",
               "host"}
@@ -313,7 +314,8 @@ class Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has
                                          Awaitable[grpc.RpcMethodHandler | None]],
             details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         """The pass-through for such a call; the gateway's own lookup for the others."""
-        if self.owner.for_grpc_node(details.invocation_metadata):
+        if not details.method.startswith(OWN) and \
+                self.owner.for_grpc_node(details.invocation_metadata):
             return self.owner.handler(details)
         return await continuation(details)
 

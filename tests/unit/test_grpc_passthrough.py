@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import namedtuple
+from typing import Any
+
 import grpc
 import pytest
 
@@ -89,3 +93,20 @@ def test_only_calls_for_a_grpc_node_are_taken_before_the_gateways_own_methods():
     for metadata in ((("x-node-id", "c"),), (("x-node-id", "h"),), (("x-node-id", "nope"),),
                      (("x-node-alias", "plain"),), (("x-node-alias", "nope"),), ()):
         assert not takes(metadata), metadata
+
+
+def test_the_gateways_own_services_stay_its_own():
+    passthrough, _ = _passthrough(g="grpc")
+    details = namedtuple("Details", "method invocation_metadata")
+
+    async def own(found: Any) -> str:
+        return "the gateway's"
+
+    def served(method: str) -> Any:
+        call = details(method, (("x-node-id", "g"),))
+        return asyncio.run(passthrough.interceptor.intercept_service(own, call))
+
+    assert served("/jupyter_deploy.Gateway/Execute") == "the gateway's"
+    assert served("/jupyter_deploy.nodes.g.Node/Execute") == "the gateway's"
+    for method in ("/grpc.health.v1.Health/Check", "/echo.Echo/Unary"):
+        assert served(method) not in (None, "the gateway's")  # the pass-through's handler
