@@ -302,7 +302,7 @@ class _Handler(grpc.GenericRpcHandler):
 
     def service(self, handler_call_details: Any) -> grpc.RpcMethodHandler | None:
         found = self.owner.handler(handler_call_details.method)
-        # any other method, for a Docker-image node named in the metadata (issue 15)
+        # any other method with x-node-id / x-node-alias: the pass-through says why not (issue 15)
         return found or self.owner.passthrough.handler(handler_call_details)
 
 

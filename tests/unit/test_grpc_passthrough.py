@@ -18,6 +18,8 @@ from jupyter_deploy.gateway.grpc_passthrough import (
     routed,
 )
 from jupyter_deploy.gateway.routing import Routes, hash_key
+from jupyter_deploy.service.docker_nodes import image_node
+from jupyter_deploy.service.validation.containers import container_settings
 
 Code = grpc.StatusCode
 
@@ -110,3 +112,15 @@ def test_the_gateways_own_services_stay_its_own():
     assert served("/jupyter_deploy.nodes.g.Node/Execute") == "the gateway's"
     for method in ("/grpc.health.v1.Health/Check", "/echo.Echo/Unary"):
         assert served(method) not in (None, "the gateway's")  # the pass-through's handler
+
+
+def test_protocol_grpc_makes_the_health_check_grpc_unless_told_otherwise():
+    body = {"image": "scorer:1", "port": 50051, "protocol": "grpc"}
+    node = image_node("scorer", "docker", body, "")
+    changes, _ = container_settings(node, body, {}, creating=True)
+    assert changes["protocol"] == changes["health.protocol"] == "grpc"
+    told = {**body, "health": {"protocol": "http", "path": "/healthz"}}
+    changes, _ = container_settings(node, told, {}, creating=True)
+    assert changes["health.protocol"] == "http"
+    changes, _ = container_settings(node, {"image": "web:1", "port": 80}, {}, creating=True)
+    assert "health.protocol" not in changes
