@@ -25,6 +25,7 @@ class Kind:
 ERRORS: dict[str, Kind] = {
     "bad_request": Kind(400, "INVALID_ARGUMENT"),
     "malformed_json": Kind(400, "INVALID_ARGUMENT"),
+    "grpc_node": Kind(400, "UNIMPLEMENTED"),  # an HTTP call to a node that speaks gRPC
     "unauthorized": Kind(401, "UNAUTHENTICATED"),
     "forbidden": Kind(403, "PERMISSION_DENIED"),
     "not_found": Kind(404, "NOT_FOUND"),

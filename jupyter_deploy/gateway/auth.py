@@ -7,16 +7,27 @@ from ..http.server import Response
 from .routing import AliasRoute, Route
 
 
-def refusal(target: Route | AliasRoute, what: str, name: str, authorization: str | None
-            ) -> Response | None:
-    """None when the caller may use `target` (a public alias, or the key that opens it);
-    else the 401 (no key) or 403 (a key that does not open it). `what`: node or alias."""
+def key_problem(target: Route | AliasRoute, what: str, name: str, authorization: str | None
+                ) -> tuple[str, str] | None:
+    """None when the caller may use `target` (a public alias, or the key that opens it); else
+    the error code of the table (unauthorized: no key; forbidden: a key that does not open it)
+    and its message. `what`: node or alias."""
     if isinstance(target, AliasRoute) and target.public:
         return None
     if not authorization:
-        return error("unauthorized", f"send Authorization: Bearer <{what} key>",
-                     headers={"WWW-Authenticate": "Bearer"})
+        return "unauthorized", f"send Authorization: Bearer <{what} key>"
     scheme, _, key = authorization.partition(" ")
     if scheme.lower() != "bearer" or not target.key_matches(key.strip()):
-        return error("forbidden", f"the key does not open {what} {name!r}")
+        return "forbidden", f"the key does not open {what} {name!r}"
     return None
+
+
+def refusal(target: Route | AliasRoute, what: str, name: str, authorization: str | None
+            ) -> Response | None:
+    """The HTTP answer of `key_problem`: 401 (with WWW-Authenticate) or 403; None to go on."""
+    problem = key_problem(target, what, name, authorization)
+    if problem is None:
+        return None
+    code, message = problem
+    headers = {"WWW-Authenticate": "Bearer"} if code == "unauthorized" else None
+    return error(code, message, headers=headers)

@@ -33,6 +33,7 @@ from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVIC
 from ..errors import CELL_RAISED, ERRORS, grpc_name
 from ..http.server import Request, Response
 from .app import STOP_MARGIN_S, Gateway
+from .grpc_passthrough import GrpcPassthrough
 from .ids import request_id
 from .proto import (
     FILE_PREFIX,
@@ -110,6 +111,7 @@ class GrpcGateway:
         self.fields_of = fields_of  # checkpoint id -> {"inputs": [...], "outputs": [...]}
         self.schemas = Schemas()
         self.health = NodeHealth(self)
+        self.passthrough = GrpcPassthrough(gateway)
         self.server: grpc.aio.Server | None = None
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
@@ -146,7 +148,7 @@ class GrpcGateway:
 
     async def listen(self, host: str, port: int) -> int:
         """Start serving; return the bound port (useful when `port` is 0)."""
-        server = grpc.aio.server(options=OPTIONS)
+        server = grpc.aio.server(options=OPTIONS, interceptors=(self.passthrough.interceptor,))
         server.add_generic_rpc_handlers((_Handler(self),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(NodeReflection(self), server)
@@ -166,6 +168,7 @@ class GrpcGateway:
         if self.server is not None:
             # the calls in flight get their answers, as on the REST port
             await self.server.stop(grace=self.gateway.request_timeout_s + STOP_MARGIN_S)
+        await self.passthrough.close()
 
     def handler(self, method: str) -> grpc.RpcMethodHandler | None:
         handler = self._handlers.get(method)
@@ -294,7 +297,9 @@ class _Handler(grpc.GenericRpcHandler):  # type: ignore[misc]
         self.owner = owner
 
     def service(self, handler_call_details: Any) -> grpc.RpcMethodHandler | None:
-        return self.owner.handler(handler_call_details.method)
+        found = self.owner.handler(handler_call_details.method)
+        # any other method with x-node-id / x-node-alias: the pass-through says why not (issue 15)
+        return found or self.owner.passthrough.handler(handler_call_details)
 
 
 def _node_in(name: str) -> str | None:

@@ -11,7 +11,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 
-from ..errors import too_large, unavailable, upstream_failure
+from ..errors import error, too_large, unavailable, upstream_failure
 from ..http.server import Request, Response
 from .auth import refusal
 from .execute import UPSTREAM_ERRORS, NoInstance, send
@@ -42,6 +42,9 @@ def check(routes: Routes, request: Request, timeout_s: float) -> Handler | Respo
     refused = refusal(route, "node", name, request.headers.get("authorization"))
     if refused is not None:
         return refused
+    if route.protocol == "grpc":  # an HTTP/1.1 request would only get a 502 from it
+        return error("grpc_node", f"node {name!r} speaks gRPC: call it on the gateway's "
+                     "gRPC port, with x-node-id metadata")
     return lambda req: forward(route, req, target, route.timeout_s or timeout_s)
 
 

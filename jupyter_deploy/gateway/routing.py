@@ -77,6 +77,7 @@ class Route:
     missed: int = 0  # requests an alias sent elsewhere for want of an instance here
     turn: int = 0  # rotates ties between equally loaded instances
     passthrough: bool = False  # a Docker-image node: requests go to it as they came
+    protocol: str = "http"  # what a Docker-image node speaks: "http" or "grpc"
     timeout_s: float = 0.0  # a request's deadline on this node; 0: the gateway's
     idle_timeout_s: float = 0.0  # idle connections to its instances are closed after this
     added: asyncio.Event = field(default_factory=asyncio.Event)

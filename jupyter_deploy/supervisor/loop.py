@@ -126,7 +126,7 @@ class Supervisor:
     def _configure_route(self, node: Node) -> None:
         route = self.routes.nodes[node.name]
         route.sticky, route.capture = node.sticky, node.capture
-        route.passthrough = node.from_image
+        route.passthrough, route.protocol = node.from_image, node.protocol
         route.timeout_s, route.idle_timeout_s = node.session_timeout_s, node.idle_timeout_s
         route.hold = node.min == 0 and not node.suspended
         if not route.hold:

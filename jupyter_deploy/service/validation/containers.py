@@ -74,6 +74,8 @@ def container_settings(node: Node, body: dict[str, Any], configs: dict[str, dict
         _fits_the_host(node, changes, configs)
     if "health" in body and isinstance(body["health"], dict):
         changes.update(_health(node, body["health"]))
+    if body.get("protocol") == "grpc" and "health.protocol" not in changes:
+        changes["health.protocol"] = "grpc"  # an HTTP probe of a gRPC port can only fail
     secrets = None
     if "secrets" in body or "registry" in body:
         secrets = _secrets(body, stored or {}, changes)
