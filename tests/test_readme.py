@@ -39,12 +39,16 @@ SKIPS = {
                     "runs the whole suite, this test included",
     "image-node": "registry.example.com/team/web:1.2 is a placeholder: no registry here has it "
                   "(tests/runtimes/test_docker.py runs image nodes from a local image)",
+    "grpc-image": "registry.example.com/team/scorer:2 is a placeholder, and grpcurl is not "
+                  "packaged here (tests/runtimes/test_grpc_passthrough.py makes these calls "
+                  "with grpcio against a local image)",
     "grpc": "grpcurl is neither a Debian bookworm nor a PyPI package here, and the node "
             "`predictor` is the quickstart's (tests/gateway/test_grpc*.py make these calls "
             "with grpcio)",
     "cli-synopsis": "a synopsis of every verb (alternatives with `|`, options in brackets); "
                     "tests/client/test_cli.py runs each verb",
 }
+REMOTE_IMAGE = re.compile(r"--image[ =]([a-z0-9-]+\.[a-z0-9.-]+(?::\d+)?/\S+)")
 # What the reader's notebook holds by then, keyed by a line of the block that needs it.
 SETUP: dict[str, list[str]] = {
     # a second version of `adder`: the cell's state changed, then the same pin again
@@ -190,6 +194,11 @@ def _remove_everything(service: Service) -> None:
 def test_readme_example(block: Block, reader: Reader) -> None:
     if block.skip is not None:
         pytest.skip(f"README line {block.line}: {SKIPS[block.skip]}")
+    # A block that runs must never reach past this machine: an image from a registry host
+    # would be pulled from the network. Such a block carries a skip marker instead.
+    remote = REMOTE_IMAGE.search(block.code)
+    assert remote is None, (f"README line {block.line} would pull {remote.group(1)}: mark it "
+                            "<!-- readme-test: skip KEY --> with its reason in SKIPS")
     if "--runtime docker" in block.code:
         engine = _engine()
         if isinstance(engine, str):
