@@ -89,10 +89,21 @@ def decode(kind: Type, value: Any) -> Any:
 
         names = [name for name, _ in kind.columns or ()]
         frame = pd.DataFrame.from_records(value, columns=names or None)
-        for name, dtype in kind.columns or ():
-            if dtype not in ("str", "any") and frame[name].notna().all():
-                frame[name] = frame[name].astype(dtype)
+        for name, column_dtype in kind.columns or ():
+            if column_dtype not in ("str", "any") and frame[name].notna().all():
+                frame[name] = frame[name].astype(column_dtype)
         return frame
+    return value
+
+
+def as_instance_sees(kind: Type, value: Any) -> Any:
+    """An example value as an instance hands it to the cell: plain bytes for a `file` input
+    become a `File` (no name, no content type), so `.filename` works at pin time too."""
+    if kind.kind == "optional" and value is not None:
+        return as_instance_sees(kind.item, value)  # type: ignore[arg-type]
+    if kind.kind == "file" and isinstance(value, (bytes, bytearray, memoryview)) \
+            and not isinstance(value, File):
+        return File(bytes(value))
     return value
 
 
@@ -128,8 +139,9 @@ def encode(kind: Type, value: Any, field: str, arrays: str = "list") -> Any:
             data = base64.b64encode(value).decode()
             if k == "bytes":
                 return data
-            return {"filename": getattr(value, "filename", None),
-                    "content_type": getattr(value, "content_type", None), "data": data}
+            # plain bytes are a file too; a name or type nobody gave is left out, not null
+            described = {key: getattr(value, key, None) for key in ("filename", "content_type")}
+            return {**{k: v for k, v in described.items() if v is not None}, "data": data}
     elif k == "list":
         if isinstance(value, (list, tuple)) or _numpy_array(value):
             if kind.item is None:

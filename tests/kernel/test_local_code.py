@@ -1,0 +1,144 @@
+"""Local code a pinned cell reaches, modules and packages beside the notebook, ships with the
+checkpoint and is importable in every instance, on the process and docker runtimes
+(issue 15, item 1)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jupyter_deploy.kernel.capture import capture
+from jupyter_deploy.types import parse_fields
+
+from ..conftest import wait_for
+from ..runtimes.test_docker import engine  # noqa: F401 - the fixture, for the docker test
+from .kernels import running_kernel
+
+FILES = {
+    "helper.py": "def triple(n):\n    return 3 * n\n",
+    # a package whose modules reach each other by relative imports
+    "shapes/__init__.py": "from .area import square\n",
+    "shapes/area.py": "from . import units\n\n\ndef square(side):\n"
+                      "    return units.SCALE * side * side\n",
+    "shapes/units.py": "SCALE = 10\n",
+    "shapes/__pycache__/units.cpython-311.pyc": "",  # never shipped
+}
+CELL = "%%deploy pin local --inputs n:int --outputs y,z\ny = helper.triple(n)\nz = shapes.square(n)"
+
+
+def write_files(folder: Path) -> Path:
+    for name, text in FILES.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def notebook_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_files(tmp_path_factory.mktemp("notebook"))
+
+
+@pytest.fixture(scope="module")
+def kernel(service, notebook_dir):
+    """A kernel whose working folder is the notebook's, with helper.py and shapes/ in it."""
+    with running_kernel(service, notebook_dir) as running:
+        yield running
+
+
+def serve_and_call(kernel, service, node: str, options: str, call: str) -> str:
+    """Create a node, wait until it is Healthy, call it once, delete it: the call's value."""
+    kernel.ok(f"%deploy node create {node} {options}")
+    try:
+        wait_for(lambda: service.client.node(node)["status"] == "Healthy", timeout=60,
+                 message=f"node {node} to be Healthy")
+        return kernel.ok(f"%deploy call {node} {call}").value
+    finally:
+        kernel.ok(f"%deploy node delete {node}")
+
+
+def test_local_module_and_package_ship_with_the_checkpoint(kernel, service, notebook_dir):
+    kernel.ok("import helper\nimport shapes\nn = 2")
+    pinned = kernel.ok(CELL)
+    assert "local code: helper.py, shapes/ (3 files)" in pinned.stdout
+    first = service.client.request("GET", "/checkpoints/local")
+    assert [c["module"] for c in first["environment"]["local_code"]] == ["helper", "shapes"]
+    # The pinned content is what instances run, whatever becomes of the files afterwards.
+    (notebook_dir / "helper.py").write_text("def triple(n):\n    return -1\n")
+    called = serve_and_call(kernel, service, "local-node", "--checkpoint local", "n=5")
+    assert called == "{'y': 15, 'z': 250}"
+    # The content address covers the files: new code, a new version.
+    kernel.ok("import importlib\nimportlib.reload(helper)")
+    kernel.ok(CELL)
+    second = service.client.request("GET", "/checkpoints/local")
+    assert second["version"] == first["version"] + 1 and second["id"] != first["id"]
+    (notebook_dir / "helper.py").write_text(FILES["helper.py"])
+    kernel.ok("importlib.reload(helper)")
+
+
+def test_local_code_reached_through_a_notebook_function_ships(kernel, service):
+    kernel.ok("from shapes.area import square as sq\ndef area_of(side):\n    return sq(side)\n"
+              "side = 3")
+    kernel.ok("%%deploy pin via-function --inputs side:int --outputs a\na = area_of(side)")
+    checkpoint = service.client.request("GET", "/checkpoints/via-function")
+    assert [c["module"] for c in checkpoint["environment"]["local_code"]] == ["shapes"]
+    called = serve_and_call(kernel, service, "via-function", "--checkpoint via-function",
+                            "side=2")
+    assert called == "{'a': 40}"
+
+
+def test_code_with_no_file_is_refused_at_pin_time(kernel):
+    kernel.ok("import sys, types\nmade = types.ModuleType('made')\nmade.f = lambda v: v\n"
+              "sys.modules['made'] = made\nv = 1")
+    result = kernel.run("%%deploy pin made --inputs v:int --outputs w\nw = made.f(v)")
+    assert "UsageError" in result.error
+    assert "module `made`, which has no file to ship" in result.error
+
+
+def test_a_snapshot_restores_its_code_in_a_fresh_interpreter(tmp_path):
+    """The instance's side, without a service: state.pkl alone brings the code back."""
+    write_files(tmp_path / "nb")
+    sys.path.insert(0, str(tmp_path / "nb"))
+    try:
+        import shapes  # noqa: F401 - as the notebook imports it
+
+        namespace = {"shapes": sys.modules["shapes"], "n": 2}
+        exec("z = shapes.square(n)", namespace)
+        meta, data = capture("c", "z = shapes.square(n)", namespace,
+                             parse_fields("n:int", "--inputs"), parse_fields("z", "--outputs"),
+                             {"n": 2})
+    finally:
+        sys.path.remove(str(tmp_path / "nb"))
+        for name in [m for m in sys.modules if m == "shapes" or m.startswith("shapes.")]:
+            del sys.modules[name]
+    (tmp_path / "state.pkl").write_bytes(data)
+    script = ("import sys\nfrom pathlib import Path\n"
+              "from jupyter_deploy.worker.snapshot import Snapshot\n"
+              "state = Snapshot(Path(sys.argv[1])).load()\n"
+              "print(state['shapes'].square(3), state['shapes'].__file__.endswith('__init__.py'))")
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "state.pkl")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["90", "True"]
+    assert meta["environment"]["local_code"][0]["files"] == [
+        "shapes/__init__.py", "shapes/area.py", "shapes/units.py"]
+
+
+def test_docker_instances_import_the_shipped_code(kernel, service, engine):  # noqa: F811
+    kernel.ok("import helper\nimport shapes\nn = 2")
+    kernel.ok(CELL.replace("pin local", "pin local-docker"))
+    checkpoint = service.client.request("GET", "/checkpoints/local-docker")
+    try:
+        called = serve_and_call(kernel, service, "local-docker",
+                                "--checkpoint local-docker --runtime docker --timeout 170",
+                                "n=4")
+        assert called == "{'y': 12, 'z': 160}"
+    finally:
+        wait_for(lambda: not engine.containers.list(all=True, filters={
+            "label": "jupyter-deploy.node=local-docker"}), timeout=30,
+            message="the node's containers to go")
+        for image in engine.images.list(filters={
+                "label": f"jupyter-deploy.checkpoint={checkpoint['id']}"}):
+            engine.images.remove(image.id, force=True)
