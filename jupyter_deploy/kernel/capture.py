@@ -183,11 +183,9 @@ class _ModuleRecorder(pickle.Unpickler):
         return found
 
 
-def requirements(modules: set[str], distributions: Mapping[str, list[str]] | None = None
-                 ) -> tuple[list[dict[str, str]], list[str]]:
+def requirements(modules: set[str]) -> tuple[list[dict[str, str]], list[str]]:
     """Map modules to the installed distributions they come from, pinned to their versions."""
-    if distributions is None:
-        distributions = importlib.metadata.packages_distributions()
+    distributions = importlib.metadata.packages_distributions()
     found: dict[str, dict[str, str]] = {}
     local: list[str] = []
     for top in sorted({m.split(".")[0] for m in modules}):
@@ -309,16 +307,16 @@ def _environment(source: str, data: bytes) -> tuple[dict[str, Any], local_code.L
         if isinstance(node, (ast.Import, ast.ImportFrom))
         for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
     }
-    distributions = importlib.metadata.packages_distributions()
     code = local_code.collect({m.split(".")[0] for m in recorder.modules},
-                              {m.split(".")[0] for m in imported}, distributions)
-    requires, local_modules = requirements(recorder.modules | imported | code.imports,
-                                           distributions)
+                              {m.split(".")[0] for m in imported})
+    shipped = {m["module"] for m in code.modules}
+    requires, local_modules = requirements(
+        {m for m in recorder.modules | imported | code.imports if m.split(".")[0] not in shipped})
     environment: dict[str, Any] = {
         "python": platform.python_version(),
         "executable": sys.executable,
         "requirements": requires,
-        "local_modules": local_modules,
+        "local_modules": sorted({*local_modules, *shipped}),
     }
     if code.modules:  # left out when empty: the same cell keeps its content address
         environment["local_code"] = code.modules

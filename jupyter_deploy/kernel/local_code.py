@@ -14,7 +14,7 @@ import os
 import site
 import subprocess
 import sys
-from collections.abc import Mapping
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,16 +116,18 @@ def _imports(files: dict[str, bytes]) -> set[str]:
     return names
 
 
-def collect(needed: set[str], optional: set[str], distributions: Mapping[str, list[str]]
-            ) -> LocalCode:
+def collect(needed: set[str], optional: set[str]) -> LocalCode:
     """The local code among top-level modules: `needed` ones (the pinned state refers to
-    them) must ship; `optional` ones (only imported by source) are left out when missing."""
+    them) must ship; `optional` ones (only imported by source) are left out when missing.
+
+    Where a module is found decides, not its name: a `test.py` beside the notebook is local
+    even when some distribution also installs a top-level `test`."""
     code = LocalCode()
     queue = sorted(needed) + sorted(optional - needed)
     required, seen = set(needed), set()
     while queue:
         top = queue.pop(0)
-        if top in seen or not _candidate(top, distributions):
+        if top in seen or not _candidate(top):
             continue
         seen.add(top)
         location = _location(top)
@@ -152,11 +154,37 @@ def collect(needed: set[str], optional: set[str], distributions: Mapping[str, li
                       f"over the {MAX_BYTES >> 20} MB a checkpoint ships: keep data out of "
                       "the package folder, or install it as a distribution")
     code.modules.sort(key=lambda m: m["module"])
+    for name in changed_since_import({m["module"] for m in code.modules}):
+        warnings.warn(f"{name} changed on disk since the notebook imported it: the checkpoint "
+                      "ships the file as it is now, not the code the cell just ran; "
+                      "importlib.reload it (or restart the kernel) and pin again",
+                      stacklevel=3)
     return code
 
 
-def _candidate(top: str, distributions: Mapping[str, list[str]]) -> bool:
-    """Not the standard library, not this package, not an installed distribution."""
+def changed_since_import(tops: set[str]) -> list[str]:
+    """Files of imported local modules that differ from what was compiled at import: the
+    notebook runs the old code, the instance would run the new. Told by the .pyc written
+    at import; without one (PYTHONDONTWRITEBYTECODE), nothing is said."""
+    changed = []
+    for name, module in sorted(sys.modules.items()):
+        source, cached = getattr(module, "__file__", None), getattr(module, "__cached__", None)
+        if name.split(".")[0] not in tops or not source or not cached:
+            continue
+        try:
+            header = Path(cached).read_bytes()[:16]
+            stat = os.stat(source)
+        except OSError:
+            continue  # nothing was written at import: nothing to compare with
+        if len(header) < 16 or int.from_bytes(header[4:8], "little") != 0:
+            continue  # a hash-based .pyc, or none: no time to compare
+        recorded = (int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little"))
+        if recorded != (int(stat.st_mtime) & 0xFFFFFFFF, stat.st_size & 0xFFFFFFFF):
+            changed.append(os.path.relpath(source))
+    return changed
+
+
+def _candidate(top: str) -> bool:
+    """Not the standard library, not this package."""
     return bool(top) and top not in sys.stdlib_module_names and top not in OWN \
-        and top not in sys.builtin_module_names and top not in ("__main__", "builtins") \
-        and top not in distributions
+        and top not in sys.builtin_module_names and top not in ("__main__", "builtins")

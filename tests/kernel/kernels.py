@@ -13,10 +13,11 @@ from .test_magics import Kernel
 
 
 @contextmanager
-def running_kernel(service: Any, cwd: Path) -> Iterator[Kernel]:
-    """A kernel working in `cwd` (the notebook's folder), shut down afterwards."""
-    manager, client = start_new_kernel(kernel_name="python3", env=service.kernel_env,
-                                       cwd=str(cwd))
+def running_kernel(service: Any, cwd: Path, **env: str) -> Iterator[Kernel]:
+    """A kernel working in `cwd` (the notebook's folder), shut down afterwards; `env` is
+    added to its environment, and a variable given as "" is left out."""
+    environment = {k: v for k, v in {**service.kernel_env, **env}.items() if v != ""}
+    manager, client = start_new_kernel(kernel_name="python3", env=environment, cwd=str(cwd))
     try:
         running = Kernel(client)
         running.ok("%load_ext jupyter_deploy")

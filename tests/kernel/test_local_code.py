@@ -43,8 +43,9 @@ def notebook_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def kernel(service, notebook_dir):
-    """A kernel whose working folder is the notebook's, with helper.py and shapes/ in it."""
-    with running_kernel(service, notebook_dir) as running:
+    """A kernel whose working folder is the notebook's, with helper.py and shapes/ in it;
+    it writes .pyc files, as Python does unless told not to."""
+    with running_kernel(service, notebook_dir, PYTHONDONTWRITEBYTECODE="") as running:
         yield running
 
 
@@ -69,9 +70,11 @@ def test_local_module_and_package_ship_with_the_checkpoint(kernel, service, note
     (notebook_dir / "helper.py").write_text("def triple(n):\n    return -1\n")
     called = serve_and_call(kernel, service, "local-node", "--checkpoint local", "n=5")
     assert called == "{'y': 15, 'z': 250}"
+    # Pinning again without a reload would ship code the notebook did not run: said so.
+    assert "helper.py changed on disk since the notebook imported it" in kernel.ok(CELL).stderr
     # The content address covers the files: new code, a new version.
     kernel.ok("import importlib\nimportlib.reload(helper)")
-    kernel.ok(CELL)
+    assert "changed on disk" not in kernel.ok(CELL).stderr
     second = service.client.request("GET", "/checkpoints/local")
     assert second["version"] == first["version"] + 1 and second["id"] != first["id"]
     (notebook_dir / "helper.py").write_text(FILES["helper.py"])
@@ -87,6 +90,21 @@ def test_local_code_reached_through_a_notebook_function_ships(kernel, service):
     called = serve_and_call(kernel, service, "via-function", "--checkpoint via-function",
                             "side=2")
     assert called == "{'a': 40}"
+
+
+def test_a_local_module_named_like_a_distribution_ships_as_local_code(kernel, service,
+                                                                      notebook_dir):
+    """Where a module is found decides, not its name: the notebook's own `pandocfilters.py`
+    is imported in the kernel, so it is what the instances must run."""
+    (notebook_dir / "pandocfilters.py").write_text("def shout(s):\n    return s.upper() + '!'\n")
+    kernel.ok("import pandocfilters\nword = 'hi'")
+    kernel.ok("%%deploy pin shout --inputs word:str --outputs said\n"
+              "said = pandocfilters.shout(word)")
+    environment = service.client.request("GET", "/checkpoints/shout")["environment"]
+    assert [c["module"] for c in environment["local_code"]] == ["pandocfilters"]
+    assert "pandocfilters" not in {r["distribution"] for r in environment["requirements"]}
+    called = serve_and_call(kernel, service, "shout", "--checkpoint shout", "word=hey")
+    assert called == "{'said': 'HEY!'}"
 
 
 def test_code_with_no_file_is_refused_at_pin_time(kernel):
