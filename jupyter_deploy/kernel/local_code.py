@@ -14,6 +14,7 @@ import os
 import site
 import subprocess
 import sys
+import sysconfig
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +41,14 @@ class LocalCode:
 def installed_paths() -> tuple[str, ...]:
     """Where this interpreter finds modules on its own, whatever the folder or PYTHONPATH:
     what is found there is installed; what is found elsewhere is the notebook's own code."""
-    probe = subprocess.run([sys.executable, "-I", "-c", "import sys, json; "
-                            "print(json.dumps(sys.path))"],
-                           capture_output=True, text=True, timeout=60, check=True)
-    paths = [*json.loads(probe.stdout), site.getusersitepackages()]
+    try:
+        probe = subprocess.run([sys.executable, "-I", "-c", "import sys, json; "
+                                "print(json.dumps(sys.path))"],
+                               capture_output=True, text=True, timeout=60, check=True)
+        paths = json.loads(probe.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):  # what Python says it installs
+        paths = [*sysconfig.get_paths().values(), *site.getsitepackages()]
+    paths = [*paths, site.getusersitepackages()]
     return tuple(sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)}))
 
 
@@ -70,20 +75,20 @@ def _location(top: str) -> tuple[str | None, list[str]] | None:
     return spec.origin, list(spec.submodule_search_locations or [])
 
 
-def _files_of(top: str, origin: str | None, folders: list[str]) -> dict[str, bytes] | None:
+def _files_of(top: str, origin: str | None, folders: list[str]) -> dict[str, Path] | None:
     """The files that make up `top`, by path relative to the code folder; None when it is
     installed (found where the interpreter looks on its own)."""
     if folders:
         if all(_installed(folder) for folder in folders):
             return None
-        files: dict[str, bytes] = {}
+        files: dict[str, Path] = {}
         for folder in folders:
             for path in sorted(Path(folder).rglob("*")):
                 relative = path.relative_to(folder)
                 if path.is_file() and not any(
                         part.startswith(".") or part in NOT_SHIPPED for part in relative.parts) \
                         and path.suffix not in NOT_SHIPPED_SUFFIXES:
-                    files[f"{top}/{relative.as_posix()}"] = path.read_bytes()
+                    files[f"{top}/{relative.as_posix()}"] = path
         return files
     if origin is None or not os.path.isfile(origin):
         if top in sys.modules:
@@ -95,7 +100,18 @@ def _files_of(top: str, origin: str | None, folders: list[str]) -> dict[str, byt
     if not origin.endswith(".py"):
         raise _refuse(top, f"is compiled ({origin}) and cannot be shipped with the "
                       "checkpoint: install it as a distribution (pip install)")
-    return {f"{top}.py": Path(origin).read_bytes()}
+    return {f"{top}.py": Path(origin)}
+
+
+def _read(top: str, paths: dict[str, Path], budget: int) -> dict[str, bytes]:
+    """The files' bytes, sizes checked first: a data file left in a package folder is
+    refused, not read into the kernel's memory."""
+    size = sum(path.stat().st_size for path in paths.values())
+    if size > budget:
+        raise _refuse(top, f"is local code of {size >> 20} MB, past the {MAX_BYTES >> 20} MB "
+                      "a checkpoint ships with the rest: keep data files out of the package "
+                      "folder, or install it as a distribution")
+    return {name: path.read_bytes() for name, path in paths.items()}
 
 
 def _imports(files: dict[str, bytes]) -> set[str]:
@@ -135,9 +151,10 @@ def collect(needed: set[str], optional: set[str]) -> LocalCode:
             if top in required:
                 raise _refuse(top, "cannot be found")
             continue
-        files = _files_of(top, *location)
-        if files is None:
+        paths = _files_of(top, *location)
+        if paths is None:
             continue
+        files = _read(top, paths, MAX_BYTES - sum(map(len, code.files.values())))
         code.files.update(files)
         digest = hashlib.sha256()
         for name in sorted(files):
@@ -147,12 +164,6 @@ def collect(needed: set[str], optional: set[str]) -> LocalCode:
         imported = _imports(files)
         code.imports |= imported
         queue.extend(sorted(imported - seen))
-    size = sum(len(content) for content in code.files.values())
-    if size > MAX_BYTES:
-        biggest = max(code.modules, key=lambda m: sum(len(code.files[f]) for f in m["files"]))
-        raise _refuse(biggest["module"], f"is local code of {size >> 20} MB with the rest, "
-                      f"over the {MAX_BYTES >> 20} MB a checkpoint ships: keep data out of "
-                      "the package folder, or install it as a distribution")
     code.modules.sort(key=lambda m: m["module"])
     for name in changed_since_import({m["module"] for m in code.modules}):
         warnings.warn(f"{name} changed on disk since the notebook imported it: the checkpoint "

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_deploy.kernel.capture import capture
+from jupyter_deploy.models import InvalidInput
 from jupyter_deploy.types import parse_fields
 
 from ..conftest import wait_for
@@ -142,6 +143,25 @@ def test_a_snapshot_restores_its_code_in_a_fresh_interpreter(tmp_path):
     assert run.stdout.split() == ["90", "True"]
     assert meta["environment"]["local_code"][0]["files"] == [
         "shapes/__init__.py", "shapes/area.py", "shapes/units.py"]
+
+
+def test_a_package_holding_big_data_is_refused_before_it_is_read(tmp_path):
+    package = tmp_path / "nb" / "heavy"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("def f(v):\n    return v\n")
+    with open(package / "weights.bin", "wb") as f:  # sparse: no disk used, nothing to read
+        f.truncate(65 * 1024 * 1024)
+    sys.path.insert(0, str(tmp_path / "nb"))
+    try:
+        import heavy  # noqa: F401 - as the notebook imports it
+
+        namespace = {"heavy": sys.modules["heavy"], "v": 1, "w": 1}
+        with pytest.raises(InvalidInput, match=r"module `heavy`, which is local code of 65 MB"):
+            capture("c", "w = heavy.f(v)", namespace, parse_fields("v:int", "--inputs"),
+                    parse_fields("w", "--outputs"), {"v": 1})
+    finally:
+        sys.path.remove(str(tmp_path / "nb"))
+        del sys.modules["heavy"]
 
 
 def test_docker_instances_import_the_shipped_code(kernel, service, engine):  # noqa: F811
