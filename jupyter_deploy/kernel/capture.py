@@ -19,7 +19,7 @@ import cloudpickle
 from ..models import InvalidInput
 from ..types import parse_type
 from ..types.infer import kind_of
-from ..types.values import Mismatch, encode, plain
+from ..types.values import Mismatch, encode, json_default
 from ..worker.snapshot import pack
 from . import local_code
 
@@ -209,20 +209,23 @@ def typed(fields: list[dict[str, str]], values: Mapping[str, Any]) -> list[dict[
 
 def _json_example(fields: list[dict[str, str]], values: Mapping[str, Any], where: str
                   ) -> dict[str, Any] | None:
-    """The values as the API sends them; None when too big to keep beside the checkpoint."""
-    example: dict[str, Any] = {}
+    """The values as the API sends them (as an instance would: numpy inside an `any` value
+    becomes JSON too); None when too big to keep beside the checkpoint."""
+    texts: dict[str, str] = {}
     for field in fields:
-        name, kind = field["name"], parse_type(field["type"])
-        value = encode(kind, values[name], f"{where}.{name}")
+        name = field["name"]
+        value = encode(parse_type(field["type"]), values[name], f"{where}.{name}")
         try:
-            example[name] = plain(value) if kind.kind == "any" else value
+            texts[name] = json.dumps(value, default=json_default)
         except (TypeError, ValueError, RecursionError):
             raise InvalidInput(
-                f"{where} `{name}` holds {_what(value)}, which has no JSON form: convert it "
-                "in the cell (to a number, str, bool, list, dict, bytes, an ndarray or a "
-                f"DataFrame) and declare its type, e.g. `--{where}s {name}:list`",
+                f"{where} `{name}` holds {_what(values[name])}, which has no JSON form: "
+                "convert it in the cell (to a number, str, bool, list, dict, bytes, an "
+                f"ndarray or a DataFrame) and declare its type, e.g. `--{where}s {name}:list`",
                 field=f"{where}s") from None
-    return example if len(json.dumps(example)) <= MAX_EXAMPLE else None
+    if sum(map(len, texts.values())) > MAX_EXAMPLE:
+        return None
+    return {name: json.loads(text) for name, text in texts.items()}
 
 
 def _what(value: Any) -> str:

@@ -111,16 +111,19 @@ def test_untyped_frames_scalars_and_inputs_take_their_kinds():
 def test_plain_untyped_values_stay_any_and_numbers_inside_them_become_json():
     import numpy as np
 
-    meta = _pin("scores = [np.float32(0.5), 2]\nname = 'x'\nlabels = np.array(['a', 'b'])",
-                {"np": np}, "", "scores,name,labels")
-    assert [f["type"] for f in meta["outputs"]] == ["any", "any", "any"]
-    assert meta["example"]["output"] == {"scores": [0.5, 2], "name": "x", "labels": ["a", "b"]}
+    meta = _pin("scores = [np.float32(0.5), 2]\nname = 'x'\nlabels = np.array(['a', 'b'])\n"
+                "typed = [np.int8(1)]", {"np": np}, "", "scores,name,labels,typed:list[any]")
+    assert [f["type"] for f in meta["outputs"]] == ["any", "any", "any", "list[any]"]
+    assert meta["example"]["output"] == {"scores": [0.5, 2], "name": "x", "labels": ["a", "b"],
+                                         "typed": [1]}
+    assert type(meta["example"]["output"]["scores"][0]) is float  # JSON, not numpy
 
 
 @pytest.mark.parametrize("source, annotation", [
     ("y = {1, 2}", "--outputs y:"),  # a set has no JSON form
     ("y = np.array([1j])", "--outputs y:"),  # complex numbers have no JSON form
     ("y = object()", "--outputs y:"),
+    ("y = [{1}]", "--outputs y:"),  # inside a list, too
 ])
 def test_an_untyped_output_without_a_json_form_is_refused_by_name(source, annotation):
     import numpy as np

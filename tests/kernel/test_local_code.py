@@ -145,6 +145,23 @@ def test_a_snapshot_restores_its_code_in_a_fresh_interpreter(tmp_path):
         "shapes/__init__.py", "shapes/area.py", "shapes/units.py"]
 
 
+def test_a_module_the_cell_imports_itself_ships_and_a_missing_optional_one_does_not(tmp_path):
+    write_files(tmp_path / "nb")
+    source = ("try:\n    import not_installed_anywhere\nexcept ImportError:\n    pass\n"
+              "import helper\ny = helper.triple(n)")
+    sys.path.insert(0, str(tmp_path / "nb"))
+    try:
+        namespace = {"n": 2}
+        exec(source, namespace)
+        meta, _ = capture("c", source, namespace, parse_fields("n:int", "--inputs"),
+                          parse_fields("y", "--outputs"), {"n": 2})
+    finally:
+        sys.path.remove(str(tmp_path / "nb"))
+        del sys.modules["helper"]
+    assert [c["module"] for c in meta["environment"]["local_code"]] == ["helper"]
+    assert meta["environment"]["local_code"][0]["files"] == ["helper.py"]
+
+
 def test_a_package_holding_big_data_is_refused_before_it_is_read(tmp_path):
     package = tmp_path / "nb" / "heavy"
     package.mkdir(parents=True)
