@@ -139,6 +139,11 @@ class DeployMagics(Magics):
 
 def _shipped(modules: list[dict[str, Any]]) -> str:
     """`helper.py, shapes/ (3 files)`: the local code a checkpoint carries."""
-    return ", ".join(m["files"][0] if m["files"] == [f"{m['module']}.py"] else
-                     f"{m['module']}/ ({len(m['files'])} file{'s' * (len(m['files']) != 1)})"
-                     for m in modules)
+    shown = []
+    for module in modules:
+        name, files = module["module"], module["files"]
+        if files == [f"{name}.py"]:
+            shown.append(files[0])
+        else:
+            shown.append(f"{name}/ ({len(files)} file{'s' if len(files) != 1 else ''})")
+    return ", ".join(shown)

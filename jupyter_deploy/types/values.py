@@ -2,7 +2,8 @@
 
 Encodings on the wire (also in the OpenAPI document):
 - bytes: base64 text. file: base64 text, or {"filename", "content_type", "data": base64};
-  the cell gets a `File`, which is bytes with `.filename` and `.content_type`.
+  the cell gets a `File`, which is bytes with `.filename` and `.content_type` (None when
+  not given). Plain bytes are a file whose name and type are left out.
 - ndarray: nested lists, or {"dtype", "shape", "data": base64 of the bytes, C order,
   little-endian}. Outputs are nested lists unless the request says
   `x-array-encoding: base64`.
@@ -140,8 +141,9 @@ def encode(kind: Type, value: Any, field: str, arrays: str = "list") -> Any:
             if k == "bytes":
                 return data
             # plain bytes are a file too; a name or type nobody gave is left out, not null
-            described = {key: getattr(value, key, None) for key in ("filename", "content_type")}
-            return {**{k: v for k, v in described.items() if v is not None}, "data": data}
+            file = {key: getattr(value, key, None) for key in ("filename", "content_type")}
+            return {**{key: given for key, given in file.items() if given is not None},
+                    "data": data}
     elif k == "list":
         if isinstance(value, (list, tuple)) or _numpy_array(value):
             if kind.item is None:
