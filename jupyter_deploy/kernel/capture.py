@@ -229,11 +229,11 @@ def _json_example(fields: list[dict[str, str]], values: Mapping[str, Any], where
 
 
 def _what(value: Any) -> str:
-    dtype = getattr(value, "dtype", None)
-    if dtype is not None and hasattr(value, "shape"):
-        return f"an ndarray of dtype {dtype}"
+    """`a set`, `an ndarray of dtype complex128`: the value, as the reader knows it."""
     name = type(value).__name__
-    return f"an {name}" if name[:1] in "aeiou" else f"a {name}"
+    what = f"an {name}" if name[:1] in "aeiou" or name == "ndarray" else f"a {name}"
+    dtype = getattr(value, "dtype", None)
+    return f"{what} of dtype {dtype}" if dtype is not None and hasattr(value, "shape") else what
 
 
 def capture(
