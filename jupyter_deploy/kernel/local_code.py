@@ -136,8 +136,8 @@ def collect(needed: set[str], optional: set[str]) -> LocalCode:
     """The local code among top-level modules: `needed` ones (the pinned state refers to
     them) must ship; `optional` ones (only imported by source) are left out when missing.
 
-    Where a module is found decides, not its name: a `test.py` beside the notebook is local
-    even when some distribution also installs a top-level `test`."""
+    Where a module is found decides, not its name: a `utils.py` beside the notebook is
+    local even when some distribution also installs a top-level `utils`."""
     code = LocalCode()
     queue = sorted(needed) + sorted(optional - needed)
     required, seen = set(needed), set()
