@@ -10,6 +10,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str) -> Any:
+    """`jupyter_deploy.File`: what a `file` input is in the cell, imported when asked for."""
+    if name == "File":
+        from .types.values import File
+
+        return File
+    raise AttributeError(f"module 'jupyter_deploy' has no attribute {name!r}")
+
+
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .control.extension import DeployApp
 

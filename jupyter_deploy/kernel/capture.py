@@ -11,12 +11,17 @@ import platform
 import re
 import sys
 import types
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import cloudpickle
 
 from ..models import InvalidInput
-from ..types.values import Mismatch, encode_fields
+from ..types import parse_type
+from ..types.infer import kind_of
+from ..types.values import Mismatch, encode, json_default
+from ..worker.snapshot import pack
+from . import local_code
 
 MAX_EXAMPLE = 4 * 1024 * 1024  # bytes of JSON kept as a checkpoint's example input or output
 
@@ -71,11 +76,11 @@ class _Reads:
             self._maybe([node.target, *node.body, *node.orelse])
         elif isinstance(node, (ast.If, ast.While)):
             self.visit(node.test)
-            self._maybe(node.body + node.orelse)
+            self._maybe([*node.body, *node.orelse])
         elif isinstance(node, ast.Try):
             self._maybe([*node.body, *node.handlers, *node.orelse])
-            for child in node.finalbody:
-                self.visit(child)
+            for final in node.finalbody:
+                self.visit(final)
         elif isinstance(node, (*DEFERRED, ast.ClassDef)):
             self._definition(node)
         elif isinstance(node, COMPREHENSIONS):
@@ -85,7 +90,7 @@ class _Reads:
             for child in ast.iter_child_nodes(node):
                 self.visit(child)
 
-    def _maybe(self, nodes: list[ast.AST]) -> None:
+    def _maybe(self, nodes: Sequence[ast.AST]) -> None:
         """Code that may not run: what it binds may still come from the notebook's state."""
         bound = set(self.bound)
         for child in nodes:
@@ -103,7 +108,7 @@ class _Reads:
             for default in args.defaults + [d for d in args.kw_defaults if d is not None]:
                 self.visit(default)
         self._deferred_reads(node)
-        if not isinstance(node, ast.Lambda):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             self.bound.add(node.name)
 
     def _deferred_reads(self, node: ast.AST) -> None:
@@ -168,7 +173,14 @@ class _ModuleRecorder(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         self.modules.add(module)
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        if module.startswith("cloudpickle") and name == "subimport":
+            # a module the state holds (`import helper` in the notebook) comes by name
+            def subimport(module_name: str) -> Any:
+                self.modules.add(module_name)
+                return found(module_name)
+            return subimport
+        return found
 
 
 def requirements(modules: set[str]) -> tuple[list[dict[str, str]], list[str]]:
@@ -188,11 +200,40 @@ def requirements(modules: set[str]) -> tuple[list[dict[str, str]], list[str]]:
     return sorted(found.values(), key=lambda r: r["distribution"].lower()), local
 
 
-def _json_example(fields: list[dict[str, str]], values: dict[str, Any], where: str
+def typed(fields: list[dict[str, str]], values: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The fields, an `any` one with the kind its value has: an ndarray output stays an
+    ndarray for callers, with its own JSON Schema (issue 15)."""
+    return [{**f, "type": kind_of(values[f["name"]])} if f["type"] == "any"
+            and f["name"] in values else f for f in fields]
+
+
+def _json_example(fields: list[dict[str, str]], values: Mapping[str, Any], where: str
                   ) -> dict[str, Any] | None:
-    """The values as the API sends them; None when too big to keep beside the checkpoint."""
-    example = encode_fields(fields, values, where)
-    return example if len(json.dumps(example)) <= MAX_EXAMPLE else None
+    """The values as the API sends them (as an instance would: numpy inside an `any` value
+    becomes JSON too); None when too big to keep beside the checkpoint."""
+    texts: dict[str, str] = {}
+    for field in fields:
+        name = field["name"]
+        value = encode(parse_type(field["type"]), values[name], f"{where}.{name}")
+        try:
+            texts[name] = json.dumps(value, default=json_default)
+        except (TypeError, ValueError, RecursionError):
+            raise InvalidInput(
+                f"{where} `{name}` holds {_what(values[name])}, which has no JSON form: "
+                "convert it in the cell (to a number, str, bool, list, dict, bytes, an "
+                f"ndarray or a DataFrame) and declare its type, e.g. `--{where}s {name}:list`",
+                field=f"{where}s") from None
+    if sum(map(len, texts.values())) > MAX_EXAMPLE:
+        return None
+    return {name: json.loads(text) for name, text in texts.items()}
+
+
+def _what(value: Any) -> str:
+    """`a set`, `an ndarray of dtype complex128`: the value, as the reader knows it."""
+    name = type(value).__name__
+    what = f"an {name}" if name[:1] in "aeiou" or name == "ndarray" else f"a {name}"
+    dtype = getattr(value, "dtype", None)
+    return f"{what} of dtype {dtype}" if dtype is not None and hasattr(value, "shape") else what
 
 
 def capture(
@@ -205,7 +246,8 @@ def capture(
 ) -> tuple[dict[str, Any], bytes]:
     """Build a checkpoint from a cell that has just run in `user_ns`.
 
-    Returns its metadata and the pickled state (exactly the names the cell needs).
+    Returns its metadata and the snapshot: the local code the state reaches, then the
+    pickled state (exactly the names the cell needs).
     """
     for field in outputs:
         if field["name"] not in user_ns:
@@ -214,6 +256,7 @@ def capture(
                 "assign it in the cell",
                 field="outputs",
             )
+    inputs, outputs = typed(inputs, example_input), typed(outputs, user_ns)
     try:
         example = {"input": _json_example(inputs, example_input, "input"),
                    "output": _json_example(outputs, user_ns, "output")}
@@ -226,31 +269,8 @@ def capture(
         n for n in free_names(source)
         if n in user_ns and n not in input_names and not IPYTHON_NAMES.match(n)
     ]
-    state = {n: user_ns[n] for n in needed}
-    try:
-        data = cloudpickle.dumps(state)
-    except Exception:  # noqa: BLE001 - find which variable, and say why
-        problems = [(n, _blame(n, v)) for n, v in state.items()]
-        problems = [(n, why) for n, why in problems if why]
-        detail = "; ".join(f"`{n}`: {why}" for n, why in problems) or "see the traceback"
-        raise InvalidInput(
-            f"the cell needs state that cannot be pinned: {detail}", field="state"
-        ) from None
-    recorder = _ModuleRecorder(data)
-    recorder.load()
-    imported = {
-        alias.name
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
-    }
-    requires, local_modules = requirements(recorder.modules | imported)
-    environment = {
-        "python": platform.python_version(),
-        "executable": sys.executable,
-        "requirements": requires,
-        "local_modules": local_modules,
-    }
+    data = _pickled({n: user_ns[n] for n in needed})
+    environment, code = _environment(source, data)
     meta = {  # the service gives it its content address
         "name": name,
         "source": source,
@@ -260,5 +280,47 @@ def capture(
         "state": needed,
         "example": example,
     }
-    return meta, data
+    return meta, pack(data, code.files)
 
+
+def _pickled(state: dict[str, Any]) -> bytes:
+    try:
+        return cloudpickle.dumps(state)
+    except Exception:  # noqa: BLE001 - find which variable, and say why
+        problems = [(n, _blame(n, v)) for n, v in state.items()]
+        problems = [(n, why) for n, why in problems if why]
+        detail = "; ".join(f"`{n}`: {why}" for n, why in problems) or "see the traceback"
+        raise InvalidInput(
+            f"the cell needs state that cannot be pinned: {detail}", field="state"
+        ) from None
+
+
+def _environment(source: str, data: bytes) -> tuple[dict[str, Any], local_code.LocalCode]:
+    """What an instance needs besides the state: the interpreter, the distributions (pinned)
+    and the local code the state and the cell reach."""
+    recorder = _ModuleRecorder(data)
+    try:
+        recorder.load()
+    except Exception as exc:  # noqa: BLE001 - what pickles must load back, or say why
+        raise InvalidInput(f"the pinned state does not load back: {type(exc).__name__}: "
+                           f"{exc}", field="state") from None
+    imported = {
+        alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
+    code = local_code.collect({m.split(".")[0] for m in recorder.modules},
+                              {m.split(".")[0] for m in imported})
+    shipped = {m["module"] for m in code.modules}
+    requires, local_modules = requirements(
+        {m for m in recorder.modules | imported | code.imports if m.split(".")[0] not in shipped})
+    environment: dict[str, Any] = {
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "requirements": requires,
+        "local_modules": sorted({*local_modules, *shipped}),
+    }
+    if code.modules:  # left out when empty: the same cell keeps its content address
+        environment["local_code"] = code.modules
+    return environment, code

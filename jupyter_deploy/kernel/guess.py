@@ -9,6 +9,7 @@ import builtins
 import types
 from typing import Any
 
+from ..types.infer import kind_of
 from .capture import free_names
 
 TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
@@ -40,8 +41,12 @@ def _is_input(name: str, namespace: dict[str, Any]) -> bool:
 
 
 def _typed(name: str, namespace: dict[str, Any]) -> str:
-    kind = TYPES.get(type(namespace.get(name)))
-    return f"{name}:{kind}" if kind else name
+    """`x:float`, `x:ndarray[float32,(-1,4)]`: the kind the value has, as a pin infers it."""
+    if name not in namespace:
+        return name
+    value = namespace[name]
+    kind = TYPES.get(type(value)) or kind_of(value)
+    return f"{name}:{kind}" if kind != "any" else name
 
 
 def guess(source: str, namespace: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from ..client.api import ClientError, DeployClient
 from ..client.commands import CommandError, Commands, Parser, add_shared_commands
 from ..models import InvalidInput
 from ..types import cell_annotations, parse_fields, parse_type
-from ..types.values import Mismatch, encode
+from ..types.values import Mismatch, as_instance_sees, encode
 from .capture import capture
 
 
@@ -92,7 +92,7 @@ class DeployMagics(Magics):
                 raise UsageError("pin is a cell magic: %%deploy pin NAME ... on the cell's "
                                  "first line" if cell is None else
                                  "only pin takes a cell: use %deploy (one %)")
-            if args.command == "pin":
+            if args.command == "pin" and cell is not None:
                 return self._pin(args, cell)
             return _Commands(self.client).run(args)
         except (CommandError, ClientError, InvalidInput) as exc:
@@ -102,6 +102,8 @@ class DeployMagics(Magics):
 
     def _pin(self, args: argparse.Namespace, cell: str) -> None:
         shell = self.shell
+        if shell is None:
+            raise UsageError("%%deploy pin runs in an IPython kernel")
         source = shell.transform_cell(cell)
         if "get_ipython()" in source:
             raise UsageError("a pinned cell must be plain Python: move magics and shell "
@@ -117,12 +119,13 @@ class DeployMagics(Magics):
             if name not in shell.user_ns:
                 raise UsageError(f"input `{name}` has no value in the notebook: give it an "
                                  f"example value in an earlier cell (e.g. {name} = ...)")
+            kind = parse_type(field["type"])
             try:
-                encode(parse_type(field["type"]), shell.user_ns[name], name)
+                encode(kind, shell.user_ns[name], name)
             except Mismatch as exc:
                 raise UsageError(f"the example value of input `{name}` does not fit its "
                                  f"declared type: {exc.message}") from None
-            example[name] = shell.user_ns[name]
+            example[name] = shell.user_ns[name] = as_instance_sees(kind, shell.user_ns[name])
         result = shell.run_cell(cell, store_history=False)
         if not result.success:
             raise UsageError("the cell raised an error (above): nothing was pinned")
@@ -130,6 +133,21 @@ class DeployMagics(Magics):
         meta["data"] = base64.b64encode(data).decode()
         checkpoint = self.client.add_checkpoint(meta)
         print(render.checkpoint_pinned(checkpoint))
+        shipped = checkpoint["environment"].get("local_code")
+        if shipped:
+            print(f"  local code: {_shipped(shipped)}")
+
+
+def _shipped(modules: list[dict[str, Any]]) -> str:
+    """`helper.py, shapes/ (3 files)`: the local code a checkpoint carries."""
+    shown = []
+    for module in modules:
+        name, files = module["module"], module["files"]
+        if files == [f"{name}.py"]:
+            shown.append(files[0])
+        else:
+            shown.append(f"{name}/ ({len(files)} file{'s' if len(files) != 1 else ''})")
+    return ", ".join(shown)
 
 
 def words(line: str) -> list[str]:

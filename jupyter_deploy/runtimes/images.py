@@ -1,5 +1,6 @@
 """A checkpoint as a Docker image: the base, a venv with the distributions the snapshot needs
-(pinned to the kernel's versions), the signed snapshot and the worker.
+(pinned to the kernel's versions), the signed snapshot (with the local code it ships, see
+worker/snapshot.py) and the worker.
 
 The image runs `python -m jupyter_deploy.worker` as a non-root user; it is tagged by
 checkpoint and base, so a second node of the same checkpoint reuses it.

@@ -299,7 +299,7 @@ def _packed_array_problem(value: dict[str, Any], dtype: str | None) -> str | Non
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
         return "shape must be a list of lengths"
     data = value.get("data")
-    if not _is_base64(data):
+    if not isinstance(data, str) or not _is_base64(data):
         return "data must be base64"
     size = len(data) // 4 * 3 - len(data) + len(data.rstrip("="))
     expected = DTYPES[got][0]

@@ -2,7 +2,8 @@
 
 Encodings on the wire (also in the OpenAPI document):
 - bytes: base64 text. file: base64 text, or {"filename", "content_type", "data": base64};
-  the cell gets a `File`, which is bytes with `.filename` and `.content_type`.
+  the cell gets a `File`, which is bytes with `.filename` and `.content_type` (None when
+  not given). Plain bytes are a file whose name and type are left out.
 - ndarray: nested lists, or {"dtype", "shape", "data": base64 of the bytes, C order,
   little-endian}. Outputs are nested lists unless the request says
   `x-array-encoding: base64`.
@@ -89,10 +90,21 @@ def decode(kind: Type, value: Any) -> Any:
 
         names = [name for name, _ in kind.columns or ()]
         frame = pd.DataFrame.from_records(value, columns=names or None)
-        for name, dtype in kind.columns or ():
-            if dtype not in ("str", "any") and frame[name].notna().all():
-                frame[name] = frame[name].astype(dtype)
+        for name, column_dtype in kind.columns or ():
+            if column_dtype not in ("str", "any") and frame[name].notna().all():
+                frame[name] = frame[name].astype(column_dtype)
         return frame
+    return value
+
+
+def as_instance_sees(kind: Type, value: Any) -> Any:
+    """An example value as an instance hands it to the cell: plain bytes for a `file` input
+    become a `File` (no name, no content type), so `.filename` works at pin time too."""
+    if kind.kind == "optional" and value is not None:
+        return as_instance_sees(kind.item, value)  # type: ignore[arg-type]
+    if kind.kind == "file" and isinstance(value, (bytes, bytearray, memoryview)) \
+            and not isinstance(value, File):
+        return File(bytes(value))
     return value
 
 
@@ -128,8 +140,10 @@ def encode(kind: Type, value: Any, field: str, arrays: str = "list") -> Any:
             data = base64.b64encode(value).decode()
             if k == "bytes":
                 return data
-            return {"filename": getattr(value, "filename", None),
-                    "content_type": getattr(value, "content_type", None), "data": data}
+            # plain bytes are a file too; a name or type nobody gave is left out, not null
+            file = {key: getattr(value, key, None) for key in ("filename", "content_type")}
+            return {**{key: given for key, given in file.items() if given is not None},
+                    "data": data}
     elif k == "list":
         if isinstance(value, (list, tuple)) or _numpy_array(value):
             if kind.item is None:

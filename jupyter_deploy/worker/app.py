@@ -31,6 +31,7 @@ from ..types import InputCheck, invalid_input_body
 from ..types.values import Mismatch, decode, encode_fields, json_default, needs_decoding
 from .logs import begin_request, end_request
 from .metrics import InstanceMetrics
+from .snapshot import Snapshot
 
 MAX_BODY = 24 * 1024 * 1024  # the gateway's 16 MB limit, once a gRPC call's bytes are base64
 log = logging.getLogger("jupyter_deploy.worker")
@@ -52,6 +53,7 @@ class Worker:
         self.in_flight = 0
         self.started = time.monotonic()
         self.metrics = InstanceMetrics()
+        self.snapshot = Snapshot(checkpoint_dir / "state.pkl")
 
     def restore(self) -> None:
         """Load the pinned state and compile the cell (runs on the executor thread)."""
@@ -74,11 +76,8 @@ class Worker:
                  time.monotonic() - self.started)
 
     def _pinned_state(self) -> dict[str, Any]:
-        import cloudpickle
-
         namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
-        with open(self.checkpoint_dir / "state.pkl", "rb") as f:
-            namespace.update(cloudpickle.load(f))
+        namespace.update(self.snapshot.load())  # the local code it ships goes on sys.path
         return namespace
 
     def replay(self, request: Request, arrived: float) -> Response:
