@@ -8,6 +8,7 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
@@ -54,6 +55,7 @@ class _Commands(Commands):
 class DeployMagics(Magics):
     """`%%deploy pin ...`, `%deploy node ...`, `%deploy call ...`: see `%deploy?`."""
 
+    shell: InteractiveShell  # IPython types it optional; a loaded magic always has one
     _client: DeployClient | None = None
 
     @property
@@ -91,7 +93,7 @@ class DeployMagics(Magics):
                 raise UsageError("pin is a cell magic: %%deploy pin NAME ... on the cell's "
                                  "first line" if cell is None else
                                  "only pin takes a cell: use %deploy (one %)")
-            if args.command == "pin":
+            if cell is not None:  # only pin takes a cell (checked above)
                 return self._pin(args, cell)
             return _Commands(self.client).run(args)
         except (CommandError, ClientError, InvalidInput) as exc:
