@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..conftest import checkpoint_body
+from ..runtimes.test_docker import BASE, engine  # noqa: F401 - the Docker engine fixture
 from .test_cli import jupyter_deploy
 
 # A model whose weights are read again when its state is restored: the file is there when the
@@ -110,3 +111,16 @@ def test_update_to_a_checkpoint_that_fails_exits_non_zero(service, tmp_path):
         assert service.client.node("steady")["status"] == "Healthy"
     finally:
         forget(service, "steady")
+
+
+def test_create_of_a_docker_node_that_ends_unhealthy_exits_non_zero(service, engine, tmp_path):  # noqa: F811
+    """The base image's command exits at once: every container stops before it serves."""
+    try:
+        done = jupyter_deploy("node", "create", "quitter", "--image", BASE, "--port", "8080",
+                              env=service.env, cwd=tmp_path)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "node quitter is Unhealthy" in done.stderr
+        assert "the instance exited (code 0)" in done.stderr
+        assert "container " in done.stderr  # the runtime's own events
+    finally:
+        forget(service, "quitter")
