@@ -295,7 +295,9 @@ class Commands:
             changes["env"] = _pairs(args.env, "--env values")
         changes.update(_options(args))
         before = self.client.node(args.node)
-        watch = Watch(since=latest_seq(self.client, args.node))
+        # the instances it has now are not new ones that failed when they stop in the roll
+        watch = Watch(since=latest_seq(self.client, args.node),
+                      healthy={i["id"] for i in before["instances"]})
         node = self.client.update_node(args.node, changes)
         if not (args.no_wait or node["suspended"]):
             rolls = generation(before) != generation(node)

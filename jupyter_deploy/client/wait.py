@@ -45,8 +45,8 @@ class Watch:
     since: int = 0
     after: float = 0.0  # events before this (server) time belong to an older node
     events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=EVENTS_SHOWN))
-    healthy: set[str] = field(default_factory=set)  # instances that were ever Healthy
-    failed: list[str] = field(default_factory=list)  # ...and those that stopped before
+    healthy: set[str] = field(default_factory=set)  # instances that served (or were Healthy)
+    failed: list[str] = field(default_factory=list)  # instances that stopped before that
     strict_failure: str = ""  # the replay event of a strict node that failed it
 
     def see(self, event: dict[str, Any]) -> None:

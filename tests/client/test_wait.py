@@ -83,15 +83,15 @@ def test_strict_create_with_a_failed_replay_exits_non_zero(service, tmp_path):
 
 def test_update_waits_for_the_roll_and_shows_the_new_state(service, tmp_path):
     node, _ = service.create_node("roller", checkpoint_body("roller", "y = x", "x:int", "y", x=1),
-                                  min=2)
+                                  min=3)
     old = {instance["id"] for instance in node["instances"]}
     try:
         done = jupyter_deploy("node", "update", "roller", "--env", "COLOUR=blue",
                               env=service.env, cwd=tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert done.stdout.startswith("roller: Healthy (instances 2..2")
+        assert done.stdout.startswith("roller: Healthy (instances 3..3")
         now = {instance["id"] for instance in service.client.node("roller")["instances"]}
-        assert len(now) == 2 and not now & old  # every instance rolled
+        assert len(now) == 3 and not now & old  # every instance rolled
         assert all(name in done.stdout for name in now)
         assert not any(name in done.stdout for name in old)
     finally:
