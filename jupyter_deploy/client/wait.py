@@ -93,7 +93,7 @@ def wait_for_node(client: DeployClient, node: dict[str, Any], timeout_s: float,
         remaining = [i["id"] for i in node["instances"] if i["id"] in (rolled_from or ())]
         if node["status"] == "Healthy" and not remaining:
             return node
-        why = _failure(node, watch, unhealthy_since, now)
+        why = give_up(node, watch, unhealthy_since, now)
         if why is not None or now >= deadline:
             message = headline(node, why, timeout_s, bool(rolled_from), len(remaining))
             raise NodeNotHealthy(reason(client, node, watch, message), node)
@@ -107,7 +107,7 @@ def wait_for_node(client: DeployClient, node: dict[str, Any], timeout_s: float,
                 progress(event["message"])
 
 
-def _failure(node: dict[str, Any], watch: Watch, unhealthy_since: float | None,
+def give_up(node: dict[str, Any], watch: Watch, unhealthy_since: float | None,
              now: float) -> str | None:
     """Why waiting longer is pointless, if it is."""
     if node["status"] == "Deleting":
