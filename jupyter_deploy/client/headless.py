@@ -19,6 +19,7 @@ from typing import Any
 from ..store.sqlite import default_state_dir
 from . import discovery, render
 from .api import ClientError, DeployClient
+from .commands import CommandError
 
 
 def start_service(extra: list[str], timeout_s: float = 60.0) -> tuple[subprocess.Popen, dict]:
@@ -55,6 +56,8 @@ def stop_service(process: subprocess.Popen) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute a notebook headless against a service; report and try each node it deployed."""
+    if not Path(args.notebook).is_file():
+        raise CommandError(f"no notebook at {args.notebook}")
     started = None
     info = discovery.find()
     if info is None:

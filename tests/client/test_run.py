@@ -69,3 +69,8 @@ def test_cleanup_deletes_what_the_run_created(service, tmp_path):
     assert "Deleted alias messy and node messy-node, which this run created." in done.stdout
     assert node_names(service) == before
     assert "messy" not in {alias["name"] for alias in service.client.aliases()}
+
+
+def test_run_of_a_missing_notebook_is_a_clear_error(service, tmp_path):
+    done = jupyter_deploy("run", "nowhere.ipynb", env=service.env, cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (1, "jupyter deploy: no notebook at nowhere.ipynb\n")
