@@ -234,3 +234,18 @@ def test_create_raises_when_the_node_is_not_healthy(kernel, tmp_path):
     finally:
         kernel.run("%deploy node delete scaled-node")
         kernel.run("%deploy node delete waiting-node")
+
+
+def test_update_waits_for_the_roll(kernel, service):
+    kernel.ok("w = 1")
+    kernel.ok("%%deploy pin twice --inputs w:int --outputs z\nz = 2 * w")
+    kernel.ok("%deploy node create twice-node --checkpoint twice")
+    try:
+        (old,) = service.client.node("twice-node")["instances"]
+        shown = kernel.ok("%deploy node update twice-node --env MODE=fast").stdout
+        (new,) = service.client.node("twice-node")["instances"]
+        assert new["id"] != old["id"]
+        assert shown.startswith("twice-node: Healthy") and new["id"] in shown
+        assert old["id"] not in shown
+    finally:
+        kernel.ok("%deploy node delete twice-node")
