@@ -130,8 +130,11 @@ class DeployClient:
         """The node's instances' own metrics, labelled with node_id and instance_id."""
         return self.request("GET", f"/nodes/{_quote(name)}/metrics", text=True)
 
-    def events(self, node: str | None = None, since: int = 0) -> list[dict[str, Any]]:
-        return self.request("GET", "/events", node=node, since=since)["events"]
+    def events(self, node: str | None = None, since: int = 0, wait: int = 0
+               ) -> list[dict[str, Any]]:
+        """Events after `since`; with `wait` (whole seconds), wait that long for the next."""
+        return self.request("GET", "/events", node=node, since=since,
+                            wait=wait or None)["events"]
 
     def call(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """Run the node's cell with `inputs`; its outputs, or ClientError."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
-import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from . import render, requests_view
 from .api import ClientError, DeployClient
+from .wait import NodeNotHealthy, Watch, generation, latest_seq, wait_for_node
 
 
 class CommandError(Exception):
@@ -52,6 +53,10 @@ def add_shared_commands(sub: Any) -> None:
     update.add_argument("--env", action="append", metavar="K=V")
     update.add_argument("--strict", action=argparse.BooleanOptionalAction,
                         help="whether a failed replay check fails the node")
+    update.add_argument("--no-wait", action="store_true",
+                        help="return before the node is Healthy and its instances rolled")
+    update.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds to wait for Healthy and the roll")
     for parser in (create, update):
         parser.add_argument("--capture", type=float, metavar="PERCENT",
                             help="record this share of the requests with their answers (0: off)")
@@ -244,19 +249,29 @@ class Commands:
         spec.update(_options(args))
         created = self.client.create_node(spec)
         node, key = created["node"], created["key"]
-        if not args.no_wait:
-            node = wait_until_healthy(self.client, node["name"], args.timeout,
-                                      progress_after=node["created"])
         if node.get("image"):
             example = None
         else:
             example = self.client.request("GET", f"/checkpoints/{node['checkpoint']}")["example"]
             example = example["input"]
+        if not args.no_wait:
+            node = self.wait(node, args.timeout, Watch(after=node["created"]),
+                             announce=lambda n: self.show_created(n, key, example))
         self.show_created(node, key, example)
-        if node["status"] != "Healthy" and not args.no_wait:
-            print(render.node_status(node), file=sys.stderr)
-            for item in self.client.logs(node["name"], tail=2000):
-                print(f"==> {item['instance']} <==\n{item['log'].rstrip()}", file=sys.stderr)
+
+    def wait(self, node: dict[str, Any], timeout_s: float, watch: Watch,
+             rolled_from: set[str] | None = None,
+             announce: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """The node once it is Healthy (and rolled); else, after `announce` of the node as
+        it is, its status on stderr and NodeNotHealthy."""
+        try:
+            return wait_for_node(self.client, node, timeout_s, watch, rolled_from,
+                                 progress=lambda line: print(line, flush=True))
+        except NodeNotHealthy as exc:
+            if announce is not None:
+                announce(exc.node)
+            print(render.node_status(exc.node), file=sys.stderr, flush=True)
+            raise
 
     def logs(self, args: argparse.Namespace) -> None:
         """Each instance's log; with --follow, its lines as they come, marked by instance."""
@@ -274,12 +289,23 @@ class Commands:
             pass
 
     def update(self, args: argparse.Namespace) -> None:
+        """Change the node; unless --no-wait, wait until it is Healthy and, when the change
+        rolls its instances, until every old one is replaced; then show it."""
         changes: dict[str, Any] = {k: getattr(args, k) for k in ("checkpoint", "min", "max")
                                    if getattr(args, k) is not None}
         if args.env is not None:
             changes["env"] = _pairs(args.env, "--env values")
         changes.update(_options(args))
-        print(render.node_status(self.client.update_node(args.node, changes)))
+        before = self.client.node(args.node)
+        # the instances it has now are not new ones that failed when they stop in the roll
+        watch = Watch(since=latest_seq(self.client, args.node),
+                      healthy={i["id"] for i in before["instances"]})
+        node = self.client.update_node(args.node, changes)
+        if not (args.no_wait or node["suspended"]):
+            rolls = generation(before) != generation(node)
+            rolled_from = {i["id"] for i in before["instances"]} if rolls else None
+            node = self.wait(node, args.timeout, watch, rolled_from)
+        print(render.node_status(node))
 
     def alias(self, args: argparse.Namespace) -> None:
         if args.action == "list":
@@ -334,37 +360,3 @@ class Commands:
             if isinstance(exc.body, dict) and "traceback" in exc.body:
                 print("\n".join(exc.body["traceback"]), file=sys.stderr)
             raise
-
-
-def wait_until_healthy(client: DeployClient, name: str, timeout_s: float,
-                       give_up_after_s: float = 5.0, progress_after: float | None = None
-                       ) -> dict[str, Any]:
-    """Poll the node until it is `Healthy`; stop early once it has been `Unhealthy` for
-    `give_up_after_s` (its instances keep failing) or a strict node failed its replay
-    check, or when the time is up. With `progress_after` (the node's creation time), its
-    progress since then (image pulls and builds) is printed as it comes."""
-    deadline = time.monotonic() + timeout_s
-    unhealthy_since = None
-    seen = 0
-    while True:
-        if progress_after is not None:
-            seen = print_progress(client, name, seen, progress_after)
-        node = client.node(name)
-        now = time.monotonic()
-        unhealthy_since = unhealthy_since or now if node["status"] == "Unhealthy" else None
-        held = node.get("strict") and (node.get("replay") or {}).get("status") == "failed"
-        if node["status"] == "Healthy" or now > deadline or (unhealthy_since is not None and (
-                held or now - unhealthy_since > give_up_after_s)):
-            return node
-        time.sleep(0.02)
-
-
-def print_progress(client: DeployClient, name: str, since: int, after: float) -> int:
-    """Print the node's progress lines after event `since` and time `after`; the last event
-    seen."""
-    for event in client.events(node=name, since=since):
-        since = event["seq"]
-        if event["instance"] is None and event["status"] is None and event["message"] and \
-                event["time"] >= after:
-            print(event["message"], flush=True)
-    return since

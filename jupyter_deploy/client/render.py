@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Sequence
 from typing import Any
 
 NODE_MIME = "application/vnd.jupyter-deploy.node+json"
@@ -147,6 +148,6 @@ def how_to_call(endpoint: str, key: str, example: dict[str, Any] | None, note: s
     ])
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
+def _table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows)

@@ -9,6 +9,7 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
@@ -55,6 +56,7 @@ class _Commands(Commands):
 class DeployMagics(Magics):
     """`%%deploy pin ...`, `%deploy node ...`, `%deploy call ...`: see `%deploy?`."""
 
+    shell: InteractiveShell  # IPython types it optional; a loaded magic always has one
     _client: DeployClient | None = None
 
     @property

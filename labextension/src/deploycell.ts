@@ -3,7 +3,8 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
-import { requestAPI } from './api';
+import { APIError, requestAPI } from './api';
+import { DeployEvent, describeNode, FollowAPI, followNode } from './follow';
 import { DeployRequest, magics, splitPin, toName } from './magic';
 import { h } from './panel/dom';
 import { NodeInfo } from './panel/model';
@@ -95,18 +96,23 @@ class Progress extends Widget {
   }
 }
 
-/** Until the node is Healthy (or the deadline): its status and instances, as they change. */
-async function watch(name: string, line: HTMLElement, deadline: number): Promise<NodeInfo> {
-  for (;;) {
-    const node = await requestAPI<NodeInfo>(`nodes/${name}`);
-    const instances = node.instances.map(i => i.status + (i.message ? ` (${i.message})` : '')).join(', ');
-    line.textContent = `Node ${name}: ${node.status}${instances ? ' — instances: ' + instances : ''}`;
-    if (node.status === 'Healthy' || Date.now() > deadline) {
-      return node;
+/** The control API as followNode needs it. */
+const api: FollowAPI = {
+  async node(name) {
+    try {
+      return await requestAPI<NodeInfo>(`nodes/${name}`);
+    } catch (error) {
+      if (error instanceof APIError && error.status === 404) {
+        return null; // not created yet
+      }
+      throw error;
     }
-    await new Promise(resolve => setTimeout(resolve, 700));
+  },
+  async events(name, since, wait, signal) {
+    const query = `node=${encodeURIComponent(name)}&since=${since}&wait=${wait}`;
+    return (await requestAPI<{ events: DeployEvent[] }>(`events?${query}`, { signal })).events;
   }
-}
+};
 
 /** The "Deploy cell" command: the dialog, then pin and create through the kernel's magics. */
 export async function deployCell(panel: NotebookPanel, defaultRuntime: string): Promise<void> {
@@ -158,23 +164,48 @@ async function deploy(kernel: Kernel.IKernelConnection, request: DeployRequest, 
   ];
   for (const [text, code] of steps) {
     const line = progress.step(`${text}…`);
+    // while the node is created, its status follows the event stream
+    const following = code === create ? follow(request.node, progress) : null;
     try {
       await run(kernel, code, t => progress.print(t));
       line.textContent = `${text}: done`;
     } catch (error) {
-      line.textContent = `${text}: failed — ${(error as Error).message}`;
+      const [headline, ...details] = (error as Error).message.split('\n');
+      line.textContent = `${text}: failed — ${headline}`;
       line.classList.add('jp-deploy-error');
+      if (details.length) {
+        progress.print(`${details.join('\n')}\n`);
+      }
+      await following?.stop();
       return;
     }
-  }
-  const line = progress.step(`Node ${request.node}: starting…`);
-  try {
-    const node = await watch(request.node, line, Date.now() + 180_000);
-    if (node.status === 'Healthy') {
+    const node = await following?.stop();
+    if (node?.status === 'Healthy') {
       progress.step(`Ready: ${node.endpoint}`).classList.add('jp-deploy-ready');
     }
-  } catch (error) {
-    line.textContent = `Node ${request.node}: ${(error as Error).message}`;
-    line.classList.add('jp-deploy-error');
   }
+}
+
+/** Follow the node on its own progress line until stop(); stop() gives the node as it is. */
+function follow(name: string, progress: Progress): { stop: () => Promise<NodeInfo | null> } {
+  const line = progress.step(`Node ${name}: starting…`);
+  const show = (node: NodeInfo) => (line.textContent = describeNode(node));
+  const controller = new AbortController();
+  const failed = (error: unknown) => {
+    line.textContent = `Node ${name}: ${(error as Error).message}`;
+    line.classList.add('jp-deploy-error');
+    return null;
+  };
+  const watching = followNode(api, name, show, controller.signal, Date.now() + 180_000).catch(failed);
+  return {
+    async stop() {
+      controller.abort();
+      await watching;
+      const node = await api.node(name).catch(failed);
+      if (node) {
+        show(node);
+      }
+      return node;
+    }
+  };
 }

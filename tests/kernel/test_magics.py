@@ -13,6 +13,8 @@ from jupyter_client.manager import start_new_kernel
 
 from jupyter_deploy.client.render import NODE_MIME
 
+from ..client.test_wait import MODEL
+
 
 @dataclass
 class Result:
@@ -211,3 +213,39 @@ def test_logs_of_one_request_and_metrics_at_pin_time(kernel, service):
         assert "[greet-eve] greeting eve" in logs and "bob" not in logs
     finally:
         kernel.ok("%deploy node delete greeter")
+
+
+def test_create_raises_when_the_node_is_not_healthy(kernel, tmp_path):
+    """Issue 15, item 4: a node that fails at start, or a wait that runs out, is an error in
+    the notebook, with the reason; the node's key is still shown, since the node exists."""
+    weights = tmp_path / "weights.txt"
+    weights.write_text("3")
+    kernel.ok(MODEL + f"model = Model({str(weights)!r})\nx = 1")
+    kernel.ok("%%deploy pin scaled --inputs x:int --outputs y\ny = x * model.scale")
+    weights.unlink()  # gone when an instance restores the model
+    try:
+        created = kernel.run("%deploy node create scaled-node --checkpoint scaled")
+        assert created.error.startswith("NodeNotHealthy: node scaled-node is Unhealthy")
+        assert "the instance exited (code 3)" in created.error
+        assert "FileNotFoundError" in created.error
+        assert any("key:      jd_" in d.get("text/plain", "") for d in created.data)
+        waited = kernel.run("%deploy node create waiting-node --checkpoint scaled --timeout 0")
+        assert waited.error.startswith("NodeNotHealthy: node waiting-node is Created after 0 s")
+    finally:
+        kernel.run("%deploy node delete scaled-node")
+        kernel.run("%deploy node delete waiting-node")
+
+
+def test_update_waits_for_the_roll(kernel, service):
+    kernel.ok("w = 1")
+    kernel.ok("%%deploy pin twice --inputs w:int --outputs z\nz = 2 * w")
+    kernel.ok("%deploy node create twice-node --checkpoint twice")
+    try:
+        (old,) = service.client.node("twice-node")["instances"]
+        shown = kernel.ok("%deploy node update twice-node --env MODE=fast").stdout
+        (new,) = service.client.node("twice-node")["instances"]
+        assert new["id"] != old["id"]
+        assert shown.startswith("twice-node: Healthy") and new["id"] in shown
+        assert old["id"] not in shown
+    finally:
+        kernel.ok("%deploy node delete twice-node")

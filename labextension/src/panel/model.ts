@@ -1,6 +1,7 @@
 import { Signal } from '@lumino/signaling';
 
 import { requestAPI } from '../api';
+import { DeployEvent, LONG_POLL_S } from '../follow';
 
 export interface InstanceInfo {
   id: string;
@@ -38,10 +39,6 @@ export interface AliasInfo {
   routing: { node: string; weight: number; status: string | null }[];
 }
 
-interface DeployEvent {
-  seq: number;
-}
-
 /** What the panel shows, kept current by the control API's event stream (a long poll). */
 export class DeployModel {
   nodes: NodeInfo[] = [];
@@ -58,6 +55,7 @@ export class DeployModel {
     try {
       const service = await requestAPI<{ gateway_url: string }>('');
       this.gatewayUrl = service.gateway_url;
+      this.seq = await this.latestSeq(); // what is loaded next already shows these
     } catch (error) {
       this.error = error;
     }
@@ -87,26 +85,33 @@ export class DeployModel {
     this.changed.emit();
   }
 
+  /** The sequence number of the last event so far (the stream answers 1000 at most). */
+  private async latestSeq(): Promise<number> {
+    let seq = 0;
+    for (;;) {
+      const { events } = await requestAPI<{ events: DeployEvent[] }>(`events?since=${seq}`);
+      if (!events.length) {
+        return seq;
+      }
+      seq = events[events.length - 1].seq;
+    }
+  }
+
+  /** Reload after each batch of events (nodes, instances, checkpoints, aliases); no timer. */
   private async follow(): Promise<void> {
-    let wait = 0;
     while (!this.stopped) {
       try {
         const { events } = await requestAPI<{ events: DeployEvent[] }>(
-          `events?since=${this.seq}&wait=${wait}`
+          `events?since=${this.seq}&wait=${LONG_POLL_S}`
         );
         if (events.length) {
           this.seq = events[events.length - 1].seq;
-          if (wait > 0) {
-            await this.refresh();
-          }
-        } else if (wait > 0) {
-          await this.refresh(); // checkpoints and aliases change without events
+          await this.refresh();
         }
-        wait = events.length >= 1000 ? 0 : 10;
       } catch (error) {
         this.error = error;
         this.changed.emit();
-        await new Promise(resolve => setTimeout(resolve, 3000));
+        await new Promise(resolve => setTimeout(resolve, 3000)); // the server is away: retry
       }
     }
   }
