@@ -53,13 +53,16 @@ promtool:
 	@[ -x /usr/bin/promtool ] || [ "$$(id -u)" != 0 ] || \
 	  (apt-get update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq prometheus)
 
-# The panel's state logic (jest), then everything else, the browser tests included.
+# The panel's state logic (jest).
 ui-unit: install
 	cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm install --silent && \
 	  PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test
 
-test: install engine browser promtool ui-unit
-	$(BIN)/python -m pytest
+# The lint and type gate first, then the pure policies (tests/unit, about a second), then
+# everything else, the browser tests included.
+test: install lint engine browser promtool ui-unit
+	$(BIN)/python -m pytest -q --confcutdir=tests/unit tests/unit
+	$(BIN)/python -m pytest --ignore=tests/unit
 
 # Needs Debian's wrk (apt-get install wrk) and two cores: see benchmarks/README.md.
 bench: install
