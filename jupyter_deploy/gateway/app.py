@@ -23,6 +23,7 @@ from .capture import Recorder
 from .execute import Mirrors, execute, execute_alias
 from .ids import request_id
 from .metrics import GatewayMetrics
+from .oip.rest import OipRest
 from .routing import MAX_BYTES, AliasRoute, Route, Routes
 
 EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
@@ -59,6 +60,7 @@ class Gateway:
         self.recorder: Recorder | None = None  # samples requests of nodes that capture them
         self.proto_text: Callable[[str], str | None] = lambda node: None  # node -> .proto
         self.metrics = GatewayMetrics()
+        self.oip = OipRest(self)  # the Open Inference Protocol under /v2
 
     async def listen(self, host: str, port: int) -> int:
         """Start serving; return the bound port (useful when `port` is 0)."""
@@ -89,6 +91,8 @@ class Gateway:
         if passing is not None:  # a Docker-image node
             return passing
         path, headers = request.path, request.headers
+        if path == "/v2" or path.startswith("/v2/"):
+            return self.oip.check(request)
         node, alias = headers.get("x-node-id"), headers.get("x-node-alias")
         if node is None and alias is None:
             match = EXECUTE_PATH.match(path)
