@@ -34,6 +34,8 @@ from ..errors import CELL_RAISED, ERRORS, grpc_name
 from ..http.server import Request, Response
 from .app import STOP_MARGIN_S, Gateway
 from .ids import request_id
+from .oip.grpc import PREFIX as OIP_PREFIX
+from .oip.grpc import OipGrpc
 from .proto import (
     FILE_PREFIX,
     METHOD,
@@ -112,6 +114,7 @@ class GrpcGateway:
         self.health = NodeHealth(self)
         self.server: grpc.aio.Server | None = None
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self.oip = OipGrpc(gateway)  # inference.GRPCInferenceService
 
     def schema(self, node: str) -> NodeSchema | None:
         found = self.nodes().get(node)
@@ -168,6 +171,8 @@ class GrpcGateway:
             await self.server.stop(grace=self.gateway.request_timeout_s + STOP_MARGIN_S)
 
     def handler(self, method: str) -> grpc.RpcMethodHandler | None:
+        if method.startswith(OIP_PREFIX):
+            return self.oip.handler(method)
         handler = self._handlers.get(method)
         if handler is not None:
             return handler

@@ -158,8 +158,8 @@ class Models:
         return specs
 
     async def infer(self, model: Model, tensors: list[Tensor], wanted: list[Spec],
-                    request: Request, path: str, grpc: bool = False
-                    ) -> tuple[list[Tensor], dict[str, str]]:
+                    request: Request, path: str, grpc: bool = False,
+                    timeout_s: float | None = None) -> tuple[list[Tensor], dict[str, str]]:
         """Run the cell with the request's tensors; the output tensors asked for, and the
         headers of the native answer (the instance, and the node of an alias)."""
         started = time.perf_counter()
@@ -170,8 +170,10 @@ class Models:
         headers = {k: v for k in NATIVE_HEADERS if (v := request.headers.get(k)) is not None}
         headers["x-array-encoding"] = "base64"
         target = self._versioned(model)
-        response = await self.gateway.execute(target, body, headers,
-                                              self.gateway.request_timeout_s, request.id,
+        timeout = self.gateway.request_timeout_s
+        if timeout_s is not None:  # a gRPC deadline
+            timeout = min(timeout, timeout_s)
+        response = await self.gateway.execute(target, body, headers, timeout, request.id,
                                               UPSTREAM_BYTES)
         if not grpc:
             self.gateway.metrics.observe(model.target, path, response,
