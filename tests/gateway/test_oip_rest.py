@@ -4,7 +4,10 @@ Triton's binary tensor data extension): metadata, readiness, infer, outputs, err
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -192,3 +195,20 @@ def test_metrics_and_request_ids(grid, service):
     _, _, page = http("GET", url + "/metrics")
     text = page.decode()
     assert 'node_requests_total{node_id="oipgrid",node_path="/v2/models/oipgrid/infer"}' in text
+
+
+def test_examples_call_the_model(grid, service):
+    url, key, _ = grid
+    examples = service.client.request("GET", "/nodes/oipgrid/examples")
+    assert examples["oip_infer"] == f"{url}/v2/models/oipgrid/infer"
+    x = next(t for t in examples["oip_request"]["inputs"] if t["name"] == "x")
+    assert (x["datatype"], x["shape"], x["data"]) == ("FP32", [2, 4], [1.0] * 8)
+    env = {**os.environ, "NODE_KEY": key}
+    done = subprocess.run(examples["oip_curl"], shell=True, capture_output=True, env=env,
+                          timeout=30)
+    length = done.stdout.index(b'"outputs"')  # the JSON part, then the raw output's bytes
+    assert done.returncode == 0 and length and b'"model_name": "oipgrid"' in done.stdout
+    done = subprocess.run([sys.executable, "-c", examples["tritonclient"]], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "'total': array([8.])" in done.stdout
