@@ -194,7 +194,10 @@ def test_metrics_and_request_ids(grid, service):
     assert status == 200 and head["x-request-id"] == "oip-trace-1"
     _, _, page = http("GET", url + "/metrics")
     text = page.decode()
-    assert 'node_requests_total{node_id="oipgrid",node_path="/v2/models/oipgrid/infer"}' in text
+    assert ('node_http_codes_total{code="200",node_id="oipgrid",'
+            'node_path="/v2/models/oipgrid/infer",protocol="oip"}') in text
+    assert ('node_http_codes_total{code="401",node_id="oipgrid",'
+            'node_path="/v2/models/oipgrid/infer",protocol="oip"}') in text
 
 
 def test_examples_call_the_model(grid, service):

@@ -3,6 +3,8 @@ and gRPC clients (from PyPI) call nodes and aliases as Triton models."""
 
 from __future__ import annotations
 
+import urllib.request
+
 import numpy as np
 import pytest
 
@@ -158,3 +160,18 @@ def test_missing_or_wrong_key(triton, grid):
         with pytest.raises(InferenceServerException) as failed:
             client.infer("oiptriton", inputs(module), headers=headers)
         assert failed.value.status() in code
+
+
+def test_metrics_say_the_protocol(triton, grid, service):
+    module, client = triton
+    key, _ = grid
+    client.infer("oiptriton", inputs(module), headers=bearer(key))
+    with urllib.request.urlopen(service.gateway_url + "/metrics", timeout=10) as page:
+        text = page.read().decode()
+    if module is grpcclient:
+        line = ('node_grpc_codes_total{code="OK",node_id="oiptriton",'
+                'node_path="/inference.GRPCInferenceService/ModelInfer",protocol="oip"}')
+    else:
+        line = ('node_http_codes_total{code="200",node_id="oiptriton",'
+                'node_path="/v2/models/oiptriton/infer",protocol="oip"}')
+    assert line in text

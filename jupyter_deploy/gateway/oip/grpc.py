@@ -101,7 +101,7 @@ class OipGrpc:
                 alias = model.name if model.kind == "alias" else None
                 node = answered.get("x-node-id") if alias else model.name
                 self.gateway.metrics.observe_grpc(node, alias, call.target, code.name,
-                                                  time.perf_counter() - started)
+                                                  time.perf_counter() - started, "oip")
 
     def _answer(self, model: Model, request: Any, tensors: list[Tensor],
                 headers: dict[str, str]) -> Any:

@@ -177,7 +177,7 @@ class Models:
                                               UPSTREAM_BYTES)
         if not grpc:
             self.gateway.metrics.observe(model.target, path, response,
-                                         time.perf_counter() - started)
+                                         time.perf_counter() - started, "oip")
         if response.status != 200:
             raise _converted(response)
         try:

@@ -79,7 +79,7 @@ class OipRest:
                            {"Retry-After": "1"})
         refused = self.models.refused(model, request.headers.get("authorization"))
         if refused is not None:
-            self.gateway.metrics.observe(model.target, path, refused.response(), None)
+            self.gateway.metrics.observe(model.target, path, refused.response(), None, "oip")
             raise refused
         return partial(self._infer, model)
 
