@@ -12,14 +12,15 @@ import sys
 import numpy as np
 import pytest
 
-from .oip_nodes import BASE_INPUTS, grid_checkpoint, http, tensors
+from ..conftest import wait_for
+from .oip_nodes import BASE_INPUTS, SOURCE, grid_checkpoint, http, tensors
 
 X = list(range(8))
 
 
 @pytest.fixture(scope="module")
 def grid(service):
-    node, key = service.create_node("oipgrid", grid_checkpoint())
+    node, key = service.create_node("oipgrid", grid_checkpoint(), capture={"percent": 100})
     alias = service.client.set_alias("oipalias", {"nodes": {"oipgrid": 100}})
     yield service.gateway_url, key, alias["key"]
     service.client.delete_alias("oipalias")
@@ -215,3 +216,56 @@ def test_examples_call_the_model(grid, service):
                           text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "'total': array([8.])" in done.stdout
+
+
+def test_requests_are_captured_as_native_calls(grid, service):
+    url, key, _ = grid
+    inputs = {**BASE_INPUTS, "word": ("BYTES", [1], ["captured"])}
+    body = {"inputs": tensors(x=("FP32", [1, 4], [1, 2, 3, 4]), **inputs),
+            "outputs": [{"name": "count"}]}
+    assert infer(url, key, body)[0] == 200
+
+    def row():
+        rows = service.client.requests("oipgrid", 100)["requests"]
+        return next((r for r in rows if r["input"].get("word") == "captured"), None)
+
+    found = wait_for(row, timeout=10, message="the request to be captured")
+    assert found["status"] == 200 and found["input"]["n"] == 3
+    assert found["output"]["upper"] == "CAPTURED"
+
+
+def test_limits(grid):
+    url, key, _ = grid
+    big = b"{" + b" " * (17 * 1024 * 1024) + b"}"
+    status, _, _ = http("POST", f"{url}/v2/models/oipgrid/infer", big, key)
+    assert status == 413
+    # 5 MB of float32 in, their JSON out is past the 16 MB an answer may weigh
+    x = (np.arange(5 << 18, dtype="<f4") / 7).reshape(-1, 4)
+    head = json.dumps({"inputs": tensors(**BASE_INPUTS) + [
+        {"name": "x", "datatype": "FP32", "shape": list(x.shape),
+         "parameters": {"binary_data_size": x.nbytes}}], "outputs": [{"name": "y"}]}).encode()
+    status, _, raw = http("POST", f"{url}/v2/models/oipgrid/infer", head + x.tobytes(), key,
+                          **{"Inference-Header-Content-Length": str(len(head))})
+    assert status == 502 and "more than the 16777216" in json.loads(raw)["error"]
+
+
+def test_versions_follow_a_roll(service):
+    _, key = service.create_node("oiproll", grid_checkpoint("oiproll"))
+    try:
+        url = service.gateway_url + "/v2/models/oiproll"
+        assert json.loads(http("GET", url)[2])["versions"] == ["1"]
+        service.client.add_checkpoint(grid_checkpoint("oiproll", SOURCE.replace(
+            "y = x * 2", "y = x * 3")))
+        service.client.update_node("oiproll", {"checkpoint": "oiproll@2"})
+        wait_for(lambda: json.loads(http("GET", url)[2])["versions"] == ["2"], timeout=60,
+                 message="the roll to version 2")
+        body = {"inputs": tensors(x=("FP32", [1, 4], [1, 1, 1, 1]), **BASE_INPUTS),
+                "outputs": [{"name": "y"}]}
+        status, _, answer = infer(service.gateway_url, key, body, "oiproll/versions/2")
+        assert status == 200 and answer["outputs"][0]["data"] == [3.0] * 4
+        assert answer["model_version"] == "2"
+        status, _, answer = infer(service.gateway_url, key, body, "oiproll/versions/1")
+        assert status == 404 and "served: 2" in answer["error"]
+        assert http("GET", url + "/versions/1/ready")[0] == 404
+    finally:
+        service.client.delete_node("oiproll")
