@@ -145,6 +145,14 @@ def json_data(tensor: Tensor) -> list[Any]:
     items = tensor.as_list()
     if tensor.datatype == "BYTES":
         return [item.decode() for item in items]  # UnicodeDecodeError: the caller goes binary
-    if tensor.datatype[:2] == "FP":
+    if tensor.datatype[:2] == "FP" and not _finite(items):
         return [None if isinstance(v, float) and not math.isfinite(v) else v for v in items]
     return items
+
+
+def _finite(items: list[Any]) -> bool:
+    """Whether no element is NaN or infinite: one pass in C, not one test per element."""
+    try:
+        return math.isfinite(math.fsum(items))
+    except (OverflowError, ValueError):  # inf - inf, or a sum past the largest float
+        return False

@@ -175,6 +175,9 @@ class Models:
             timeout = min(timeout, timeout_s)
         response = await self.gateway.execute(target, body, headers, timeout, request.id,
                                               UPSTREAM_BYTES)
+        if isinstance(target, Route) and isinstance(model.target, AliasRoute):
+            # a version of an alias ran on one of its nodes: say which, as aliases do
+            response.headers = {**(response.headers or {}), "x-node-id": target.node}
         if not grpc:
             self.gateway.metrics.observe(model.target, path, response,
                                          time.perf_counter() - started, "oip")
