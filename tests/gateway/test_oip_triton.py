@@ -175,3 +175,29 @@ def test_metrics_say_the_protocol(triton, grid, service):
         line = ('node_http_codes_total{code="200",node_id="oiptriton",'
                 'node_path="/v2/models/oiptriton/infer",protocol="oip"}')
     assert line in text
+
+
+def test_grpc_typed_contents(service, grid):
+    """Inputs in InferTensorContents rather than raw_input_contents (tritonclient's own
+    messages, on a plain channel)."""
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    key, _ = grid
+    request = service_pb2.ModelInferRequest(model_name="oiptriton", id="typed")
+    for name, datatype, shape, field, values in (
+            ("x", "FP32", [1, 4], "fp32_contents", [1, 2, 3, 4]),
+            ("n", "INT64", [1], "int64_contents", [2]), ("flag", "BOOL", [1], "bool_contents",
+                                                         [False]),
+            ("word", "BYTES", [1], "bytes_contents", [b"typed"]),
+            ("tags", "BYTES", [1], "bytes_contents", [b"t"])):
+        tensor = request.inputs.add(name=name, datatype=datatype, shape=shape)
+        getattr(tensor.contents, field).extend(values)
+    request.outputs.add(name="count")
+    request.outputs.add(name="upper")
+    with grpc.insecure_channel(service.grpc_address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        answer = stub.ModelInfer(request, metadata=(("authorization", f"Bearer {key}"),))
+    assert answer.id == "typed" and [o.name for o in answer.outputs] == ["count", "upper"]
+    assert np.frombuffer(answer.raw_output_contents[0], dtype="<i8").tolist() == [3]
+    assert answer.raw_output_contents[1] == b"\x05\x00\x00\x00TYPED"
