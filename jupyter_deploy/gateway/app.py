@@ -43,8 +43,9 @@ class Gateway:
     """Serves `POST /v1/nodes/{node}:execute`, `POST /v1/aliases/{alias}:execute`, their
     `x-node-id` / `x-node-alias` header forms on `POST /`, `/healthz`, `/metrics`, and for each
     node and alias its OpenAPI document (`.../openapi.json`) and a page to browse it
-    (`.../docs`), and each node's `GET /v1/nodes/{node}.proto`. Every answer carries the
-    request's id in `x-request-id`, which instances log."""
+    (`.../docs`), and each node's `GET /v1/nodes/{node}.proto`; the Open Inference Protocol
+    under `/v2` (oip/rest.py). Every answer carries the request's id in `x-request-id`, which
+    instances log."""
 
     identify = staticmethod(request_id)
     scrape_timeout_s = 1.0  # an instance that does not give its metrics by then is left out
