@@ -23,6 +23,7 @@ from .capture import Recorder
 from .execute import Mirrors, execute, execute_alias
 from .ids import request_id
 from .metrics import GatewayMetrics
+from .oip.rest import OipRest
 from .routing import MAX_BYTES, AliasRoute, Route, Routes
 
 EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
@@ -42,8 +43,9 @@ class Gateway:
     """Serves `POST /v1/nodes/{node}:execute`, `POST /v1/aliases/{alias}:execute`, their
     `x-node-id` / `x-node-alias` header forms on `POST /`, `/healthz`, `/metrics`, and for each
     node and alias its OpenAPI document (`.../openapi.json`) and a page to browse it
-    (`.../docs`), and each node's `GET /v1/nodes/{node}.proto`. Every answer carries the
-    request's id in `x-request-id`, which instances log."""
+    (`.../docs`), and each node's `GET /v1/nodes/{node}.proto`; the Open Inference Protocol
+    under `/v2` (oip/rest.py). Every answer carries the request's id in `x-request-id`, which
+    instances log."""
 
     identify = staticmethod(request_id)
     scrape_timeout_s = 1.0  # an instance that does not give its metrics by then is left out
@@ -59,6 +61,7 @@ class Gateway:
         self.recorder: Recorder | None = None  # samples requests of nodes that capture them
         self.proto_text: Callable[[str], str | None] = lambda node: None  # node -> .proto
         self.metrics = GatewayMetrics()
+        self.oip = OipRest(self)  # the Open Inference Protocol under /v2
 
     async def listen(self, host: str, port: int) -> int:
         """Start serving; return the bound port (useful when `port` is 0)."""
@@ -89,6 +92,8 @@ class Gateway:
         if passing is not None:  # a Docker-image node
             return passing
         path, headers = request.path, request.headers
+        if path == "/v2" or path.startswith("/v2/"):
+            return self.oip.check(request)
         node, alias = headers.get("x-node-id"), headers.get("x-node-alias")
         if node is None and alias is None:
             match = EXECUTE_PATH.match(path)

@@ -35,6 +35,8 @@ from ..http.server import Request, Response
 from .app import STOP_MARGIN_S, Gateway
 from .grpc_passthrough import GrpcPassthrough
 from .ids import request_id
+from .oip.grpc import PREFIX as OIP_PREFIX
+from .oip.grpc import OipGrpc
 from .proto import (
     FILE_PREFIX,
     METHOD,
@@ -114,6 +116,7 @@ class GrpcGateway:
         self.passthrough = GrpcPassthrough(gateway)
         self.server: grpc.aio.Server | None = None
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self.oip = OipGrpc(gateway)  # inference.GRPCInferenceService
 
     def schema(self, node: str) -> NodeSchema | None:
         found = self.nodes().get(node)
@@ -171,6 +174,8 @@ class GrpcGateway:
         await self.passthrough.close()
 
     def handler(self, method: str) -> grpc.RpcMethodHandler | None:
+        if method.startswith(OIP_PREFIX):
+            return self.oip.handler(method)
         handler = self._handlers.get(method)
         if handler is not None:
             return handler

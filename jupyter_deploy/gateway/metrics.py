@@ -43,7 +43,7 @@ class Family:
     """`{prefix}_requests`, `_http_codes`, `_grpc_codes` and `_request_durations`."""
 
     def __init__(self, registry: CollectorRegistry, prefix: str, name_label: str) -> None:
-        labels = [name_label, f"{prefix}_path"]
+        labels = [name_label, f"{prefix}_path", "protocol"]  # protocol: native or oip
         self.requests = Counter(f"{prefix}_requests", f"Requests to the {prefix}.", labels,
                                 registry=registry)
         self.http_codes = Counter(f"{prefix}_http_codes", f"HTTP answers for the {prefix}, by "
@@ -53,17 +53,18 @@ class Family:
         self.durations = Histogram(f"{prefix}_request_durations", "Seconds the gateway took "
                                    f"to answer a request to the {prefix}.", labels,
                                    buckets=BUCKETS, registry=registry)
-        self.children: dict[tuple[str, str, str, bool], tuple[Any, Any, Any]] = {}
+        self.children: dict[tuple[str, str, str, bool, str], tuple[Any, Any, Any]] = {}
 
     def observe(self, name: str, path: str, code: int | str, seconds: float | None,
-                grpc: bool = False) -> None:
-        key = (name, path, str(code), grpc)
+                grpc: bool = False, protocol: str = "native") -> None:
+        key = (name, path, str(code), grpc, protocol)
         children = self.children.get(key)
         if children is None:
             codes = self.grpc_codes if grpc else self.http_codes
             children = self.children[key] = (
-                self.requests.labels(name, path).inc, codes.labels(name, path, key[2]).inc,
-                self.durations.labels(name, path).observe)
+                self.requests.labels(name, path, protocol).inc,
+                codes.labels(name, path, protocol, key[2]).inc,
+                self.durations.labels(name, path, protocol).observe)
         children[0]()
         children[1]()
         if seconds is not None:
@@ -73,10 +74,11 @@ class Family:
         """Drop the series of a node or alias that is gone."""
         for key in [key for key in self.children if key[0] == name]:
             del self.children[key]
-            _, path, code, grpc = key
-            for metric, labels in ((self.requests, (name, path)), (self.durations, (name, path)),
+            _, path, code, grpc, protocol = key
+            for metric, labels in ((self.requests, (name, path, protocol)),
+                                   (self.durations, (name, path, protocol)),
                                    (self.grpc_codes if grpc else self.http_codes,
-                                    (name, path, code))):
+                                    (name, path, protocol, code))):
                 with contextlib.suppress(KeyError):  # removed with another code already
                     metric.remove(*labels)
 
@@ -92,25 +94,25 @@ class GatewayMetrics:
         self.told: set[Clash] = set()  # each clash is an event once, not once per scrape
 
     def observe(self, target: Route | AliasRoute, path: str, response: Response,
-                seconds: float | None) -> None:
+                seconds: float | None, protocol: str = "native") -> None:
         """Count one HTTP request the gateway answered for a node or an alias."""
         node: str | None
         if isinstance(target, AliasRoute):
-            self.aliases.observe(target.name, path, response.status, seconds)
+            self.aliases.observe(target.name, path, response.status, seconds, False, protocol)
             node = response.headers.get("x-node-id") if response.headers else None
         else:
             node = target.node
         if node is not None:
-            self.nodes.observe(node, path, response.status, seconds)
+            self.nodes.observe(node, path, response.status, seconds, False, protocol)
 
     def observe_grpc(self, node: str | None, alias: str | None, path: str, code: int | str,
-                     seconds: float | None) -> None:
+                     seconds: float | None, protocol: str = "native") -> None:
         """Count one gRPC call: for the alias it came through, if any, and for the node
         that served it, if any (`code` a gRPC status code)."""
         if alias is not None:
-            self.aliases.observe(alias, path, code, seconds, grpc=True)
+            self.aliases.observe(alias, path, code, seconds, True, protocol)
         if node is not None:
-            self.nodes.observe(node, path, code, seconds, grpc=True)
+            self.nodes.observe(node, path, code, seconds, True, protocol)
 
     def forget(self, node: str | None = None, alias: str | None = None) -> None:
         """Drop the series of a node or an alias that is gone."""

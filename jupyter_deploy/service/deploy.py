@@ -17,6 +17,7 @@ from typing import Any
 from ..gateway.app import Gateway
 from ..gateway.capture import Recorder
 from ..gateway.grpc import GrpcGateway
+from ..gateway.oip.versions import served_from
 from ..gateway.routing import Routes
 from ..http.server import Response
 from ..runtimes.limits import DEFAULT_CONFIGS, check_configs
@@ -98,6 +99,9 @@ class DeployService:
             self.gateway_grpc_port = await self.grpc.listen(self.gateway_host,
                                                             self.gateway_grpc_port)
             self.gateway.proto_text = self.grpc.proto_text
+            self.gateway.oip.models.served = served_from(
+                lambda: self.supervisor.nodes, lambda node: self.supervisor.instances.get(node, {}),
+                self._checkpoints.meta, self.store.checkpoints)
             self.supervisor.listeners.append(self.grpc.health.changed)
             self.supervisor.listeners.append(self.event_log.notify)
             for node in self.store.nodes():

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..client import render
 from ..gateway.grpc import GrpcGateway
+from ..gateway.oip import examples as oip
 from ..gateway.routing import Routes
 from ..models import Conflict, NotFound
 from ..supervisor.loop import Supervisor
@@ -60,7 +61,18 @@ class Examples:
             "curl": render.curl_example(f"{base}:execute", key, example),
             "grpcurl": typed and render.grpcurl_example(
                 self.grpc_address(), *typed, key, None if kind == "node" else name),
+            **self.oip_examples(name, checkpoint, example or {}, key),
         }
+
+    def oip_examples(self, model: str, checkpoint: dict[str, Any], example: dict[str, Any],
+                     key: str | None) -> dict[str, Any]:
+        """The same call in the Open Inference Protocol: its request, curl, tritonclient."""
+        url = f"{self.gateway_url()}/v2/models/{model}/infer"
+        body = oip.request(checkpoint["inputs"], example)
+        address = self.gateway_url().split("//", 1)[-1]
+        return {"oip_infer": url, "oip_request": body,
+                "oip_curl": body and oip.curl(url, body, key),
+                "tritonclient": body and oip.tritonclient(address, model, body, key)}
 
     def describe(self, kind: str, name: str) -> tuple[dict[str, Any], bool] | None:
         """The checkpoint a node serves (for an alias: its heaviest node's, named in "node"),
