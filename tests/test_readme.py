@@ -126,10 +126,11 @@ class Reader:
                 for cell in cells:
                     self.cell(_readme_cell(cell), block)
         code = OPTIONAL.sub("", block.code)
+        # the README's addresses are the defaults; this service listens on ports of its own
+        code = code.replace("127.0.0.1:8890", self.service.gateway_url.split("//", 1)[1])
+        code = code.replace("127.0.0.1:8891", self.service.grpc_address)
         if block.lang == "python":
             return self.cell(code, block)
-        code = code.replace("http://127.0.0.1:8890", self.service.gateway_url)
-        code = code.replace("127.0.0.1:8891", self.service.grpc_address)
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", code], env=self.env,
                               cwd=self.cwd, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"README line {block.line}:\n{code}\n{done.stderr}"
