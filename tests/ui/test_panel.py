@@ -151,6 +151,10 @@ def test_deploy_a_cell_and_drive_it_from_the_panel(page, lab):
                            arg=response.element_handle())
     assert f"{SHOWN_GATEWAY}/v1/nodes/predictor:execute" in row.locator(
         ".jp-deploy-curl").text_content()
+    # the same call in the Open Inference Protocol, with curl and with tritonclient
+    assert f"{SHOWN_GATEWAY}/v2/models/predictor/infer" in row.locator(
+        ".jp-deploy-oip-curl").text_content()
+    assert "tritonclient.http" in row.locator(".jp-deploy-tritonclient").text_content()
     assert panel.locator(".jp-deploy-gateway").text_content() == f"Gateway: {SHOWN_GATEWAY}"
     row.locator("button.jp-deploy-tab-logs").click()
     page.wait_for_function("el => el.textContent.length > 0",

@@ -7,6 +7,8 @@ interface Examples {
   endpoint: string;
   curl: string;
   grpcurl: string | null;
+  oip_curl?: string | null;
+  tritonclient?: string | null;
 }
 
 type Tab = 'logs' | 'metrics' | 'test';
@@ -127,7 +129,11 @@ export class NodeDetail {
       this.body.append(
         h('label', {}, 'curl'), h('pre', { className: 'jp-deploy-example jp-deploy-curl' }, show(examples.curl)),
         h('label', {}, 'grpcurl'),
-        h('pre', { className: 'jp-deploy-example jp-deploy-grpcurl' }, examples.grpcurl || 'no gRPC example for this node')
+        h('pre', { className: 'jp-deploy-example jp-deploy-grpcurl' }, examples.grpcurl || 'no gRPC example for this node'),
+        h('label', {}, 'Open Inference Protocol (curl)'),
+        h('pre', { className: 'jp-deploy-example jp-deploy-oip-curl' }, show(examples.oip_curl || 'no OIP example for this node')),
+        h('label', {}, 'tritonclient'),
+        h('pre', { className: 'jp-deploy-example jp-deploy-tritonclient' }, show(examples.tritonclient || 'no OIP example for this node'))
       );
     } catch (e) {
       editor.value = JSON.stringify({ input: {} }, null, 2);
