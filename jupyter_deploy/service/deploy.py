@@ -16,7 +16,7 @@ from typing import Any
 
 from ..gateway.app import Gateway
 from ..gateway.capture import Recorder
-from ..gateway.grpc import GrpcGateway
+from ..gateway.grpc.server import GrpcGateway
 from ..gateway.oip.versions import served_from
 from ..gateway.routing import Routes
 from ..http.server import Response

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..client import render
-from ..gateway.grpc import GrpcGateway
+from ..gateway.grpc.server import GrpcGateway
 from ..gateway.oip import examples as oip
 from ..gateway.routing import Routes
 from ..models import Conflict, NotFound

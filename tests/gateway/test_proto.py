@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from jupyter_deploy.gateway.proto import build_schema, node_of, package_of
-from jupyter_deploy.gateway.transcode import Unsendable, fill_message, message_json
+from jupyter_deploy.gateway.grpc.proto import build_schema, node_of, package_of
+from jupyter_deploy.gateway.grpc.transcode import Unsendable, fill_message, message_json
 
 TABLE = "DataFrame[a:float64,b:str,c:int32,d:uint8,e:bool,f:any]"
 FIELDS = [

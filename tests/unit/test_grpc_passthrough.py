@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from jupyter_deploy.gateway.app import Gateway
-from jupyter_deploy.gateway.grpc_passthrough import (
+from jupyter_deploy.gateway.grpc.passthrough import (
     GrpcPassthrough,
     Refused,
     check_key,

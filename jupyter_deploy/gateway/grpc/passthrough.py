@@ -30,12 +30,12 @@ from typing import Any
 
 import grpc
 
-from ..errors import ERRORS
-from .app import Gateway
-from .auth import key_problem
-from .ids import request_id
+from ...errors import ERRORS
+from ..app import Gateway
+from ..auth import key_problem
+from ..ids import request_id
+from ..routing import MAX_BYTES, AliasRoute, Backend, Route, pick_node, sticky_point
 from .proto import METHOD, service_name
-from .routing import MAX_BYTES, AliasRoute, Backend, Route, pick_node, sticky_point
 
 ROUTING = ("x-node-id", "x-node-alias")
 OWN = "/jupyter_deploy."  # the gateway's own services: never passed on, even to a gRPC node

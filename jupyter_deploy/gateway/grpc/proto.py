@@ -29,7 +29,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, struct_pb2
 
-from ..types import DTYPES, Type, parse_type
+from ...types import DTYPES, Type, parse_type
 
 FILE_PREFIX = "jupyter_deploy/nodes/"
 PACKAGE_PREFIX = "jupyter_deploy.nodes."

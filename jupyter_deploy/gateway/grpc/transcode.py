@@ -16,7 +16,7 @@ import math
 import struct
 from typing import Any
 
-from ..types import DTYPES, Type
+from ...types import DTYPES, Type
 from .proto import column_names, normalized, slot, wrapped_field, wrapped_item
 
 MISSING = object()
