@@ -72,6 +72,12 @@ def add_shared_commands(sub: Any) -> None:
     logs.add_argument("--request-id", help="only the lines of this request (x-request-id)")
     logs.add_argument("--follow", action="store_true",
                       help="then print new lines as they are written, until interrupted")
+    _add_alias_commands(sub)
+    _add_other_commands(sub)
+
+
+def _add_alias_commands(sub: Any) -> None:
+    """`alias set | list | delete`."""
     alias = sub.add_parser("alias", help="stable endpoints that split traffic across nodes"
                            ).add_subparsers(dest="action", required=True, parser_class=Parser)
     set_alias = alias.add_parser("set", help="create or re-point: ALIAS NODE=WEIGHT ...")
@@ -91,6 +97,10 @@ def add_shared_commands(sub: Any) -> None:
                            help="keep each caller on one node and instance by this key")
     alias.add_parser("list")
     alias.add_parser("delete").add_argument("alias")
+
+
+def _add_other_commands(sub: Any) -> None:
+    """`checkpoint list`, `requests NODE`, `call NODE a=1 ...`."""
     sub.add_parser("checkpoint", help="list checkpoints").add_subparsers(
         dest="action", required=True, parser_class=Parser).add_parser("list")
     requests = sub.add_parser("requests", help="the requests a node captured, newest last")

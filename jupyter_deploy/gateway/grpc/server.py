@@ -259,22 +259,8 @@ class GrpcGateway:
                 node = None
             response = await self.gateway.execute(target, body, headers, timeout, call_id,
                                                   UPSTREAM_BYTES)
-            extra = {**(response.headers or {}), "x-request-id": call_id}
-            node = extra.get("x-node-id", node)
-            if response.status != 200:
-                raise failure(response)
-            try:
-                data = encode(json.loads(response.body)["output"])
-            except Unsendable as exc:
-                raise Failed.of("invalid_output", f"{exc.field}: the output does not fit "
-                                f"the typed reply: {exc}") from None
-            if len(data) > MAX_BYTES:
-                raise Failed.of("response_too_large", f"the answer is {len(data)} bytes, "
-                                f"more than the {MAX_BYTES} allowed")
-            context.set_trailing_metadata(tuple(
-                (k, v) for k, v in extra.items()
-                if k in ("x-instance-id", "x-node-id", "x-request-id")))
-            return data
+            node = (response.headers or {}).get("x-node-id", node)
+            return _reply(response, encode, context, call_id)
         except Failed as exc:
             code = exc.code
             await context.abort(exc.code, exc.message, exc.trailing)
@@ -290,6 +276,25 @@ class GrpcGateway:
         finally:
             self.gateway.metrics.observe_grpc(node or None, alias, path, code.name,
                                               time.perf_counter() - started)
+
+
+def _reply(response: Response, encode: Callable[[dict[str, Any]], bytes], context: Any,
+           call_id: str) -> bytes:
+    """The typed reply of the REST execute path's answer, with its ids as trailing metadata."""
+    extra = {**(response.headers or {}), "x-request-id": call_id}
+    if response.status != 200:
+        raise failure(response)
+    try:
+        data = encode(json.loads(response.body)["output"])
+    except Unsendable as exc:
+        raise Failed.of("invalid_output", f"{exc.field}: the output does not fit "
+                        f"the typed reply: {exc}") from None
+    if len(data) > MAX_BYTES:
+        raise Failed.of("response_too_large", f"the answer is {len(data)} bytes, "
+                        f"more than the {MAX_BYTES} allowed")
+    context.set_trailing_metadata(tuple(
+        (k, v) for k, v in extra.items() if k in ("x-instance-id", "x-node-id", "x-request-id")))
+    return data
 
 
 # grpcio ships no type information: its classes are Any to mypy, subclassed all the same
