@@ -16,14 +16,17 @@ import contextlib
 import logging
 import socket
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httptools
 
 from .framing import Limits, Refusal, check_head, tokens, wants_close
 from .messages import App, Request, Response
 
-__all__ = ["App", "HttpServer", "Limits", "Request", "Response", "ServerProtocol"]
+if TYPE_CHECKING:
+    from .listener import HttpServer
+
+__all__ = ["App", "Limits", "Request", "Response", "ServerProtocol"]
 
 LINGER_S = 2.0  # how long a refused upload may keep sending before the socket closes
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -139,7 +142,10 @@ class ServerProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self.closing = True  # no protocol switch here: answer, then close
         except httptools.HttpParserError as exc:
-            self._fail(Refusal("bad_request", f"malformed request: {exc}"))
+            if "HTTP version" in str(exc):  # llhttp knows 0.9 to 2.0 only: HTTP/1.9, say
+                self._fail(Refusal("version_not_supported", f"{exc}; use HTTP/1.1"))
+            else:
+                self._fail(Refusal("bad_request", f"malformed request: {exc}"))
         else:
             self._check_partial(data, url_known)
         self._next()
@@ -213,6 +219,10 @@ class ServerProtocol(asyncio.Protocol):
         self.phase, self.started = BODY, self.loop.time()
         self.head_bytes = self.size = self.overhead = 0
         self.parts = []
+        if len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.raw_fields) \
+                > self.limits.max_head:
+            raise Refusal("headers_too_large", "the request head is over "
+                          f"{self.limits.max_head} bytes (max_head)")
         request, repeated = self._request()
         check_head(request.version[5:], request.headers, repeated)
         headers = request.headers
@@ -358,65 +368,3 @@ class ServerProtocol(asyncio.Protocol):
         with contextlib.suppress(OSError):
             transport.write_eof()
         self.loop.call_later(LINGER_S, transport.close)
-
-
-class HttpServer:
-    """A listening socket and the connections it accepted, so that it can stop in order."""
-
-    def __init__(self, app: App, max_body: int, idle_timeout_s: float = 300.0,
-                 body_timeout_s: float = 15.0, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits()
-        self.settings = (app, max_body, idle_timeout_s, body_timeout_s, self.limits)
-        self.connections: set[ServerProtocol] = set()
-        self.per_client: dict[str, int] = {}
-        self.server: asyncio.Server | None = None
-        self._drained = asyncio.Event()
-
-    async def start(self, sock: socket.socket, backlog: int = 100) -> None:
-        """Serve on `sock`, a bound socket."""
-        self.server = await asyncio.get_running_loop().create_server(
-            self._connection, sock=sock, backlog=backlog)
-
-    def _connection(self) -> ServerProtocol:
-        protocol = ServerProtocol(*self.settings)
-        protocol.server = self
-        return protocol
-
-    def admit(self, connection: ServerProtocol) -> str | None:
-        """Count a new connection in; why not, past the caps on connections."""
-        count = self.per_client.get(connection.client, 0)
-        if len(self.connections) >= self.limits.max_connections:
-            return f"the server holds {self.limits.max_connections} connections (max_connections)"
-        if count >= self.limits.max_per_client:
-            return f"{count} connections from your address (max_per_client)"
-        self.connections.add(connection)
-        self.per_client[connection.client] = count + 1
-        return None
-
-    def lost(self, connection: ServerProtocol) -> None:
-        if connection not in self.connections:
-            return
-        self.connections.discard(connection)
-        left = self.per_client.pop(connection.client, 1) - 1
-        if left:
-            self.per_client[connection.client] = left
-        if not self.connections:
-            self._drained.set()
-
-    async def stop(self, timeout_s: float) -> None:
-        """Stop accepting, close idle keep-alive connections, wait up to `timeout_s` for the
-        answers in flight (each then closes its connection), and close what is left."""
-        if self.server is None:
-            return
-        self.server.close()  # new connections are refused from now on
-        for connection in list(self.connections):
-            connection.shutdown()
-        if self.connections:
-            self._drained.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await self._drained.wait()
-        for connection in list(self.connections):
-            if connection.transport is not None:
-                connection.transport.abort()
-        self.server = None

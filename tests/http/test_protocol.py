@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from jupyter_deploy.errors import error
-from jupyter_deploy.http.server import HttpServer, Request, Response, ServerProtocol
+from jupyter_deploy.http.listener import HttpServer
+from jupyter_deploy.http.server import Request, Response, ServerProtocol
 
 from ..conftest import until
 
