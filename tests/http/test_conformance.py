@@ -3,6 +3,7 @@ every framing case gets the answer in CASES, and the connection closes after a r
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from urllib.parse import urlsplit
 
@@ -80,10 +81,9 @@ def read_answer(sock: socket.socket, timeout: float = 5.0) -> tuple[int, bytes, 
 
 def send(address: tuple[str, int], data: bytes) -> tuple[int, bytes, bool]:
     with socket.create_connection(address, timeout=5) as sock:
-        try:
+        # refused before it was all sent: the answer is still there to read
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused before it was all sent: the answer is still there to read
         return read_answer(sock, timeout=2.0)
 
 
