@@ -90,11 +90,11 @@ def send(address: tuple[str, int], data: bytes) -> tuple[int, bytes, bool]:
 @pytest.fixture(scope="module")
 def counter(service):
     """A node whose every run is counted in the instance's state."""
-    body = checkpoint_body("counter", "runs.append(x)\nn = len(runs)", "x:float", "n",
+    body = checkpoint_body("strict-counter", "runs.append(x)\nn = len(runs)", "x:float", "n",
                            state={"runs": []}, x=1.0)
-    node, key = service.create_node("counter", body, min=1)
+    node, key = service.create_node("strict-counter", body, min=1)
     yield node, key
-    service.client.delete_node("counter")
+    service.client.delete_node("strict-counter")
 
 
 @pytest.fixture(scope="module", params=["gateway", "worker"])
@@ -119,7 +119,7 @@ def test_framing(target, case):
 
 def execute(key: str, x: int, connection: str = "keep-alive") -> bytes:
     body = b'{"input": {"x": %d}}' % x
-    return (b"POST /v1/nodes/counter:execute HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+    return (b"POST /v1/nodes/strict-counter:execute HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
             + key.encode() + b"\r\nConnection: " + connection.encode()
             + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
@@ -164,7 +164,7 @@ def test_deep_json_is_refused_naming_the_limit(service, counter):
     body = b'{"input": {"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
     url = urlsplit(service.gateway_url)
     with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
-        sock.sendall(b"POST /v1/nodes/counter:execute HTTP/1.1\r\nHost: t\r\nAuthorization: "
+        sock.sendall(b"POST /v1/nodes/strict-counter:execute HTTP/1.1\r\nHost: t\r\nAuthorization: "
                      b"Bearer " + key.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
                      + body)
         sock.settimeout(5)

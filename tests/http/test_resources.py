@@ -33,16 +33,16 @@ def rss(pids: list[int]) -> int:
 @pytest.fixture(scope="module")
 def big_page(service):
     """A node whose answer is a 1 MB page."""
-    body = checkpoint_body("bigpage", "page = 'x' * 1_000_000", "", "page")
-    node, key = service.create_node("bigpage", body, min=1)
+    body = checkpoint_body("strict-bigpage", "page = 'x' * 1_000_000", "", "page")
+    node, key = service.create_node("strict-bigpage", body, min=1)
     yield node, key
-    service.client.delete_node("bigpage")
+    service.client.delete_node("strict-bigpage")
 
 
 def test_a_client_that_never_reads_costs_bounded_memory(service, big_page):
     _, key = big_page
     url = urlsplit(service.gateway_url)
-    request = (b"POST /v1/nodes/bigpage:execute HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+    request = (b"POST /v1/nodes/strict-bigpage:execute HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
                + key.encode() + b"\r\nContent-Length: 13\r\n\r\n{\"input\": {}}")
     pids = [service.process.pid, *worker_pids(service.state_dir)]
     with socket.create_connection((url.hostname, url.port)) as warm:

@@ -58,6 +58,8 @@ def test_answers_without_a_body_are_framed(keepalive):
     assert (status, body, headers["Content-Length"]) == (200, b"", "1000")
     status, headers, body = call("GET", "/notmodified")
     assert (status, body, headers["ETag"]) == (304, b"", '"v1"')
+    status, headers, body = call("GET", "/hints")
+    assert (status, body) == (200, b"final") and "Link" not in headers
     status, _, body = call("GET", "/page")
     assert (status, body) == (200, b"x" * 1000)  # the connections are still in step
 

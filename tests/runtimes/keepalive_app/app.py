@@ -26,6 +26,9 @@ def respond(method, target, fields, body, conn):
         return answer("200 OK", own + [("Content-Type", "text/plain"),
                                        ("Content-Length", str(len(PAGE)))],
                       b"" if method == "HEAD" else PAGE)
+    if path == "/hints":  # an interim answer first
+        return answer("103 Early Hints", [("Link", "</s.css>; rel=preload")]) + answer(
+            "200 OK", own + [("Content-Length", "5")], b"final")
     if path == "/cookies":
         return answer("200 OK", own + [("Set-Cookie", "a=1; Path=/"),
                                        ("Set-Cookie", "b=2, c; Path=/"),
