@@ -30,6 +30,7 @@ class Limits:
     max_head: int = MAX_HEAD  # request line and header fields
     max_trailer: int = 8 * 1024  # trailer fields of a chunked body
     max_buffered: int = 1024 * 1024  # answer bytes queued for a client that does not read
+    stall_timeout_s: float = 60.0  # how long such a client may read nothing before it goes
     max_pipeline: int = 16  # requests read ahead of the one being answered
     max_connections: int = 10_000  # per server
     max_per_client: int = 1_000  # per client address

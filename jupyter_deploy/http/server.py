@@ -78,7 +78,7 @@ class ServerProtocol(asyncio.Protocol):
         self.size = self.head_bytes = self.overhead = self.trailer_bytes = 0
         self.url = self.url_piece = b""
         self.raw_fields: list[tuple[bytes, bytes]] = []
-        self.last_seen = self.started = 0.0
+        self.last_seen = self.started = self.stalled_since = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.identify = getattr(app, "identify", None)
         self.server: HttpServer | None = None  # the server that stops it, if any
@@ -113,6 +113,7 @@ class ServerProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writing_paused = True  # the client does not read: answer nothing more for now
+        self.stalled_since = self.loop.time()
         self._flow()
 
     def resume_writing(self) -> None:
@@ -176,7 +177,8 @@ class ServerProtocol(asyncio.Protocol):
                 self._fail(Refusal("bad_request", "HTTP/0.9 requests are not served"))
 
     def _arm(self) -> None:
-        period = min(self.idle_timeout_s, self.body_timeout_s, self.limits.head_timeout_s) / 4
+        period = min(self.idle_timeout_s, self.body_timeout_s, self.limits.head_timeout_s,
+                     self.limits.stall_timeout_s) / 4
         self.timer = self.loop.call_later(period, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -192,6 +194,9 @@ class ServerProtocol(asyncio.Protocol):
         elif self.phase == IDLE and not self.busy and not self.pipeline \
                 and now - self.last_seen > self.idle_timeout_s:
             self.transport.close()
+            return
+        elif self.writing_paused and now - self.stalled_since > self.limits.stall_timeout_s:
+            self.transport.abort()  # it reads none of its answers: they are not kept for it
             return
         self._next()
         self._arm()

@@ -119,6 +119,19 @@ async def test_slow_heads_are_closed_at_the_head_deadline(jp_asyncio_loop):
     assert p99(during) <= max(2 * p99(baseline), 0.05)
 
 
+async def test_a_client_that_reads_nothing_is_dropped(jp_asyncio_loop):
+    gateway = Gateway(Routes(), limits=Limits(stall_timeout_s=1.0))
+    port = await gateway.listen("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /v1/docs/static/swagger-ui-bundle.js HTTP/1.1\r\nHost: t\r\n\r\n" * 100)
+        await until(lambda: not gateway.http.connections,  # type: ignore[union-attr]
+                    timeout=5, message="the stalled connection to be dropped")
+        writer.close()
+    finally:
+        await gateway.stop(1.0)
+
+
 async def test_connections_are_capped_per_client_address(jp_asyncio_loop):
     gateway = Gateway(Routes(), limits=Limits(max_per_client=3))
     port = await gateway.listen("127.0.0.1", 0)
