@@ -9,10 +9,6 @@ MAX_HEAD = 64 * 1024
 VERSIONS = ("1.0", "1.1")
 
 
-class HttpError(Exception):
-    """Malformed HTTP from the peer."""
-
-
 class Refusal(Exception):
     """A request the HTTP layer answers itself with an error of the table, then closes."""
 
