@@ -44,6 +44,8 @@ ERRORS: dict[str, Kind] = {
     "unavailable": Kind(503, "UNAVAILABLE"),
     "not_ready": Kind(503, "UNAVAILABLE"),
     "timeout": Kind(504, "DEADLINE_EXCEEDED"),
+    "not_implemented": Kind(501, "UNIMPLEMENTED"),
+    "version_not_supported": Kind(505, "UNIMPLEMENTED"),
 }
 BY_STATUS: dict[int, str] = {}
 for _name, _kind in ERRORS.items():

@@ -16,7 +16,8 @@ from functools import partial
 from typing import Any
 
 from ..errors import error
-from ..http.server import HttpServer, Request, Response
+from ..http.listener import HttpServer
+from ..http.server import Limits, Request, Response
 from . import openapi, passthrough
 from .auth import refusal
 from .capture import Recorder
@@ -51,8 +52,10 @@ class Gateway:
     scrape_timeout_s = 1.0  # an instance that does not give its metrics by then is left out
 
     def __init__(self, routes: Routes, request_timeout_s: float = 15.0,
-                 idle_timeout_s: float = 300.0, describe: Describe | None = None) -> None:
+                 idle_timeout_s: float = 300.0, describe: Describe | None = None,
+                 limits: Limits | None = None) -> None:
         self.routes = routes
+        self.limits = limits or Limits()  # what one connection of a stranger may cost
         self.describe = describe or (lambda kind, name: None)
         self.request_timeout_s = request_timeout_s
         self.idle_timeout_s = idle_timeout_s
@@ -72,7 +75,8 @@ class Gateway:
         except OSError as exc:
             sock.close()
             raise OSError(f"the gateway cannot listen on {host}:{port}: {exc.strerror}") from exc
-        self.http = HttpServer(self, MAX_BYTES, self.idle_timeout_s, self.request_timeout_s)
+        self.http = HttpServer(self, MAX_BYTES, self.idle_timeout_s, self.request_timeout_s,
+                               self.limits)
         await self.http.start(sock, backlog=1024)
         self.host, self.port = host, int(sock.getsockname()[1])
         return self.port

@@ -23,6 +23,7 @@ from .upstream import SendFailed
 
 EXECUTE_HEAD = b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
 UPSTREAM_ERRORS = (TimeoutError, ResponseTooLarge, UpstreamError)  # sent, and no answer
+MAX_JSON_DEPTH = 64  # arrays and objects in arrays and objects: deeper bodies get 400
 MAX_MIRRORS = 64  # shadow requests under way at once; past that, requests are not mirrored
 
 
@@ -85,9 +86,27 @@ async def _hold(route: Route, timeout: float) -> None:
 
 def _payload(body: bytes) -> tuple[Any, Response | None]:
     try:
-        return json.loads(body), None
+        payload = json.loads(body)
+        # counting brackets is C-fast; only a body that may nest that deep is walked
+        if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH or _within(payload):
+            return payload, None
     except ValueError as exc:
         return None, error("malformed_json", f"the body is not valid JSON: {exc}", field="body")
+    except RecursionError:
+        pass
+    return None, error("malformed_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels "
+                       "(max_json_depth)", field="body")
+
+
+def _within(payload: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether no array or object nests deeper than `limit`."""
+    level = [payload] if isinstance(payload, list | dict) else []
+    for _ in range(limit):
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c)
+                 if isinstance(v, list | dict)]
+        if not level:
+            return True
+    return False
 
 
 def _sticky_key(sticky: dict[str, str] | None, headers: dict[str, str], payload: Any

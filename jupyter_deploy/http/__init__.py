@@ -1,2 +1,3 @@
-"""The HTTP/1.1 layer shared by the gateway, the worker, the health probes and replay:
-framing.py (heads, chunked bodies), server.py (the server side), client.py (to instances)."""
+"""The HTTP/1.1 layer shared by the gateway, the worker, the health probes and replay, on llhttp:
+framing.py (limits, RFC checks), messages.py, server.py (a connection), listener.py,
+client.py (to instances)."""

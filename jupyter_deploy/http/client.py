@@ -1,4 +1,10 @@
-"""HTTP/1.1 on an asyncio protocol: the client side the gateway uses to reach instances."""
+"""HTTP/1.1 on an asyncio protocol, parsed by llhttp: the client side the gateway, the probes,
+replay and the scrapes use to reach instances.
+
+A connection is reused only when its last answer was read exactly: bytes that no request
+asked for (a second answer, an answer to HEAD with a body) close it, so that they can never
+be served to the next caller.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,9 @@ import asyncio
 import select
 import socket
 
-from .framing import MAX_HEAD, ChunkedBody, HttpError, parse_head
+import httptools
 
-Answer = tuple[int, dict[str, str], bytes]  # status, headers (lower-case names), body
+from .framing import MAX_HEAD
 
 
 class UpstreamError(Exception):
@@ -21,18 +27,51 @@ class ResponseTooLarge(Exception):
         self.size = size
 
 
+class Fields(dict[str, str]):
+    """Header fields by lower-case name (repeated ones joined with ", "), and `raw`, the
+    fields as they came, in order (two Set-Cookie stay two)."""
+
+    def __init__(self, raw: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.raw = raw
+        for name, value in raw:
+            key = name.lower()
+            self[key] = f"{self[key]}, {value}" if key in self else value
+
+
+Answer = tuple[int, Fields, bytes]  # status, headers, body
+
+
+class _HeadDone(Exception):
+    """The answer to a HEAD request ends with its head."""
+
+
+class _Unasked(Exception):
+    """The instance sent more than the answer asked for."""
+
+
 class ClientProtocol(asyncio.Protocol):
     """One keep-alive connection to an instance; one request at a time."""
 
     def __init__(self, max_response: int) -> None:
         self.max_response = max_response
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[Answer] | None = None
-        self.head: tuple[int, dict[str, str]] | None = None
-        self.chunked: ChunkedBody | None = None
         self.closed = False
         self.parked_at = 0.0  # when it last went idle in a pool
+        self._reset(False)
+
+    def _reset(self, head_request: bool) -> None:
+        self.head_request = head_request
+        self.raw_head = bytearray()  # what came before the head ended (HEAD answers only)
+        self.head_bytes = 0
+        self.fields: list[tuple[str, str]] = []
+        self.headers: Fields | None = None  # once the final head is in
+        self.status = 0
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.interim = False  # a 1xx answer came first
 
     @property
     def usable(self) -> bool:
@@ -41,7 +80,7 @@ class ClientProtocol(asyncio.Protocol):
     def still_open(self) -> bool:
         """Whether an idle connection can take a request: the peer may have closed it (its
         process died) without the event loop having seen it yet. Anything readable on an idle
-        connection means it is closing."""
+        connection means it is closing, or sent what nobody asked for."""
         if not self.usable or self.transport is None:
             return False
         poller = select.poll()
@@ -61,9 +100,10 @@ class ClientProtocol(asyncio.Protocol):
         self.closed = True
         self.transport = None
         if self.waiter is not None and not self.waiter.done():
-            if self.head is not None and self.chunked is None and "content-length" not in \
-                    self.head[1]:
-                self._resolve(bytes(self.buffer))  # a body delimited by the end of the stream
+            headers = self.headers
+            if headers is not None and "content-length" not in headers \
+                    and "transfer-encoding" not in headers:
+                self._resolve(b"".join(self.parts))  # a body delimited by the end of the stream
             else:
                 self.waiter.set_exception(UpstreamError("the instance closed the connection"))
 
@@ -76,63 +116,82 @@ class ClientProtocol(asyncio.Protocol):
         """Send one request; the future gives (status, headers, body)."""
         assert self.transport is not None and self.waiter is None
         self.waiter = asyncio.get_running_loop().create_future()
-        self.head = None
+        self._reset(data[0].startswith(b"HEAD "))
         self.transport.writelines(data)
         return self.waiter
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
         if self.waiter is None:
+            self.close()  # nobody asked for these bytes: the connection is not clean
             return
+        if self.headers is None:
+            self.head_bytes += len(data)
+            if self.head_request:
+                self.raw_head += data
         try:
-            self._parse()
-        except (HttpError, ValueError) as exc:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            self._stopped(exc.__context__)
+        except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"malformed answer: {exc}"))
-        except ResponseTooLarge as exc:
-            self._fail(exc)
+        else:
+            if self.headers is None and self.head_bytes > MAX_HEAD:
+                self._fail(UpstreamError("answer head too large"))
 
-    def _parse(self) -> None:
-        if self.head is None:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > MAX_HEAD:
-                    raise HttpError("answer head too large")
-                return
-            start, headers = parse_head(bytes(self.buffer[:end]))
-            del self.buffer[:end + 4]
-            status = int(start.split(" ", 2)[1])
-            if 100 <= status < 200:
-                return self._parse() if self.buffer else None
-            self.head = (status, headers)
-            self.chunked = None
-            if "chunked" in headers.get("transfer-encoding", "").lower():
-                self.chunked = ChunkedBody(self.max_response)
-            elif int(headers.get("content-length", "0")) > self.max_response:
-                raise ResponseTooLarge(int(headers["content-length"]))
-        status, headers = self.head
-        if self.chunked is not None:
-            done = self.chunked.feed(self.buffer)
-            if done is None:
-                raise ResponseTooLarge(self.chunked.size)
-            if done:
-                self._resolve(self.chunked.body())
-        elif "content-length" in headers:
-            length = int(headers["content-length"])
-            if len(self.buffer) >= length:
-                body = bytes(self.buffer[:length])
-                del self.buffer[:length]
-                self._resolve(body)
-        elif len(self.buffer) > self.max_response:
-            raise ResponseTooLarge(len(self.buffer))
+    def _stopped(self, cause: BaseException | None) -> None:
+        if isinstance(cause, _HeadDone):
+            end = self.raw_head.find(b"\r\n\r\n")
+            if self.interim or end < 0 or len(self.raw_head) > end + 4:
+                self.close()  # bytes after an answer to HEAD: not reused
+            else:
+                self.parser = httptools.HttpResponseParser(self)  # llhttp would read a body
+            self._resolve(b"")
+        elif isinstance(cause, _Unasked):
+            self.close()
+        elif isinstance(cause, ResponseTooLarge):
+            self._fail(cause)
+        else:
+            self._fail(UpstreamError(f"malformed answer: {cause}"))
+
+    # llhttp callbacks ---------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.waiter is None:
+            raise _Unasked
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headers is None:
+            self.fields.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:  # 100 Continue, 103 Early Hints: the answer comes after
+            self.fields, self.interim = [], True
+            return
+        self.status, self.headers = status, Fields(self.fields)
+        length = self.headers.get("content-length")
+        if length is not None and int(length) > self.max_response:
+            raise ResponseTooLarge(int(length))
+        if self.head_request:
+            raise _HeadDone
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > self.max_response:
+            raise ResponseTooLarge(self.size)
+        self.parts.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.headers is None:
+            return  # the end of a 1xx answer
+        if not self.parser.should_keep_alive():
+            self.close()
+        self._resolve(b"".join(self.parts))
 
     def _resolve(self, body: bytes) -> None:
-        waiter, (status, headers) = self.waiter, self.head  # type: ignore[misc]
-        self.waiter = None
-        if headers.get("connection", "").lower() == "close" or "content-length" not in headers \
-                and self.chunked is None:
-            self.close()
+        waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_result((status, headers, body))
+            waiter.set_result((self.status, self.headers or Fields([]), body))
 
     def _fail(self, exc: Exception) -> None:
         waiter, self.waiter = self.waiter, None

@@ -1,72 +1,65 @@
-"""HTTP/1.1 framing shared by both ends of the data plane: heads and chunked bodies."""
+"""HTTP/1.1 rules shared by both ends of the data plane, above what llhttp checks itself:
+the limits of a connection, and the RFC 9112 / 9110 checks of a request's head."""
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 
 MAX_HEAD = 64 * 1024
+VERSIONS = ("1.0", "1.1")
 
 
-class HttpError(Exception):
-    """Malformed HTTP from the peer."""
+class Refusal(Exception):
+    """A request the HTTP layer answers itself with an error of the table, then closes."""
+
+    def __init__(self, code: str, message: str, linger: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.linger = linger  # keep reading (and dropping) a while, so the client sees it
 
 
-def parse_head(data: bytes) -> tuple[str, dict[str, str]]:
-    """The start line and the headers (lower-case names, repeated ones joined)."""
-    lines = data.decode("latin-1").split("\r\n")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise HttpError(f"malformed header line {line[:80]!r}")
-        name, value = name.lower(), value.strip()
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return lines[0], headers
+@dataclass
+class Limits:
+    """What one connection of a server may cost; each a setting with a sane default."""
+
+    head_timeout_s: float = 10.0  # from the first byte of a request to the end of its head
+    max_head: int = MAX_HEAD  # request line and header fields
+    max_trailer: int = 8 * 1024  # trailer fields of a chunked body
+    max_buffered: int = 1024 * 1024  # answer bytes queued for a client that does not read
+    stall_timeout_s: float = 60.0  # how long such a client may read nothing before it goes
+    max_pipeline: int = 16  # requests read ahead of the one being answered
+    max_connections: int = 10_000  # per server
+    max_per_client: int = 1_000  # per client address
 
 
-CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\r\n]*)?\Z")
-DIGITS = re.compile(r"[0-9]{1,20}\Z")
+def tokens(value: str) -> list[str]:
+    """The elements of a comma-separated list field, lower-cased (RFC 9110 5.6.1)."""
+    return [token.strip().lower() for token in value.split(",") if token.strip()]
 
 
-class ChunkedBody:
-    """Incremental decoder of a chunked body."""
+def wants_close(version: str, connection: str) -> bool:
+    """Whether the connection ends after this message (RFC 9112 9.3)."""
+    options = tokens(connection)
+    if "close" in options:
+        return True
+    return version == "1.0" and "keep-alive" not in options
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.parts: list[bytes] = []
-        self.size = 0
 
-    def feed(self, buffer: bytearray) -> bool | None:
-        """Consume what `buffer` holds; True when the body is complete, None if over the limit."""
-        while True:
-            line_end = buffer.find(b"\r\n")
-            if line_end < 0:
-                if len(buffer) > 1024:
-                    raise HttpError("chunk size line too long")
-                return False
-            match = CHUNK_SIZE.match(bytes(buffer[:line_end]))
-            if match is None:
-                raise HttpError("malformed chunk size")
-            size = int(match.group(1), 16)
-            if size == 0:  # then optional trailer lines, then an empty line
-                trailer_end = buffer.find(b"\r\n\r\n", line_end)
-                if buffer.startswith(b"\r\n", line_end + 2):
-                    del buffer[:line_end + 4]
-                    return True
-                if trailer_end < 0:
-                    return False
-                del buffer[:trailer_end + 4]
-                return True
-            if self.size + size > self.limit:
-                return None
-            start = line_end + 2
-            if len(buffer) < start + size + 2:
-                return False
-            if buffer[start + size:start + size + 2] != b"\r\n":
-                raise HttpError("chunk data not followed by CRLF")
-            self.parts.append(bytes(buffer[start:start + size]))
-            self.size += size
-            del buffer[:start + size + 2]
-
-    def body(self) -> bytes:
-        return b"".join(self.parts)
+def check_head(version: str, headers: dict[str, str], repeated: set[str]) -> None:
+    """Refuse what llhttp lets through: versions we do not speak, a missing or repeated Host,
+    transfer codings other than one final chunked (RFC 9112 3.2, 6.1)."""
+    if version not in VERSIONS:
+        if version.startswith("0."):
+            raise Refusal("bad_request", f"HTTP/{version} requests are not served")
+        raise Refusal("version_not_supported", f"HTTP/{version} is not supported; use HTTP/1.1")
+    if version == "1.1" and "host" not in headers:
+        raise Refusal("bad_request", "an HTTP/1.1 request needs a Host header")
+    if "host" in repeated:
+        raise Refusal("bad_request", "more than one Host header")
+    coding = headers.get("transfer-encoding")
+    if coding is not None:
+        codings = tokens(coding)
+        if not codings or codings[-1] != "chunked" or codings.count("chunked") > 1:
+            raise Refusal("bad_request", "Transfer-Encoding must end with chunked, once")
+        if len(codings) > 1:  # gzip, deflate, ... before chunked: none is decoded here
+            raise Refusal("not_implemented", f"transfer coding {codings[0]!r} is not implemented")

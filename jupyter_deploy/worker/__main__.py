@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from .app import serve
@@ -41,7 +42,18 @@ def main() -> None:
         sock.bind((args.host, args.port))
         sock.listen(128)
         fd = sock.detach()
-    asyncio.run(serve(args.checkpoint, fd, args.busy_limit))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(serve(args.checkpoint, fd, args.busy_limit))
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (its transports cost less per request than
+    asyncio's), else None: asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

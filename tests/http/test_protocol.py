@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from jupyter_deploy.errors import error
-from jupyter_deploy.http.server import HttpServer, Request, Response, ServerProtocol
+from jupyter_deploy.http.listener import HttpServer
+from jupyter_deploy.http.server import Request, Response, ServerProtocol
 
 from ..conftest import until
 
@@ -69,15 +70,15 @@ async def exchange(port: int, data: bytes, answers: int = 1) -> list[tuple[bytes
 
 
 async def test_pipelined_requests_are_answered_in_order(server):
-    data = (b"POST /slow HTTP/1.1\r\nContent-Length: 1\r\n\r\na"
-            b"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nb"
-            b"GET / HTTP/1.1\r\n\r\n")
+    data = (b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\na"
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nb"
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
     answers = await exchange(server, data, answers=3)
     assert [body for _, body in answers] == [b"slow a", b"POST b", b"GET "]
 
 
 async def test_chunked_body(server):
-    data = (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    data = (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n")
     [(head, body)] = await exchange(server, data)
     assert head.startswith(b"HTTP/1.1 200") and body == b"POST hello world"
@@ -85,7 +86,7 @@ async def test_chunked_body(server):
 
 async def test_expect_continue(server):
     reader, writer = await asyncio.open_connection("127.0.0.1", server)
-    writer.write(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+    writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
     assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == b"HTTP/1.1 100 Continue\r\n\r\n"
     writer.write(b"abc")
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -94,28 +95,28 @@ async def test_expect_continue(server):
 
 
 async def test_refusal_answers_at_once_when_the_client_waits_to_send(server):
-    head = (b"POST /private HTTP/1.1\r\nContent-Length: 500\r\nExpect: 100-continue\r\n\r\n")
+    head = (b"POST /private HTTP/1.1\r\nHost: t\r\nContent-Length: 500\r\nExpect: 100-continue\r\n\r\n")
     [(head, body)] = await exchange(server, head)  # and no body: it waits for a 100
     assert head.startswith(b"HTTP/1.1 403") and b"Connection: close" in head
 
 
 async def test_limits_and_refusals(server):
-    [(head, body)] = await exchange(server, b"POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n")
+    [(head, body)] = await exchange(server, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413") and b"Connection: close" in head
     chunk = b"200\r\n" + b"x" * 512 + b"\r\n"  # two chunks of 512: over the 1000 limit
     [(head, _)] = await exchange(
-        server, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + chunk)
+        server, b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + chunk)
     assert head.startswith(b"HTTP/1.1 413")
     # refused from its headers, its small body dropped, and the connection still serves
-    answers = await exchange(server, b"POST /private HTTP/1.1\r\nContent-Length: 2\r\n\r\nno"
-                                     b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok", answers=2)
+    answers = await exchange(server, b"POST /private HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nno"
+                                     b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok", answers=2)
     assert answers[0][0].startswith(b"HTTP/1.1 403") and answers[1][1] == b"POST ok"
     for size in (b"-FFFF", b"+5", b"0x5", b"1_0", b" 5"):
         [(head, _)] = await exchange(
-            server, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nhello\r\n")
+            server, b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nhello\r\n")
         assert head.startswith(b"HTTP/1.1 400"), size
     [(head, _)] = await exchange(
-        server, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhelloXX0\r\n\r\n")
+        server, b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhelloXX0\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400")  # chunk data longer than its size
     [(head, _)] = await exchange(server, b"NONSENSE\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400")
@@ -131,10 +132,10 @@ async def test_stop_in_order(jp_asyncio_loop):
     port = sock.getsockname()[1]
     await server.start(sock)
     idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
-    idle_writer.write(b"GET / HTTP/1.1\r\n\r\n")
+    idle_writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
     await asyncio.wait_for(idle_reader.readuntil(b"GET "), 5)  # answered, kept alive
     busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", port)
-    busy_writer.write(b"GET /held HTTP/1.1\r\n\r\n")
+    busy_writer.write(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
     await until(lambda: any(c.busy for c in server.connections), timeout=5,
                 message="the held request to be in")
     stopping = asyncio.ensure_future(server.stop(5.0))
