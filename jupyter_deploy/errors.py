@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .http.client import ResponseTooLarge
-from .http.server import Response
+from .http.messages import Response
 
 
 @dataclass(frozen=True)

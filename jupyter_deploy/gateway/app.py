@@ -16,8 +16,9 @@ from functools import partial
 from typing import Any
 
 from ..errors import error
+from ..http.framing import Limits
 from ..http.listener import HttpServer
-from ..http.server import Limits, Request, Response
+from ..http.messages import Request, Response
 from . import openapi, passthrough
 from .auth import refusal
 from .capture import Recorder

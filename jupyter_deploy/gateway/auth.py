@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import error
-from ..http.server import Response
+from ..http.messages import Response
 from .routing import AliasRoute, Route
 
 

@@ -21,7 +21,7 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..http.server import Response
+from ..http.messages import Response
 from ..models import Node
 from ..store.sqlite import Store
 from .routing import AliasRoute, Route, Routes

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import error, status_of, too_large, unavailable, upstream_failure
 from ..http.client import ResponseTooLarge, UpstreamError
-from ..http.server import Response
+from ..http.messages import Response
 from ..types import invalid_input_body
 from .routing import MAX_BYTES, AliasRoute, Backend, Route, Routes, sticky_point
 from .upstream import SendFailed

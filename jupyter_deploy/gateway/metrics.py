@@ -27,7 +27,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 
 from ..http.client import ClientProtocol, ResponseTooLarge, UpstreamError
-from ..http.server import Response
+from ..http.messages import Response
 from .routing import AliasRoute, Backend, Route, Routes
 from .scraped import Clash, merge
 from .upstream import SendFailed

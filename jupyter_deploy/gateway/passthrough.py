@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from ..errors import error, too_large, unavailable, upstream_failure
 from ..http.client import Fields
 from ..http.framing import tokens
-from ..http.server import Request, Response
+from ..http.messages import Request, Response
 from .auth import refusal
 from .execute import UPSTREAM_ERRORS, NoInstance, send
 from .routing import MAX_BYTES, Route, Routes

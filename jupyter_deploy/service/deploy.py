@@ -19,7 +19,7 @@ from ..gateway.capture import Recorder
 from ..gateway.grpc.server import GrpcGateway
 from ..gateway.oip.versions import served_from
 from ..gateway.routing import Routes
-from ..http.server import Response
+from ..http.messages import Response
 from ..runtimes.limits import DEFAULT_CONFIGS, check_configs
 from ..store.sqlite import EVENTS_PER_SUBJECT, Store
 from ..supervisor.loop import Supervisor

@@ -10,7 +10,7 @@ from ..gateway.capture import Recorder
 from ..gateway.execute import execute
 from ..gateway.ids import new_request_id
 from ..gateway.routing import Routes, hash_key, new_key
-from ..http.server import Response
+from ..http.messages import Response
 from ..models import Conflict, InvalidInput, Node, NotFound, node_status
 from ..runtimes.docker import DockerRuntime
 from ..store.sqlite import Store

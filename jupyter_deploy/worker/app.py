@@ -27,7 +27,7 @@ from typing import Any
 
 from ..errors import error
 from ..http.listener import HttpServer
-from ..http.server import Request, Response
+from ..http.messages import Request, Response
 from ..types import InputCheck, invalid_input_body
 from ..types.values import Mismatch, decode, encode_fields, json_default, needs_decoding
 from .logs import begin_request, end_request

@@ -15,7 +15,7 @@ from bisect import bisect_left
 from collections import Counter
 from typing import Any
 
-from ..http.server import Response
+from ..http.messages import Response
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,

@@ -17,7 +17,7 @@ import pytest
 from jupyter_deploy.client import ClientError
 from jupyter_deploy.gateway.capture import MAX_BODY, Recorder, Writer
 from jupyter_deploy.gateway.routing import Routes
-from jupyter_deploy.http.server import Response
+from jupyter_deploy.http.messages import Response
 from jupyter_deploy.models import Node
 from jupyter_deploy.store import Store
 

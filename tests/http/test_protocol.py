@@ -9,7 +9,8 @@ import pytest
 
 from jupyter_deploy.errors import error
 from jupyter_deploy.http.listener import HttpServer
-from jupyter_deploy.http.server import Request, Response, ServerProtocol
+from jupyter_deploy.http.messages import Request, Response
+from jupyter_deploy.http.server import ServerProtocol
 
 from ..conftest import until
 

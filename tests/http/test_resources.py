@@ -13,7 +13,7 @@ import pytest
 
 from jupyter_deploy.gateway.app import Gateway
 from jupyter_deploy.gateway.routing import Routes
-from jupyter_deploy.http.server import Limits
+from jupyter_deploy.http.framing import Limits
 
 from ..conftest import checkpoint_body, until, worker_pids
 

@@ -10,7 +10,7 @@ import pytest
 from jupyter_deploy.errors import ERRORS, error, unavailable, upstream_failure
 from jupyter_deploy.gateway.grpc.server import failure
 from jupyter_deploy.http.client import ResponseTooLarge, UpstreamError
-from jupyter_deploy.http.server import Response
+from jupyter_deploy.http.messages import Response
 
 Code = grpc.StatusCode
 

@@ -28,7 +28,7 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
 from ...errors import CELL_RAISED, ERRORS, grpc_name
-from ...http.server import Request, Response
+from ...http.messages import Request, Response
 from ..app import STOP_MARGIN_S, Gateway
 from ..ids import request_id
 from ..oip.grpc import PREFIX as OIP_PREFIX

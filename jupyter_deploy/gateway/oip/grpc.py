@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from ...errors import CELL_RAISED, grpc_name
-from ...http.server import Request
+from ...http.messages import Request
 from ..ids import request_id
 from ..routing import MAX_BYTES
 from .models import Model, Models, OipError

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...http.server import Request, Response
+from ...http.messages import Request, Response
 from ..auth import refusal
 from ..routing import UPSTREAM_BYTES, AliasRoute, Route
 from .convert import native_inputs, tensors_of

@@ -21,7 +21,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ... import __version__
-from ...http.server import Request, Response
+from ...http.messages import Request, Response
 from ..routing import MAX_BYTES
 from .convert import json_data
 from .models import Model, Models, OipError
