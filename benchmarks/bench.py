@@ -539,6 +539,36 @@ def report(results: dict[str, Any], args) -> None:
               f"{c1['p50_ms']:.2f} | {c32['rps']:.0f} | {c32['p99_ms']:.1f} | {big_text} |")
 
 
+# what the other benchmarks share --------------------------------------------------------------
+
+def load_parser(description: str) -> argparse.ArgumentParser:
+    """The options of the load tests that protocols.py and oip.py run like this one."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (10)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up (3)")
+    parser.add_argument("--quick", action="store_true", help="2 s runs, 1 s warm-up")
+    parser.add_argument("--connections", default="1,32", help="concurrencies (1,32)")
+    parser.add_argument("--load-cpu", default="0", help="CPU of the load generators")
+    parser.add_argument("--sut-cpu", default="1", help="CPU of the service and its instances")
+    parser.add_argument("--json", help="also write the results to this file")
+    return parser
+
+
+def run_load(args: argparse.Namespace, prefix: str, run, report) -> int:
+    """Start a service, `run(args, info, results)`, `report(results, args)`; the exit code."""
+    if args.quick:
+        args.duration, args.warmup = 2.0, 1.0
+    args.connections = [int(c) for c in args.connections.split(",")]
+    os.sched_setaffinity(0, {int(args.load_cpu)})
+    results: dict[str, Any] = {}
+    ok = with_service(prefix, args.sut_cpu, lambda info: run(args, info, results))
+    if results:
+        report(results, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0 if ok else 1
+
+
 # main ---------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

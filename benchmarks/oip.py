@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import urllib.parse
 from pathlib import Path
@@ -157,28 +156,11 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (10)")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up (3)")
-    parser.add_argument("--quick", action="store_true", help="2 s runs, 1 s warm-up")
-    parser.add_argument("--connections", default="1,32", help="concurrencies (1,32)")
+    parser = bench.load_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="1,256", help="rows of x per request (1,256)")
-    parser.add_argument("--load-cpu", default="0", help="CPU of the load generator")
-    parser.add_argument("--sut-cpu", default="1", help="CPU of the service and its instances")
-    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.duration, args.warmup = 2.0, 1.0
-    args.connections = [int(c) for c in args.connections.split(",")]
     args.rows = [int(r) for r in args.rows.split(",")]
-    os.sched_setaffinity(0, {int(args.load_cpu)})
-    results: dict[str, Any] = {}
-    ok = bench.with_service("jd-bench-oip-", args.sut_cpu, lambda info: run(args, info, results))
-    if results:
-        report(results, args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
-    return 0 if ok else 1
+    return bench.run_load(args, "jd-bench-oip-", run, report)
 
 
 if __name__ == "__main__":
