@@ -70,6 +70,7 @@ bench: install
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/aliases.py
 	$(BIN)/python benchmarks/protocols.py
+	$(BIN)/python benchmarks/oip.py
 
 bench-docker: install engine
 	$(BIN)/python benchmarks/containers.py
