@@ -36,10 +36,12 @@ ERROR_SCHEMA = {
 }
 CELL_ERROR_SCHEMA = {
     "type": "object",
-    "description": "The cell raised: its exception, with a traceback numbered as in the cell.",
+    "description": "The cell raised: its exception, with a traceback numbered as in the cell "
+                   "for callers with a key (anonymous callers of a public alias get it only "
+                   "when the node exposes it).",
     "properties": {"error_name": {"type": "string"}, "error_message": {"type": "string"},
                    "traceback": {"type": "array", "items": {"type": "string"}}},
-    "required": ["error_name", "error_message", "traceback"],
+    "required": ["error_name", "error_message"],
 }
 ENCODINGS = """\
 JSON encodings: `bytes` as base64 text; `file` as base64 or `{"filename", "content_type",
@@ -105,7 +107,7 @@ def document(kind: str, name: str, checkpoint: dict[str, Any], server: str,
     """The OpenAPI 3.1 document of node or alias `name` serving `checkpoint`."""
     example = checkpoint.get("example") or {}
     request = {"type": "object", "properties": {"input": _fields_schema(checkpoint["inputs"])},
-               "required": ["input"], "additionalProperties": False}
+               "required": ["input"]}
     answer = {"type": "object", "properties": {"output": _fields_schema(checkpoint["outputs"])},
               "required": ["output"]}
     request_content: dict[str, Any] = {"schema": request}
