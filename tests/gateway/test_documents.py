@@ -143,8 +143,8 @@ def documented(service):
     and a public alias of it."""
     node, key = service.create_node("greeter", GREETER)
     private = service.client.set_alias("greeter-key", {"nodes": {"greeter": 100}})
-    public = service.client.set_alias("greeter-pub", {"nodes": {"greeter": 100},
-                                                     "public": True})
+    service.client.set_alias("greeter-pub", {"nodes": {"greeter": 100},
+                                              "public": True})
     yield {"nodes/greeter": key, "aliases/greeter-key": private["key"],
            "aliases/greeter-pub": None}
     for alias in ("greeter-key", "greeter-pub"):
