@@ -18,12 +18,21 @@ from ..errors import error, status_of, too_large, unavailable, upstream_failure
 from ..http.client import ResponseTooLarge, UpstreamError
 from ..http.server import Response
 from ..types import invalid_input_body
-from .routing import MAX_BYTES, AliasRoute, Backend, Route, Routes, sticky_point
+from .routing import (
+    MAX_BYTES,
+    WAIT_SHARE,
+    AliasRoute,
+    Backend,
+    Route,
+    Routes,
+    sticky_point,
+)
 from .upstream import SendFailed
 
 EXECUTE_HEAD = b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
 UPSTREAM_ERRORS = (TimeoutError, ResponseTooLarge, UpstreamError)  # sent, and no answer
 ARRAY_ENCODINGS = ("list", "base64")  # the values of `x-array-encoding` (its enum)
+STUCK_SHARE = 0.9  # of the request timeout spent on an instance that makes it stuck
 MAX_MIRRORS = 64  # shadow requests under way at once; past that, requests are not mirrored
 
 
@@ -77,30 +86,47 @@ async def send(route: Route, head: bytes, body: bytes, deadline: float, *,
             woken = True
             continue
         assert backend is not None  # without `queue`, a None went to NoInstance above
+        if queue and loop.time() >= deadline:
+            raise Overdue(route.node)  # its turn came too late: do not run it for no one
         if admit is not None:
             admit(backend)
         tried.add(backend.instance_id)
-        backend.in_flight += 1
-        sent = loop.time()
         try:
-            async with asyncio.timeout_at(deadline):
-                status, headers, data = await backend.pool.request(head, body)
-            return status, headers, data, backend
+            status, headers, data = await _attempt(route, backend, head, body, deadline,
+                                                   stuck_after_s)
         except SendFailed:
             continue
-        except TimeoutError:
-            if stuck_after_s is not None and loop.time() - sent >= stuck_after_s:
-                route.on_stuck(backend)
-            raise
-        finally:
-            backend.in_flight -= 1
-            if queue:
-                route.wake_waiters()
+        return status, headers, data, backend
+
+
+async def _attempt(route: Route, backend: Backend, head: bytes, body: bytes, deadline: float,
+                   stuck_after_s: float | None) -> tuple[int, dict[str, str], bytes]:
+    """One try on `backend`; its time there counts into the node's mean service time."""
+    loop = asyncio.get_running_loop()
+    backend.in_flight += 1
+    sent = loop.time()
+    try:
+        async with asyncio.timeout_at(deadline):
+            answer = await backend.pool.request(head, body)
+    except TimeoutError:
+        route.served(loop.time() - sent)  # at least this long: the estimate errs high
+        # on the instance for (about) the whole request timeout, not after a wait
+        if stuck_after_s is not None and loop.time() - sent >= STUCK_SHARE * stuck_after_s:
+            route.on_stuck(backend)
+        raise
+    finally:
+        backend.in_flight -= 1
+        route.wake_waiters()  # its slot is free
+    route.served(loop.time() - sent)
+    return answer
 
 
 async def _wait_turn(route: Route, deadline: float, first: bool) -> None:
-    """Wait in the node's queue, or be refused at once when it is full."""
-    if not first and len(route.queue) >= route.queue_limit:
+    """Wait in the node's queue, or be refused at once when it is full or its wait would
+    take much of the time the request has left (it could not be served in time)."""
+    left = deadline - asyncio.get_running_loop().time()
+    if not first and (len(route.queue) >= route.queue_limit
+                      or route.expected_wait() > WAIT_SHARE * left):
         raise QueueFull(route.node)
     try:
         await route.wait_turn(deadline, first)

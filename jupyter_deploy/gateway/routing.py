@@ -23,7 +23,9 @@ from .upstream import Pool
 
 MAX_BYTES = 16 * 1024 * 1024  # of a request and of its answer, for callers
 UPSTREAM_BYTES = MAX_BYTES * 3 // 2  # to and from an instance: 16 MB of gRPC bytes as base64
-QUEUE_FACTOR = 4  # a node's default queue: this many requests per instance's slot
+QUEUE_FACTOR = 16  # a node's default queue: this many requests per instance's slot
+WAIT_SHARE = 0.5  # of its time left, the most a request is expected to wait in the queue
+SERVICE_WEIGHT = 0.2  # of the newest answer in the running mean of a node's service time
 
 
 def new_key() -> str:
@@ -91,6 +93,7 @@ class Route:
     max_queue: int | None = None  # requests waiting for a slot; None: QUEUE_FACTOR per slot
     expose_tracebacks: bool = False  # anonymous callers of a public alias see them too
     queue: deque[asyncio.Future[None]] = field(default_factory=deque)
+    service_s: float = 0.0  # running mean of the time a request takes on an instance; 0: none
     # set by Routes: a request ran past the request timeout there; a request was refused
     on_stuck: Callable[[Backend], None] = lambda backend: None
     reject: Callable[[str], None] = lambda reason: None
@@ -110,6 +113,16 @@ class Route:
             return self.max_queue
         return QUEUE_FACTOR * self.slots * max(1, len(self.backends))
 
+    def served(self, seconds: float) -> None:
+        """Count one request's time on an instance into the node's mean service time."""
+        self.service_s = seconds if not self.service_s else (
+            self.service_s + SERVICE_WEIGHT * (seconds - self.service_s))
+
+    def expected_wait(self) -> float:
+        """Seconds a request joining the queue now should wait for a slot (0: unknown)."""
+        slots = self.slots * sum(not b.stuck for b in self.backends.values())
+        return (len(self.queue) + 1) * self.service_s / slots if slots else 0.0
+
     def has_instance(self, exclude: set[str]) -> bool:
         """Whether an instance not in `exclude` exists, in balancing or not (stuck)."""
         return any(b not in exclude for b in self.backends)
@@ -121,6 +134,8 @@ class Route:
     def wake_waiters(self, every: bool = False) -> None:
         """Give the slots free now to the requests first in the queue (`every`: wake them
         all, to look again: the last instance went)."""
+        if not self.queue:
+            return
         free = len(self.queue) if every else sum(
             max(0, self.slots - b.in_flight) for b in self.backends.values() if not b.stuck)
         while free > 0 and self.queue:

@@ -21,7 +21,7 @@ from jupyter_deploy.gateway.routing import Routes
 from ..conftest import checkpoint_body
 from .test_gateway import post
 
-RAISER = checkpoint_body("raiser", "offset = 1\nratio = a / b + offset", "a:float,b:float",
+RAISER = checkpoint_body("raiser", "shift = 1\nratio = a / b + shift", "a:float,b:float",
                          "ratio", a=1.0, b=1.0)
 GREETER = checkpoint_body("greeter", "greeting = f'{word} x {times + 1}'", "word:str,times:int",
                           "greeting", word="hi", times=1)
