@@ -23,6 +23,7 @@ from .routing import (
     WAIT_SHARE,
     AliasRoute,
     Backend,
+    QueueFull,
     Route,
     Routes,
     sticky_point,
@@ -38,10 +39,6 @@ MAX_MIRRORS = 64  # shadow requests under way at once; past that, requests are n
 
 class NoInstance(Exception):
     """No healthy instance could take the request."""
-
-
-class QueueFull(Exception):
-    """The node's queue is at its bound: the caller should come back later (429)."""
 
 
 class Overdue(Exception):

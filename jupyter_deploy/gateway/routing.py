@@ -74,6 +74,31 @@ class Backend:
     stuck: bool = False
 
 
+class QueueFull(Exception):
+    """The node's queue is at its bound, or could not serve the request in time (429)."""
+
+
+class Turn:
+    """A request's place in a node's queue: woken for a slot, or refused."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def woken(self) -> bool:
+        return self.future.done() and not self.future.cancelled() and \
+            self.future.exception() is None
+
+    def set_result(self, value: None) -> None:
+        self.future.set_result(value)
+
+    def set_exception(self, exc: Exception) -> None:
+        self.future.set_exception(exc)
+
+
 @dataclass
 class Route:
     node: str
@@ -92,7 +117,7 @@ class Route:
     slots: int = 1  # requests an instance is sent at once (its target concurrency)
     max_queue: int | None = None  # requests waiting for a slot; None: QUEUE_FACTOR per slot
     expose_tracebacks: bool = False  # anonymous callers of a public alias see them too
-    queue: deque[asyncio.Future[None]] = field(default_factory=deque)
+    queue: deque[Turn] = field(default_factory=deque)
     service_s: float = 0.0  # running mean of the time a request takes on an instance; 0: none
     # set by Routes: a request ran past the request timeout there; a request was refused
     on_stuck: Callable[[Backend], None] = lambda backend: None
@@ -114,9 +139,23 @@ class Route:
         return QUEUE_FACTOR * self.slots * max(1, len(self.backends))
 
     def served(self, seconds: float) -> None:
-        """Count one request's time on an instance into the node's mean service time."""
+        """Count one request's time on an instance into the node's mean service time; the
+        waiters that would not be admitted now (a first burst, before any answer came) are
+        refused (QueueFull) at once rather than left to miss their deadline."""
         self.service_s = seconds if not self.service_s else (
             self.service_s + SERVICE_WEIGHT * (seconds - self.service_s))
+        slots = self.slots * sum(not b.stuck for b in self.backends.values())
+        if not self.queue or not slots:
+            return
+        now = asyncio.get_running_loop().time()
+        position = 0
+        for turn in self.queue:
+            if turn.done():
+                continue
+            position += 1
+            if position * self.service_s / slots > WAIT_SHARE * (turn.deadline - now):
+                turn.set_exception(QueueFull(self.node))
+                position -= 1  # it leaves: those behind it move up
 
     def expected_wait(self) -> float:
         """Seconds a request joining the queue now should wait for a slot (0: unknown)."""
@@ -147,16 +186,16 @@ class Route:
     async def wait_turn(self, deadline: float, first: bool = False) -> None:
         """Wait in the queue for a slot, by the loop's `deadline`; `first`: at its head (it
         was woken, and another request took the slot). Raises TimeoutError at the deadline."""
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        turn = Turn(deadline)
         if first:
             self.queue.appendleft(turn)
         else:
             self.queue.append(turn)
         try:
             async with asyncio.timeout_at(deadline):
-                await turn
+                await turn.future
         except BaseException:
-            if turn.done() and not turn.cancelled():
+            if turn.woken():
                 self.wake_waiters()  # woken as it gave up: the slot goes to the next one
             with contextlib.suppress(ValueError):
                 self.queue.remove(turn)

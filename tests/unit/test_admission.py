@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from jupyter_deploy.gateway.routing import QUEUE_FACTOR, Routes
+from jupyter_deploy.gateway.routing import QUEUE_FACTOR, QueueFull, Routes
 from jupyter_deploy.types import InputCheck
 
 
@@ -115,3 +115,31 @@ def test_the_expected_wait_counts_the_queue_and_the_instances_in_balancing():
         return found
 
     assert asyncio.run(waits()) == pytest.approx([0.0, 0.1, 0.2])
+
+
+def test_the_first_answer_refuses_the_waiters_it_could_not_serve_in_time():
+    async def shed() -> list[str]:
+        route = _routes().nodes["n"]
+        route.backends["i0"].in_flight = 1
+        loop = asyncio.get_running_loop()
+        outcomes: list[str] = []
+
+        async def wait() -> None:
+            try:
+                await route.wait_turn(loop.time() + 1.0)
+                outcomes.append("woken")
+            except QueueFull:
+                outcomes.append("refused")
+
+        tasks = [asyncio.create_task(wait()) for _ in range(8)]
+        await asyncio.sleep(0.01)
+        route.served(0.2)  # 0.2 s each: only the first two fit in half of the second left
+        await asyncio.sleep(0.01)
+        route.backends["i0"].in_flight = 0
+        for _ in range(2):  # the slot is free twice (each woken request took no slot here)
+            route.wake_waiters()
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*tasks)
+        return outcomes
+
+    assert sorted(asyncio.run(shed())) == ["refused"] * 6 + ["woken"] * 2
