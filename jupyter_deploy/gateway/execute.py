@@ -106,7 +106,7 @@ async def _attempt(route: Route, backend: Backend, head: bytes, body: bytes, dea
         async with asyncio.timeout_at(deadline):
             answer = await backend.pool.request(head, body)
     except TimeoutError:
-        route.served(loop.time() - sent)  # at least this long: the estimate errs high
+        route.served(loop.time() - sent, answered=False)  # at least this long: errs high
         # on the instance for (about) the whole request timeout, not after a wait
         if stuck_after_s is not None and loop.time() - sent >= STUCK_SHARE * stuck_after_s:
             route.on_stuck(backend)

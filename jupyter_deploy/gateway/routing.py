@@ -138,14 +138,15 @@ class Route:
             return self.max_queue
         return QUEUE_FACTOR * self.slots * max(1, len(self.backends))
 
-    def served(self, seconds: float) -> None:
-        """Count one request's time on an instance into the node's mean service time; the
-        waiters that would not be admitted now (a first burst, before any answer came) are
-        refused (QueueFull) at once rather than left to miss their deadline."""
+    def served(self, seconds: float, answered: bool = True) -> None:
+        """Count one request's time on an instance into the node's mean service time. On
+        an answer, the waiters that would not be admitted now (a first burst, before any
+        answer came) are refused (QueueFull) at once rather than left to miss their
+        deadline; a timeout refuses none (they wait out their own deadline)."""
         self.service_s = seconds if not self.service_s else (
             self.service_s + SERVICE_WEIGHT * (seconds - self.service_s))
         slots = self.slots * sum(not b.stuck for b in self.backends.values())
-        if not self.queue or not slots:
+        if not answered or not self.queue or not slots:
             return
         now = asyncio.get_running_loop().time()
         position = 0

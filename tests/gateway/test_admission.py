@@ -207,6 +207,7 @@ def test_a_stuck_instance_gets_no_more_requests_and_is_replaced(service):
                 i["status"] == "Healthy" and i["id"] != stuck for i in now["instances"])
 
         wait_for(replaced, timeout=20, message="the stuck instance to be replaced")
+        print(f"\nstuck instance replaced {time.monotonic() - timed_out:.1f} s after its 504")
         assert time.monotonic() - timed_out <= 20
         assert not alive(first[stuck]["pid"])
     finally:
