@@ -33,6 +33,7 @@ ERRORS: dict[str, Kind] = {
     "request_timeout": Kind(408, "DEADLINE_EXCEEDED"),
     "payload_too_large": Kind(413, "RESOURCE_EXHAUSTED"),
     "invalid_input": Kind(422, "INVALID_ARGUMENT"),
+    "queue_full": Kind(429, "RESOURCE_EXHAUSTED"),  # the node's queue: come back later
     "headers_too_large": Kind(431, "RESOURCE_EXHAUSTED"),
     "abandoned": Kind(499, "CANCELLED"),  # the caller went away before its turn
     "internal": Kind(500, "INTERNAL"),

@@ -106,6 +106,8 @@ class Node:
     sticky: dict[str, str] | None = None  # {"header": NAME} or {"input": NAME}
     suspended: bool = False
     strict: bool = False  # a failed replay check keeps its instances out of balancing
+    max_queue: int | None = None  # requests waiting for an instance; None: 16 per slot
+    expose_tracebacks: bool = False  # anonymous callers of a public alias get them too
     capture: dict[str, Any] | None = None  # {"percent": P, "limit": N}: requests recorded
     replay: dict[str, Any] | None = None  # the latest replay check: status, diff, checked_at
     key_hash: str = ""

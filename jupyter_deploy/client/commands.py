@@ -62,6 +62,8 @@ def add_shared_commands(sub: Any) -> None:
                             help="record this share of the requests with their answers (0: off)")
         parser.add_argument("--capture-limit", type=int, metavar="N",
                             help="requests kept (default 1000), the oldest dropped")
+        parser.add_argument("--expose-tracebacks", action=argparse.BooleanOptionalAction,
+                            help="anonymous callers of a public alias see the cell's traceback")
     node.add_parser("list")
     for action in ("status", "delete", "suspend", "resume"):
         node.add_parser(action).add_argument("node")
@@ -195,12 +197,15 @@ def _literal(text: str) -> Any:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    """`strict` and `capture` of a node, as far as the command gives them."""
+    """`strict`, `expose_tracebacks` and `capture` of a node, as far as the command gives
+    them."""
     options: dict[str, Any] = {}
     if args.strict:
         options["strict"] = True
     elif args.strict is False:
         options["strict"] = False
+    if args.expose_tracebacks is not None:
+        options["expose_tracebacks"] = args.expose_tracebacks
     if args.capture is not None or args.capture_limit is not None:
         percent = args.capture
         capture = {} if percent is None else {

@@ -42,6 +42,9 @@ class DeployApp(ExtensionApp):
     gateway_grpc_port = Integer(8891, config=True,
                                 help="gRPC port of the gateway (0: any free port).")
     request_timeout = Float(15.0, config=True, help="Seconds a gateway request may take.")
+    gateway_public_url = Unicode("", config=True, help=(
+        "The gateway's URL as callers reach it (behind a proxy, say): the server of the "
+        "OpenAPI documents. Default: the gateway's own address."))
     log_max_bytes = Integer(10 * 1024 * 1024, config=True,
                             help="Size at which an instance's log file is rotated.")
     log_files = Integer(3, config=True,
@@ -67,6 +70,7 @@ class DeployApp(ExtensionApp):
         self.service = DeployService(
             self.state_dir, gateway_host=self.gateway_host, gateway_port=self.gateway_port,
             gateway_grpc_port=self.gateway_grpc_port, request_timeout_s=self.request_timeout,
+            gateway_public_url=self.gateway_public_url,
             log=self.log, log_max_bytes=self.log_max_bytes, log_files=self.log_files,
             events_per_subject=self.events_kept,
             base_image=self.base_image, instance_configs=self.instance_configs,

@@ -20,7 +20,7 @@ from ..http.framing import Limits
 from ..http.listener import HttpServer
 from ..http.messages import Request, Response
 from . import openapi, passthrough
-from .auth import refusal
+from .auth import holds_key, refusal
 from .capture import Recorder
 from .execute import Mirrors, execute, execute_alias
 from .ids import request_id
@@ -54,9 +54,10 @@ class Gateway:
 
     def __init__(self, routes: Routes, request_timeout_s: float = 15.0,
                  idle_timeout_s: float = 300.0, describe: Describe | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, public_url: str = "") -> None:
         self.routes = routes
         self.limits = limits or Limits()  # what one connection of a stranger may cost
+        self.public_url = public_url.rstrip("/")  # what documents name as their server
         self.describe = describe or (lambda kind, name: None)
         self.request_timeout_s = request_timeout_s
         self.idle_timeout_s = idle_timeout_s
@@ -66,6 +67,7 @@ class Gateway:
         self.proto_text: Callable[[str], str | None] = lambda node: None  # node -> .proto
         self.metrics = GatewayMetrics()
         self.oip = OipRest(self)  # the Open Inference Protocol under /v2
+        routes.on_reject.append(self.metrics.reject)
 
     async def listen(self, host: str, port: int) -> int:
         """Start serving; return the bound port (useful when `port` is 0)."""
@@ -156,8 +158,9 @@ class Gateway:
         if described is None:
             return error("not_found", f"unknown {kind} {name!r}", field=kind)
         checkpoint, public = described
-        host = request.headers.get("host") or f"{self.host}:{self.port}"
-        document = openapi.document(kind, name, checkpoint, f"http://{host}", public)
+        # never the Host header: a caller must not choose where the document sends others
+        server = self.public_url or f"http://{self.host}:{self.port}"
+        document = openapi.document(kind, name, checkpoint, server, public)
         return Response(200, json.dumps(document).encode())
 
     def _proto(self, node: str) -> Response:
@@ -188,12 +191,17 @@ class Gateway:
                 timeout_s: float, call_id: str, limit: int = MAX_BYTES) -> Awaitable[Response]:
         """Run a checked request on a node or an alias, recorded when its node captures."""
         answer: Awaitable[Response]
+        # a request on an instance for the whole request timeout: the instance is stuck
+        stuck_after_s = self.request_timeout_s
         if isinstance(target, AliasRoute):
+            reveal = not target.public or holds_key(target, self.routes.nodes,
+                                                    headers.get("authorization"))
             answer = execute_alias(self.routes, target, body, headers, timeout_s,
-                                   request_id=call_id, limit=limit, mirrors=self.mirrors)
+                                   request_id=call_id, limit=limit, mirrors=self.mirrors,
+                                   reveal=reveal, stuck_after_s=stuck_after_s)
         else:
             answer = execute(self.routes, target, body, timeout_s, headers, request_id=call_id,
-                             limit=limit)
+                             limit=limit, stuck_after_s=stuck_after_s)
         if self.recorder is not None:
             answer = self.recorder.watch(target, body, answer, call_id)
         return answer

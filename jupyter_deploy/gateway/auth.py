@@ -31,3 +31,17 @@ def refusal(target: Route | AliasRoute, what: str, name: str, authorization: str
     code, message = problem
     headers = {"WWW-Authenticate": "Bearer"} if code == "unauthorized" else None
     return error(code, message, headers=headers)
+
+
+def holds_key(target: Route | AliasRoute, routes: dict[str, Route], authorization: str | None
+              ) -> bool:
+    """Whether the caller sent the key of `target` or, for an alias, of one of its nodes:
+    such callers see a cell's traceback."""
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return False
+    key = key.strip()
+    if target.key_matches(key):
+        return True
+    return isinstance(target, AliasRoute) and any(
+        node in routes and routes[node].key_matches(key) for node, _ in target.weights)

@@ -18,17 +18,32 @@ from ..errors import error, status_of, too_large, unavailable, upstream_failure
 from ..http.client import ResponseTooLarge, UpstreamError
 from ..http.messages import Response
 from ..types import invalid_input_body
-from .routing import MAX_BYTES, AliasRoute, Backend, Route, Routes, sticky_point
+from .routing import (
+    MAX_BYTES,
+    WAIT_SHARE,
+    AliasRoute,
+    Backend,
+    QueueFull,
+    Route,
+    Routes,
+    sticky_point,
+)
 from .upstream import SendFailed
 
 EXECUTE_HEAD = b"POST /execute HTTP/1.1\r\nHost: instance\r\nContent-Type: application/json\r\n"
 UPSTREAM_ERRORS = (TimeoutError, ResponseTooLarge, UpstreamError)  # sent, and no answer
 MAX_JSON_DEPTH = 64  # arrays and objects in arrays and objects: deeper bodies get 400
+ARRAY_ENCODINGS = ("list", "base64")  # the values of `x-array-encoding` (its enum)
+STUCK_SHARE = 0.9  # of the request timeout spent on an instance that makes it stuck
 MAX_MIRRORS = 64  # shadow requests under way at once; past that, requests are not mirrored
 
 
 class NoInstance(Exception):
     """No healthy instance could take the request."""
+
+
+class Overdue(Exception):
+    """The request's deadline passed while it waited in the queue: it was never sent (504)."""
 
 
 class InvalidRequest(Exception):
@@ -41,36 +56,80 @@ class InvalidRequest(Exception):
 
 async def send(route: Route, head: bytes, body: bytes, deadline: float, *,
                key: str | None = None, hold: bool = False,
-               admit: Callable[[Backend], None] | None = None
+               admit: Callable[[Backend], None] | None = None, queue: bool = False,
+               stuck_after_s: float | None = None
                ) -> tuple[int, dict[str, str], bytes, Backend]:
     """Send `head` (without Content-Length) and `body` to an instance of the node, by the
     loop's `deadline`; retry elsewhere only if nothing was sent.
 
     A node scaled to zero holds the request until an instance is ready, when `hold`.
     `admit` may refuse the picked instance by raising (the input does not fit its checkpoint).
+    With `queue`, an instance is sent `route.slots` requests at once and the others wait in
+    the node's bounded queue: QueueFull past its bound, Overdue when the deadline passes in
+    it (never sent). A request on an instance for `stuck_after_s` takes it out of balancing.
     Raises NoInstance, or what `UPSTREAM_ERRORS` lists once the request was sent.
     """
     loop = asyncio.get_running_loop()
     tried: set[str] = set()
+    woken = False
     while True:
         backend = route.pick(tried, key)
-        if backend is None:
+        if backend is None and not (queue and route.has_instance(tried)):
             if tried or not (route.hold and hold):
                 raise NoInstance(route.node)
             await _hold(route, deadline - loop.time())
             continue
+        if queue and (backend is None or not route.free(backend) or route.queue and not woken):
+            await _wait_turn(route, deadline, woken)
+            woken = True
+            continue
+        assert backend is not None  # without `queue`, a None went to NoInstance above
+        if queue and loop.time() >= deadline:
+            raise Overdue(route.node)  # its turn came too late: do not run it for no one
         if admit is not None:
             admit(backend)
         tried.add(backend.instance_id)
-        backend.in_flight += 1
         try:
-            async with asyncio.timeout_at(deadline):
-                status, headers, data = await backend.pool.request(head, body)
-            return status, headers, data, backend
+            status, headers, data = await _attempt(route, backend, head, body, deadline,
+                                                   stuck_after_s)
         except SendFailed:
             continue
-        finally:
-            backend.in_flight -= 1
+        return status, headers, data, backend
+
+
+async def _attempt(route: Route, backend: Backend, head: bytes, body: bytes, deadline: float,
+                   stuck_after_s: float | None) -> tuple[int, dict[str, str], bytes]:
+    """One try on `backend`; its time there counts into the node's mean service time."""
+    loop = asyncio.get_running_loop()
+    backend.in_flight += 1
+    sent = loop.time()
+    try:
+        async with asyncio.timeout_at(deadline):
+            answer = await backend.pool.request(head, body)
+    except TimeoutError:
+        route.served(loop.time() - sent, answered=False)  # at least this long: errs high
+        # on the instance for (about) the whole request timeout, not after a wait
+        if stuck_after_s is not None and loop.time() - sent >= STUCK_SHARE * stuck_after_s:
+            route.on_stuck(backend)
+        raise
+    finally:
+        backend.in_flight -= 1
+        route.wake_waiters()  # its slot is free
+    route.served(loop.time() - sent)
+    return answer
+
+
+async def _wait_turn(route: Route, deadline: float, first: bool) -> None:
+    """Wait in the node's queue, or be refused at once when it is full or its wait would
+    take much of the time the request has left (it could not be served in time)."""
+    left = deadline - asyncio.get_running_loop().time()
+    if not first and (len(route.queue) >= route.queue_limit
+                      or route.expected_wait() > WAIT_SHARE * left):
+        raise QueueFull(route.node)
+    try:
+        await route.wait_turn(deadline, first)
+    except TimeoutError:
+        raise Overdue(route.node) from None
 
 
 async def _hold(route: Route, timeout: float) -> None:
@@ -128,12 +187,14 @@ def _passed_on(headers: dict[str, str]) -> bytes:
 
 async def _forward(route: Route, body: bytes, payload: Any, timeout_s: float, key: str | None,
                    extra: dict[str, str], hold: bool = True, passed_on: bytes = b"",
-                   request_id: str = "", limit: int = MAX_BYTES) -> Response | None:
+                   request_id: str = "", limit: int = MAX_BYTES, *, reveal: bool = True,
+                   stuck_after_s: float | None = None) -> Response | None:
     """Run the cell on an instance of the node; None when it has no healthy instance.
 
     The input is checked against the picked instance's checkpoint (during an update,
     instances of two checkpoints serve). The instance logs what the cell prints with
     `request_id`. `extra`: headers of the answer (through an alias, the node that answered).
+    `reveal`: the caller may see the cell's traceback (else only when the node exposes it).
     """
     if route.hold and not hold and not route.backends:
         route.missed += 1  # demand all the same: the node scales up from zero
@@ -149,9 +210,12 @@ async def _forward(route: Route, body: bytes, payload: Any, timeout_s: float, ke
     deadline = asyncio.get_running_loop().time() + timeout_s
     try:
         status, _, data, backend = await send(route, head, body, deadline, key=key, hold=hold,
-                                              admit=admit)
+                                              admit=admit, queue=True,
+                                              stuck_after_s=stuck_after_s)
     except NoInstance:
         return None
+    except (QueueFull, Overdue) as exc:
+        return _refused(route, exc, extra)
     except InvalidRequest as exc:
         return Response(status_of("invalid_input"),
                         json.dumps(invalid_input_body(exc.errors)).encode(), extra or None)
@@ -159,31 +223,69 @@ async def _forward(route: Route, body: bytes, payload: Any, timeout_s: float, ke
         return upstream_failure(exc, limit, extra or None)
     if len(data) > limit:
         return too_large(len(data), limit, extra or None)
+    if status == 500 and not (reveal or route.expose_tracebacks):
+        data = _without_traceback(data)
     return Response(status, data, {**extra, "x-instance-id": backend.instance_id})
+
+
+def _refused(route: Route, exc: QueueFull | Overdue, extra: dict[str, str]) -> Response:
+    """429 (come back later) or 504 (the deadline passed in the queue): never run."""
+    if isinstance(exc, QueueFull):
+        route.reject("queue_full")
+        return error("queue_full", f"node {route.node!r} has {len(route.queue)} requests "
+                     "waiting already; retry later", headers={**extra, "Retry-After": "1"})
+    route.reject("overdue")
+    return error("timeout", "the request waited in the node's queue past its deadline; it "
+                 "was not run", headers=extra or None)
+
+
+def _without_traceback(data: bytes) -> bytes:
+    """A cell's error for an anonymous caller: its name and message, not its traceback."""
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        return data
+    if not isinstance(answer, dict) or "traceback" not in answer:
+        return data
+    answer.pop("traceback")
+    return json.dumps(answer).encode()
+
+
+def _array_encoding(headers: dict[str, str]) -> Response | None:
+    """400 when `x-array-encoding` is not one its document lists."""
+    value = headers.get("x-array-encoding")
+    if value is None or value in ARRAY_ENCODINGS:
+        return None
+    return error("bad_request", f"x-array-encoding must be one of {', '.join(ARRAY_ENCODINGS)}",
+                 field="x-array-encoding")
 
 
 async def execute(routes: Routes, route: Route, body: bytes, timeout_s: float,
                   headers: dict[str, str] | None = None, *, request_id: str = "",
-                  limit: int = MAX_BYTES) -> Response:
+                  limit: int = MAX_BYTES, stuck_after_s: float | None = None) -> Response:
     """Check a request body and run it on the node (`limit`: bytes of the answer)."""
+    headers = headers or {}
     payload, problem = _payload(body)
+    problem = problem or _array_encoding(headers)
     if problem:
         return problem
-    headers = headers or {}
     key = _sticky_key(route.sticky, headers, payload)
     response = await _forward(route, body, payload, timeout_s, key, {},
-                              passed_on=_passed_on(headers), request_id=request_id, limit=limit)
+                              passed_on=_passed_on(headers), request_id=request_id, limit=limit,
+                              stuck_after_s=stuck_after_s)
     return response or unavailable(f"node {route.node!r}")
 
 
 async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers: dict[str, str],
                         timeout_s: float, *, request_id: str = "", limit: int = MAX_BYTES,
-                        mirrors: Mirrors | None = None) -> Response:
-    """Pick a node by weight (or by sticky key); if it has no healthy instance, the others;
-    a node scaled to zero holds the request only when no node of the alias can serve now.
-    One deadline for it all. A share of the requests is mirrored to the shadow node, by
-    `mirrors`."""
+                        mirrors: Mirrors | None = None, reveal: bool = True,
+                        stuck_after_s: float | None = None) -> Response:
+    """Pick a node by weight (or by sticky key); if it has no healthy instance (or its queue
+    is full), the others; a node scaled to zero holds the request only when no node of the
+    alias can serve now. One deadline for it all. A share of the requests is mirrored to
+    the shadow node, by `mirrors`. `reveal`: the caller holds a key (it sees tracebacks)."""
     payload, problem = _payload(body)
+    problem = problem or _array_encoding(headers)
     if problem:
         return problem
     key = _sticky_key(alias.sticky, headers, payload)
@@ -191,7 +293,7 @@ async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers:
     point = sticky_point(key) if key is not None else random.random() * 100
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    response = None
+    response = refused = None
     for hold in (False, True):
         for node in alias.order(point):
             route = routes.nodes.get(node)
@@ -199,11 +301,15 @@ async def execute_alias(routes: Routes, alias: AliasRoute, body: bytes, headers:
                 continue
             node_key = key if key is not None else _sticky_key(route.sticky, headers, payload)
             response = await _forward(route, body, payload, deadline - loop.time(), node_key,
-                                      {"x-node-id": node}, hold, passed_on, request_id, limit)
+                                      {"x-node-id": node}, hold, passed_on, request_id, limit,
+                                      reveal=reveal, stuck_after_s=stuck_after_s)
+            if response is not None and response.status == 429:
+                refused, response = response, None  # full: another node may serve
             if response is not None:
                 break
         if response is not None:
             break
+    response = response or refused
     if response is None:
         return unavailable(f"alias {alias.name!r}")
     shadow = alias.shadow

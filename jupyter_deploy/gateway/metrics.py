@@ -90,6 +90,11 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.nodes = Family(self.registry, "node", "node_id")
         self.aliases = Family(self.registry, "alias", "alias_name")
+        self.rejections = Counter("node_rejections", "Requests the node's admission control "
+                                  "answered without running them: queue_full (429), overdue "
+                                  "(504, its deadline passed in the queue).",
+                                  ["node_id", "reason"], registry=self.registry)
+        self.rejected: dict[tuple[str, str], Any] = {}  # (node, reason) -> its inc()
         self.report = report  # (node, message): a node event, for what is left out
         self.told: set[Clash] = set()  # each clash is an event once, not once per scrape
 
@@ -105,6 +110,13 @@ class GatewayMetrics:
         if node is not None:
             self.nodes.observe(node, path, response.status, seconds, False, protocol)
 
+    def reject(self, node: str, reason: str) -> None:
+        """Count a request of `node` that admission control refused (`reason`)."""
+        inc = self.rejected.get((node, reason))
+        if inc is None:
+            inc = self.rejected[(node, reason)] = self.rejections.labels(node, reason).inc
+        inc()
+
     def observe_grpc(self, node: str | None, alias: str | None, path: str, code: int | str,
                      seconds: float | None, protocol: str = "native") -> None:
         """Count one gRPC call: for the alias it came through, if any, and for the node
@@ -118,6 +130,9 @@ class GatewayMetrics:
         """Drop the series of a node or an alias that is gone."""
         if node is not None:
             self.nodes.forget(node)
+            for key in [key for key in self.rejected if key[0] == node]:
+                del self.rejected[key]
+                self.rejections.remove(*key)
             self.told = {clash for clash in self.told if clash.node != node}
         if alias is not None:
             self.aliases.forget(alias)

@@ -36,16 +36,23 @@ ERROR_SCHEMA = {
 }
 CELL_ERROR_SCHEMA = {
     "type": "object",
-    "description": "The cell raised: its exception, with a traceback numbered as in the cell.",
+    "description": "The cell raised: its exception, with a traceback numbered as in the cell "
+                   "for callers with a key (anonymous callers of a public alias get it only "
+                   "when the node exposes it).",
     "properties": {"error_name": {"type": "string"}, "error_message": {"type": "string"},
                    "traceback": {"type": "array", "items": {"type": "string"}}},
-    "required": ["error_name", "error_message", "traceback"],
+    "required": ["error_name", "error_message"],
 }
 ENCODINGS = """\
 JSON encodings: `bytes` as base64 text; `file` as base64 or `{"filename", "content_type",
 "data"}`; numpy arrays as nested lists or `{"dtype", "shape", "data"}` with the raw
 little-endian bytes in base64 (send `x-array-encoding: base64` to get array outputs that way);
 DataFrames as records, one object per row; NaN and infinities as null."""
+
+
+def base_path(kind: str, name: str) -> str:
+    """Where the gateway serves node or alias `name`: `/v1/nodes/NAME` or `/v1/aliases/NAME`."""
+    return f"/v1/{'nodes' if kind == 'node' else 'aliases'}/{name}"
 
 
 def _fields_schema(fields: list[dict[str, str]]) -> dict[str, Any]:
@@ -71,7 +78,8 @@ def _responses(kind: str, public: bool, answer_content: dict[str, Any]) -> dict[
                 "headers": {"x-instance-id": {"description": "The instance that ran the cell.",
                                               "schema": {"type": "string"}}},
                 "content": {"application/json": answer_content}},
-        "400": _error("The body is not JSON."),
+        "400": _error("The body is not JSON, or `x-array-encoding` is not one of its values "
+                      "(`field` names it)."),
         "404": _error(f"No such {kind}."),
         "413": _error("The request is over 16 MB."),
         "422": _error("Inputs that do not fit their types: each failing field with its path."),
@@ -81,9 +89,12 @@ def _responses(kind: str, public: bool, answer_content: dict[str, Any]) -> dict[
                     {"$ref": "#/components/schemas/CellError"},
                     {"$ref": "#/components/schemas/Error"}]}}}},
         "502": _error("The instance failed, or its answer is over 16 MB."),
+        "429": {**_error(f"The {kind}'s queue is full: retry after `Retry-After` seconds."),
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
         "503": {**_error(f"The {kind} has no healthy instance right now."),
                 "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
-        "504": _error("The cell did not finish within the request timeout."),
+        "504": _error("The cell did not finish within the request timeout, or the request "
+                      "waited in the queue past it (then it was not run)."),
     }
     if not public:
         responses["401"] = _error("No key was sent.")
@@ -96,7 +107,7 @@ def document(kind: str, name: str, checkpoint: dict[str, Any], server: str,
     """The OpenAPI 3.1 document of node or alias `name` serving `checkpoint`."""
     example = checkpoint.get("example") or {}
     request = {"type": "object", "properties": {"input": _fields_schema(checkpoint["inputs"])},
-               "required": ["input"], "additionalProperties": False}
+               "required": ["input"]}
     answer = {"type": "object", "properties": {"output": _fields_schema(checkpoint["outputs"])},
               "required": ["output"]}
     request_content: dict[str, Any] = {"schema": request}
@@ -125,11 +136,11 @@ def document(kind: str, name: str, checkpoint: dict[str, Any], server: str,
             "title": f"{kind} {name}",
             "version": checkpoint["ref"],
             "description": f"Served by jupyter_deploy from checkpoint {checkpoint['ref']}. "
-                           f"The same call: `POST /` with the header `x-{kind}-"
-                           f"{'id' if kind == 'node' else 'alias'}: {name}`.",
+                           "The same call: `POST /` with the header "
+                           f"`{'x-node-id' if kind == 'node' else 'x-node-alias'}: {name}`.",
         },
         "servers": [{"url": server}],
-        "paths": {f"/v1/{kind}s/{name}:execute": {"post": operation}},
+        "paths": {f"{base_path(kind, name)}:execute": {"post": operation}},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": f"The {kind}'s key."}},
@@ -147,7 +158,7 @@ def docs_page(kind: str, name: str) -> bytes:
 <link rel="stylesheet" href="/v1/docs/static/swagger-ui.css"></head>
 <body><div id="docs"></div>
 <script src="/v1/docs/static/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: {json.dumps(f"/v1/{kind}s/{name}/openapi.json")},
+<script>SwaggerUIBundle({{url: {json.dumps(f"{base_path(kind, name)}/openapi.json")},
   dom_id: "#docs", deepLinking: true, tryItOutEnabled: true}});</script>
 </body></html>
 """.encode()

@@ -7,11 +7,15 @@ whole, so a request sees the old routing or the new one, never a mix.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
+import math
 import secrets
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..types import InputCheck
@@ -19,6 +23,9 @@ from .upstream import Pool
 
 MAX_BYTES = 16 * 1024 * 1024  # of a request and of its answer, for callers
 UPSTREAM_BYTES = MAX_BYTES * 3 // 2  # to and from an instance: 16 MB of gRPC bytes as base64
+QUEUE_FACTOR = 16  # a node's default queue: this many requests per instance's slot
+WAIT_SHARE = 0.5  # of its time left, the most a request is expected to wait in the queue
+SERVICE_WEIGHT = 0.2  # of the newest answer in the running mean of a node's service time
 
 
 def new_key() -> str:
@@ -63,6 +70,33 @@ class Backend:
     # where its own metrics are: "" its /metrics, a URL elsewhere, None nowhere
     telemetry: str | None = ""
     in_flight: int = 0
+    # a request ran past the request timeout on it: out of balancing until the cell ends
+    stuck: bool = False
+
+
+class QueueFull(Exception):
+    """The node's queue is at its bound, or could not serve the request in time (429)."""
+
+
+class Turn:
+    """A request's place in a node's queue: woken for a slot, or refused."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def woken(self) -> bool:
+        return self.future.done() and not self.future.cancelled() and \
+            self.future.exception() is None
+
+    def set_result(self, value: None) -> None:
+        self.future.set_result(value)
+
+    def set_exception(self, exc: Exception) -> None:
+        self.future.set_exception(exc)
 
 
 @dataclass
@@ -81,6 +115,14 @@ class Route:
     timeout_s: float = 0.0  # a request's deadline on this node; 0: the gateway's
     idle_timeout_s: float = 0.0  # idle connections to its instances are closed after this
     added: asyncio.Event = field(default_factory=asyncio.Event)
+    slots: int = 1  # requests an instance is sent at once (its target concurrency)
+    max_queue: int | None = None  # requests waiting for a slot; None: QUEUE_FACTOR per slot
+    expose_tracebacks: bool = False  # anonymous callers of a public alias see them too
+    queue: deque[Turn] = field(default_factory=deque)
+    service_s: float = 0.0  # running mean of the time a request takes on an instance; 0: none
+    # set by Routes: a request ran past the request timeout there; a request was refused
+    on_stuck: Callable[[Backend], None] = lambda backend: None
+    reject: Callable[[str], None] = lambda reason: None
 
     def key_matches(self, key: str) -> bool:
         return key_opens(key, self.key_hash)
@@ -88,12 +130,97 @@ class Route:
     @property
     def in_flight(self) -> int:
         """Requests being served or waiting for an instance: the node's load."""
-        return self.waiting + sum(b.in_flight for b in self.backends.values())
+        return self.waiting + len(self.queue) + sum(b.in_flight for b in self.backends.values())
+
+    @property
+    def queue_limit(self) -> int:
+        """How many requests may wait for a slot before the node answers 429."""
+        if self.max_queue is not None:
+            return self.max_queue
+        return QUEUE_FACTOR * self.slots * max(1, len(self.backends))
+
+    def served(self, seconds: float, answered: bool = True) -> None:
+        """Count one request's time on an instance into the node's mean service time. On
+        an answer, the waiters that would not be admitted now (a first burst, before any
+        answer came) are refused (QueueFull) at once rather than left to miss their
+        deadline; a timeout refuses none (they wait out their own deadline)."""
+        self.service_s = seconds if not self.service_s else (
+            self.service_s + SERVICE_WEIGHT * (seconds - self.service_s))
+        slots = self.slots * sum(not b.stuck for b in self.backends.values())
+        if not answered or not self.queue or not slots:
+            return
+        now = asyncio.get_running_loop().time()
+        position = 0
+        for turn in self.queue:
+            if turn.done():
+                continue
+            position += 1
+            if position * self.service_s / slots > WAIT_SHARE * (turn.deadline - now):
+                turn.set_exception(QueueFull(self.node))
+                position -= 1  # it leaves: those behind it move up
+
+    def expected_wait(self) -> float:
+        """Seconds a request joining the queue now should wait for a slot (0: unknown)."""
+        slots = self.slots * sum(not b.stuck for b in self.backends.values())
+        return (len(self.queue) + 1) * self.service_s / slots if slots else 0.0
+
+    def has_instance(self, exclude: set[str]) -> bool:
+        """Whether an instance not in `exclude` exists, in balancing or not (stuck)."""
+        return any(b not in exclude for b in self.backends)
+
+    def free(self, backend: Backend) -> bool:
+        """Whether `backend` has a slot for one more request."""
+        return backend.in_flight < self.slots and not backend.stuck
+
+    def wake_waiters(self, every: bool = False) -> None:
+        """Give the slots free now to the requests first in the queue (`every`: wake them
+        all, to look again: the last instance went)."""
+        if not self.queue:
+            return
+        free = len(self.queue) if every else sum(
+            max(0, self.slots - b.in_flight) for b in self.backends.values() if not b.stuck)
+        while free > 0 and self.queue:
+            turn = self.queue.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                free -= 1
+
+    async def wait_turn(self, deadline: float, first: bool = False) -> None:
+        """Wait in the queue for a slot, by the loop's `deadline`; `first`: at its head (it
+        was woken, and another request took the slot). Raises TimeoutError at the deadline."""
+        turn = Turn(deadline)
+        if first:
+            self.queue.appendleft(turn)
+        else:
+            self.queue.append(turn)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await turn.future
+        except BaseException:
+            if turn.woken():
+                self.wake_waiters()  # woken as it gave up: the slot goes to the next one
+            with contextlib.suppress(ValueError):
+                self.queue.remove(turn)
+            raise
+
+    def set_stuck(self, backend: Backend, stuck: bool) -> None:
+        """Take `backend` out of balancing (a request ran past the timeout), or put it back."""
+        backend.stuck = stuck
+        if not stuck:
+            self.wake_waiters()
+
+    def configure_admission(self, target_concurrency: float, max_queue: int | None) -> None:
+        """Slots per instance from the node's target concurrency, and its queue's bound."""
+        self.slots = max(1, math.ceil(target_concurrency))
+        self.max_queue = max_queue
+        self.wake_waiters()
 
     def pick(self, exclude: set[str], key: str | None = None) -> Backend | None:
         """With a sticky key, the instance that key ranks first (rendezvous hashing: it only
-        moves when that instance goes); else the least-loaded one. `exclude`: tried already."""
-        candidates = [b for b in self.backends.values() if b.instance_id not in exclude]
+        moves when that instance goes); else the least-loaded one. `exclude`: tried already.
+        Instances out of balancing (stuck) are never picked."""
+        candidates = [b for b in self.backends.values()
+                      if b.instance_id not in exclude and not b.stuck]
         if not candidates:
             return None
         if key is not None:
@@ -153,16 +280,23 @@ class Routes:
     def __init__(self) -> None:
         self.nodes: dict[str, Route] = {}
         self.aliases: dict[str, AliasRoute] = {}
+        # (node, instance id): a request ran past the request timeout there (the supervisor)
+        self.on_stuck: list[Callable[[str, str], None]] = []
+        # (node, reason): admission control answered a request without running it (metrics)
+        self.on_reject: list[Callable[[str, str], None]] = []
 
     def add_node(self, node: str, key_hash: str) -> Route:
-        self.nodes[node] = Route(node, key_hash)
-        return self.nodes[node]
+        route = self.nodes[node] = Route(node, key_hash)
+        route.on_stuck = partial(self.stuck, route)
+        route.reject = partial(self.reject, node)
+        return route
 
     def remove_node(self, node: str) -> None:
         route = self.nodes.pop(node, None)
         if route is not None:
             route.hold = False
             self.wake(route)
+            route.wake_waiters(every=True)
             for backend in route.backends.values():
                 backend.pool.close()
 
@@ -172,6 +306,7 @@ class Routes:
         pool = Pool(host, port, UPSTREAM_BYTES, route.idle_timeout_s)
         route.backends[instance_id] = Backend(instance_id, pool, check, telemetry)
         self.wake(route)
+        route.wake_waiters()
 
     @staticmethod
     def wake(route: Route) -> None:
@@ -181,7 +316,26 @@ class Routes:
 
     def remove_backend(self, node: str, instance_id: str) -> Backend | None:
         route = self.nodes.get(node)
-        return route.backends.pop(instance_id, None) if route else None
+        if route is None:
+            return None
+        backend = route.backends.pop(instance_id, None)
+        if not route.backends:
+            route.wake_waiters(every=True)  # none left: the queue gets its answer now
+        return backend
+
+    def stuck(self, route: Route, backend: Backend) -> None:
+        """A request ran past the request timeout on `backend`: out of balancing at once,
+        and the supervisor is told (it puts it back when the cell ends, or replaces it)."""
+        if route.backends.get(backend.instance_id) is not backend or backend.stuck:
+            return
+        route.set_stuck(backend, True)
+        for listener in self.on_stuck:
+            listener(route.node, backend.instance_id)
+
+    def reject(self, node: str, reason: str) -> None:
+        """Count a request admission control answered without running it."""
+        for listener in self.on_reject:
+            listener(node, reason)
 
     def set_alias(self, name: str, key_hash: str, public: bool, nodes: dict[str, int],
                   shadow: dict[str, Any] | None, sticky: dict[str, str] | None) -> None:

@@ -44,7 +44,7 @@ class DeployService:
                  log_max_bytes: int = 10 * 1024 * 1024, log_files: int = 3,
                  base_image: str = "", instance_configs: dict[str, Any] | None = None,
                  keep_containers: bool = True, events_per_subject: int = EVENTS_PER_SUBJECT,
-                 **supervisor_options: Any) -> None:
+                 gateway_public_url: str = "", **supervisor_options: Any) -> None:
         self.state_dir = Path(state_dir)
         self.log_max_bytes = log_max_bytes
         self.log_files = log_files
@@ -52,6 +52,7 @@ class DeployService:
         self.gateway_port = gateway_port
         self.gateway_grpc_port = gateway_grpc_port
         self.request_timeout_s = request_timeout_s
+        self.gateway_public_url = gateway_public_url  # "": the gateway's own address
         self.log = log or logging.getLogger("jupyter_deploy")
         self.supervisor_options = supervisor_options
         self.base_image = base_image  # "": the local base image if there is one, else public
@@ -82,7 +83,7 @@ class DeployService:
             self.keep_containers, lambda node, line: self.supervisor.note(node, line), self.log,
             self.log_max_bytes, self.log_files)
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s,
-                               describe=self.describe)
+                               describe=self.describe, public_url=self.gateway_public_url)
         self.gateway.recorder = self.recorder = Recorder(self.routes, self.store)
         self.supervisor = Supervisor(self.store, self.runtime, self.routes,
                                      self._checkpoints.input_check,

@@ -9,6 +9,7 @@ from typing import Any
 from ..client import render
 from ..gateway.grpc.server import GrpcGateway
 from ..gateway.oip import examples as oip
+from ..gateway.openapi import base_path
 from ..gateway.routing import Routes
 from ..models import Conflict, NotFound
 from ..supervisor.loop import Supervisor
@@ -47,7 +48,7 @@ class Examples:
         checkpoint, public = described
         example = (checkpoint.get("example") or {}).get("input")
         url = self.gateway_url()
-        base = f"{url}/v1/{kind}s/{name}"
+        base = url + base_path(kind, name)
         key = None if public else f"${kind.upper()}_KEY"
         node = checkpoint["node"]
         typed = self.grpc.example(node, example or {})

@@ -22,6 +22,7 @@ from .autoscale import Samples, desired_instances, plan, window
 from .health import healthy
 from .replay import Replays
 from .startup import Startup
+from .stuck import STUCK_STOP_S, watch_stuck
 from .transitions import Checks, Event, after_check, next_status, replace_due, restart_delay
 
 NO_INPUTS = InputCheck([])  # what a Docker-image node's requests are checked against
@@ -59,6 +60,7 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self.replays = Replays(store, self._emit, replay_timeout_s)
+        routes.on_stuck.append(self._stuck)
         self.startup = Startup(runtime, store.checkpoint_dir, self.replays, self,
                                startup_timeout_s, self.log)
 
@@ -128,6 +130,8 @@ class Supervisor:
         route.sticky, route.capture = node.sticky, node.capture
         route.passthrough, route.protocol = node.from_image, node.protocol
         route.timeout_s, route.idle_timeout_s = node.session_timeout_s, node.idle_timeout_s
+        route.configure_admission(node.autoscale.target_concurrency, node.max_queue)
+        route.expose_tracebacks = node.expose_tracebacks
         route.hold = node.min == 0 and not node.suspended
         if not route.hold:
             self.routes.wake(route)  # requests held until now get their answer (503)
@@ -293,22 +297,26 @@ class Supervisor:
             self.transition(node, instance, event, f"{checks.fails} checks failed")
             self.failed(node)
 
-    def begin_stop(self, node: Node, instance: Instance, reason: str) -> None:
-        """Cancel what the instance was doing; it drains and stops in a task of its own."""
+    def begin_stop(self, node: Node, instance: Instance, reason: str, *,
+                   force: bool = False) -> None:
+        """Cancel what the instance was doing; it drains and stops in a task of its own
+        (`force`: no draining, and killed soon after SIGTERM)."""
         task = self._tasks.get(instance.id)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
         self.transition(node, instance, Event.STOP, reason)
-        self._spawn(instance, self._remove(node, instance, drain=True))
+        self._spawn(instance, self._remove(node, instance, drain=not force,
+                                           stop_timeout_s=STUCK_STOP_S if force else None))
 
-    async def _remove(self, node: Node, instance: Instance, drain: bool) -> None:
+    async def _remove(self, node: Node, instance: Instance, drain: bool,
+                      stop_timeout_s: float | None = None) -> None:
         """Take the instance out of balancing, let its requests finish, then stop it."""
         backend = self.routes.remove_backend(node.name, instance.id)
         if backend is not None and drain:
             await self._drain(backend)
         if backend is not None:
             backend.pool.close()
-        await self.runtime.stop(instance, self.stop_timeout_s)
+        await self.runtime.stop(instance, stop_timeout_s or self.stop_timeout_s)
         self._forget_instance(node, instance)
 
     async def _drain(self, backend: Backend) -> None:
@@ -327,6 +335,18 @@ class Supervisor:
         self._emit(node.name, instance.id, None, "removed")
         self._update_node_status(node)
         self._wake.set()
+
+    # stuck instances (issue 11) -------------------------------------------------------------
+
+    def _stuck(self, name: str, instance_id: str) -> None:
+        """The gateway took an instance out of balancing: a request ran past the timeout."""
+        node = self.nodes.get(name)
+        instance = self.instances.get(name, {}).get(instance_id)
+        if node is None or instance is None or instance.status is InstanceStatus.DELETING:
+            return
+        self._emit(name, instance_id, None, "out of balancing: a request ran past the "
+                   "request timeout")
+        self._spawn(instance, watch_stuck(self, self.routes, node, instance))
 
     # statuses -----------------------------------------------------------------------------
 

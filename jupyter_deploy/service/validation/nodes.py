@@ -14,9 +14,10 @@ from .names import is_whole as _whole
 RUNTIMES = ("process", "docker")
 MAX_INSTANCES = 64
 NODE_FIELDS = {"min", "max", "env", "health", "autoscale", "maintenance_limit", "sticky",
-               "checkpoint", "strict", "capture"}
+               "checkpoint", "strict", "capture", "max_queue", "expose_tracebacks"}
 CAPTURE_LIMIT = 1000  # captured requests kept per node unless the node says otherwise
 MAX_CAPTURE_LIMIT = 100_000
+MAX_QUEUE = 10_000  # requests a node's queue may hold
 
 
 def new_node_runtime(body: dict[str, Any]) -> str:
@@ -73,8 +74,19 @@ def apply_node_settings(node: Node, body: dict[str, Any], creating: bool = False
     sticky = sticky_rule(body["sticky"], "sticky") if "sticky" in body else node.sticky
     strict = flag(body, "strict", node.strict)
     capture = capture_rule(body["capture"], node.capture) if "capture" in body else node.capture
+    queue = queue_bound(body["max_queue"]) if "max_queue" in body else node.max_queue
+    expose = flag(body, "expose_tracebacks", node.expose_tracebacks)
     node.min, node.max, node.env, node.health, node.autoscale = low, high, env, health, autoscale
     node.maintenance_limit, node.sticky, node.strict, node.capture = limit, sticky, strict, capture
+    node.max_queue, node.expose_tracebacks = queue, expose
+
+
+def queue_bound(value: Any) -> int | None:
+    """`null` (the default: a few requests per instance) or a whole number of requests."""
+    if value is not None and (not _whole(value) or not 0 <= value <= MAX_QUEUE):
+        raise InvalidInput(f"max_queue must be null or a whole number from 0 to {MAX_QUEUE}",
+                           field="max_queue")
+    return value
 
 
 def instance_range(body: dict[str, Any], default_min: int, default_max: int,
