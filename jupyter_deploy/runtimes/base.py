@@ -30,6 +30,13 @@ class Runtime(ABC):
     async def stop(self, instance: Instance, timeout_s: float) -> None:
         """Ask it to stop; force it after `timeout_s`; release everything it held."""
 
+    def ended(self, instance: Instance) -> str:
+        """Why the instance is no longer running, for its event."""
+        return f"the instance exited (code {self.exit_code(instance)})"
+
+    async def sweep(self) -> None:  # noqa: B027 - most runtimes leave nothing behind
+        """Stop what a previous start of the service left running and nobody adopts."""
+
     def detach(self, instance: Instance) -> bool:
         """Whether the instance keeps running when the service stops (to be adopted)."""
         return False
@@ -68,6 +75,13 @@ class Runtimes(Runtime):
 
     def detach(self, instance: Instance) -> bool:
         return self.of(instance).detach(instance)
+
+    def ended(self, instance: Instance) -> str:
+        return self.of(instance).ended(instance)
+
+    async def sweep(self) -> None:
+        for runtime in self.runtimes.values():
+            await runtime.sweep()
 
     async def close(self) -> None:
         for runtime in self.runtimes.values():

@@ -27,6 +27,10 @@ def main() -> None:
                         help="size at which the log file is rotated")
     parser.add_argument("--log-files", type=int, default=3,
                         help="log files kept, the current one included")
+    parser.add_argument("--lease", type=Path,
+                        help="the state folder's lease: stop when no service holds it")
+    parser.add_argument("--lease-grace", type=float, default=30.0,
+                        help="seconds without a service holding the lease before stopping")
     args = parser.parse_args()
     if args.log_file:
         capture(args.log_file, args.log_max_bytes, args.log_files)
@@ -41,7 +45,7 @@ def main() -> None:
         sock.bind((args.host, args.port))
         sock.listen(128)
         fd = sock.detach()
-    asyncio.run(serve(args.checkpoint, fd, args.busy_limit))
+    asyncio.run(serve(args.checkpoint, fd, args.busy_limit, args.lease, args.lease_grace))
 
 
 if __name__ == "__main__":
