@@ -2,8 +2,10 @@
 
 The service holds a POSIX write lock on the folder's `service.lock` while it runs (the kernel
 drops it the moment the service dies, `kill -9` included). Workers test it with F_GETLK,
-which takes nothing, and stop when no service has held it for a grace period. A starting
-service stops every worker of its folder that it does not adopt (issue 12).
+which takes nothing, and stop when the service that started them has not held it for a
+grace period: gone, or replaced by one that did not adopt them (process instances are not
+adopted yet). A starting service also stops every worker of its folder it does not adopt
+(issue 12).
 """
 
 from __future__ import annotations
@@ -26,16 +28,16 @@ def hold(file: IO[str]) -> None:
     fcntl.lockf(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def held(path: Path) -> bool:
-    """Whether a live service holds the lease at `path`."""
+def holder(path: Path) -> int:
+    """The pid of the live service holding the lease at `path`; 0 when none does."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return False
+        return 0
     try:
         probe = struct.pack(FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
-        kind = struct.unpack(FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, probe))[0]
-        return bool(kind != fcntl.F_UNLCK)
+        kind, _, _, _, pid = struct.unpack(FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, probe))
+        return 0 if kind == fcntl.F_UNLCK else int(pid)
     finally:
         os.close(fd)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from .logs import capture
 
 
 def main() -> None:
+    owner = os.getppid()  # first: a service killed while we start is seen gone at once
     parser = argparse.ArgumentParser(prog="python -m jupyter_deploy.worker")
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
     where = parser.add_mutually_exclusive_group(required=True)
@@ -45,7 +47,8 @@ def main() -> None:
         sock.bind((args.host, args.port))
         sock.listen(128)
         fd = sock.detach()
-    asyncio.run(serve(args.checkpoint, fd, args.busy_limit, args.lease, args.lease_grace))
+    asyncio.run(serve(args.checkpoint, fd, args.busy_limit, args.lease, args.lease_grace,
+                      owner))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..errors import error
 from ..http.server import HttpServer, Request, Response
-from ..runtimes.lease import held
+from ..runtimes.lease import holder
 from ..runtimes.memory import RECYCLE_EXIT
 from ..types import InputCheck, invalid_input_body
 from ..types.values import Mismatch, decode, encode_fields, json_default, needs_decoding
@@ -204,9 +204,10 @@ class Worker:
 
 
 async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
-                lease: Path | None = None, lease_grace_s: float = 30.0) -> None:
+                lease: Path | None = None, lease_grace_s: float = 30.0, owner: int = 0) -> None:
     """Serve on the listening socket passed as `fd` until SIGTERM, a MemoryError (exit
-    RECYCLE_EXIT), or no service holding the state folder's `lease` for `lease_grace_s`."""
+    RECYCLE_EXIT), or the state folder's `lease` not held by `owner` (the service that
+    started us) for `lease_grace_s`."""
     import signal
     import socket
 
@@ -215,7 +216,8 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
     worker.stop = stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     # watched from the first moment: a service that died while we started is noticed too
-    watch = asyncio.create_task(_watch_lease(lease, lease_grace_s, stop)) if lease else None
+    watch = asyncio.create_task(_watch_lease(lease, lease_grace_s, owner, stop)) \
+        if lease else None
     sock = socket.socket(fileno=fd)
     server = HttpServer(worker, MAX_BODY)
     await server.start(sock)
@@ -240,18 +242,19 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
         sys.exit(RECYCLE_EXIT)
 
 
-async def _watch_lease(lease: Path, grace_s: float, stop: asyncio.Event) -> None:
-    """Set `stop` once no service has held the state folder's lease for `grace_s`."""
+async def _watch_lease(lease: Path, grace_s: float, owner: int, stop: asyncio.Event) -> None:
+    """Set `stop` once `owner` has not held the state folder's lease for `grace_s`."""
     loop = asyncio.get_running_loop()
     lost_at: float | None = None
     while not stop.is_set():
         now = loop.time()
-        if held(lease):
+        if holder(lease) == owner:
             lost_at = None
         elif lost_at is None:
             lost_at = now
         elif now - lost_at >= grace_s:
-            log.warning("no deploy service has held %s for %g s; stopping", lease, grace_s)
+            log.warning("the deploy service that started this instance has not held %s for "
+                        "%g s; stopping", lease, grace_s)
             stop.set()
             return
         with contextlib.suppress(TimeoutError):

@@ -138,7 +138,7 @@ def test_a_worker_stops_once_no_service_holds_the_folder_lease(tmp_path: Path) -
     try:
         wait_for(lambda: orphan.poll() is not None, timeout=10, message="the worker to stop")
         assert time.monotonic() - started < 5
-        assert "no deploy service has held" in (tmp_path / "worker.log").read_text()
+        assert "the deploy service that started this instance has not held" in (tmp_path / "worker.log").read_text()
     finally:
         orphan.kill()
         orphan.wait()
