@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Instance, Node
-from . import engine
+from . import engine, secretfiles
 from .base import Runtime
 from .limits import Limits, limits
 from .logfiles import RotatingLog
@@ -160,7 +160,8 @@ class DockerRuntime(Runtime):
         log_path = self.log_dir / node.name / f"{instance.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         instance.log_path = str(log_path)
-        container = await asyncio.to_thread(engine.run, client, tag, options)
+        container = await asyncio.to_thread(secretfiles.run, client, tag, options,
+                                            secretfiles.files_of(self.secrets(node.name)))
         instance.container_id = container.id
         self._watch()
         self._states[container.id] = (True, None)

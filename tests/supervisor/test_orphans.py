@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def test_kill_9_at_any_point_leaves_no_orphans(tmp_path: Path) -> None:
             name = f"n{step}"
             if kind == "create" and answered.is_set():
                 expected.add(name)
-            wait_for(lambda: settled(service), timeout=60,
+            wait_for(partial(settled, service), timeout=60,
                      message=f"the nodes to settle after a kill during {kind} ({step})")
             nodes = [n["name"] for n in service.client.nodes()]
             assert len(nodes) == len(set(nodes)), nodes  # none duplicated

@@ -1,0 +1,65 @@
+"""Containers under issue 12: secrets as files in /run/secrets (0400, the container's user),
+kept out of `docker inspect`; the default memory limit applies to containers too."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from jupyter_deploy.client import ClientError
+
+from ..conftest import Service, standalone
+from .test_docker import app_image, containers, engine, image_node  # noqa: F401 - fixtures
+
+TLS_KEY = "-----BEGIN KEY-----\nk3y-7c1d9e\n-----END KEY-----\n"
+PASSWORD = "pw-5e4d3c2b1a"
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with standalone(tmp_path_factory.mktemp("docker-secrets"),
+                    "--DeployApp.default_memory_mb=300") as running:
+        yield running
+
+
+def test_secret_files_are_0400_files_of_the_user_and_not_in_inspect(
+        limited: Service, engine: Any, app_image: Any) -> None:  # noqa: F811
+    image_node(limited, "vault", runtime="docker", secrets={"DB_PASSWORD": PASSWORD},
+               secret_files={"tls.key": TLS_KEY})
+    [container] = containers(engine, "vault")
+    user = container.attrs["Config"]["User"]
+    listing = container.exec_run(["stat", "-c", "%a %u:%g %n", "/run/secrets/tls.key"])
+    assert listing.exit_code == 0, listing.output
+    mode, owner, _ = listing.output.decode().split()
+    assert mode == "400" and owner == user, (listing.output, user)
+    read = container.exec_run(["cat", "/run/secrets/tls.key"], user=user)
+    assert read.output.decode() == TLS_KEY
+    inspected = json.dumps(engine.api.inspect_container(container.id))
+    assert TLS_KEY.splitlines()[1] not in inspected  # the file secret is not shown
+    assert PASSWORD in inspected  # an environment secret is: the difference to document
+    assert "file:tls.key" in limited.client.node("vault")["secrets"]  # names only
+    assert TLS_KEY.splitlines()[1] not in json.dumps(limited.client.node("vault"))
+    limited.client.delete_node("vault")
+
+
+def test_the_default_memory_limit_applies_to_containers(
+        limited: Service, engine: Any, app_image: Any) -> None:  # noqa: F811
+    image_node(limited, "bounded", runtime="docker")
+    [container] = containers(engine, "bounded")
+    assert container.attrs["HostConfig"]["Memory"] == 300 << 20
+    limited.client.delete_node("bounded")
+
+
+def test_a_bad_secret_file_is_refused_with_its_field(limited: Service) -> None:
+    for files, field in (({"../etc": "x"}, "secret_files.../etc"),
+                         ({"k": "x" * (64 * 1024 + 1)}, "secret_files.k"),
+                         ([], "secret_files")):
+        with pytest.raises(ClientError) as caught:
+            limited.client.create_node({"name": "bad", "image": "jupyter-deploy-test-app:latest",
+                                        "port": 8080, "runtime": "docker",
+                                        "secret_files": files})
+        assert caught.value.status == 422, caught.value
+        assert caught.value.body["error"]["field"] == field, caught.value.body
