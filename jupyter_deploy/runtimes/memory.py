@@ -105,6 +105,10 @@ class Cgroups:
         with contextlib.suppress(OSError):
             group.rmdir()
 
+    def close(self) -> None:
+        """Delete this folder's cgroup once no instance's is left in it."""
+        self.remove(self.base)
+
     def sweep(self) -> None:
         """Delete the empty cgroups a previous start of the service left behind."""
         for group in self.base.iterdir() if self.base.is_dir() else []:
@@ -163,6 +167,8 @@ class MemoryGuard:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self.cgroups is not None:
+            self.cgroups.close()
 
     def _watch(self) -> None:
         """Sample each resident set; kill what is over its limit (the thread's body)."""

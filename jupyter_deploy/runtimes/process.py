@@ -41,9 +41,9 @@ class ProcessRuntime(Runtime):
                  secrets: Callable[[str], dict[str, str]] | None = None,
                  lease_grace_s: float = 30.0, cgroups: bool = True) -> None:
         self.log_dir = log_dir
-        self.lease = log_dir.parent / LEASE_FILE  # the state folder's (see lease.py)
+        self.lease = (log_dir.parent / LEASE_FILE).resolve()  # the folder's (lease.py)
         self.lease_grace_s = lease_grace_s
-        self.memory = MemoryGuard(Cgroups.find(log_dir.parent) if cgroups else None)
+        self.memory = MemoryGuard(Cgroups.find(self.lease.parent) if cgroups else None)
         self.host = host
         self.busy_limit_s = busy_limit_s
         self.log_max_bytes = log_max_bytes

@@ -248,7 +248,8 @@ async def _watch_lease(lease: Path, grace_s: float, owner: int, stop: asyncio.Ev
     lost_at: float | None = None
     while not stop.is_set():
         now = loop.time()
-        if holder(lease) == owner:
+        held_by = holder(lease)
+        if held_by and owner in (0, held_by):  # owner 0: any service of the folder
             lost_at = None
         elif lost_at is None:
             lost_at = now

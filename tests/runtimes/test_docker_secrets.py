@@ -4,6 +4,8 @@ kept out of `docker inspect`; the default memory limit applies to containers too
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 
 from jupyter_deploy.client import ClientError
 
-from ..conftest import Service, standalone
+from ..conftest import Service, standalone, wait_for
 from .test_docker import app_image, containers, engine, image_node  # noqa: F401 - fixtures
 
 TLS_KEY = "-----BEGIN KEY-----\nk3y-7c1d9e\n-----END KEY-----\n"
@@ -27,8 +29,15 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 def test_secret_files_are_0400_files_of_the_user_and_not_in_inspect(
         limited: Service, engine: Any, app_image: Any) -> None:  # noqa: F811
-    image_node(limited, "vault", runtime="docker", secrets={"DB_PASSWORD": PASSWORD},
-               secret_files={"tls.key": TLS_KEY})
+    made = subprocess.run(  # as a user types it
+        [sys.executable, "-m", "jupyter_deploy.cli", "node", "create", "vault", "--image",
+         "jupyter-deploy-test-app:latest", "--port", "8080", "--health-path", "/healthz",
+         "--runtime", "docker", "--secret", f"DB_PASSWORD={PASSWORD}",
+         "--secret-file", f"tls.key={TLS_KEY}"], env=limited.kernel_env, capture_output=True,
+        text=True, timeout=120)
+    assert made.returncode == 0, made.stdout + made.stderr
+    wait_for(lambda: limited.client.node("vault")["status"] == "Healthy", timeout=60,
+             message="the node to be Healthy")
     [container] = containers(engine, "vault")
     user = container.attrs["Config"]["User"]
     listing = container.exec_run(["stat", "-c", "%a %u:%g %n", "/run/secrets/tls.key"])
