@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..models import Instance, Node
 from .logfiles import tail
+from .memory import RECYCLE_EXIT
 
 
 class Runtime(ABC):
@@ -32,7 +33,10 @@ class Runtime(ABC):
 
     def ended(self, instance: Instance) -> str:
         """Why the instance is no longer running, for its event."""
-        return f"the instance exited (code {self.exit_code(instance)})"
+        code = self.exit_code(instance)
+        if code == RECYCLE_EXIT:
+            return "recycled: a request raised MemoryError, and its heap can't be trusted"
+        return f"the instance exited (code {code})"
 
     async def sweep(self) -> None:  # noqa: B027 - most runtimes leave nothing behind
         """Stop what a previous start of the service left running and nobody adopts."""

@@ -17,7 +17,7 @@ from ..models import Instance, Node
 from .base import Runtime
 from .lease import LEASE_FILE, stop_pids, workers_of
 from .limits import limits
-from .memory import RECYCLE_EXIT, Cgroups, MemoryGuard
+from .memory import Cgroups, MemoryGuard
 
 # What an instance takes from the service's environment: nothing else, so that no credential
 # exported under any name reaches code that runs third parties' requests (issue 12).
@@ -115,12 +115,7 @@ class ProcessRuntime(Runtime):
         await asyncio.to_thread(self.memory.remove, instance.id)
 
     def ended(self, instance: Instance) -> str:
-        verdict = self.memory.verdict(instance.id)
-        if verdict is not None:
-            return verdict
-        if self.exit_code(instance) == RECYCLE_EXIT:
-            return "recycled: a request raised MemoryError, and its heap can't be trusted"
-        return super().ended(instance)
+        return self.memory.verdict(instance.id) or super().ended(instance)
 
     async def sweep(self) -> None:
         """Stop the workers of this state folder that no one supervises (a service killed
