@@ -3,6 +3,7 @@ kept out of `docker inspect`; the default memory limit applies to containers too
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -23,12 +24,21 @@ PASSWORD = "pw-5e4d3c2b1a"
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with standalone(tmp_path_factory.mktemp("docker-secrets"),
-                    "--DeployApp.default_memory_mb=300") as running:
+                    "--DeployApp.default_memory_mb=300",
+                    "--DeployApp.keep_containers=False") as running:
         yield running
 
 
 def test_secret_files_are_0400_files_of_the_user_and_not_in_inspect(
         limited: Service, engine: Any, app_image: Any) -> None:  # noqa: F811
+    try:
+        _check_vault(limited, engine)
+    finally:
+        with contextlib.suppress(ClientError):  # made only if the command got that far
+            limited.client.delete_node("vault")
+
+
+def _check_vault(limited: Service, client: Any) -> None:
     made = subprocess.run(  # as a user types it
         [sys.executable, "-m", "jupyter_deploy.cli", "node", "create", "vault", "--image",
          "jupyter-deploy-test-app:latest", "--port", "8080", "--health-path", "/healthz",
@@ -38,7 +48,7 @@ def test_secret_files_are_0400_files_of_the_user_and_not_in_inspect(
     assert made.returncode == 0, made.stdout + made.stderr
     wait_for(lambda: limited.client.node("vault")["status"] == "Healthy", timeout=60,
              message="the node to be Healthy")
-    [container] = containers(engine, "vault")
+    [container] = containers(client, "vault")
     user = container.attrs["Config"]["User"]
     listing = container.exec_run(["stat", "-c", "%a %u:%g %n", "/run/secrets/tls.key"])
     assert listing.exit_code == 0, listing.output
@@ -46,20 +56,21 @@ def test_secret_files_are_0400_files_of_the_user_and_not_in_inspect(
     assert mode == "400" and owner == user, (listing.output, user)
     read = container.exec_run(["cat", "/run/secrets/tls.key"], user=user)
     assert read.output.decode() == TLS_KEY
-    inspected = json.dumps(engine.api.inspect_container(container.id))
+    inspected = json.dumps(client.api.inspect_container(container.id))
     assert TLS_KEY.splitlines()[1] not in inspected  # the file secret is not shown
     assert PASSWORD in inspected  # an environment secret is: the difference to document
     assert "file:tls.key" in limited.client.node("vault")["secrets"]  # names only
     assert TLS_KEY.splitlines()[1] not in json.dumps(limited.client.node("vault"))
-    limited.client.delete_node("vault")
 
 
 def test_the_default_memory_limit_applies_to_containers(
         limited: Service, engine: Any, app_image: Any) -> None:  # noqa: F811
     image_node(limited, "bounded", runtime="docker")
-    [container] = containers(engine, "bounded")
-    assert container.attrs["HostConfig"]["Memory"] == 300 << 20
-    limited.client.delete_node("bounded")
+    try:
+        [container] = containers(engine, "bounded")
+        assert container.attrs["HostConfig"]["Memory"] == 300 << 20
+    finally:
+        limited.client.delete_node("bounded")
 
 
 def test_a_bad_secret_file_is_refused_with_its_field(limited: Service) -> None:
