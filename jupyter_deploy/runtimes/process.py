@@ -23,7 +23,7 @@ from .memory import Cgroups, MemoryGuard
 # exported under any name reaches code that runs third parties' requests (issue 12).
 BASE_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM",
             "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "SSL_CERT_FILE",
-            "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
+            "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PYTHONHOME")
 
 
 class ProcessRuntime(Runtime):

@@ -56,7 +56,7 @@ class Store:
         self.root.chmod(0o700)  # secrets and keys live here: no other local user may look in
         (self.root / "checkpoints").mkdir(exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
-        self._lock_file = open(self.root / LEASE_FILE, "a+")  # noqa: SIM115
+        self._lock_file = open(_private(self.root / LEASE_FILE), "a+")  # noqa: SIM115
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             hold(self._lock_file)  # the lease the instances of this folder watch

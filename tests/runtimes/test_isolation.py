@@ -59,7 +59,7 @@ def test_an_instance_gets_the_node_env_and_a_minimal_base_only(tokened: Service)
     assert "SOME_TOKEN" not in names
     allowed = {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM",
                "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "SSL_CERT_FILE",
-               "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "GREETING", "API_SECRET",
+               "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PYTHONHOME", "GREETING", "API_SECRET",
                "JUPYTER_DEPLOY_INSTANCE"}
     assert {n for n in names if not n.startswith("LC_")} <= allowed, names - allowed
 
@@ -84,7 +84,8 @@ def test_the_state_folder_is_0700_and_the_store_files_0600(tokened: Service) -> 
     tokened.create_node("modes", checkpoint_body("modes", "y = x", "x:int", "y", x=1))
     state = tokened.state_dir
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
-    files = [state / name for name in ("deploy.db", "deploy.db-wal", "deploy.db-shm")]
+    files = [state / name for name in ("deploy.db", "deploy.db-wal", "deploy.db-shm",
+                                       "service.lock")]
     assert all(f.exists() for f in files), list(state.iterdir())
     assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == \
         {f.name: "0o600" for f in files}
