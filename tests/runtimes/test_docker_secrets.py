@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,17 @@ import pytest
 from jupyter_deploy.client import ClientError
 
 from ..conftest import Service, standalone, wait_for
-from .test_docker import app_image, containers, engine, image_node  # noqa: F401 - fixtures
+from .test_docker import (  # noqa: F401 - fixtures
+    BASE,
+    FAST_HEALTH,
+    app_image,
+    containers,
+    engine,
+    gateway,
+    image_node,
+)
+
+HOG = Path(__file__).resolve().parent / "docker_hog"
 
 TLS_KEY = "-----BEGIN KEY-----\nk3y-7c1d9e\n-----END KEY-----\n"
 PASSWORD = "pw-5e4d3c2b1a"
@@ -71,6 +82,36 @@ def test_the_default_memory_limit_applies_to_containers(
         assert container.attrs["HostConfig"]["Memory"] == 300 << 20
     finally:
         limited.client.delete_node("bounded")
+
+
+@pytest.fixture(scope="module")
+def hog_image(engine: Any) -> Iterator[Any]:  # noqa: F811
+    """An image of its own (not the shared test app's tag) that grows on POST /hog."""
+    image, _ = engine.images.build(path=str(HOG), buildargs={"BASE": BASE}, rm=True,
+                                   tag="jupyter-deploy-test-hog:limits")
+    yield image
+    engine.images.remove(image.id, force=True)
+
+
+def test_a_container_over_its_limit_is_told_and_replaced(
+        limited: Service, engine: Any, hog_image: Any) -> None:  # noqa: F811
+    created = limited.client.create_node({
+        "name": "glutton", "image": "jupyter-deploy-test-hog:limits", "port": 8080,
+        "runtime": "docker", "health": {"path": "/healthz", **FAST_HEALTH}})
+    try:
+        wait_for(lambda: limited.client.node("glutton")["status"] == "Healthy", timeout=60,
+                 message="the node to be Healthy")
+        [first] = containers(engine, "glutton")
+        gateway(limited.gateway_url, "/v1/nodes/glutton/hog", created["key"], method="POST",
+                body=b"{}", headers={"x-node-id": "glutton"})
+        wait_for(lambda: any("memory limit of 300 MB" in (e.get("message") or "")
+                             for e in limited.client.events("glutton")), timeout=30,
+                 message="an event naming the limit")
+        wait_for(lambda: limited.client.node("glutton")["status"] == "Healthy" and
+                 [c.id for c in containers(engine, "glutton")] not in ([], [first.id]),
+                 timeout=60, message="a new container")
+    finally:
+        limited.client.delete_node("glutton")
 
 
 def test_a_bad_secret_file_is_refused_with_its_field(limited: Service) -> None:
