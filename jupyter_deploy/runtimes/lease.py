@@ -29,7 +29,9 @@ def hold(file: IO[str]) -> None:
 
 
 def holder(path: Path) -> int:
-    """The pid of the live service holding the lease at `path`; 0 when none does."""
+    """The pid of the live service holding the lease at `path`; 0 when none does. For
+    workers only: closing any descriptor of the file drops the POSIX locks of the caller's
+    process, so the service itself must never call it."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
