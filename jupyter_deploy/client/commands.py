@@ -122,6 +122,9 @@ def add_container_options(create: argparse.ArgumentParser) -> None:
     group.add_argument("--disk", type=int, metavar="MB", help="disk limit of a container")
     group.add_argument("--secret", action="append", default=[], metavar="K=V",
                        help="an environment variable kept secret (never shown again)")
+    group.add_argument("--secret-file", action="append", default=[], metavar="K=V",
+                       help="a secret as the file /run/secrets/K (mode 0400, docker runtime; "
+                       "unlike --secret, not shown by docker inspect)")
     group.add_argument("--base-image", help="base of the checkpoint's image (docker runtime)")
     group.add_argument("--network", choices=("host", "bridge"),
                        help="host (default: the instance listens on $PORT, on 127.0.0.1) or "
@@ -169,6 +172,8 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
                              "port": args.telemetry_port or 0}
     if args.secret:
         spec["secrets"] = _pairs(args.secret, "--secret values")
+    if args.secret_file:
+        spec["secret_files"] = _pairs(args.secret_file, "--secret-file values")
     if args.registry_user or args.registry_password or args.registry:
         registry = {"username": args.registry_user or "", "password":
                     args.registry_password or ""}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Integer, Unicode, default
 
 from ..client import discovery
-from ..runtimes.limits import DEFAULT_CONFIGS
+from ..runtimes.limits import DEFAULT, DEFAULT_CONFIGS, DEFAULT_MEMORY_MB
 from ..service.deploy import DeployService
 from ..store.sqlite import EVENTS_PER_SUBJECT, default_state_dir
 from .handlers.aliases import AliasesHandler, AliasHandler, ShadowHandler
@@ -56,8 +57,12 @@ class DeployApp(ExtensionApp):
         "overrides it). Default: the local jupyter-deploy-base:bookworm when the engine has "
         "it (scripts/base-image.sh), else python:3.11-slim."))
     instance_configs = Dict(DEFAULT_CONFIGS, config=True, help=(
-        "Named instance configurations: {NAME: {cpus, memory_mb, gpus}}. Containers get them "
-        "as limits; processes get memory_mb as their address-space limit."))
+        "Named instance configurations: {NAME: {cpus, memory_mb, gpus}}; `default` is that of "
+        "nodes naming none. Containers get them as Docker's limits; processes as a memory "
+        "cgroup (else their resident set is watched), killed and replaced when over."))
+    default_memory_mb = Integer(None, allow_none=True, config=True, help=(
+        "Memory limit of instances whose node names no config and no memory_mb (sets "
+        f"instance_configs.default.memory_mb; default {DEFAULT_MEMORY_MB}; 0: none)."))
     keep_containers = Bool(True, config=True, help=(
         "Leave healthy containers running when the service stops; the next start adopts "
         "them."))
@@ -73,11 +78,18 @@ class DeployApp(ExtensionApp):
             gateway_public_url=self.gateway_public_url,
             log=self.log, log_max_bytes=self.log_max_bytes, log_files=self.log_files,
             events_per_subject=self.events_kept,
-            base_image=self.base_image, instance_configs=self.instance_configs,
+            base_image=self.base_image, instance_configs=self._instance_configs(),
             keep_containers=self.keep_containers,
         )
         self.settings["deploy_service"] = self.service
         self._announcement: Path | None = None
+
+    def _instance_configs(self) -> dict[str, Any]:
+        """The instance configurations, with `default_memory_mb` applied when set."""
+        configs = dict(self.instance_configs)
+        if self.default_memory_mb is not None:
+            configs[DEFAULT] = {**configs.get(DEFAULT, {}), "memory_mb": self.default_memory_mb}
+        return configs
 
     def initialize_handlers(self) -> None:
         self.handlers.extend([

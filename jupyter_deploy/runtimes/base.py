@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..models import Instance, Node
 from .logfiles import tail
+from .memory import RECYCLE_EXIT
 
 
 class Runtime(ABC):
@@ -29,6 +30,16 @@ class Runtime(ABC):
     @abstractmethod
     async def stop(self, instance: Instance, timeout_s: float) -> None:
         """Ask it to stop; force it after `timeout_s`; release everything it held."""
+
+    def ended(self, instance: Instance) -> str:
+        """Why the instance is no longer running, for its event."""
+        code = self.exit_code(instance)
+        if code == RECYCLE_EXIT:
+            return "recycled: a request raised MemoryError, and its heap can't be trusted"
+        return f"the instance exited (code {code})"
+
+    async def sweep(self) -> None:  # noqa: B027 - most runtimes leave nothing behind
+        """Stop what a previous start of the service left running and nobody adopts."""
 
     def detach(self, instance: Instance) -> bool:
         """Whether the instance keeps running when the service stops (to be adopted)."""
@@ -68,6 +79,13 @@ class Runtimes(Runtime):
 
     def detach(self, instance: Instance) -> bool:
         return self.of(instance).detach(instance)
+
+    def ended(self, instance: Instance) -> str:
+        return self.of(instance).ended(instance)
+
+    async def sweep(self) -> None:
+        for runtime in self.runtimes.values():
+            await runtime.sweep()
 
     async def close(self) -> None:
         for runtime in self.runtimes.values():

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Instance, Node
-from . import engine
+from . import engine, secretfiles
 from .base import Runtime
 from .limits import Limits, limits
 from .logfiles import RotatingLog
@@ -75,6 +75,7 @@ class DockerRuntime(Runtime):
         self._client: Any = None
         self._states: dict[str, tuple[bool, int | None]] = {}  # container id -> (running, code)
         self._fresh: set[str] = set()  # created since the last complete poll began
+        self._verdicts: dict[str, str] = {}  # container id -> why it ended, when known
         self._poller: asyncio.Task[None] | None = None
         self._builds: dict[str, asyncio.Future[str]] = {}  # one build per image at a time
         self._pythons: dict[str, str] = {}
@@ -160,7 +161,8 @@ class DockerRuntime(Runtime):
         log_path = self.log_dir / node.name / f"{instance.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         instance.log_path = str(log_path)
-        container = await asyncio.to_thread(engine.run, client, tag, options)
+        container = await asyncio.to_thread(secretfiles.run, client, tag, options,
+                                            secretfiles.files_of(self.secrets(node.name)))
         instance.container_id = container.id
         self._watch()
         self._states[container.id] = (True, None)
@@ -306,7 +308,28 @@ class DockerRuntime(Runtime):
             states = {c["Id"]: _state(c) for c in found}
             for fresh in self._fresh:  # created while the list was made
                 states.setdefault(fresh, self._states.get(fresh, (True, None)))
+            ended = [i for i, (running, _) in states.items()
+                     if not running and self._states.get(i, (False, None))[0]]
+            if ended:  # why, before alive() says they are gone
+                self._verdicts.update(await asyncio.to_thread(_oom_killed, self._client, ended))
             self._states = states
+
+    def ended(self, instance: Instance) -> str:
+        return self._verdicts.pop(instance.container_id, None) or super().ended(instance)
+
+
+def _oom_killed(client: Any, ids: list[str]) -> dict[str, str]:
+    """What Docker's OOM killer ended among the containers `ids`, told with their limit."""
+    verdicts = {}
+    for container_id in ids:
+        try:
+            info = client.api.inspect_container(container_id)
+        except Exception:  # noqa: BLE001 - removed meanwhile: nothing to tell
+            continue
+        if (info.get("State") or {}).get("OOMKilled"):
+            limit = ((info.get("HostConfig") or {}).get("Memory") or 0) >> 20
+            verdicts[container_id] = f"killed: over its memory limit of {limit} MB (Docker)"
+    return verdicts
 
 
 def _state(container: dict[str, Any]) -> tuple[bool, int | None]:

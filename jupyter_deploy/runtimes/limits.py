@@ -10,7 +10,11 @@ from ..models import InvalidInput, Node
 
 REGISTRY_PASSWORD = "registry:password"  # its name among the node's stored secrets
 
+DEFAULT = "default"  # the configuration of nodes that name none
+DEFAULT_MEMORY_MB = 2048  # every instance has a memory limit unless told otherwise (issue 12)
+
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
+    DEFAULT: {"cpus": 0, "memory_mb": DEFAULT_MEMORY_MB, "gpus": 0},
     "small": {"cpus": 1, "memory_mb": 1024, "gpus": 0},
     "medium": {"cpus": 2, "memory_mb": 4096, "gpus": 0},
     "large": {"cpus": 4, "memory_mb": 16384, "gpus": 0},
@@ -41,8 +45,9 @@ def check_configs(configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def limits(node: Node, configs: dict[str, dict[str, Any]]) -> Limits:
-    """The node's configuration, with its own memory and disk over the configuration's."""
-    config = configs.get(node.config, {}) if node.config else {}
+    """The node's configuration (else the default one), with its own memory and disk over
+    the configuration's."""
+    config = configs.get(node.config or DEFAULT, {})
     return Limits(cpus=float(config.get("cpus", 0)),
                   memory_mb=node.memory_mb or int(config.get("memory_mb", 0)),
                   gpus=int(config.get("gpus", 0)), disk_mb=node.disk_mb)
@@ -80,6 +85,6 @@ def check_capacity(node: Node, wanted: Limits, capacity: Capacity) -> None:
                            field="config")
     if capacity.memory_mb and wanted.memory_mb > capacity.memory_mb:
         asked = f"memory_mb is {node.memory_mb} MB" if node.memory_mb else \
-            f"config {node.config} asks for {wanted.memory_mb} MB of memory"
+            f"config {node.config or DEFAULT} asks for {wanted.memory_mb} MB of memory"
         raise InvalidInput(f"{asked}; {capacity.where} has {capacity.memory_mb} MB "
                            f"({capacity.source})", field="memory_mb" if node.memory_mb else "config")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -16,7 +15,15 @@ from typing import Any
 
 from ..models import Instance, Node
 from .base import Runtime
+from .lease import LEASE_FILE, stop_pids, workers_of
 from .limits import limits
+from .memory import Cgroups, MemoryGuard
+
+# What an instance takes from the service's environment: nothing else, so that no credential
+# exported under any name reaches code that runs third parties' requests (issue 12).
+BASE_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM",
+            "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "SSL_CERT_FILE",
+            "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PYTHONHOME")
 
 
 class ProcessRuntime(Runtime):
@@ -31,8 +38,12 @@ class ProcessRuntime(Runtime):
     def __init__(self, log_dir: Path, host: str = "127.0.0.1", busy_limit_s: float = 15.0,
                  log_max_bytes: int = 10 * 1024 * 1024, log_files: int = 3,
                  configs: dict[str, dict[str, Any]] | None = None,
-                 secrets: Callable[[str], dict[str, str]] | None = None) -> None:
+                 secrets: Callable[[str], dict[str, str]] | None = None,
+                 lease_grace_s: float = 30.0, cgroups: bool = True) -> None:
         self.log_dir = log_dir
+        self.lease = (log_dir.parent / LEASE_FILE).resolve()  # the folder's (lease.py)
+        self.lease_grace_s = lease_grace_s
+        self.memory = MemoryGuard(Cgroups.find(self.lease.parent) if cgroups else None)
         self.host = host
         self.busy_limit_s = busy_limit_s
         self.log_max_bytes = log_max_bytes
@@ -55,7 +66,8 @@ class ProcessRuntime(Runtime):
         command = [executable, "-m", "jupyter_deploy.worker",
                    "--checkpoint", str(checkpoint_dir), "--fd", str(sock.fileno()),
                    "--busy-limit", str(self.busy_limit_s), "--log-file", str(log_path),
-                   "--log-max-bytes", str(self.log_max_bytes), "--log-files", str(self.log_files)]
+                   "--log-max-bytes", str(self.log_max_bytes), "--log-files", str(self.log_files),
+                   "--lease", str(self.lease), "--lease-grace", str(self.lease_grace_s)]
         memory = limits(node, self.configs).memory_mb
         starting = asyncio.create_task(self._launch(instance, command, env, sock, log_path,
                                                     memory))
@@ -71,7 +83,8 @@ class ProcessRuntime(Runtime):
                       ) -> subprocess.Popen[bytes]:
         """Start the worker in a thread (fork and exec block), and record it."""
         try:
-            process = await asyncio.to_thread(_spawn, command, env, sock, log_path, memory_mb)
+            process = await asyncio.to_thread(self._spawn, instance.id, command, env, sock,
+                                              log_path, memory_mb)
         finally:
             sock.close()  # the worker holds its own copy
             self._starting.pop(instance.id, None)
@@ -99,21 +112,38 @@ class ProcessRuntime(Runtime):
                 process.kill()
         await asyncio.to_thread(process.wait)
         self.processes.pop(instance.id, None)
+        await asyncio.to_thread(self.memory.remove, instance.id)
 
+    def ended(self, instance: Instance) -> str:
+        return self.memory.verdict(instance.id) or super().ended(instance)
 
-def _spawn(command: list[str], env: dict[str, str], sock: socket.socket, log_path: Path,
-           memory_mb: int) -> subprocess.Popen[bytes]:
-    """Start the worker on `sock`, its output appended to `log_path`, within `memory_mb`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    # The worker rotates its own log; what it writes before it takes the file over (an
-    # interpreter that cannot import the worker, say) is appended to the same file.
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            pass_fds=(sock.fileno(),), env=env, start_new_session=True)
-    if memory_mb:  # the address space: the closest a process gets to a memory limit
-        resource.prlimit(process.pid, resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
-    return process
+    async def sweep(self) -> None:
+        """Stop the workers of this state folder that no one supervises (a service killed
+        before it could stop them); none is adopted yet."""
+        orphans = [pid for pid in await asyncio.to_thread(workers_of, self.lease)
+                   if pid not in {p.pid for p in self.processes.values()}]
+        if orphans:
+            await asyncio.to_thread(stop_pids, orphans)
+        if self.memory.cgroups is not None:
+            await asyncio.to_thread(self.memory.cgroups.sweep)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.memory.close)
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str], sock: socket.socket,
+               log_path: Path, memory_mb: int) -> subprocess.Popen[bytes]:
+        """Start the worker on `sock`, its output appended to `log_path`, held to
+        `memory_mb` (blocks: for a thread)."""
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        # The worker rotates its own log; what it writes before it takes the file over (an
+        # interpreter that cannot import the worker, say) is appended to the same file.
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                pass_fds=(sock.fileno(),), env=env, start_new_session=True)
+        if memory_mb:
+            self.memory.add(name, process.pid, memory_mb)
+        return process
 
 
 async def _exited(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
@@ -139,10 +169,9 @@ async def _exited(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
 
 
 def instance_environment() -> dict[str, str]:
-    """The service's environment without its credentials: instances run third parties'
-    requests, and must not be able to act on the Jupyter server or the deploy service."""
+    """The minimal base of an instance's environment, from the service's: by allow-list."""
     return {name: value for name, value in os.environ.items()
-            if not name.startswith(("JUPYTER_DEPLOY_", "JPY_")) and name != "JUPYTER_TOKEN"}
+            if name in BASE_ENV or name.startswith("LC_")}
 
 
 def _interpreter(checkpoint_json: Path) -> str:

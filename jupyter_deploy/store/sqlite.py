@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Alias, Conflict, Instance, InstanceStatus, Node, NotFound
+from ..runtimes.lease import LEASE_FILE, hold
 from .schema import migrate
 
 EVENT_KINDS = ("node", "checkpoint", "alias")
@@ -36,6 +37,14 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("JUPYTER_DEPLOY_STATE_DIR") or Path(jupyter_data_dir()) / "deploy")
 
 
+def _private(path: Path) -> Path:
+    """`path`, created 0600 if new, made 0600 if not: SQLite gives its WAL and SHM files
+    the database's mode."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    path.chmod(0o600)
+    return path
+
+
 class Store:
     """The deploy service's persistent state, rooted at one folder."""
 
@@ -43,13 +52,15 @@ class Store:
         self.root = Path(root)
         self.events_per_subject = events_per_subject
         self._event_counts: dict[tuple[str, str], int] = {}
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root.chmod(0o700)  # secrets and keys live here: no other local user may look in
         (self.root / "checkpoints").mkdir(exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
-        self._lock_file = open(self.root / "service.lock", "a+")  # noqa: SIM115
+        self._lock_file = open(_private(self.root / LEASE_FILE), "a+")  # noqa: SIM115
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            hold(self._lock_file)  # the lease the instances of this folder watch
+        except (BlockingIOError, PermissionError):
             self._lock_file.seek(0)
             owner = self._lock_file.read().strip() or "another process"
             self._lock_file.close()
@@ -57,7 +68,7 @@ class Store:
         self._lock_file.truncate(0)
         self._lock_file.write(f"pid {os.getpid()}")
         self._lock_file.flush()
-        self.db = sqlite3.connect(self.root / "deploy.db", isolation_level=None)
+        self.db = sqlite3.connect(_private(self.root / "deploy.db"), isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         try:
@@ -66,6 +77,9 @@ class Store:
             self.close()
             raise
         self._trim_events()  # events from before the bound, or from a larger one
+        for name in ("deploy.db-wal", "deploy.db-shm"):  # made before this release: 0644
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / name).chmod(0o600)
 
     def close(self) -> None:
         self.db.close()

@@ -67,6 +67,7 @@ class Supervisor:
     # life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.runtime.sweep()  # a service killed before it could stop its instances
         self._loop_task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -171,8 +172,7 @@ class Supervisor:
             if status in (InstanceStatus.UNDEFINED, InstanceStatus.DELETING):
                 continue
             if not self.runtime.alive(instance):
-                code = self.runtime.exit_code(instance)
-                message = f"the instance exited (code {code})"
+                message = self.runtime.ended(instance)
                 self.log.warning("%s: %s", instance.id, message)
                 self.transition(node, instance, Event.EXITED, message)
                 self.failed(node)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from .logs import capture
 
 
 def main() -> None:
+    owner = os.getppid()  # first: a service killed while we start is seen gone at once
     parser = argparse.ArgumentParser(prog="python -m jupyter_deploy.worker")
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
     where = parser.add_mutually_exclusive_group(required=True)
@@ -28,6 +30,10 @@ def main() -> None:
                         help="size at which the log file is rotated")
     parser.add_argument("--log-files", type=int, default=3,
                         help="log files kept, the current one included")
+    parser.add_argument("--lease", type=Path,
+                        help="the state folder's lease: stop when no service holds it")
+    parser.add_argument("--lease-grace", type=float, default=30.0,
+                        help="seconds without a service holding the lease before stopping")
     args = parser.parse_args()
     if args.log_file:
         capture(args.log_file, args.log_max_bytes, args.log_files)
@@ -43,7 +49,8 @@ def main() -> None:
         sock.listen(128)
         fd = sock.detach()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(serve(args.checkpoint, fd, args.busy_limit))
+        runner.run(serve(args.checkpoint, fd, args.busy_limit, args.lease, args.lease_grace,
+                         owner))
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -28,6 +28,8 @@ from typing import Any
 from ..errors import error
 from ..http.listener import HttpServer
 from ..http.messages import Request, Response
+from ..runtimes.lease import holder
+from ..runtimes.memory import RECYCLE_EXIT
 from ..types import InputCheck, invalid_input_body
 from ..types.values import Mismatch, decode, encode_fields, json_default, needs_decoding
 from .logs import begin_request, end_request
@@ -55,6 +57,8 @@ class Worker:
         self.started = time.monotonic()
         self.metrics = InstanceMetrics()
         self.snapshot = Snapshot(checkpoint_dir / "state.pkl")
+        self.poisoned = False  # a request raised MemoryError: recycle after answering
+        self.stop: asyncio.Event | None = None
 
     def restore(self) -> None:
         """Load the pinned state and compile the cell (runs on the executor thread)."""
@@ -139,6 +143,8 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001 - the cell's error goes back to the caller
             if isinstance(exc, KeyboardInterrupt):
                 raise
+            # after a MemoryError the heap can't be trusted: answer, then make way (issue 12)
+            self.poisoned = self.poisoned or isinstance(exc, MemoryError)
             return Response(500, self._cell_error(exc))
         for field in self.meta["outputs"]:
             if field["name"] not in namespace:
@@ -194,32 +200,64 @@ class Worker:
                 self.executor, run, request, time.monotonic())
         finally:
             self.in_flight -= 1
+            if self.poisoned and self.stop is not None:
+                self.stop.set()
 
 
-async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0) -> None:
-    """Serve on the listening socket passed as `fd` until SIGTERM or the parent goes away."""
+async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
+                lease: Path | None = None, lease_grace_s: float = 30.0, owner: int = 0) -> None:
+    """Serve on the listening socket passed as `fd` until SIGTERM, a MemoryError (exit
+    RECYCLE_EXIT), or the state folder's `lease` not held by `owner` (the service that
+    started us) for `lease_grace_s`."""
     import signal
     import socket
 
     loop = asyncio.get_running_loop()
     worker = Worker(checkpoint_dir, busy_limit_s)
+    worker.stop = stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # watched from the first moment: a service that died while we started is noticed too
+    watch = asyncio.create_task(_watch_lease(lease, lease_grace_s, owner, stop)) \
+        if lease else None
     sock = socket.socket(fileno=fd)
     server = HttpServer(worker, MAX_BODY)
     await server.start(sock)
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    parent = os.getppid()
+    restore: asyncio.Future[None] = loop.run_in_executor(worker.executor, worker.restore)
+    stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([restore, stopped], return_when=asyncio.FIRST_COMPLETED)
+    if not restore.done():  # stopped while restoring: the executor thread cannot be stopped
+        await server.stop(0.0)
+        os._exit(0)
     try:
-        await loop.run_in_executor(worker.executor, worker.restore)
+        restore.result()
     except Exception:
         log.exception("could not restore the checkpoint in %s", checkpoint_dir)
         sys.exit(3)
     gc.freeze()  # the restored state lives as long as the instance: no full GC scans of it
-    while not stop.is_set():  # the service that started us is gone: do not linger
-        if os.getppid() != parent:
-            log.warning("the deploy service went away; stopping")
-            break
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 1.0)
+    await stopped
+    if watch is not None:
+        watch.cancel()
     await server.stop(10.0)  # the answers in flight are given first
     log.info("stopped")
+    if worker.poisoned:
+        sys.exit(RECYCLE_EXIT)
+
+
+async def _watch_lease(lease: Path, grace_s: float, owner: int, stop: asyncio.Event) -> None:
+    """Set `stop` once `owner` has not held the state folder's lease for `grace_s`."""
+    loop = asyncio.get_running_loop()
+    lost_at: float | None = None
+    while not stop.is_set():
+        now = loop.time()
+        held_by = holder(lease)
+        if held_by and owner in (0, held_by):  # owner 0: any service of the folder
+            lost_at = None
+        elif lost_at is None:
+            lost_at = now
+        elif now - lost_at >= grace_s:
+            log.warning("the deploy service that started this instance has not held %s for "
+                        "%g s; stopping", lease, grace_s)
+            stop.set()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), min(1.0, max(grace_s / 4, 0.05)))

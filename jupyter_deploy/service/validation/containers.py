@@ -15,12 +15,13 @@ from typing import Any
 
 from ...models import InvalidInput, Node
 from ...runtimes.limits import REGISTRY_PASSWORD, check_capacity, host_capacity, limits
+from ...runtimes.secretfiles import FILE_NAME, FILE_PREFIX, MAX_FILE_BYTES
 from .names import check_variables
 from .names import is_whole as _whole
 
 IMAGE_FIELDS = {"image", "port", "protocol", "telemetry", "registry", "session_timeout_s",
                 "idle_timeout_s"}
-DOCKER_FIELDS = {"base_image", "network", "disk_mb"}
+DOCKER_FIELDS = {"base_image", "network", "disk_mb", "secret_files"}
 CONTAINER_FIELDS = IMAGE_FIELDS | DOCKER_FIELDS | {"config", "memory_mb", "secrets"}
 HEALTH_TEXT = {"protocol", "path", "port"}
 IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
@@ -77,7 +78,7 @@ def container_settings(node: Node, body: dict[str, Any], configs: dict[str, dict
     if body.get("protocol") == "grpc" and "health.protocol" not in changes:
         changes["health.protocol"] = "grpc"  # an HTTP probe of a gRPC port can only fail
     secrets = None
-    if "secrets" in body or "registry" in body:
+    if {"secrets", "secret_files", "registry"} & set(body):
         secrets = _secrets(body, stored or {}, changes)
     return changes, secrets
 
@@ -124,11 +125,12 @@ def _secrets(body: dict[str, Any], stored: dict[str, str], changes: dict[str, An
              ) -> dict[str, str]:
     """The node's secrets as they will be stored: environment secrets and registry password.
     `secrets` replaces the environment secrets, `registry` the password; the rest stays."""
-    keep = REGISTRY_PASSWORD if "secrets" in body else None
-    values = {k: v for k, v in stored.items() if "secrets" not in body or k == keep}
-    if "registry" in body:
-        values.pop(REGISTRY_PASSWORD, None)
+    def replaced(name: str) -> str:  # the body field that replaces a stored secret
+        return "registry" if name == REGISTRY_PASSWORD else \
+            "secret_files" if name.startswith(FILE_PREFIX) else "secrets"
+    values = {k: v for k, v in stored.items() if replaced(k) not in body}
     values.update(check_variables(body.get("secrets", {}), "secrets"))
+    values.update({FILE_PREFIX + k: v for k, v in _secret_files(body).items()})
     changes["secrets"] = sorted(k for k in values if k != REGISTRY_PASSWORD)
     registry = body.get("registry")
     if registry is not None:
@@ -144,6 +146,23 @@ def _secrets(body: dict[str, Any], stored: dict[str, str], changes: dict[str, An
     changes["secrets_digest"] = hashlib.sha256(
         json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
     return values
+
+
+def _secret_files(body: dict[str, Any]) -> dict[str, str]:
+    """`secret_files`: {FILE_NAME: text}, each under 64 KB (files in /run/secrets)."""
+    files = body.get("secret_files", {})
+    if not isinstance(files, dict):
+        raise InvalidInput("secret_files must be an object of file names to their contents",
+                           field="secret_files")
+    for name, value in files.items():
+        field = f"secret_files.{name}"
+        if not isinstance(name, str) or not FILE_NAME.match(name):
+            raise InvalidInput("a secret file name is 1-64 letters, digits, '.', '_' or '-', "
+                               "not starting with '.' or '-'", field=field)
+        if not isinstance(value, str) or len(value.encode()) > MAX_FILE_BYTES:
+            raise InvalidInput(f"{field} must be text of at most {MAX_FILE_BYTES} bytes",
+                               field=field)
+    return dict(files)
 
 
 def apply(node: Node, changes: dict[str, Any]) -> None:

@@ -1,0 +1,86 @@
+"""The state folder's lease, which ties process instances to the folder, not to a parent.
+
+The service holds a POSIX write lock on the folder's `service.lock` while it runs (the kernel
+drops it the moment the service dies, `kill -9` included). Workers test it with F_GETLK,
+which takes nothing, and stop when the service that started them has not held it for a
+grace period: gone, or replaced by one that did not adopt them (process instances are not
+adopted yet). A starting service also stops every worker of its folder it does not adopt
+(issue 12).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import struct
+import time
+from pathlib import Path
+from typing import IO
+
+LEASE_FILE = "service.lock"
+FLOCK = "hhqqi4x"  # struct flock on Linux: type, whence, start, len, pid
+
+
+def hold(file: IO[str]) -> None:
+    """Take the lease on an open `service.lock` (non-blocking; OSError when taken)."""
+    fcntl.lockf(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def holder(path: Path) -> int:
+    """The pid of the live service holding the lease at `path`; 0 when none does. For
+    workers only: closing any descriptor of the file drops the POSIX locks of the caller's
+    process, so the service itself must never call it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return 0
+    try:
+        probe = struct.pack(FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        kind, _, _, _, pid = struct.unpack(FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, probe))
+        return 0 if kind == fcntl.F_UNLCK else int(pid)
+    finally:
+        os.close(fd)
+
+
+def workers_of(lease: Path) -> list[int]:
+    """The worker processes tied to the lease at `lease` (whoever started them)."""
+    wanted = str(lease).encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"jupyter_deploy.worker" in args and any(
+                flag == b"--lease" and value == wanted for flag, value in zip(args, args[1:], strict=False)):
+            pids.append(int(proc.name))
+    return pids
+
+
+def stop_pids(pids: list[int], timeout_s: float = 5.0) -> None:
+    """SIGTERM each process, SIGKILL what is left after `timeout_s` (blocks: for a thread)."""
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)  # not our children: no pidfd wait tells us they are gone
+    for pid in pids:
+        if _running(pid):
+            _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _running(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in text
