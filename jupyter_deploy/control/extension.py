@@ -55,6 +55,10 @@ class DeployApp(ExtensionApp):
     instance_configs = Dict(DEFAULT_CONFIGS, config=True, help=(
         "Named instance configurations: {NAME: {cpus, memory_mb, gpus}}. Containers get them "
         "as limits; processes get memory_mb as their address-space limit."))
+    interpreters = Dict(value_trait=Unicode(), key_trait=Unicode(), config=True, help=(
+        "Interpreters process instances may run, {NAME: absolute path}; checked at start. "
+        "An instance runs the one whose path is the interpreter of the kernel that pinned "
+        "its checkpoint, else the service's own. A path in a checkpoint is never run."))
     keep_containers = Bool(True, config=True, help=(
         "Leave healthy containers running when the service stops; the next start adopts "
         "them."))
@@ -70,7 +74,7 @@ class DeployApp(ExtensionApp):
             log=self.log, log_max_bytes=self.log_max_bytes, log_files=self.log_files,
             events_per_subject=self.events_kept,
             base_image=self.base_image, instance_configs=self.instance_configs,
-            keep_containers=self.keep_containers,
+            keep_containers=self.keep_containers, interpreters=self.interpreters,
         )
         self.settings["deploy_service"] = self.service
         self._announcement: Path | None = None

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import resource
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..models import Instance, Node
 from .base import Runtime
+from .interpreters import checked_interpreter
 from .limits import limits
 
 
 class ProcessRuntime(Runtime):
-    """Instances are local processes of the kernel's own interpreter, on loopback ports.
+    """Instances are local processes of the service's interpreter (or one its settings
+    name, see interpreters.py), on loopback ports.
 
     The runtime binds the listening socket itself and hands it to the worker, so the port
     is known at once and cannot be taken by anyone else in between.
@@ -31,8 +31,11 @@ class ProcessRuntime(Runtime):
     def __init__(self, log_dir: Path, host: str = "127.0.0.1", busy_limit_s: float = 15.0,
                  log_max_bytes: int = 10 * 1024 * 1024, log_files: int = 3,
                  configs: dict[str, dict[str, Any]] | None = None,
-                 secrets: Callable[[str], dict[str, str]] | None = None) -> None:
+                 secrets: Callable[[str], dict[str, str]] | None = None,
+                 public_key: bytes = b"", interpreters: dict[str, str] | None = None) -> None:
         self.log_dir = log_dir
+        self.public_key = public_key  # checkpoints must verify with it, here and in the worker
+        self.interpreters = interpreters or {}
         self.host = host
         self.busy_limit_s = busy_limit_s
         self.log_max_bytes = log_max_bytes
@@ -43,7 +46,9 @@ class ProcessRuntime(Runtime):
         self._starting: dict[str, asyncio.Task[subprocess.Popen[bytes]]] = {}
 
     async def create(self, node: Node, instance: Instance, checkpoint_dir: Path) -> None:
-        executable = await asyncio.to_thread(_interpreter, checkpoint_dir / "checkpoint.json")
+        # Refused before anything starts, so the reason is the node's event.
+        executable = await asyncio.to_thread(checked_interpreter, checkpoint_dir,
+                                             self.public_key, self.interpreters)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind((self.host, 0))
         sock.listen(128)
@@ -53,7 +58,8 @@ class ProcessRuntime(Runtime):
         env = {**instance_environment(), **node.env, **secrets,
                "JUPYTER_DEPLOY_INSTANCE": instance.id}
         command = [executable, "-m", "jupyter_deploy.worker",
-                   "--checkpoint", str(checkpoint_dir), "--fd", str(sock.fileno()),
+                   "--checkpoint", str(checkpoint_dir), "--public-key", self.public_key.hex(),
+                   "--fd", str(sock.fileno()),
                    "--busy-limit", str(self.busy_limit_s), "--log-file", str(log_path),
                    "--log-max-bytes", str(self.log_max_bytes), "--log-files", str(self.log_files)]
         memory = limits(node, self.configs).memory_mb
@@ -143,14 +149,6 @@ def instance_environment() -> dict[str, str]:
     requests, and must not be able to act on the Jupyter server or the deploy service."""
     return {name: value for name, value in os.environ.items()
             if not name.startswith(("JUPYTER_DEPLOY_", "JPY_")) and name != "JUPYTER_TOKEN"}
-
-
-def _interpreter(checkpoint_json: Path) -> str:
-    """The interpreter of the kernel that pinned the checkpoint, when it is still there."""
-    executable = json.loads(checkpoint_json.read_text())["environment"].get("executable", "")
-    if isinstance(executable, str) and executable and os.access(executable, os.X_OK):
-        return executable
-    return sys.executable
 
 
 def _waited(process: subprocess.Popen[bytes], timeout_s: float) -> bool:

@@ -1,5 +1,6 @@
-"""`python -m jupyter_deploy.worker --checkpoint DIR --fd N [--log-file PATH]` (or
-`--port P [--host H]`, in a container): run one checkpoint instance."""
+"""`python -m jupyter_deploy.worker --checkpoint DIR --public-key HEX --fd N [--log-file PATH]`
+(or `--port P [--host H]` and `--public-key-file PATH`, in a container): run one checkpoint
+instance, once the checkpoint verifies with the public key."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from .app import serve
 from .logs import capture
+from .verify import REFUSED_EXIT, Refused, load_public_key
 
 
 def main() -> None:
@@ -20,6 +22,9 @@ def main() -> None:
     where.add_argument("--fd", type=int, help="listening socket to serve on")
     where.add_argument("--port", type=int, help="port to listen on")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (--port)")
+    key = parser.add_mutually_exclusive_group(required=True)
+    key.add_argument("--public-key", help="the installation's Ed25519 public key, hex")
+    key.add_argument("--public-key-file", type=Path, help="a file holding it")
     parser.add_argument("--busy-limit", type=float, default=15.0,
                         help="seconds a cell may run before the instance reports not ready")
     parser.add_argument("--log-file", help="the instance's log (else stdout and stderr)")
@@ -34,6 +39,11 @@ def main() -> None:
     else:
         log_format = "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=logging.INFO, format=log_format)
+    try:
+        public_key = load_public_key(args.public_key or args.public_key_file.read_text())
+    except (Refused, OSError) as exc:
+        logging.getLogger("jupyter_deploy.worker").error("checkpoint refused: %s", exc)
+        raise SystemExit(REFUSED_EXIT) from None
     fd = args.fd
     if fd is None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -41,7 +51,7 @@ def main() -> None:
         sock.bind((args.host, args.port))
         sock.listen(128)
         fd = sock.detach()
-    asyncio.run(serve(args.checkpoint, fd, args.busy_limit))
+    asyncio.run(serve(args.checkpoint, fd, args.busy_limit, public_key))
 
 
 if __name__ == "__main__":

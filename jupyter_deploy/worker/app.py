@@ -32,6 +32,7 @@ from ..types.values import Mismatch, decode, encode_fields, json_default, needs_
 from .logs import begin_request, end_request
 from .metrics import InstanceMetrics
 from .snapshot import Snapshot
+from .verify import REFUSED_EXIT, Refused, manifest, verified_bytes
 
 MAX_BODY = 24 * 1024 * 1024  # the gateway's 16 MB limit, once a gRPC call's bytes are base64
 log = logging.getLogger("jupyter_deploy.worker")
@@ -40,8 +41,10 @@ log = logging.getLogger("jupyter_deploy.worker")
 class Worker:
     """One instance's interpreter state and the cell that runs in it."""
 
-    def __init__(self, checkpoint_dir: Path, busy_limit_s: float = 15.0) -> None:
+    def __init__(self, checkpoint_dir: Path, busy_limit_s: float = 15.0,
+                 public_key: bytes = b"") -> None:
         self.checkpoint_dir = checkpoint_dir
+        self.public_key = public_key  # the service's: what the checkpoint must be signed with
         self.busy_limit_s = busy_limit_s
         self.running_since: float | None = None  # when the cell now running started
         self.phase = "starting"
@@ -53,12 +56,16 @@ class Worker:
         self.in_flight = 0
         self.started = time.monotonic()
         self.metrics = InstanceMetrics()
-        self.snapshot = Snapshot(checkpoint_dir / "state.pkl")
+        self.snapshot = Snapshot(checkpoint_dir / "state.pkl", sha256="")  # "": until verified
 
     def restore(self) -> None:
-        """Load the pinned state and compile the cell (runs on the executor thread)."""
+        """Verify the checkpoint, then load the pinned state and compile the cell (runs on
+        the executor thread). Nothing is unpickled from a checkpoint that does not verify."""
         self.phase = "preparing"
-        meta = json.loads((self.checkpoint_dir / "checkpoint.json").read_text())
+        signed = manifest(self.checkpoint_dir, self.public_key)
+        meta = json.loads(verified_bytes(self.checkpoint_dir / "checkpoint.json",
+                                         signed["checkpoint_json"]))
+        self.snapshot.sha256 = signed["state"]
         self.filename = f"<cell {meta['name']}>"
         source = meta["source"]
         linecache.cache[self.filename] = (len(source), None, source.splitlines(True), self.filename)
@@ -195,13 +202,14 @@ class Worker:
             self.in_flight -= 1
 
 
-async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0) -> None:
+async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
+                public_key: bytes = b"") -> None:
     """Serve on the listening socket passed as `fd` until SIGTERM or the parent goes away."""
     import signal
     import socket
 
     loop = asyncio.get_running_loop()
-    worker = Worker(checkpoint_dir, busy_limit_s)
+    worker = Worker(checkpoint_dir, busy_limit_s, public_key)
     sock = socket.socket(fileno=fd)
     server = HttpServer(worker, MAX_BODY)
     await server.start(sock)
@@ -210,6 +218,9 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0) -> No
     parent = os.getppid()
     try:
         await loop.run_in_executor(worker.executor, worker.restore)
+    except Refused as exc:
+        log.error("checkpoint refused: %s", exc)
+        sys.exit(REFUSED_EXIT)
     except Exception:
         log.exception("could not restore the checkpoint in %s", checkpoint_dir)
         sys.exit(3)
