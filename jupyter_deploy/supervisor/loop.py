@@ -18,6 +18,7 @@ from ..models import Instance, InstanceStatus, Node, NodeStatus, node_status
 from ..runtimes.base import Runtime
 from ..store.sqlite import Store
 from ..types import InputCheck
+from ..worker.verify import REFUSED_EXIT, refusal
 from .autoscale import Samples, desired_instances, plan, window
 from .health import healthy
 from .replay import Replays
@@ -169,6 +170,8 @@ class Supervisor:
             if not self.runtime.alive(instance):
                 code = self.runtime.exit_code(instance)
                 message = f"the instance exited (code {code})"
+                if code == REFUSED_EXIT:  # the reason is in its log, the last thing it wrote
+                    message += f": checkpoint refused: {refusal(self.runtime.logs(instance))}"
                 self.log.warning("%s: %s", instance.id, message)
                 self.transition(node, instance, Event.EXITED, message)
                 self.failed(node)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .app import serve
 from .logs import capture
-from .verify import REFUSED_EXIT, Refused, load_public_key
+from .verify import PREFIX, REFUSED_EXIT, Refused, load_public_key
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     try:
         public_key = load_public_key(args.public_key or args.public_key_file.read_text())
     except (Refused, OSError) as exc:
-        logging.getLogger("jupyter_deploy.worker").error("checkpoint refused: %s", exc)
+        logging.getLogger("jupyter_deploy.worker").error("%s%s", PREFIX, exc)
         raise SystemExit(REFUSED_EXIT) from None
     fd = args.fd
     if fd is None:

@@ -32,7 +32,7 @@ from ..types.values import Mismatch, decode, encode_fields, json_default, needs_
 from .logs import begin_request, end_request
 from .metrics import InstanceMetrics
 from .snapshot import Snapshot
-from .verify import REFUSED_EXIT, Refused, manifest, verified_bytes
+from .verify import PREFIX, REFUSED_EXIT, Refused, manifest, verified_bytes
 
 MAX_BODY = 24 * 1024 * 1024  # the gateway's 16 MB limit, once a gRPC call's bytes are base64
 log = logging.getLogger("jupyter_deploy.worker")
@@ -219,7 +219,7 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
     try:
         await loop.run_in_executor(worker.executor, worker.restore)
     except Refused as exc:
-        log.error("checkpoint refused: %s", exc)
+        log.error("%s%s", PREFIX, exc)
         sys.exit(REFUSED_EXIT)
     except Exception:
         log.exception("could not restore the checkpoint in %s", checkpoint_dir)

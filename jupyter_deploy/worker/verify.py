@@ -22,8 +22,19 @@ REFUSED_EXIT = 4  # the worker's exit code when its checkpoint does not verify
 CHUNK = 1 << 20
 
 
+PREFIX = "checkpoint refused: "  # how the worker logs the reason before it exits
+
+
 class Refused(Exception):
     """The checkpoint does not verify; the message says why."""
+
+
+def refusal(log_tail: str) -> str:
+    """Why the worker refused its checkpoint, from the end of its log."""
+    for line in reversed(log_tail.splitlines()):
+        if PREFIX in line:
+            return line.split(PREFIX, 1)[1].strip()
+    return "its checkpoint does not verify"
 
 
 def digest(f: IO[bytes]) -> str:
