@@ -20,33 +20,27 @@ from jupyter_deploy.store.sqlite import Store
 from ..conftest import checkpoint_body, wait_for
 from ..control.test_api import ADDER
 from ..service.test_signing import Payload
-from .test_docker import BASE, _engine
+from . import test_docker
 
+engine = test_docker.engine  # the module's engine fixture, shared
+BASE = test_docker.BASE
 ROOT = "/opt/jupyter-deploy"
 MARKER = "/tmp/payload-ran"
 
 
-@pytest.fixture(scope="module")
-def client() -> Any:
-    found = _engine()
-    if isinstance(found, str):
-        pytest.skip(f"no Docker engine: {found}")
-    return found
-
-
 @pytest.fixture
-def checkpoint_image(client: Any, tmp_path: Path) -> Iterator[str]:
+def checkpoint_image(engine: Any, tmp_path: Path) -> Iterator[str]:
     """A signed checkpoint pinned into a store, built into its image the runtime's way."""
     store = Store(tmp_path / "state")
     try:
         checkpoints = Checkpoints(store, EventLog(store))
         pinned = asyncio.run(checkpoints.add(checkpoint_body("adder", **ADDER)))
         tag = runtime_engine.build_checkpoint_image(
-            client, store.checkpoint_dir(pinned["id"]), BASE, lambda line: None)
+            engine, store.checkpoint_dir(pinned["id"]), BASE, lambda line: None)
     finally:
         store.close()
     yield tag
-    client.images.remove(tag, force=True)
+    engine.images.remove(tag, force=True)
 
 
 def run_worker(client: Any, image: str) -> Any:
@@ -59,10 +53,10 @@ def run_worker(client: Any, image: str) -> Any:
     return container
 
 
-def test_an_image_whose_snapshot_changed_is_refused(client, checkpoint_image, tmp_path):
+def test_an_image_whose_snapshot_changed_is_refused(engine, checkpoint_image, tmp_path):
     import docker
 
-    genuine = run_worker(client, checkpoint_image)
+    genuine = run_worker(engine, checkpoint_image)
     try:
         assert b"restored adder" in genuine.logs(), genuine.logs().decode()
     finally:
@@ -73,10 +67,10 @@ def test_an_image_whose_snapshot_changed_is_refused(client, checkpoint_image, tm
     (context / "state.pkl").chmod(0o644)
     (context / "Dockerfile").write_text(
         f"FROM {checkpoint_image}\nCOPY state.pkl {ROOT}/checkpoint/state.pkl\n")
-    tampered, _ = client.images.build(path=str(context), rm=True, pull=False,
+    tampered, _ = engine.images.build(path=str(context), rm=True, pull=False,
                                       tag="jupyter-deploy-test-tampered:latest")
     try:
-        container = run_worker(client, tampered.id)
+        container = run_worker(engine, tampered.id)
         try:
             logs = container.logs().decode()
             assert container.attrs["State"]["ExitCode"] == 4, logs
@@ -86,10 +80,10 @@ def test_an_image_whose_snapshot_changed_is_refused(client, checkpoint_image, tm
         finally:
             container.remove(force=True)
     finally:
-        client.images.remove(tampered.id, force=True)
+        engine.images.remove(tampered.id, force=True)
 
 
-def test_a_node_from_a_changed_image_says_why(client, tmp_path):
+def test_a_node_from_a_changed_image_says_why(engine, tmp_path):
     """The service's own path: the cached image of a checkpoint is swapped for one whose
     snapshot changed; a node from it never gets Healthy, and its events name the reason."""
     import docker
@@ -102,7 +96,7 @@ def test_a_node_from_a_changed_image_says_why(client, tmp_path):
                                     "runtime": "docker"})
         wait_for(lambda: service.client.node("genuine")["status"] == "Healthy", timeout=170,
                  message="the genuine docker node to be Healthy")
-        (image,) = {c.image for c in client.containers.list(
+        (image,) = {c.image for c in engine.containers.list(
             filters={"label": "jupyter-deploy.node=genuine"})}
         tag = image.tags[0]
         service.client.delete_node("genuine")
@@ -112,7 +106,7 @@ def test_a_node_from_a_changed_image_says_why(client, tmp_path):
         (context / "state.pkl").chmod(0o644)
         (context / "Dockerfile").write_text(f"FROM {tag}\nCOPY state.pkl {ROOT}/checkpoint/\n")
         try:
-            client.images.build(path=str(context), rm=True, pull=False, tag=tag)
+            engine.images.build(path=str(context), rm=True, pull=False, tag=tag)
             service.client.create_node({"name": "changed", "checkpoint": "adder",
                                         "runtime": "docker"})
 
@@ -126,4 +120,4 @@ def test_a_node_from_a_changed_image_says_why(client, tmp_path):
         finally:
             for name in (tag, image.id):  # the genuine one goes with the changed one, untagged
                 with contextlib.suppress(docker.errors.ImageNotFound):
-                    client.images.remove(name, force=True)
+                    engine.images.remove(name, force=True)
