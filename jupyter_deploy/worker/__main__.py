@@ -22,9 +22,9 @@ def main() -> None:
     where.add_argument("--fd", type=int, help="listening socket to serve on")
     where.add_argument("--port", type=int, help="port to listen on")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (--port)")
-    key = parser.add_mutually_exclusive_group(required=True)
-    key.add_argument("--public-key", help="the installation's Ed25519 public key, hex")
-    key.add_argument("--public-key-file", type=Path, help="a file holding it")
+    parser.add_argument("--public-key", help="the installation's Ed25519 public key, hex")
+    parser.add_argument("--public-key-file", type=Path,
+                        help="a file holding it (an image's; --public-key wins over it)")
     parser.add_argument("--busy-limit", type=float, default=15.0,
                         help="seconds a cell may run before the instance reports not ready")
     parser.add_argument("--log-file", help="the instance's log (else stdout and stderr)")
@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--log-files", type=int, default=3,
                         help="log files kept, the current one included")
     args = parser.parse_args()
+    if not (args.public_key or args.public_key_file):
+        parser.error("--public-key or --public-key-file is required: checkpoints must verify")
     if args.log_file:
         capture(args.log_file, args.log_max_bytes, args.log_files)
         log_format = "%(levelname)s %(message)s"  # the log adds the time
