@@ -63,6 +63,10 @@ class DeployApp(ExtensionApp):
     default_memory_mb = Integer(None, allow_none=True, config=True, help=(
         "Memory limit of instances whose node names no config and no memory_mb (sets "
         f"instance_configs.default.memory_mb; default {DEFAULT_MEMORY_MB}; 0: none)."))
+    interpreters = Dict(value_trait=Unicode(), key_trait=Unicode(), config=True, help=(
+        "Interpreters process instances may run, {NAME: absolute path}; checked at start. "
+        "An instance runs the one whose path is the interpreter of the kernel that pinned "
+        "its checkpoint, else the service's own. A path in a checkpoint is never run."))
     keep_containers = Bool(True, config=True, help=(
         "Leave healthy containers running when the service stops; the next start adopts "
         "them."))
@@ -79,7 +83,7 @@ class DeployApp(ExtensionApp):
             log=self.log, log_max_bytes=self.log_max_bytes, log_files=self.log_files,
             events_per_subject=self.events_kept,
             base_image=self.base_image, instance_configs=self._instance_configs(),
-            keep_containers=self.keep_containers,
+            keep_containers=self.keep_containers, interpreters=self.interpreters,
         )
         self.settings["deploy_service"] = self.service
         self._announcement: Path | None = None

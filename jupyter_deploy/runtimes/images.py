@@ -3,7 +3,9 @@
 worker/snapshot.py) and the worker.
 
 The image runs `python -m jupyter_deploy.worker` as a non-root user; it is tagged by
-checkpoint and base, so a second node of the same checkpoint reuses it.
+checkpoint and base, so a second node of the same checkpoint reuses it. It carries the
+installation's public key (never the private one): the worker verifies the snapshot's
+signature and hashes at every start, and a checkpoint that does not verify is not built.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ from typing import Any
 
 import jupyter_deploy
 
+from ..signing import PUBLIC
+from ..worker.verify import Refused, load_public_key, verify
+
 CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 REPOSITORY = "jupyter-deploy-checkpoint"
+IMAGE_FORMAT = 2
 USER = "10001:10001"  # no account needed: nothing in the image is owned by it
 ROOT = "/opt/jupyter-deploy"
 LEFT_OUT = ("__pycache__", "labextension", "*.pyc")  # what instances never read
@@ -38,16 +44,19 @@ RUN python3 -m venv {root}/venv \\
     -r {root}/build/requirements.txt
 COPY src/ {root}/src/
 COPY checkpoint/ {root}/checkpoint/
+COPY public.key {root}/public.key
 ENV PATH={root}/venv/bin:/usr/local/bin:/usr/bin:/bin PYTHONPATH={root}/src \\
     PYTHONUNBUFFERED=1 HOME=/tmp
 USER {user}
-ENTRYPOINT ["python", "-m", "jupyter_deploy.worker", "--checkpoint", "{root}/checkpoint"]
+ENTRYPOINT ["python", "-m", "jupyter_deploy.worker", "--checkpoint", "{root}/checkpoint", \
+            "--public-key-file", "{root}/public.key"]
 """
 
 
 def image_tag(checkpoint_id: str, base_id: str) -> str:
-    """The checkpoint's image on this base: the cache key."""
-    return f"{REPOSITORY}:{checkpoint_id}-{base_id.removeprefix('sha256:')[:12]}"
+    """The checkpoint's image on this base: the cache key. `-v2`: images that verify their
+    snapshot; one built before (v1, unverified) is never reused."""
+    return f"{REPOSITORY}:{checkpoint_id}-{base_id.removeprefix('sha256:')[:12]}-v{IMAGE_FORMAT}"
 
 
 def ca_bundle() -> Path | None:
@@ -89,9 +98,22 @@ def worker_distributions() -> list[str]:
     return sorted(found)
 
 
-def write_context(folder: Path, checkpoint_dir: Path, meta: dict[str, Any], base: str) -> None:
-    """The build context of a checkpoint's image, in `folder` (empty or missing)."""
+def public_key_of(checkpoint_dir: Path) -> bytes:
+    """The public key of the state folder the checkpoint is stored in."""
+    return load_public_key((checkpoint_dir.parent.parent / PUBLIC).read_text())
+
+
+def write_context(folder: Path, checkpoint_dir: Path, meta: dict[str, Any], base: str,
+                  public_key: bytes | None = None) -> None:
+    """The build context of a checkpoint's image, in `folder` (empty or missing); refused
+    unless the checkpoint verifies with `public_key` (default: its state folder's)."""
+    key = public_key_of(checkpoint_dir) if public_key is None else public_key
+    try:
+        verify(checkpoint_dir, key)
+    except Refused as exc:
+        raise Refused(f"checkpoint {checkpoint_dir.name} refused: {exc}") from None
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "public.key").write_text(key.hex() + "\n")
     build = folder / "build"
     build.mkdir()
     bundle = ca_bundle()
@@ -101,6 +123,8 @@ def write_context(folder: Path, checkpoint_dir: Path, meta: dict[str, Any], base
         (build / "ca.crt").write_text("")
     (build / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements(meta)))
     shutil.copytree(checkpoint_dir, folder / "checkpoint")
+    for path in (folder / "checkpoint").iterdir():  # private in the state folder; the
+        path.chmod(0o644)  # image's unprivileged user must read them
     package = Path(jupyter_deploy.__file__).parent
     shutil.copytree(package, folder / "src" / "jupyter_deploy",
                     ignore=shutil.ignore_patterns(*LEFT_OUT))

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..models import Instance, Node
 from .base import Runtime
+from .interpreters import checked_interpreter
 from .lease import LEASE_FILE, stop_pids, workers_of
 from .limits import limits
 from .memory import Cgroups, MemoryGuard
@@ -27,7 +26,8 @@ BASE_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", 
 
 
 class ProcessRuntime(Runtime):
-    """Instances are local processes of the kernel's own interpreter, on loopback ports.
+    """Instances are local processes of the service's interpreter (or one its settings
+    name, see interpreters.py), on loopback ports.
 
     The runtime binds the listening socket itself and hands it to the worker, so the port
     is known at once and cannot be taken by anyone else in between.
@@ -39,11 +39,14 @@ class ProcessRuntime(Runtime):
                  log_max_bytes: int = 10 * 1024 * 1024, log_files: int = 3,
                  configs: dict[str, dict[str, Any]] | None = None,
                  secrets: Callable[[str], dict[str, str]] | None = None,
-                 lease_grace_s: float = 30.0, cgroups: bool = True) -> None:
+                 lease_grace_s: float = 30.0, cgroups: bool = True, public_key: bytes = b"",
+                 interpreters: dict[str, str] | None = None) -> None:
         self.log_dir = log_dir
         self.lease = (log_dir.parent / LEASE_FILE).resolve()  # the folder's (lease.py)
         self.lease_grace_s = lease_grace_s
         self.memory = MemoryGuard(Cgroups.find(self.lease.parent) if cgroups else None)
+        self.public_key = public_key  # checkpoints must verify with it, here and in the worker
+        self.interpreters = interpreters or {}
         self.host = host
         self.busy_limit_s = busy_limit_s
         self.log_max_bytes = log_max_bytes
@@ -54,7 +57,9 @@ class ProcessRuntime(Runtime):
         self._starting: dict[str, asyncio.Task[subprocess.Popen[bytes]]] = {}
 
     async def create(self, node: Node, instance: Instance, checkpoint_dir: Path) -> None:
-        executable = await asyncio.to_thread(_interpreter, checkpoint_dir / "checkpoint.json")
+        # Refused before anything starts, so the reason is the node's event.
+        executable = await asyncio.to_thread(checked_interpreter, checkpoint_dir,
+                                             self.public_key, self.interpreters)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind((self.host, 0))
         sock.listen(128)
@@ -64,7 +69,8 @@ class ProcessRuntime(Runtime):
         env = {**instance_environment(), **node.env, **secrets,
                "JUPYTER_DEPLOY_INSTANCE": instance.id}
         command = [executable, "-m", "jupyter_deploy.worker",
-                   "--checkpoint", str(checkpoint_dir), "--fd", str(sock.fileno()),
+                   "--checkpoint", str(checkpoint_dir), "--public-key", self.public_key.hex(),
+                   "--fd", str(sock.fileno()),
                    "--busy-limit", str(self.busy_limit_s), "--log-file", str(log_path),
                    "--log-max-bytes", str(self.log_max_bytes), "--log-files", str(self.log_files),
                    "--lease", str(self.lease), "--lease-grace", str(self.lease_grace_s)]
@@ -172,14 +178,6 @@ def instance_environment() -> dict[str, str]:
     """The minimal base of an instance's environment, from the service's: by allow-list."""
     return {name: value for name, value in os.environ.items()
             if name in BASE_ENV or name.startswith("LC_")}
-
-
-def _interpreter(checkpoint_json: Path) -> str:
-    """The interpreter of the kernel that pinned the checkpoint, when it is still there."""
-    executable = json.loads(checkpoint_json.read_text())["environment"].get("executable", "")
-    if isinstance(executable, str) and executable and os.access(executable, os.X_OK):
-        return executable
-    return sys.executable
 
 
 def _waited(process: subprocess.Popen[bytes], timeout_s: float) -> bool:

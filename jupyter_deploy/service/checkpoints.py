@@ -11,18 +11,22 @@ import json
 from typing import Any
 
 from ..models import InvalidInput
+from ..signing import InstallationKey, is_signed
 from ..store.sqlite import Store
 from ..types import InputCheck
+from ..worker.verify import Refused
 from .observe import EventLog
 from .validation.checkpoints import checkpoint_spec
 
 
 class Checkpoints:
-    """Adding, reading and deleting checkpoints; every change is an event."""
+    """Adding, reading and deleting checkpoints; every change is an event. Each checkpoint
+    folder is signed with the installation's key as it is stored."""
 
     def __init__(self, store: Store, events: EventLog) -> None:
         self.store = store
         self.events = events
+        self.key = InstallationKey.open(store.root)
 
     async def add(self, body: Any) -> dict[str, Any]:
         """Store a checkpoint sent by a kernel: its metadata and base64 pickled state."""
@@ -47,7 +51,41 @@ class Checkpoints:
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode() + state).hexdigest()
         meta = {"id": digest[:16], "name": extra["name"], **spec, **extra}
         self.store.write_checkpoint(meta, state)
+        folder = self.store.checkpoint_dir(meta["id"])
+        if not is_signed(folder):
+            try:
+                self.key.sign(folder, meta["id"])
+            except Refused as exc:  # the folder was there, and changed since it was written
+                raise InvalidInput(f"the stored checkpoint {meta['id']} cannot be signed: "
+                                   f"{exc}", field="data") from None
         return meta, state
+
+    def sign_existing(self) -> None:
+        """Sign the checkpoints stored before signing existed, each only if its files still
+        hash to the content id recorded when it was pinned; the others are refused."""
+        for checkpoint_id, versions in self._by_id().items():
+            folder = self.store.checkpoint_dir(checkpoint_id)
+            if is_signed(folder):
+                continue
+            try:
+                self.key.sign(folder, checkpoint_id)
+            except (Refused, OSError, ValueError, KeyError) as exc:
+                for item in versions:
+                    self.events.add("checkpoint", item["name"], "refused",
+                                    f"checkpoint {ref(item)} refused: it was stored before "
+                                    f"checkpoints were signed and {exc}; no instance will "
+                                    "start from it (pin it again)")
+            else:
+                for item in versions:
+                    self.events.add("checkpoint", item["name"], "signed",
+                                    f"checkpoint {ref(item)} signed: its files match the "
+                                    "content hash recorded when it was pinned")
+
+    def _by_id(self) -> dict[str, list[dict[str, Any]]]:
+        by_id: dict[str, list[dict[str, Any]]] = {}
+        for item in self.store.checkpoints():
+            by_id.setdefault(item["id"], []).append(item)
+        return by_id
 
     def all(self) -> list[dict[str, Any]]:
         """Every version of every checkpoint."""

@@ -20,6 +20,7 @@ from ..gateway.grpc.server import GrpcGateway
 from ..gateway.oip.versions import served_from
 from ..gateway.routing import Routes
 from ..http.messages import Response
+from ..runtimes.interpreters import check_interpreters
 from ..runtimes.limits import DEFAULT_CONFIGS, check_configs
 from ..store.sqlite import EVENTS_PER_SUBJECT, Store
 from ..supervisor.loop import Supervisor
@@ -44,7 +45,8 @@ class DeployService:
                  log_max_bytes: int = 10 * 1024 * 1024, log_files: int = 3,
                  base_image: str = "", instance_configs: dict[str, Any] | None = None,
                  keep_containers: bool = True, events_per_subject: int = EVENTS_PER_SUBJECT,
-                 gateway_public_url: str = "", **supervisor_options: Any) -> None:
+                 gateway_public_url: str = "", interpreters: dict[str, str] | None = None,
+                 **supervisor_options: Any) -> None:
         self.state_dir = Path(state_dir)
         self.log_max_bytes = log_max_bytes
         self.log_files = log_files
@@ -59,6 +61,7 @@ class DeployService:
         self.configs = check_configs(DEFAULT_CONFIGS if instance_configs is None
                                      else instance_configs)
         self.keep_containers = keep_containers
+        self.interpreters = check_interpreters(interpreters or {})
         self.events_per_subject = events_per_subject
         self.running = False
         self.start_error = "it has not started yet"
@@ -77,11 +80,13 @@ class DeployService:
         self.store = Store(self.state_dir, events_per_subject=self.events_per_subject)
         self.event_log = EventLog(self.store)
         self._checkpoints = Checkpoints(self.store, self.event_log)
+        self._checkpoints.sign_existing()
         self.routes = Routes()
         self.docker, self.runtime = docker_nodes.runtimes(
             self.store, self.base_image, self.configs, self.request_timeout_s,
             self.keep_containers, lambda node, line: self.supervisor.note(node, line), self.log,
-            self.log_max_bytes, self.log_files)
+            self.log_max_bytes, self.log_files, self._checkpoints.key.public_bytes,
+            self.interpreters)
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s,
                                describe=self.describe, public_url=self.gateway_public_url)
         self.gateway.recorder = self.recorder = Recorder(self.routes, self.store)

@@ -17,7 +17,8 @@ from ..supervisor.loop import Supervisor
 
 def runtimes(store: Store, base_image: str, configs: dict[str, dict[str, Any]],
              busy_limit_s: float, keep_containers: bool, note: Callable[[str, str], None],
-             log: logging.Logger, log_max_bytes: int, log_files: int
+             log: logging.Logger, log_max_bytes: int, log_files: int,
+             public_key: bytes = b"", interpreters: dict[str, str] | None = None
              ) -> tuple[DockerRuntime, Runtimes]:
     """The service's runtimes: its docker runtime, and all of them by name."""
     docker = DockerRuntime(store.root, base_image, configs, store.secrets, note=note,
@@ -25,7 +26,8 @@ def runtimes(store: Store, base_image: str, configs: dict[str, dict[str, Any]],
                            log_max_bytes=log_max_bytes, log_files=log_files)
     process = ProcessRuntime(store.root / "logs", busy_limit_s=busy_limit_s,
                              log_max_bytes=log_max_bytes, log_files=log_files, configs=configs,
-                             secrets=store.secrets)
+                             secrets=store.secrets, public_key=public_key,
+                             interpreters=interpreters)
     return docker, Runtimes({"process": process, "docker": docker})
 
 

@@ -18,6 +18,7 @@ from ..models import Instance, InstanceStatus, Node, NodeStatus, node_status
 from ..runtimes.base import Runtime
 from ..store.sqlite import Store
 from ..types import InputCheck
+from ..worker.verify import REFUSED_EXIT, refusal
 from .autoscale import Samples, desired_instances, plan, window
 from .health import healthy
 from .replay import Replays
@@ -173,6 +174,8 @@ class Supervisor:
                 continue
             if not self.runtime.alive(instance):
                 message = self.runtime.ended(instance)
+                if self.runtime.exit_code(instance) == REFUSED_EXIT:  # its log says why, last
+                    message += f": checkpoint refused: {refusal(self.runtime.logs(instance))}"
                 self.log.warning("%s: %s", instance.id, message)
                 self.transition(node, instance, Event.EXITED, message)
                 self.failed(node)

@@ -1,5 +1,6 @@
-"""`python -m jupyter_deploy.worker --checkpoint DIR --fd N [--log-file PATH]` (or
-`--port P [--host H]`, in a container): run one checkpoint instance."""
+"""`python -m jupyter_deploy.worker --checkpoint DIR --public-key HEX --fd N [--log-file PATH]`
+(or `--port P [--host H]` and `--public-key-file PATH`, in a container): run one checkpoint
+instance, once the checkpoint verifies with the public key."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from .app import serve
 from .logs import capture
+from .verify import PREFIX, REFUSED_EXIT, Refused, load_public_key
 
 
 def main() -> None:
@@ -23,6 +25,9 @@ def main() -> None:
     where.add_argument("--fd", type=int, help="listening socket to serve on")
     where.add_argument("--port", type=int, help="port to listen on")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (--port)")
+    parser.add_argument("--public-key", help="the installation's Ed25519 public key, hex")
+    parser.add_argument("--public-key-file", type=Path,
+                        help="a file holding it (an image's; --public-key wins over it)")
     parser.add_argument("--busy-limit", type=float, default=15.0,
                         help="seconds a cell may run before the instance reports not ready")
     parser.add_argument("--log-file", help="the instance's log (else stdout and stderr)")
@@ -35,12 +40,19 @@ def main() -> None:
     parser.add_argument("--lease-grace", type=float, default=30.0,
                         help="seconds without a service holding the lease before stopping")
     args = parser.parse_args()
+    if not (args.public_key or args.public_key_file):
+        parser.error("--public-key or --public-key-file is required: checkpoints must verify")
     if args.log_file:
         capture(args.log_file, args.log_max_bytes, args.log_files)
         log_format = "%(levelname)s %(message)s"  # the log adds the time
     else:
         log_format = "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=logging.INFO, format=log_format)
+    try:
+        public_key = load_public_key(args.public_key or args.public_key_file.read_text())
+    except (Refused, OSError) as exc:
+        logging.getLogger("jupyter_deploy.worker").error("%s%s", PREFIX, exc)
+        raise SystemExit(REFUSED_EXIT) from None
     fd = args.fd
     if fd is None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -49,8 +61,8 @@ def main() -> None:
         sock.listen(128)
         fd = sock.detach()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(serve(args.checkpoint, fd, args.busy_limit, args.lease, args.lease_grace,
-                         owner))
+        runner.run(serve(args.checkpoint, fd, args.busy_limit, public_key, args.lease,
+                         args.lease_grace, owner))
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -35,6 +35,7 @@ from ..types.values import Mismatch, decode, encode_fields, json_default, needs_
 from .logs import begin_request, end_request
 from .metrics import InstanceMetrics
 from .snapshot import Snapshot
+from .verify import PREFIX, REFUSED_EXIT, Refused, manifest, verified_bytes
 
 MAX_BODY = 24 * 1024 * 1024  # the gateway's 16 MB limit, once a gRPC call's bytes are base64
 log = logging.getLogger("jupyter_deploy.worker")
@@ -43,8 +44,10 @@ log = logging.getLogger("jupyter_deploy.worker")
 class Worker:
     """One instance's interpreter state and the cell that runs in it."""
 
-    def __init__(self, checkpoint_dir: Path, busy_limit_s: float = 15.0) -> None:
+    def __init__(self, checkpoint_dir: Path, busy_limit_s: float = 15.0,
+                 public_key: bytes = b"") -> None:
         self.checkpoint_dir = checkpoint_dir
+        self.public_key = public_key  # the service's: what the checkpoint must be signed with
         self.busy_limit_s = busy_limit_s
         self.running_since: float | None = None  # when the cell now running started
         self.phase = "starting"
@@ -56,14 +59,18 @@ class Worker:
         self.in_flight = 0
         self.started = time.monotonic()
         self.metrics = InstanceMetrics()
-        self.snapshot = Snapshot(checkpoint_dir / "state.pkl")
+        self.snapshot = Snapshot(checkpoint_dir / "state.pkl", sha256="")  # "": until verified
         self.poisoned = False  # a request raised MemoryError: recycle after answering
         self.stop: asyncio.Event | None = None
 
     def restore(self) -> None:
-        """Load the pinned state and compile the cell (runs on the executor thread)."""
+        """Verify the checkpoint, then load the pinned state and compile the cell (runs on
+        the executor thread). Nothing is unpickled from a checkpoint that does not verify."""
         self.phase = "preparing"
-        meta = json.loads((self.checkpoint_dir / "checkpoint.json").read_text())
+        signed = manifest(self.checkpoint_dir, self.public_key)
+        meta = json.loads(verified_bytes(self.checkpoint_dir / "checkpoint.json",
+                                         signed["checkpoint_json"]))
+        self.snapshot.sha256 = signed["state"]
         self.filename = f"<cell {meta['name']}>"
         source = meta["source"]
         linecache.cache[self.filename] = (len(source), None, source.splitlines(True), self.filename)
@@ -205,15 +212,17 @@ class Worker:
 
 
 async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
-                lease: Path | None = None, lease_grace_s: float = 30.0, owner: int = 0) -> None:
+                public_key: bytes = b"", lease: Path | None = None, lease_grace_s: float = 30.0,
+                owner: int = 0) -> None:
     """Serve on the listening socket passed as `fd` until SIGTERM, a MemoryError (exit
     RECYCLE_EXIT), or the state folder's `lease` not held by `owner` (the service that
-    started us) for `lease_grace_s`."""
+    started us) for `lease_grace_s`. A checkpoint that does not verify with `public_key`
+    exits REFUSED_EXIT before anything is unpickled."""
     import signal
     import socket
 
     loop = asyncio.get_running_loop()
-    worker = Worker(checkpoint_dir, busy_limit_s)
+    worker = Worker(checkpoint_dir, busy_limit_s, public_key)
     worker.stop = stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     # watched from the first moment: a service that died while we started is noticed too
@@ -230,6 +239,9 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
         os._exit(0)
     try:
         restore.result()
+    except Refused as exc:
+        log.error("%s%s", PREFIX, exc)
+        sys.exit(REFUSED_EXIT)
     except Exception:
         log.exception("could not restore the checkpoint in %s", checkpoint_dir)
         sys.exit(3)

@@ -7,6 +7,7 @@ The instance writes the files to a folder of its own and puts it first on `sys.p
 before it unpickles the state, so the state's references to those modules, and relative
 imports inside the packages, resolve as they did in the kernel. Without local code the file
 is the cloudpickled state alone. Everything is in the one file the content address covers.
+With a signed hash, the file is hashed through the descriptor it is then unpickled from.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
+
+from .verify import open_verified
 
 MARK = "jupyter-deploy-code"
 VERSION = 1
@@ -44,17 +47,24 @@ def _safe(name: str) -> PurePosixPath:
 
 
 class Snapshot:
-    """Loads a checkpoint's state, its local code first; the code is written out once."""
+    """Loads a checkpoint's state, its local code first; the code is written out once.
+    `sha256`: the signed hash the file must have (None: unchecked, for tools and tests)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sha256: str | None = None) -> None:
         self.path = path
+        self.sha256 = sha256
         self.code_dir: Path | None = None
 
+    def _open(self) -> IO[bytes]:
+        if self.sha256 is None:
+            return open(self.path, "rb")  # noqa: SIM115 - closed by load()
+        return open_verified(self.path, self.sha256)
+
     def load(self) -> dict[str, Any]:
-        """The pinned names, as the kernel had them."""
+        """The pinned names, as the kernel had them (verified first, when signed)."""
         import cloudpickle
 
-        with open(self.path, "rb") as f:
+        with self._open() as f:
             head = cloudpickle.load(f)
             if not _is_code(head):
                 return dict(head)

@@ -66,7 +66,7 @@ async def test_a_start_cancelled_midway_leaves_no_process(jp_fetch, deploy, tmp_
     so when a node is deleted) still ends with the process stopped, never an orphan."""
     pinned = await call(jp_fetch, "checkpoints", method="POST",
                         body=checkpoint_body("adder", **ADDER))
-    runtime = ProcessRuntime(tmp_path / "logs")
+    runtime = ProcessRuntime(tmp_path / "logs", public_key=deploy._checkpoints.key.public_bytes)
     node = Node(name="cut", checkpoint_id=pinned["id"], checkpoint="adder@1")
     folder = deploy.store.checkpoint_dir(pinned["id"])
     for step in range(8):
