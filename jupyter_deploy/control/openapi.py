@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from .handlers.logs import MAX_TAIL_BYTES
 from .handlers.requests import MAX_LAST
 from .schemas import NAME, REQUEST_ID_PATTERN, SCHEMAS, Schema, obj, ref
 
@@ -56,7 +57,7 @@ def _listing(key: str, item: str) -> Schema:
 
 def _log_query() -> list[dict[str, Any]]:
     return [_query("instance", {"type": "string"}, "one instance's log"),
-            _query("tail", {"type": "integer", "minimum": 0, "maximum": 999_999_999_999},
+            _query("tail", {"type": "integer", "minimum": 0, "maximum": MAX_TAIL_BYTES},
                    "bytes of each log, from its end (default 65536)"),
             _query("request_id", {"type": "string", "pattern": REQUEST_ID_PATTERN},
                    "only the lines of this request"),
@@ -83,6 +84,9 @@ def _node_paths() -> dict[str, dict[str, Any]]:
             "Call the node as the signed-in user",
             {"200": {"description": "the outputs", "content": {JSON: {"schema": obj(
                 {"output": {"type": "object"}}, ("output",))}}},
+             "503": {"description": "no instance of the node is healthy now",
+                     "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                     "content": {JSON: {"schema": ref("Error")}}},
              "default": {"description": "the gateway's or the cell's error",
                          "content": {JSON: {"schema": {"type": "object"}}}}},
             body=obj({"input": {"type": "object"}}, ("input",)))},

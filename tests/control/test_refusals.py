@@ -3,7 +3,7 @@ field and the bound, never a 500, and nothing stored."""
 
 from __future__ import annotations
 
-from ..conftest import checkpoint_body
+from ..conftest import checkpoint_body, until
 from .test_api import ADDER, call, error_of
 
 NODE = {"name": "x", "checkpoint": "adder"}
@@ -84,3 +84,16 @@ async def test_bodies_of_any_depth_get_400(jp_fetch, deploy):
                                          allow_nonstandard_methods=True)
             assert code in (404, 422) and "error" in error, (path, body, error)
     assert (await call(jp_fetch, "nodes"))["nodes"] == []
+
+
+async def test_a_log_tail_beyond_the_bound_is_refused(jp_fetch, deploy):
+    await call(jp_fetch, "checkpoints", method="POST", body=checkpoint_body("adder", **ADDER))
+    await call(jp_fetch, "nodes", method="POST", body={"name": "adder", "checkpoint": "adder"})
+    await until(lambda: deploy.node("adder")["status"] == "Healthy", timeout=30,
+                message="the node to be Healthy (its instance has written its log)")
+    code, error = await error_of(jp_fetch, "nodes", "adder", "logs",
+                                 params={"tail": "304286589216"})  # found by schemathesis
+    assert (code, error["error"]["field"]) == (422, "tail"), error
+    assert "16777216" in error["error"]["message"]
+    logs = await call(jp_fetch, "nodes", "adder", "logs", params={"tail": str(16 * 1024 * 1024)})
+    assert len(logs["logs"]) == 1
