@@ -97,3 +97,10 @@ async def test_a_log_tail_beyond_the_bound_is_refused(jp_fetch, deploy):
     assert "16777216" in error["error"]["message"]
     logs = await call(jp_fetch, "nodes", "adder", "logs", params={"tail": str(16 * 1024 * 1024)})
     assert len(logs["logs"]) == 1
+
+
+async def test_checkpoint_data_that_is_not_ascii_is_refused(jp_fetch, deploy):
+    body = {**checkpoint_body("adder", **ADDER), "data": "\u00afYd\U0001e513"}  # schemathesis
+    code, error = await error_of(jp_fetch, "checkpoints", method="POST", body=body)
+    assert (code, error["error"]["field"]) == (422, "data"), error
+    assert (await call(jp_fetch, "checkpoints"))["checkpoints"] == []
