@@ -9,45 +9,56 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
+import pytest
+
 from ..conftest import checkpoint_body, until, worker_pids
 from .test_api import ADDER, call
 
-# Per operation; bounded to spare a small shared machine (about 28 operations).
+# Cases per operation: bounded to spare a small shared machine.
 MAX_EXAMPLES = 30
 OPERATIONS = 27  # in the document; test_openapi.py keeps it equal to the handler table
 
 
+@pytest.mark.timeout(600)  # about 45 s alone; more when the machine is shared
 async def test_schemathesis_finds_no_server_error(jp_fetch, deploy, jp_serverapp, tmp_path):
-    # Something real to find: a checkpoint and a node the document's names can reach.
+    # Something real to reach (the hooks point most calls at these names).
     await call(jp_fetch, "checkpoints", method="POST", body=checkpoint_body("adder", **ADDER))
     await call(jp_fetch, "nodes", method="POST", body={"name": "adder", "checkpoint": "adder"})
     await call(jp_fetch, "aliases", "a", method="PUT", body={"nodes": {"adder": 100},
                                                              "force": True})
-    url = f"{jp_serverapp.connection_url.rstrip('/')}/deploy/api/openapi.json"
-    token = jp_serverapp.identity_provider.token
     report = tmp_path / "junit.xml"
+    try:
+        text = await schemathesis_run(jp_serverapp, report, tmp_path)
+        suite = ElementTree.parse(report).getroot().find("testsuite")
+        assert suite is not None and int(suite.get("tests", "0")) == OPERATIONS, text[-3000:]
+        assert (suite.get("failures"), suite.get("errors")) == ("0", "0"), text[-6000:]
+    finally:
+        await remove_everything(jp_fetch)
+    await until(lambda: not worker_pids(deploy.state_dir), timeout=30,
+                message="every instance the run made to stop")
+
+
+async def schemathesis_run(serverapp, report: Path, where: Path) -> str:
+    """`schemathesis run` on the server's document with its token; its output."""
+    url = f"{serverapp.connection_url.rstrip('/')}/deploy/api/openapi.json"
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.control.schemathesis_hooks",
            "PYTHONPATH": str(Path(__file__).parents[2])}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "schemathesis.cli", "run", url,
-        "-H", f"Authorization: token {token}", "--checks", "no_server_fault",
-        "--max-examples", str(MAX_EXAMPLES), "--phases", "examples,coverage,fuzzing",
-        "--workers", "1", "--request-timeout", "20", "--seed", "12",
-        "--report", "junit", "--report-junit-path", str(report),
-        env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        "-H", f"Authorization: token {serverapp.identity_provider.token}",
+        "--checks", "no_server_fault", "--max-examples", str(MAX_EXAMPLES),
+        "--phases", "examples,coverage,fuzzing", "--workers", "1", "--request-timeout", "20",
+        "--seed", "12", "--report", "junit", "--report-junit-path", str(report),
+        env=env, cwd=where, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=900)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=500)
     finally:
         if process.returncode is None:
             process.kill()
+            await process.wait()
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
-    suite = ElementTree.parse(report).getroot().find("testsuite")
-    assert suite is not None and int(suite.get("tests", "0")) == OPERATIONS, text[-3000:]
-    assert (suite.get("failures"), suite.get("errors")) == ("0", "0"), text[-6000:]
-    await remove_everything(jp_fetch)
-    await until(lambda: not worker_pids(deploy.state_dir), timeout=30,
-                message="every instance the run made to stop")
+    return text
 
 
 async def remove_everything(jp_fetch) -> None:
