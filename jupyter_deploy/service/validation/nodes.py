@@ -10,7 +10,7 @@ from ...models import Autoscale, HealthCheck, InvalidInput, Node
 from .containers import CONTAINER_FIELDS, apply, check_image, container_settings, health_numbers
 from .names import check_variables, flag, unknown_field
 from .names import is_whole as _whole
-from .ranges import in_range
+from .ranges import in_range, no_nul
 
 RUNTIMES = ("process", "docker")
 MAX_INSTANCES = 64
@@ -53,6 +53,7 @@ def configure(node: Node, body: dict[str, Any], configs: dict[str, dict[str, Any
     """Apply `body`'s settings to the node, all or nothing; the secrets to store, if they
     change. `stored`: the node's secrets now (None at creation)."""
     creating = stored is None
+    no_nul(body)
     changes, secrets = container_settings(node, body, configs, creating, stored)
     apply_node_settings(node, body, creating=creating)
     apply(node, changes)

@@ -81,3 +81,19 @@ def check_metadata(metadata: Any, field: str = "metadata") -> dict[str, str]:
         raise InvalidInput(f"{field} is {size} bytes as JSON: at most {MAX_METADATA_BYTES}",
                            field=field)
     return dict(metadata)
+
+
+def no_nul(body: dict[str, Any]) -> None:
+    """Refuse a NUL byte in any name or text of a node's settings: no process, path, header
+    or image reference can carry one, so the node could never start."""
+    stack: list[tuple[str, Any]] = [(str(key), value) for key, value in body.items()]
+    while stack:
+        field, value = stack.pop()
+        if "\x00" in field:
+            raise InvalidInput(f"{field} must not contain a NUL byte", field=field)
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(f"{field} must not contain a NUL byte", field=field)
+        if isinstance(value, dict):
+            stack.extend((f"{field}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{field}[{i}]", item) for i, item in enumerate(value))
