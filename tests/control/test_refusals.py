@@ -107,3 +107,20 @@ async def test_checkpoint_data_that_is_not_ascii_is_refused(jp_fetch, deploy):
     code, error = await error_of(jp_fetch, "checkpoints", method="POST", body=body)
     assert (code, error["error"]["field"]) == (422, "data"), error
     assert (await call(jp_fetch, "checkpoints"))["checkpoints"] == []
+
+
+async def test_calls_of_any_depth_get_400(jp_fetch, deploy):
+    await call(jp_fetch, "checkpoints", method="POST", body=checkpoint_body("adder", **ADDER))
+    await call(jp_fetch, "nodes", method="POST", body={"name": "adder", "checkpoint": "adder"})
+    await until(lambda: deploy.node("adder")["status"] == "Healthy", timeout=30,
+                message="the node to be Healthy")
+    deep = '{"input": ' + '{"a":' * 5000 + "1" + "}" * 5000 + "}"
+    for body, reason in [*BAD_BODIES, (deep, "nests more than 32"),
+                         ('{"input": {"a": NaN, "b": 1}}', "NaN")]:
+        code, error = await error_of(jp_fetch, "nodes", "adder:execute", method="POST",
+                                     body=body)
+        assert (code, error["error"]["field"]) == (400, "body"), (body[:50], error)
+        assert reason in error["error"]["message"], error
+    answer = await call(jp_fetch, "nodes", "adder:execute", method="POST",
+                        body={"input": {"a": 1, "b": 2}})
+    assert answer == {"output": {"total": 6.0}}
