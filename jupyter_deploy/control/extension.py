@@ -27,6 +27,7 @@ from .handlers.nodes import (
     StatsHandler,
     SuspendHandler,
 )
+from .handlers.openapi import OpenAPIHandler
 from .handlers.requests import RequestsHandler
 
 NODE = r"(?P<name>[^/:%]+)"
@@ -114,6 +115,7 @@ class DeployApp(ExtensionApp):
             (rf"/deploy/api/aliases/{NODE}", AliasHandler),
             (rf"/deploy/api/aliases/{NODE}/shadow", ShadowHandler),
             (r"/deploy/api/events", EventsHandler),
+            (r"/deploy/api/openapi.json", OpenAPIHandler),
         ])
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:

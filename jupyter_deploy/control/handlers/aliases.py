@@ -6,6 +6,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ...service.aliases import AliasSet
+from ...service.validation.names import body_object, check_name
 from .base import DeployHandler
 
 
@@ -26,8 +27,8 @@ class AliasesHandler(DeployHandler):
     @authorized
     async def post(self) -> None:
         """Create an alias: {"name", "nodes": {"node": weight}, "public", "metadata", ...}."""
-        body = self.body()
-        name = body.get("name") if isinstance(body, dict) else None
+        body = body_object(self.body())
+        name = check_name(body.get("name"), "name")
         _reply_set(self, self.service.set_alias(name, body, create_only=True))
 
 

@@ -8,8 +8,9 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ...models import BadRequest, DeployError, Unavailable
+from ...models import DeployError, Unavailable
 from ...service import DeployService
+from .bodies import parse_body
 
 
 class DeployHandler(APIHandler):
@@ -26,10 +27,8 @@ class DeployHandler(APIHandler):
         return service
 
     def body(self) -> Any:
-        try:
-            return json.loads(self.request.body or b"null")
-        except ValueError as exc:
-            raise BadRequest(f"the body is not valid JSON: {exc}", field="body") from None
+        """The request's JSON body (None when empty); BadRequest for any other bytes."""
+        return parse_body(self.request.body)
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)

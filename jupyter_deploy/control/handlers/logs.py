@@ -14,14 +14,16 @@ from ...runtimes.logfiles import REQUEST_ID
 from .base import DeployHandler
 
 WHOLE = re.compile(r"[0-9]{1,12}\Z")
+MAX_TAIL_BYTES = 16 * 1024 * 1024  # of each log; the whole tail is read into memory
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
 def log_query(handler: DeployHandler) -> dict[str, Any]:
     """instance, tail_bytes, request_id and follow from the query; a bad value names its field."""
     tail = handler.get_argument("tail", str(64 * 1024))
-    if not WHOLE.match(tail):
-        raise InvalidInput("tail must be a whole number of bytes", field="tail")
+    if not WHOLE.match(tail) or int(tail) > MAX_TAIL_BYTES:
+        raise InvalidInput(f"tail must be a whole number of bytes from 0 to {MAX_TAIL_BYTES}",
+                           field="tail")
     request_id = handler.get_argument("request_id", None)
     if request_id is not None and not REQUEST_ID.match(request_id):
         raise InvalidInput("request_id must be 1 to 64 letters, digits, '.', '_' or '-'",

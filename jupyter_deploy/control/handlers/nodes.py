@@ -62,6 +62,7 @@ class ExecuteHandler(DeployHandler):
     @authorized
     async def post(self, name: str) -> None:
         """Call the node for the signed-in user (what `%deploy call` uses)."""
+        self.body()  # any bytes: JSON the instance can take, or 400 here
         response = await self.service.execute(name, self.request.body)
         self.set_status(response.status)
         for header, value in (response.headers or {}).items():

@@ -8,6 +8,7 @@ from ...models import Alias, InvalidInput, Node
 from .names import check_name, flag, unknown_field
 from .names import is_whole as _whole
 from .nodes import sticky_rule
+from .ranges import check_metadata
 
 ALIAS_FIELDS = {"name", "nodes", "metadata", "public", "shadow", "sticky", "force"}
 
@@ -26,10 +27,7 @@ def alias_settings(body: dict[str, Any], nodes: dict[str, Node], serving: set[st
             raise InvalidInput(f"node {node!r} is not serving (not Healthy, no Healthy instance, "
                                "or suspended): it cannot take all the traffic (send force: true "
                                "to do it anyway)", field=f"nodes.{node}")
-    metadata = body.get("metadata", previous.metadata if previous else {})
-    if not isinstance(metadata, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise InvalidInput("metadata must be an object of strings", field="metadata")
+    metadata = check_metadata(body.get("metadata", previous.metadata if previous else {}))
     public = flag(body, "public", previous.public if previous else False)
     warnings: list[str] = []
     if "shadow" in body:

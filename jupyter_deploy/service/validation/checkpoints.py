@@ -19,6 +19,8 @@ def checkpoint_spec(body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     for key, kind in BODY_TYPES:
         if not isinstance(body.get(key), kind):
             raise InvalidInput(f"{key} must be a {kind.__name__}", field=key)
+    if not body["data"].isascii():  # the base64 decoder takes no other text
+        raise InvalidInput("data must be base64", field="data")
     spec = {
         "source": body["source"],
         "inputs": check_fields(body.get("inputs", []), "inputs"),

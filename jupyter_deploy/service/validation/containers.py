@@ -18,6 +18,7 @@ from ...runtimes.limits import REGISTRY_PASSWORD, check_capacity, host_capacity,
 from ...runtimes.secretfiles import FILE_NAME, FILE_PREFIX, MAX_FILE_BYTES
 from .names import check_variables
 from .names import is_whole as _whole
+from .ranges import in_range
 
 IMAGE_FIELDS = {"image", "port", "protocol", "telemetry", "registry", "session_timeout_s",
                 "idle_timeout_s"}
@@ -50,7 +51,7 @@ def container_settings(node: Node, body: dict[str, Any], configs: dict[str, dict
             changes["telemetry"] = _telemetry(body["telemetry"])
         for name in ("session_timeout_s", "idle_timeout_s"):
             if name in body:
-                changes[name] = _positive(body[name], name)
+                changes[name] = in_range(body[name], name)
     if "base_image" in body:
         if node.from_image:
             raise InvalidInput("base_image is for checkpoint nodes: an image node has its "
@@ -60,17 +61,13 @@ def container_settings(node: Node, body: dict[str, Any], configs: dict[str, dict
         changes["network"] = _choice(body, "network", node.network, ("host", "bridge"))
     if "config" in body:
         config = body["config"]
-        if config not in ("", None) and config not in configs:
+        if config not in ("", None) and (not isinstance(config, str) or config not in configs):
             raise InvalidInput(f"config must be one of {', '.join(sorted(configs))} (the "
                                "service's instance configurations)", field="config")
         changes["config"] = config or ""
     for name in ("memory_mb", "disk_mb"):
         if name in body:
-            value = body[name]
-            if not _whole(value) or value < 0 or 0 < value < 8:
-                raise InvalidInput(f"{name} must be a whole number of MB, at least 8 (0: no "
-                                   "limit)", field=name)
-            changes[name] = value
+            changes[name] = in_range(body[name], name)
     if node.runtime == "process" and {"config", "memory_mb"} & set(changes):
         _fits_the_host(node, changes, configs)
     if "health" in body and isinstance(body["health"], dict):
@@ -219,8 +216,3 @@ def _choice(body: dict[str, Any], name: str, default: str, allowed: tuple[str, .
                            field=prefix + name)
     return value
 
-
-def _positive(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise InvalidInput(f"{field} must be a positive number of seconds", field=field)
-    return value

@@ -6,6 +6,8 @@ import re
 from typing import Any
 
 from ...models import InvalidInput
+from .ranges import MAX_VARIABLE_NAME, MAX_VARIABLE_VALUE, MAX_VARIABLES, check_text
+from .ranges import is_whole as is_whole
 
 NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -22,19 +24,20 @@ def check_name(value: Any, field: str) -> str:
     return value
 
 
-def is_whole(value: Any) -> bool:
-    """An int that is not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_variables(value: Any, field: str) -> dict[str, str]:
-    """Environment variables {NAME: value}; InvalidInput naming the bad one."""
+    """Environment variables {NAME: value} a process can be given; InvalidInput naming the
+    bad one (NUL bytes, sizes: ranges.MAX_VARIABLE_*)."""
     if not isinstance(value, dict):
         raise InvalidInput(f"{field} must be an object of NAME: value", field=field)
+    if len(value) > MAX_VARIABLES:
+        raise InvalidInput(f"{field} has {len(value)} variables: at most {MAX_VARIABLES}",
+                           field=field)
     for name, item in value.items():
+        check_text(name, f"{field}.{name}", MAX_VARIABLE_NAME)
         if not ENV_NAME.match(name) or not isinstance(item, str):
             raise InvalidInput(f"{field}.{name}: names are identifiers, values strings",
                                field=f"{field}.{name}")
+        check_text(item, f"{field}.{name}", MAX_VARIABLE_VALUE)
     return dict(value)
 
 

@@ -10,6 +10,7 @@ from ...models import Autoscale, HealthCheck, InvalidInput, Node
 from .containers import CONTAINER_FIELDS, apply, check_image, container_settings, health_numbers
 from .names import check_variables, flag, unknown_field
 from .names import is_whole as _whole
+from .ranges import in_range, no_nul
 
 RUNTIMES = ("process", "docker")
 MAX_INSTANCES = 64
@@ -53,6 +54,7 @@ def configure(node: Node, body: dict[str, Any], configs: dict[str, dict[str, Any
     """Apply `body`'s settings to the node, all or nothing; the secrets to store, if they
     change. `stored`: the node's secrets now (None at creation)."""
     creating = stored is None
+    no_nul(body)
     changes, secrets = container_settings(node, body, configs, creating, stored)
     apply_node_settings(node, body, creating=creating)
     apply(node, changes)
@@ -67,10 +69,7 @@ def apply_node_settings(node: Node, body: dict[str, Any], creating: bool = False
     health = _numbers(HealthCheck(**vars(node.health)), health_numbers(body), "health")
     autoscale = _numbers(Autoscale(**vars(node.autoscale)), body.get("autoscale", {}),
                          "autoscale")
-    limit = body.get("maintenance_limit", node.maintenance_limit)
-    if not _whole(limit) or limit < 1:
-        raise InvalidInput("maintenance_limit must be a whole number >= 1",
-                           field="maintenance_limit")
+    limit = in_range(body.get("maintenance_limit", node.maintenance_limit), "maintenance_limit")
     sticky = sticky_rule(body["sticky"], "sticky") if "sticky" in body else node.sticky
     strict = flag(body, "strict", node.strict)
     capture = capture_rule(body["capture"], node.capture) if "capture" in body else node.capture
@@ -142,7 +141,7 @@ def capture_rule(value: Any, previous: dict[str, Any] | None) -> dict[str, Any] 
 
 
 def _numbers(target: Any, value: Any, prefix: str) -> Any:
-    """Positive numbers onto a settings dataclass; whole ones for `*_threshold` and `*_limit`."""
+    """Numbers onto a settings dataclass, each within its range (ranges.RANGES)."""
     if not isinstance(value, dict):
         raise InvalidInput(f"{prefix} must be an object", field=prefix)
     known = {f.name for f in fields(target)}
@@ -150,10 +149,5 @@ def _numbers(target: Any, value: Any, prefix: str) -> Any:
         if name not in known:
             raise InvalidInput(f"{prefix}.{name} is not a setting of {prefix}",
                                field=f"{prefix}.{name}")
-        whole = name.endswith("threshold")
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0 or (
-                whole and not isinstance(item, int)):
-            raise InvalidInput(f"{prefix}.{name} must be a positive "
-                               f"{'whole number' if whole else 'number'}", field=f"{prefix}.{name}")
-        setattr(target, name, item)
+        setattr(target, name, in_range(item, f"{prefix}.{name}"))
     return target
