@@ -47,6 +47,11 @@ class DeployApp(ExtensionApp):
     gateway_public_url = Unicode("", config=True, help=(
         "The gateway's URL as callers reach it (behind a proxy, say): the server of the "
         "OpenAPI documents. Default: the gateway's own address."))
+    gateway_limits = Dict(config=True, help=(
+        "What one connection to the gateway may cost, over the defaults: head_timeout_s (10), "
+        "max_head (65536), max_trailer (8192), max_buffered (1048576 bytes of answers queued "
+        "for a client that does not read), stall_timeout_s (60), max_pipeline (16), "
+        "max_connections (10000), max_per_client (1000)."))
     log_max_bytes = Integer(10 * 1024 * 1024, config=True,
                             help="Size at which an instance's log file is rotated.")
     log_files = Integer(3, config=True,
@@ -80,7 +85,7 @@ class DeployApp(ExtensionApp):
         self.service = DeployService(
             self.state_dir, gateway_host=self.gateway_host, gateway_port=self.gateway_port,
             gateway_grpc_port=self.gateway_grpc_port, request_timeout_s=self.request_timeout,
-            gateway_public_url=self.gateway_public_url,
+            gateway_public_url=self.gateway_public_url, gateway_limits=self.gateway_limits,
             log=self.log, log_max_bytes=self.log_max_bytes, log_files=self.log_files,
             events_per_subject=self.events_kept,
             base_image=self.base_image, instance_configs=self._instance_configs(),

@@ -23,7 +23,11 @@ from .upstream import Pool
 
 MAX_BYTES = 16 * 1024 * 1024  # of a request and of its answer, for callers
 UPSTREAM_BYTES = MAX_BYTES * 3 // 2  # to and from an instance: 16 MB of gRPC bytes as base64
-QUEUE_FACTOR = 16  # a node's default queue: this many requests per instance's slot
+# A node's default queue: this many requests per instance's slot. What would miss its deadline
+# is refused by time (WAIT_SHARE); the count bounds what waiting requests hold (bodies of up to
+# 16 MB each), and leaves room for 32 callers of one instance (a burst on a cheap cell is
+# served, not refused; with 16, most of 32 callers got 429).
+QUEUE_FACTOR = 32
 WAIT_SHARE = 0.5  # of its time left, the most a request is expected to wait in the queue
 SERVICE_WEIGHT = 0.2  # of the newest answer in the running mean of a node's service time
 

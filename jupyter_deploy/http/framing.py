@@ -3,7 +3,8 @@ the limits of a connection, and the RFC 9112 / 9110 checks of a request's head."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 MAX_HEAD = 64 * 1024
 VERSIONS = ("1.0", "1.1")
@@ -30,6 +31,22 @@ class Limits:
     max_pipeline: int = 16  # requests read ahead of the one being answered
     max_connections: int = 10_000  # per server
     max_per_client: int = 1_000  # per client address
+
+
+def check_limits(values: dict[str, Any]) -> Limits:
+    """`Limits` over the defaults from a setting's {name: number}; ValueError naming what is
+    wrong (an unknown name, or a number that is not positive)."""
+    known = {f.name: f.type for f in fields(Limits)}
+    for name, value in values.items():
+        if name not in known:
+            raise ValueError(f"gateway_limits.{name} is not a limit (known: "
+                             f"{', '.join(sorted(known))})")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or (
+                not name.endswith("_s") and not float(value).is_integer()):
+            raise ValueError(f"gateway_limits.{name} must be a positive "
+                             f"{'number of seconds' if name.endswith('_s') else 'whole number'}")
+    return Limits(**{name: value if name.endswith("_s") else int(value)
+                     for name, value in values.items()})
 
 
 def tokens(value: str) -> list[str]:

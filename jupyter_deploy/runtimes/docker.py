@@ -59,8 +59,12 @@ class DockerRuntime(Runtime):
                  host: str = "127.0.0.1", busy_limit_s: float = 15.0,
                  keep_containers: bool = True, poll_s: float = 0.5,
                  log: logging.Logger | None = None, log_max_bytes: int = 10 * 1024 * 1024,
-                 log_files: int = 3) -> None:
+                 log_files: int = 3, public_key: bytes = b"") -> None:
         self.log_max_bytes, self.log_files = log_max_bytes, log_files
+        # the service's own key, given to every checkpoint container: an image rebuilt with
+        # another manifest and key of its own still does not verify (the image's key is only
+        # for a container started by hand)
+        self.public_key = public_key
         self.state_dir = Path(state_dir).resolve()
         self.log_dir = self.state_dir / "logs"
         self.base_image = base_image  # "": the local base image if the engine has it
@@ -216,6 +220,8 @@ class DockerRuntime(Runtime):
             options["command"] = ["--host", "127.0.0.1" if node.network == "host" else "0.0.0.0",
                                   "--port", str(inner), "--busy-limit", str(self.busy_limit_s),
                                   "--log-file", "-"]  # stamped lines, tagged by request
+            if self.public_key:
+                options["command"] += ["--public-key", self.public_key.hex()]
         options["environment"] = {**env, "JUPYTER_DEPLOY_INSTANCE": instance.id}
         instance.host, instance.port = self.host, port
         instance.health_port = health_port

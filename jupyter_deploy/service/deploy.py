@@ -19,6 +19,7 @@ from ..gateway.capture import Recorder
 from ..gateway.grpc.server import GrpcGateway
 from ..gateway.oip.versions import served_from
 from ..gateway.routing import Routes
+from ..http.framing import check_limits
 from ..http.messages import Response
 from ..runtimes.interpreters import check_interpreters
 from ..runtimes.limits import DEFAULT_CONFIGS, check_configs
@@ -46,6 +47,7 @@ class DeployService:
                  base_image: str = "", instance_configs: dict[str, Any] | None = None,
                  keep_containers: bool = True, events_per_subject: int = EVENTS_PER_SUBJECT,
                  gateway_public_url: str = "", interpreters: dict[str, str] | None = None,
+                 gateway_limits: dict[str, Any] | None = None,
                  **supervisor_options: Any) -> None:
         self.state_dir = Path(state_dir)
         self.log_max_bytes = log_max_bytes
@@ -55,6 +57,7 @@ class DeployService:
         self.gateway_grpc_port = gateway_grpc_port
         self.request_timeout_s = request_timeout_s
         self.gateway_public_url = gateway_public_url  # "": the gateway's own address
+        self.gateway_limits = check_limits(gateway_limits or {})
         self.log = log or logging.getLogger("jupyter_deploy")
         self.supervisor_options = supervisor_options
         self.base_image = base_image  # "": the local base image if there is one, else public
@@ -88,7 +91,8 @@ class DeployService:
             self.log_max_bytes, self.log_files, self._checkpoints.key.public_bytes,
             self.interpreters)
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s,
-                               describe=self.describe, public_url=self.gateway_public_url)
+                               describe=self.describe, public_url=self.gateway_public_url,
+                               limits=self.gateway_limits)
         self.gateway.recorder = self.recorder = Recorder(self.routes, self.store)
         self.supervisor = Supervisor(self.store, self.runtime, self.routes,
                                      self._checkpoints.input_check,

@@ -23,7 +23,8 @@ def runtimes(store: Store, base_image: str, configs: dict[str, dict[str, Any]],
     """The service's runtimes: its docker runtime, and all of them by name."""
     docker = DockerRuntime(store.root, base_image, configs, store.secrets, note=note,
                            busy_limit_s=busy_limit_s, keep_containers=keep_containers, log=log,
-                           log_max_bytes=log_max_bytes, log_files=log_files)
+                           log_max_bytes=log_max_bytes, log_files=log_files,
+                           public_key=public_key)
     process = ProcessRuntime(store.root / "logs", busy_limit_s=busy_limit_s,
                              log_max_bytes=log_max_bytes, log_files=log_files, configs=configs,
                              secrets=store.secrets, public_key=public_key,

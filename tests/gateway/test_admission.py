@@ -131,6 +131,33 @@ def test_overload_is_served_to_capacity_and_the_rest_refused_fast(sleeper, servi
     assert (status, body) == (200, {"output": {"done": len(served) + 2}})
 
 
+def test_a_burst_on_a_cheap_cell_is_served_not_refused(service):
+    """32 callers at once of one instance whose cell takes a millisecond wait some 32 ms for
+    their turn: they are served (a default queue of 16 refused most of them with 429)."""
+    node, key = service.create_node(
+        "quick", checkpoint_body("quick", "total = a + b", "a:float,b:float", "total",
+                                 a=1.0, b=2.0))
+    try:
+        parts = urllib.parse.urlsplit(node["endpoint"])
+        body = json.dumps({"input": {"a": 1.0, "b": 2.0}}).encode()
+        request = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                   f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+        async def burst() -> list[tuple[float, int, float]]:
+            stop_at = asyncio.get_running_loop().time() + 2.0
+            answers: list[tuple[float, int, float]] = []
+            await asyncio.gather(*(_caller((parts.hostname or "", parts.port or 80), request,
+                                           stop_at, answers) for _ in range(32)))
+            return answers
+
+        answers = asyncio.run(burst())
+        statuses = sorted({status for _, status, _ in answers})
+        assert statuses == [200], f"{len(answers)} answers, statuses {statuses}"
+    finally:
+        service.client.delete_node("quick")
+
+
 def test_a_full_queue_is_429_with_retry_after(sleeper, service):
     node, key = sleeper
     service.client.update_node("queued", {"max_queue": 0})

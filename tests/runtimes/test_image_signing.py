@@ -121,3 +121,59 @@ def test_a_node_from_a_changed_image_says_why(engine, tmp_path):
             for name in (tag, image.id):  # the genuine one goes with the changed one, untagged
                 with contextlib.suppress(docker.errors.ImageNotFound):
                     engine.images.remove(name, force=True)
+
+
+def test_an_image_signed_with_its_own_key_is_refused(engine, tmp_path):
+    """An image rebuilt whole, its snapshot re-signed with another key and that key put in its
+    place: the service gives the container its own key, so the node still never serves."""
+    import json
+    import shutil
+
+    import docker
+
+    from jupyter_deploy.signing import InstallationKey, content_id
+
+    from ..conftest import standalone
+
+    with standalone(tmp_path) as service:
+        service.client.add_checkpoint(checkpoint_body("adder", **ADDER))
+        service.client.create_node({"name": "genuine", "checkpoint": "adder",
+                                    "runtime": "docker"})
+        wait_for(lambda: service.client.node("genuine")["status"] == "Healthy", timeout=170,
+                 message="the genuine docker node to be Healthy")
+        (image,) = {c.image for c in engine.containers.list(
+            filters={"label": "jupyter-deploy.node=genuine"})}
+        tag = image.tags[0]
+        service.client.delete_node("genuine")
+        (pinned,) = (tmp_path / "state" / "checkpoints").iterdir()
+        context = tmp_path / "forged"
+        folder = context / "checkpoint"
+        shutil.copytree(pinned, folder)
+        (folder / "state.pkl").write_bytes(pickle.dumps(Payload(Path(MARKER))))
+        meta = json.loads((folder / "checkpoint.json").read_text())
+        spec = {key: meta.get(key) for key in ("source", "inputs", "outputs", "environment")}
+        meta["id"] = content_id(spec, folder / "state.pkl")
+        (folder / "checkpoint.json").write_text(json.dumps(meta))
+        (tmp_path / "attacker").mkdir()
+        attacker = InstallationKey.open(tmp_path / "attacker")
+        attacker.sign(folder, meta["id"])
+        (context / "public.key").write_text(attacker.public_hex + "\n")
+        for path in (*folder.iterdir(), context / "public.key"):
+            path.chmod(0o644)
+        (context / "Dockerfile").write_text(
+            f"FROM {tag}\nCOPY checkpoint {ROOT}/checkpoint\nCOPY public.key {ROOT}/public.key\n")
+        try:
+            engine.images.build(path=str(context), rm=True, pull=False, tag=tag)
+            service.client.create_node({"name": "forged", "checkpoint": "adder",
+                                        "runtime": "docker"})
+
+            def told() -> bool:
+                events = service.client.events(node="forged")
+                return any("checkpoint refused" in e["message"] for e in events)
+            wait_for(told, timeout=60, message="an event naming the refusal")
+            assert service.client.node("forged")["status"] != "Healthy"
+            service.client.delete_node("forged")
+        finally:
+            for name in (tag, image.id):
+                with contextlib.suppress(docker.errors.ImageNotFound):
+                    engine.images.remove(name, force=True)
