@@ -23,11 +23,16 @@ from .upstream import Pool
 
 MAX_BYTES = 16 * 1024 * 1024  # of a request and of its answer, for callers
 UPSTREAM_BYTES = MAX_BYTES * 3 // 2  # to and from an instance: 16 MB of gRPC bytes as base64
-# A node's default queue: this many requests per instance's slot. What would miss its deadline
-# is refused by time (WAIT_SHARE); the count bounds what waiting requests hold (bodies of up to
-# 16 MB each), and leaves room for 32 callers of one instance (a burst on a cheap cell is
-# served, not refused; with 16, most of 32 callers got 429).
+# A node's default queue: this many requests per slot. What would miss its deadline is
+# refused by time (WAIT_SHARE); the count bounds what waiting requests hold (bodies of up to
+# 16 MB each) and leaves room for a burst: 32 callers of one instance wait for their turn.
 QUEUE_FACTOR = 32
+# An instance runs one request at a time, but is sent more while they would all be done within
+# PIPELINE_S (50 ms): for a cheap cell the hops to and from it then overlap its runs (sent one at a
+# time, c=32 on one instance fell from about 4,000 to 1,400 requests/s). A slow cell gets only
+# its slots, so that the queue, which knows deadlines, holds the rest.
+PIPELINE_S = 0.05
+MAX_PIPELINE = 64
 WAIT_SHARE = 0.5  # of its time left, the most a request is expected to wait in the queue
 SERVICE_WEIGHT = 0.2  # of the newest answer in the running mean of a node's service time
 
@@ -119,7 +124,7 @@ class Route:
     timeout_s: float = 0.0  # a request's deadline on this node; 0: the gateway's
     idle_timeout_s: float = 0.0  # idle connections to its instances are closed after this
     added: asyncio.Event = field(default_factory=asyncio.Event)
-    slots: int = 1  # requests an instance is sent at once (its target concurrency)
+    slots: int = 1  # requests an instance is sent at once (its target concurrency), at least
     max_queue: int | None = None  # requests waiting for a slot; None: QUEUE_FACTOR per slot
     expose_tracebacks: bool = False  # anonymous callers of a public alias see them too
     queue: deque[Turn] = field(default_factory=deque)
@@ -143,6 +148,14 @@ class Route:
             return self.max_queue
         return QUEUE_FACTOR * self.slots * max(1, len(self.backends))
 
+    @property
+    def per_instance(self) -> int:
+        """Requests an instance is sent at once: its slots, and more while they would all be
+        done within PIPELINE_S (by the mean service time; none more while it is unknown)."""
+        if not self.service_s:
+            return self.slots
+        return max(self.slots, min(MAX_PIPELINE, int(PIPELINE_S / self.service_s)))
+
     def served(self, seconds: float, answered: bool = True) -> None:
         """Count one request's time on an instance into the node's mean service time. On
         an answer, the waiters that would not be admitted now (a first burst, before any
@@ -150,7 +163,7 @@ class Route:
         deadline; a timeout refuses none (they wait out their own deadline)."""
         self.service_s = seconds if not self.service_s else (
             self.service_s + SERVICE_WEIGHT * (seconds - self.service_s))
-        slots = self.slots * sum(not b.stuck for b in self.backends.values())
+        slots = self.per_instance * sum(not b.stuck for b in self.backends.values())
         if not answered or not self.queue or not slots:
             return
         now = asyncio.get_running_loop().time()
@@ -165,7 +178,7 @@ class Route:
 
     def expected_wait(self) -> float:
         """Seconds a request joining the queue now should wait for a slot (0: unknown)."""
-        slots = self.slots * sum(not b.stuck for b in self.backends.values())
+        slots = self.per_instance * sum(not b.stuck for b in self.backends.values())
         return (len(self.queue) + 1) * self.service_s / slots if slots else 0.0
 
     def has_instance(self, exclude: set[str]) -> bool:
@@ -174,7 +187,7 @@ class Route:
 
     def free(self, backend: Backend) -> bool:
         """Whether `backend` has a slot for one more request."""
-        return backend.in_flight < self.slots and not backend.stuck
+        return backend.in_flight < self.per_instance and not backend.stuck
 
     def wake_waiters(self, every: bool = False) -> None:
         """Give the slots free now to the requests first in the queue (`every`: wake them
@@ -182,7 +195,8 @@ class Route:
         if not self.queue:
             return
         free = len(self.queue) if every else sum(
-            max(0, self.slots - b.in_flight) for b in self.backends.values() if not b.stuck)
+            max(0, self.per_instance - b.in_flight) for b in self.backends.values()
+            if not b.stuck)
         while free > 0 and self.queue:
             turn = self.queue.popleft()
             if not turn.done():

@@ -143,3 +143,20 @@ def test_the_first_answer_refuses_the_waiters_it_could_not_serve_in_time():
         return outcomes
 
     assert sorted(asyncio.run(shed())) == ["refused"] * 6 + ["woken"] * 2
+
+
+def test_a_cheap_cell_gets_requests_pipelined_a_slow_one_only_its_slots():
+    async def depths() -> list[int]:
+        route = _routes().nodes["n"]
+        found = [route.per_instance]  # no answer yet: its slots
+        route.served(0.001)
+        found.append(route.per_instance)  # 50 of 1 ms fit in 50 ms
+        route.service_s = 0.0
+        route.served(0.2)
+        found.append(route.per_instance)
+        route.service_s = 0.0
+        route.served(0.00001)
+        found.append(route.per_instance)  # bounded
+        return found
+
+    assert asyncio.run(depths()) == [1, 50, 1, 64]
