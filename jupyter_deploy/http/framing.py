@@ -13,10 +13,12 @@ VERSIONS = ("1.0", "1.1")
 class Refusal(Exception):
     """A request the HTTP layer answers itself with an error of the table, then closes."""
 
-    def __init__(self, code: str, message: str, linger: bool = False) -> None:
+    def __init__(self, code: str, message: str, linger: bool = False,
+                 request_id: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.linger = linger  # keep reading (and dropping) a while, so the client sees it
+        self.request_id = request_id  # of the request refused, when its head was read
 
 
 @dataclass

@@ -234,7 +234,7 @@ class ServerProtocol(asyncio.Protocol):
         self.close_after = wants_close(request.version[5:], headers.get("connection", ""))
         length = int(headers.get("content-length") or 0)  # llhttp checked its digits
         if length > self.max_body:
-            raise self._too_large()
+            raise self._too_large(request.id)
         has_body = bool(length) or "transfer-encoding" in headers
         context = self.app.check(request)
         expects = "100-continue" in tokens(headers.get("expect", ""))
@@ -269,15 +269,16 @@ class ServerProtocol(asyncio.Protocol):
             request.id = self.identify(headers)
         return request, repeated
 
-    def _too_large(self) -> Refusal:
+    def _too_large(self, request_id: str) -> Refusal:
         return Refusal("payload_too_large",
-                       f"the request body is larger than {self.max_body} bytes", linger=True)
+                       f"the request body is larger than {self.max_body} bytes", linger=True,
+                       request_id=request_id)
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
         self.overhead -= len(body)
         if self.size > self.max_body:
-            raise self._too_large()
+            raise self._too_large(self.request.id if self.request is not None else "")
         if not isinstance(self.context, _Refused):
             self.parts.append(body)
 
@@ -369,7 +370,7 @@ class ServerProtocol(asyncio.Protocol):
         if not refusal.linger or transport is None:
             self._finish(_refusal(refusal.code, str(refusal)), True)
             return
-        transport.writelines(_refusal(refusal.code, str(refusal)).encode(True))
+        transport.writelines(_refusal(refusal.code, str(refusal)).encode(True, refusal.request_id))
         with contextlib.suppress(OSError):
             transport.write_eof()
         self.loop.call_later(LINGER_S, transport.close)

@@ -53,6 +53,17 @@ def run_worker(client: Any, image: str) -> Any:
     return container
 
 
+def genuine_healthy(service: Any) -> None:
+    """Wait for node `genuine` (its image built first, a minute or two) to be Healthy; say
+    what its events said when it is not."""
+    try:
+        wait_for(lambda: service.client.node("genuine")["status"] == "Healthy", timeout=240,
+                 message="the genuine docker node to be Healthy")
+    except AssertionError as exc:
+        said = [e["message"] for e in service.client.events(node="genuine")][-12:]
+        raise AssertionError(f"{exc}; its last events: {said}") from None
+
+
 def test_an_image_whose_snapshot_changed_is_refused(engine, checkpoint_image, tmp_path):
     import docker
 
@@ -94,8 +105,7 @@ def test_a_node_from_a_changed_image_says_why(engine, tmp_path):
         service.client.add_checkpoint(checkpoint_body("adder", **ADDER))
         service.client.create_node({"name": "genuine", "checkpoint": "adder",
                                     "runtime": "docker"})
-        wait_for(lambda: service.client.node("genuine")["status"] == "Healthy", timeout=170,
-                 message="the genuine docker node to be Healthy")
+        genuine_healthy(service)
         (image,) = {c.image for c in engine.containers.list(
             filters={"label": "jupyter-deploy.node=genuine"})}
         tag = image.tags[0]
@@ -139,8 +149,7 @@ def test_an_image_signed_with_its_own_key_is_refused(engine, tmp_path):
         service.client.add_checkpoint(checkpoint_body("adder", **ADDER))
         service.client.create_node({"name": "genuine", "checkpoint": "adder",
                                     "runtime": "docker"})
-        wait_for(lambda: service.client.node("genuine")["status"] == "Healthy", timeout=170,
-                 message="the genuine docker node to be Healthy")
+        genuine_healthy(service)
         (image,) = {c.image for c in engine.containers.list(
             filters={"label": "jupyter-deploy.node=genuine"})}
         tag = image.tags[0]

@@ -4,8 +4,6 @@ where no cgroup can be made, and workers tied to the state folder's lease."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import signal
 import stat
@@ -110,19 +108,29 @@ def test_the_resident_set_watch_kills_a_process_over_its_limit(tmp_path: Path) -
 
 
 def pinned(folder: Path) -> Path:
-    """A checkpoint folder as the store writes it."""
-    body = checkpoint_body("twice", "y = 2 * x", "x:int", "y", x=1)
-    folder.mkdir()
-    (folder / "state.pkl").write_bytes(base64.b64decode(body.pop("data")))
-    (folder / "checkpoint.json").write_text(json.dumps(body))
-    return folder
+    """A checkpoint folder as the service stores it, signed with its state folder's key."""
+    import asyncio
+
+    from jupyter_deploy.service.checkpoints import Checkpoints
+    from jupyter_deploy.service.observe import EventLog
+    from jupyter_deploy.store.sqlite import Store
+
+    store = Store(folder)
+    try:
+        checkpoints = Checkpoints(store, EventLog(store))
+        made = asyncio.run(checkpoints.add(checkpoint_body("twice", "y = 2 * x", "x:int", "y",
+                                                           x=1)))
+        return store.checkpoint_dir(made["id"])
+    finally:
+        store.close()
 
 
 def worker(checkpoint: Path, lease: Path, grace_s: float) -> subprocess.Popen[bytes]:
+    key = (checkpoint.parent.parent / "signing.pub").read_text().strip()
     return subprocess.Popen([sys.executable, "-m", "jupyter_deploy.worker", "--checkpoint",
-                             str(checkpoint), "--port", "0", "--lease", str(lease),
-                             "--lease-grace", str(grace_s), "--log-file",
-                             str(checkpoint.parent / "worker.log")])
+                             str(checkpoint), "--public-key", key, "--port", "0", "--lease",
+                             str(lease), "--lease-grace", str(grace_s), "--log-file",
+                             str(lease.parent / "worker.log")])
 
 
 def test_a_worker_stops_once_no_service_holds_the_folder_lease(tmp_path: Path) -> None:

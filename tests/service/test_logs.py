@@ -58,7 +58,7 @@ def say(node: dict, key: str, word: str, request_id: str | None = None) -> tuple
 
 
 def whole_log(service: Service, node: str) -> str:
-    return "".join(item["log"] for item in service.client.logs(node, tail=10 ** 9))
+    return "".join(item["log"] for item in service.client.logs(node, tail=16 * 2 ** 20))
 
 
 def test_every_answer_carries_a_request_id(talker, small_logs):
