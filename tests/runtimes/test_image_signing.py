@@ -53,6 +53,14 @@ def run_worker(client: Any, image: str) -> Any:
     return container
 
 
+def left_behind(engine: Any, node: str) -> None:
+    """A deleted node leaves no container once the service has stopped, not even the exited
+    ones of its refused instances."""
+    wait_for(lambda: not engine.containers.list(
+        all=True, filters={"label": f"jupyter-deploy.node={node}"}), timeout=30,
+        message=f"the containers of node {node} to be removed")
+
+
 def genuine_healthy(service: Any) -> None:
     """Wait for node `genuine` (its image built first, a minute or two) to be Healthy; say
     what its events said when it is not."""
@@ -131,6 +139,7 @@ def test_a_node_from_a_changed_image_says_why(engine, tmp_path):
             for name in (tag, image.id):  # the genuine one goes with the changed one, untagged
                 with contextlib.suppress(docker.errors.ImageNotFound):
                     engine.images.remove(name, force=True)
+    left_behind(engine, "changed")
 
 
 def test_an_image_signed_with_its_own_key_is_refused(engine, tmp_path):
@@ -186,3 +195,4 @@ def test_an_image_signed_with_its_own_key_is_refused(engine, tmp_path):
             for name in (tag, image.id):
                 with contextlib.suppress(docker.errors.ImageNotFound):
                     engine.images.remove(name, force=True)
+    left_behind(engine, "forged")
