@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import sys
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import bench  # noqa: E402  (the helpers of the main benchmark)
-from protocols import CONTENT_LENGTH, drive  # noqa: E402
+from protocols import drive, rest_load  # noqa: E402
 
 NODE = "oipbench"
 CELL = {"name": "oipbench", "cell": "y = x + 1", "inputs": "x:ndarray[float32,(-1,64)]",
@@ -54,33 +53,6 @@ def bodies(rows: int) -> dict[str, tuple[bytes, dict[str, str]]]:
     binary = head + x.tobytes()
     return {"native REST": (native, {}), "OIP REST JSON": (oip_json, {}),
             "OIP REST binary": (binary, {"Inference-Header-Content-Length": str(len(head))})}
-
-
-async def http_load(url: str, key: str, body: bytes, extra: dict[str, str], connections: int,
-                    seconds: float) -> dict[str, Any]:
-    """`connections` keep-alive clients POSTing `body` to `url` in a loop."""
-    parts = urllib.parse.urlsplit(url)
-    head = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
-    request = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer "
-               f"{key}\r\nContent-Type: application/json\r\n{head}Content-Length: {len(body)}"
-               "\r\n\r\n").encode() + body
-    streams = [await asyncio.open_connection(parts.hostname, parts.port)
-               for _ in range(connections)]
-
-    def caller(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        async def call() -> bool:
-            writer.write(request)
-            answer = await reader.readuntil(b"\r\n\r\n")
-            length = CONTENT_LENGTH.search(answer)
-            await reader.readexactly(int(length.group(1)) if length else 0)
-            return answer[9:12] == b"200"
-        return call
-
-    try:
-        return await drive([caller(r, w) for r, w in streams], seconds)
-    finally:
-        for _, writer in streams:
-            writer.close()
 
 
 async def grpc_load(address: str, key: str, rows: int, connections: int, seconds: float
@@ -117,7 +89,7 @@ def measure(kind: str, info: dict[str, Any], key: str, rows: int, connections: i
     body, extra = bodies(rows)[kind]
     url = info["gateway_url"] + (f"/v1/nodes/{NODE}:execute" if kind == "native REST"
                                  else f"/v2/models/{NODE}/infer")
-    return asyncio.run(http_load(url, key, body, extra, connections, seconds))
+    return asyncio.run(rest_load(url, key, body, connections, seconds, extra))
 
 
 def run(args: argparse.Namespace, info: dict[str, Any], results: dict[str, Any]) -> None:

@@ -72,11 +72,13 @@ async def drive(callers: list[Callable[[], Awaitable[bool]]], seconds: float) ->
 
 
 async def rest_load(endpoint: str, key: str, body: bytes, connections: int,
-                    seconds: float) -> dict[str, Any]:
+                    seconds: float, extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """`connections` keep-alive clients POSTing `body` (with `extra` headers) in a loop."""
     url = urllib.parse.urlsplit(endpoint)
+    fields = "".join(f"{k}: {v}\r\n" for k, v in (extra or {}).items())
     request = (f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {key}"
-               f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-               ).encode() + body
+               f"\r\nContent-Type: application/json\r\n{fields}Content-Length: {len(body)}"
+               "\r\n\r\n").encode() + body
     streams = [await asyncio.open_connection(url.hostname, url.port) for _ in range(connections)]
 
     def caller(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
