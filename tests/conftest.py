@@ -110,8 +110,9 @@ def deploy(jp_serverapp, jp_asyncio_loop, monkeypatch):
     """
     for name in (discovery.URL_ENV, discovery.TOKEN_ENV):
         monkeypatch.setenv(name, "")  # restored after the test: announce() sets them
-    jp_asyncio_loop.run_until_complete(jp_serverapp.extension_manager.start_all_extensions())
     app = jp_serverapp.extension_manager.extension_points["jupyter_deploy"].app
+    app.service.keep_instances = False  # the test's server leaves no instance behind
+    jp_asyncio_loop.run_until_complete(jp_serverapp.extension_manager.start_all_extensions())
     yield app.service
     jp_asyncio_loop.run_until_complete(app.stop_extension())
     assert not worker_pids(app.service.state_dir), "instances left running"
@@ -120,7 +121,9 @@ def deploy(jp_serverapp, jp_asyncio_loop, monkeypatch):
 # Standalone: `jupyter deploy serve` in its own process, shared by a test session ---------
 
 class Service:
-    """A `jupyter deploy serve` process and a client of its control API."""
+    """A `jupyter deploy serve` process and a client of its control API. Unlike the
+    command's default, it stops its process instances when stopped, unless the options say
+    `--DeployApp.keep_instances=True`."""
 
     def __init__(self, root: Path, *options: str) -> None:
         self.root = root
@@ -131,10 +134,12 @@ class Service:
         for name in (discovery.URL_ENV, discovery.TOKEN_ENV):
             self.env.pop(name, None)
         log = open(root / "service.log", "wb")  # noqa: SIM115
+        keep = [] if any(o.startswith("--DeployApp.keep_instances") for o in options) else \
+            ["--DeployApp.keep_instances=False"]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter_deploy.cli", "serve", "--port=0",
              "--gateway-port=0", "--gateway-grpc-port=0", f"--state-dir={self.state_dir}",
-             "--DeployApp.request_timeout=3", *options],
+             "--DeployApp.request_timeout=3", *options, *keep],
             env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=root)
         announcement = root / "runtime" / f"jupyter_deploy-{self.process.pid}.json"

@@ -9,6 +9,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Integer, Unicode, default
 
 from ..client import discovery
+from ..runtimes.lease import LEASE_GRACE_S
 from ..runtimes.limits import DEFAULT, DEFAULT_CONFIGS, DEFAULT_MEMORY_MB
 from ..service.deploy import DeployService
 from ..store.sqlite import EVENTS_PER_SUBJECT, default_state_dir
@@ -76,6 +77,12 @@ class DeployApp(ExtensionApp):
     keep_containers = Bool(True, config=True, help=(
         "Leave healthy containers running when the service stops; the next start adopts "
         "them."))
+    keep_instances = Bool(True, config=True, help=(
+        "Leave healthy process instances running when the service stops; the next start "
+        "adopts them (checked by pid, start time, port and token)."))
+    instance_lease_grace = Float(LEASE_GRACE_S, config=True, help=(
+        "Seconds process instances keep running with no service holding the state folder "
+        "(a restart must fit in it); then they stop."))
 
     @default("state_dir")
     def _default_state_dir(self) -> str:
@@ -90,6 +97,7 @@ class DeployApp(ExtensionApp):
             events_per_subject=self.events_kept,
             base_image=self.base_image, instance_configs=self._instance_configs(),
             keep_containers=self.keep_containers, interpreters=self.interpreters,
+            keep_instances=self.keep_instances, lease_grace_s=self.instance_lease_grace,
         )
         self.settings["deploy_service"] = self.service
         self._announcement: Path | None = None

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..models import Instance, Node
 from .logfiles import tail
 from .memory import RECYCLE_EXIT
+
+
+@dataclass
+class Reclaimed:
+    """An instance a previous start of the service left running, taken back: what started
+    it, and whether this version still reads its checkpoint as it was read then."""
+
+    package: str  # the jupyter_deploy version that started it
+    readable: bool
 
 
 class Runtime(ABC):
@@ -45,6 +55,11 @@ class Runtime(ABC):
         """Whether the instance keeps running when the service stops (to be adopted)."""
         return False
 
+    async def reclaim(self, node: Node, instance: Instance, checkpoint_dir: Path
+                      ) -> Reclaimed | None:
+        """Take back the stored instance if it still runs as this folder's; None if not."""
+        return None
+
     async def close(self) -> None:  # noqa: B027 - most runtimes hold nothing
         """Release what the runtime holds (not the instances)."""
 
@@ -79,6 +94,10 @@ class Runtimes(Runtime):
 
     def detach(self, instance: Instance) -> bool:
         return self.of(instance).detach(instance)
+
+    async def reclaim(self, node: Node, instance: Instance, checkpoint_dir: Path
+                      ) -> Reclaimed | None:
+        return await self.of(instance).reclaim(node, instance, checkpoint_dir)
 
     def ended(self, instance: Instance) -> str:
         return self.of(instance).ended(instance)

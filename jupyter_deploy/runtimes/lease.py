@@ -2,10 +2,10 @@
 
 The service holds a POSIX write lock on the folder's `service.lock` while it runs (the kernel
 drops it the moment the service dies, `kill -9` included). Workers test it with F_GETLK,
-which takes nothing, and stop when the service that started them has not held it for a
-grace period: gone, or replaced by one that did not adopt them (process instances are not
-adopted yet). A starting service also stops every worker of its folder it does not adopt
-(issue 12).
+which takes nothing, and stop when the service that started or adopted them has not held
+it for a grace period: gone, or replaced by one that did not adopt them. A starting service
+adopts the workers that are still its instances and stops every other worker of its folder
+(issues 12 and 13); the grace is long enough for a restart to fit in it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import IO
 
 LEASE_FILE = "service.lock"
 FLOCK = "hhqqi4x"  # struct flock on Linux: type, whence, start, len, pid
+LEASE_GRACE_S = 120.0  # a restart of the service, an upgrade included, fits in it
 
 
 def hold(file: IO[str]) -> None:
@@ -46,19 +47,20 @@ def holder(path: Path) -> int:
 
 def workers_of(lease: Path) -> list[int]:
     """The worker processes tied to the lease at `lease` (whoever started them)."""
+    return [int(proc.name) for proc in Path("/proc").iterdir()
+            if proc.name.isdigit() and int(proc.name) != os.getpid()
+            and is_worker(int(proc.name), lease)]
+
+
+def is_worker(pid: int, lease: Path) -> bool:
+    """Whether `pid` runs a worker tied to the lease at `lease`."""
     wanted = str(lease).encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"jupyter_deploy.worker" in args and any(
-                flag == b"--lease" and value == wanted for flag, value in zip(args, args[1:], strict=False)):
-            pids.append(int(proc.name))
-    return pids
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"jupyter_deploy.worker" in args and any(
+        flag == b"--lease" and value == wanted for flag, value in zip(args, args[1:], strict=False))
 
 
 def stop_pids(pids: list[int], timeout_s: float = 5.0) -> None:

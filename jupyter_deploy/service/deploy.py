@@ -22,6 +22,7 @@ from ..gateway.routing import Routes
 from ..http.framing import check_limits
 from ..http.messages import Response
 from ..runtimes.interpreters import check_interpreters
+from ..runtimes.lease import LEASE_GRACE_S
 from ..runtimes.limits import DEFAULT_CONFIGS, check_configs
 from ..store.sqlite import EVENTS_PER_SUBJECT, Store
 from ..supervisor.loop import Supervisor
@@ -48,6 +49,7 @@ class DeployService:
                  keep_containers: bool = True, events_per_subject: int = EVENTS_PER_SUBJECT,
                  gateway_public_url: str = "", interpreters: dict[str, str] | None = None,
                  gateway_limits: dict[str, Any] | None = None,
+                 keep_instances: bool = False, lease_grace_s: float = LEASE_GRACE_S,
                  **supervisor_options: Any) -> None:
         self.state_dir = Path(state_dir)
         self.log_max_bytes = log_max_bytes
@@ -64,6 +66,9 @@ class DeployService:
         self.configs = check_configs(DEFAULT_CONFIGS if instance_configs is None
                                      else instance_configs)
         self.keep_containers = keep_containers
+        # Process instances outlive a stop only where asked (DeployApp): a service built
+        # directly, as in tests, stops everything it started.
+        self.keep_instances, self.lease_grace_s = keep_instances, lease_grace_s
         self.interpreters = check_interpreters(interpreters or {})
         self.events_per_subject = events_per_subject
         self.running = False
@@ -89,7 +94,7 @@ class DeployService:
             self.store, self.base_image, self.configs, self.request_timeout_s,
             self.keep_containers, lambda node, line: self.supervisor.note(node, line), self.log,
             self.log_max_bytes, self.log_files, self._checkpoints.key.public_bytes,
-            self.interpreters)
+            self.interpreters, self.keep_instances, self.lease_grace_s)
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s,
                                describe=self.describe, public_url=self.gateway_public_url,
                                limits=self.gateway_limits)

@@ -10,6 +10,7 @@ from typing import Any
 from ..models import DeployError, Instance, InvalidInput, Node
 from ..runtimes.base import Runtimes
 from ..runtimes.docker import DockerRuntime, generation_label
+from ..runtimes.lease import LEASE_GRACE_S
 from ..runtimes.process import ProcessRuntime
 from ..store.sqlite import Store
 from ..supervisor.loop import Supervisor
@@ -18,7 +19,8 @@ from ..supervisor.loop import Supervisor
 def runtimes(store: Store, base_image: str, configs: dict[str, dict[str, Any]],
              busy_limit_s: float, keep_containers: bool, note: Callable[[str, str], None],
              log: logging.Logger, log_max_bytes: int, log_files: int,
-             public_key: bytes = b"", interpreters: dict[str, str] | None = None
+             public_key: bytes = b"", interpreters: dict[str, str] | None = None,
+             keep_instances: bool = False, lease_grace_s: float = LEASE_GRACE_S
              ) -> tuple[DockerRuntime, Runtimes]:
     """The service's runtimes: its docker runtime, and all of them by name."""
     docker = DockerRuntime(store.root, base_image, configs, store.secrets, note=note,
@@ -28,7 +30,8 @@ def runtimes(store: Store, base_image: str, configs: dict[str, dict[str, Any]],
     process = ProcessRuntime(store.root / "logs", busy_limit_s=busy_limit_s,
                              log_max_bytes=log_max_bytes, log_files=log_files, configs=configs,
                              secrets=store.secrets, public_key=public_key,
-                             interpreters=interpreters)
+                             interpreters=interpreters, keep_instances=keep_instances,
+                             lease_grace_s=lease_grace_s, log=log)
     return docker, Runtimes({"process": process, "docker": docker})
 
 
@@ -52,13 +55,14 @@ async def check_node(docker: DockerRuntime, node: Node, secrets: dict[str, str],
 async def adopt(store: Store, supervisor: Supervisor, docker: DockerRuntime,
                 log: logging.Logger) -> None:
     """Take back this service's running containers that a node still wants (the same
-    generation); remove the others. Every other stored instance ended with the service."""
+    generation); remove the others. Process instances are the supervisor's to adopt
+    (supervisor/adoption.py); every other stored instance ended with the service."""
     stored: dict[str, Instance] = {}
     for node in store.nodes():
         for instance in store.instances(node.name):
             if instance.runtime == "docker" and instance.container_id:
                 stored[instance.container_id] = instance
-            else:
+            elif instance.runtime != "process":
                 store.save_instance(instance, removed=True)
     try:
         containers = await docker.running()

@@ -19,6 +19,7 @@ from ..runtimes.base import Runtime
 from ..store.sqlite import Store
 from ..types import InputCheck
 from ..worker.verify import REFUSED_EXIT, refusal
+from .adoption import adopt_processes
 from .autoscale import Samples, desired_instances, plan, window
 from .health import healthy
 from .replay import Replays
@@ -68,7 +69,8 @@ class Supervisor:
     # life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.runtime.sweep()  # a service killed before it could stop its instances
+        await adopt_processes(self)  # serving again before the first request, then
+        await self.runtime.sweep()  # the workers of a service killed or not adopted
         self._loop_task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -255,13 +257,17 @@ class Supervisor:
         self._emit(node.name, instance.id, instance.status.value, "")
         self._spawn(instance, self.startup.start(node, instance))
 
-    def adopt(self, node: Node, instance: Instance) -> None:
-        """Take back an instance still running from a previous start of the service: it is
-        checked as a new one would be, and serves once it passes."""
+    def adopt(self, node: Node, instance: Instance, message: str = "",
+              ready: bool = False) -> None:
+        """Take back an instance still running from a previous start of the service: one
+        that is `ready` serves at once; any other is checked as a new one would be."""
         instance.status = InstanceStatus.UNDEFINED
         self.instances[node.name][instance.id] = instance
-        self.transition(node, instance, Event.SPAWNED,
-                        f"adopted container {instance.container_id[:12]}")
+        message = message or f"adopted container {instance.container_id[:12]}"
+        if ready:
+            self.transition(node, instance, Event.ADOPTED, message)
+            return self.admitted(node, instance)
+        self.transition(node, instance, Event.SPAWNED, message)
         self._spawn(instance, self.startup.follow(node, instance))
 
     def note(self, node: str, message: str) -> None:

@@ -18,6 +18,7 @@ class Event(StrEnum):
     RECOVERED = "recovered"      # pass_threshold checks passed in a row
     EXITED = "exited"            # the process or container ended on its own
     STOP = "stop"                # the supervisor takes it down
+    ADOPTED = "adopted"          # still running and ready after a restart of the service
 
 
 TRANSITIONS = {
@@ -28,6 +29,7 @@ TRANSITIONS = {
     (S.HEALTHY, Event.FAILING): S.UNHEALTHY,
     (S.HEALTHY, Event.EXITED): S.UNHEALTHY,
     (S.UNHEALTHY, Event.RECOVERED): S.HEALTHY,
+    (S.UNDEFINED, Event.ADOPTED): S.HEALTHY,
 }
 
 

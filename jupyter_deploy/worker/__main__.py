@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from ..runtimes.identity import TOKEN_ENV
 from .app import serve
 from .logs import capture
 from .verify import PREFIX, REFUSED_EXIT, Refused, load_public_key
@@ -19,6 +20,7 @@ from .verify import PREFIX, REFUSED_EXIT, Refused, load_public_key
 
 def main() -> None:
     owner = os.getppid()  # first: a service killed while we start is seen gone at once
+    token = os.environ.pop(TOKEN_ENV, "")  # proves who we are to the service that adopts us
     parser = argparse.ArgumentParser(prog="python -m jupyter_deploy.worker")
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder")
     where = parser.add_mutually_exclusive_group(required=True)
@@ -62,7 +64,7 @@ def main() -> None:
         fd = sock.detach()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(args.checkpoint, fd, args.busy_limit, public_key, args.lease,
-                         args.lease_grace, owner))
+                         args.lease_grace, owner, token))
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -3,7 +3,8 @@
 Endpoints: `POST /execute` (and `POST /`) run the cell with the inputs bound, `POST /replay`
 runs it for the replay check and then goes back to the pinned state, `GET /livez`
 answers while the process is up (with its phase), `GET /readyz` once the state is restored,
-`GET /metrics` in the Prometheus text format.
+`GET /metrics` in the Prometheus text format, `POST /adopt` (with the instance's token)
+for a restarted service to take the instance back.
 Executions run one at a time on a single thread, so health checks are answered while a cell
 runs, and the namespace carries over from one request to the next, as in a kernel.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import json
 import linecache
 import logging
@@ -28,6 +30,7 @@ from typing import Any
 from ..errors import error
 from ..http.listener import HttpServer
 from ..http.messages import Request, Response
+from ..runtimes.identity import TOKEN_HEADER
 from ..runtimes.lease import holder
 from ..runtimes.memory import RECYCLE_EXIT
 from ..types import InputCheck, invalid_input_body
@@ -62,6 +65,8 @@ class Worker:
         self.snapshot = Snapshot(checkpoint_dir / "state.pkl", sha256="")  # "": until verified
         self.poisoned = False  # a request raised MemoryError: recycle after answering
         self.stop: asyncio.Event | None = None
+        self.token = ""  # the service that adopts us must send it
+        self.owner = 0  # the pid of the service we serve (0: any of the state folder's)
 
     def restore(self) -> None:
         """Verify the checkpoint, then load the pinned state and compile the cell (runs on
@@ -198,7 +203,28 @@ class Worker:
             return Response(200 if ready else 503, json.dumps(body).encode())
         if method == "GET" and path == "/metrics":
             return self.metrics.response()
+        if method == "POST" and path == "/adopt":
+            return self.adopt(request)
         return error("not_found", f"no endpoint {method} {path}")
+
+    def adopt(self, request: Request) -> Response:
+        """A restarted service takes this instance back: with our token only, it becomes
+        the owner whose lease keeps us running (issue 13)."""
+        given = request.headers.get(TOKEN_HEADER, "")
+        if not self.token or not hmac.compare_digest(given.encode(), self.token.encode()):
+            return error("forbidden", f"{TOKEN_HEADER} is missing or wrong",
+                         field=TOKEN_HEADER)
+        try:
+            owner = json.loads(request.body)["owner"]
+        except (ValueError, KeyError, TypeError):
+            owner = None
+        if not isinstance(owner, int) or isinstance(owner, bool) or owner <= 0:
+            return error("invalid_input", "owner must be the pid of the adopting service",
+                         field="owner")
+        self.owner = owner
+        log.info("adopted by the deploy service with pid %d", owner)
+        return Response(200, json.dumps({"instance": os.environ.get("JUPYTER_DEPLOY_INSTANCE"),
+                                         "pid": os.getpid(), "phase": self.phase}).encode())
 
     async def _execute(self, request: Request, run: Any) -> Response:
         self.in_flight += 1
@@ -213,10 +239,10 @@ class Worker:
 
 async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
                 public_key: bytes = b"", lease: Path | None = None, lease_grace_s: float = 30.0,
-                owner: int = 0) -> None:
+                owner: int = 0, token: str = "") -> None:
     """Serve on the listening socket passed as `fd` until SIGTERM, a MemoryError (exit
     RECYCLE_EXIT), or the state folder's `lease` not held by `owner` (the service that
-    started us) for `lease_grace_s`. A checkpoint that does not verify with `public_key`
+    started or adopted us) for `lease_grace_s`. A checkpoint that does not verify with `public_key`
     exits REFUSED_EXIT before anything is unpickled."""
     import signal
     import socket
@@ -224,9 +250,10 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
     loop = asyncio.get_running_loop()
     worker = Worker(checkpoint_dir, busy_limit_s, public_key)
     worker.stop = stop = asyncio.Event()
+    worker.owner, worker.token = owner, token
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     # watched from the first moment: a service that died while we started is noticed too
-    watch = asyncio.create_task(_watch_lease(lease, lease_grace_s, owner, stop)) \
+    watch = asyncio.create_task(_watch_lease(lease, lease_grace_s, worker, stop)) \
         if lease else None
     sock = socket.socket(fileno=fd)
     server = HttpServer(worker, MAX_BODY)
@@ -255,14 +282,16 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
         sys.exit(RECYCLE_EXIT)
 
 
-async def _watch_lease(lease: Path, grace_s: float, owner: int, stop: asyncio.Event) -> None:
-    """Set `stop` once `owner` has not held the state folder's lease for `grace_s`."""
+async def _watch_lease(lease: Path, grace_s: float, worker: Worker, stop: asyncio.Event
+                       ) -> None:
+    """Set `stop` once the worker's owner (which an adoption changes) has not held the
+    state folder's lease for `grace_s`."""
     loop = asyncio.get_running_loop()
     lost_at: float | None = None
     while not stop.is_set():
         now = loop.time()
         held_by = holder(lease)
-        if held_by and owner in (0, held_by):  # owner 0: any service of the folder
+        if held_by and worker.owner in (0, held_by):  # owner 0: any service of the folder
             lost_at = None
         elif lost_at is None:
             lost_at = now

@@ -26,6 +26,7 @@ MOVES = {
     (S.HEALTHY, Event.FAILING): S.UNHEALTHY,
     (S.HEALTHY, Event.EXITED): S.UNHEALTHY,
     (S.UNHEALTHY, Event.RECOVERED): S.HEALTHY,
+    (S.UNDEFINED, Event.ADOPTED): S.HEALTHY,  # running and ready after a restart (issue 13)
     **{(status, Event.STOP): S.DELETING for status in S if status is not S.DELETING},
 }
 
