@@ -30,6 +30,7 @@ ROLLED = "/read before an upgrade"  # a generation the node no longer has: plan(
 
 async def adopt_processes(supervisor: Supervisor) -> None:
     """Adopt every stored process instance still running as this folder's; forget the rest."""
+    began = asyncio.get_running_loop().time()
     stored = [(node, instance) for node in list(supervisor.nodes.values())
               for instance in supervisor.store.instances(node.name)
               if instance.runtime == "process"]
@@ -40,6 +41,10 @@ async def adopt_processes(supervisor: Supervisor) -> None:
             supervisor.log.error("adopting %s failed", instance.id, exc_info=taken)
         if taken is not True:
             supervisor.store.save_instance(instance, removed=True)
+    if stored:  # how long a restart keeps instances out of balancing, at most
+        supervisor.log.info("jupyter_deploy: adopted %d of %d stored process instance(s) in "
+                            "%.0f ms", results.count(True), len(stored),
+                            (asyncio.get_running_loop().time() - began) * 1000)
 
 
 async def _take_back(supervisor: Supervisor, node: Node, instance: Instance) -> bool:
@@ -63,3 +68,12 @@ async def _take_back(supervisor: Supervisor, node: Node, instance: Instance) -> 
     ready = await healthy(node, instance, node.health.timeout_s)
     supervisor.adopt(node, instance, message, ready=ready)
     return True
+
+
+def stop_reason(node: Node, instance: Instance) -> str:
+    """Why the plan stops an instance: a scale-down, an update, or an upgrade's roll."""
+    if instance.generation == node.generation:
+        return "scaled down"
+    if instance.generation == node.generation + ROLLED:
+        return "replaced after an upgrade of jupyter_deploy"
+    return "replaced by the updated node"

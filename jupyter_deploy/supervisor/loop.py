@@ -19,7 +19,7 @@ from ..runtimes.base import Runtime
 from ..store.sqlite import Store
 from ..types import InputCheck
 from ..worker.verify import REFUSED_EXIT, refusal
-from .adoption import adopt_processes
+from .adoption import adopt_processes, stop_reason
 from .autoscale import Samples, desired_instances, plan, window
 from .health import healthy
 from .replay import Replays
@@ -202,8 +202,7 @@ class Supervisor:
         active = [i for i in group.values() if i.status is not InstanceStatus.DELETING]
         start, stop = plan(node, active, wanted)
         for instance in stop:
-            self.begin_stop(node, instance, "scaled down" if instance.generation ==
-                            node.generation else "replaced by the updated node")
+            self.begin_stop(node, instance, stop_reason(node, instance))
         if start and now >= self._not_before.get(node.name, 0.0) and \
                 not self.replays.blocks(node):
             for _ in range(start):

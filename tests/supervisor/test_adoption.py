@@ -204,5 +204,8 @@ def test_an_upgrade_keeps_readable_instances_and_rolls_the_others(tmp_path: Path
             assert len(starting) <= 1, now
             assert sum(i["status"] == "Healthy" for i in now.values()) >= 2, now
         assert instances(second, "kept")[readable["id"]]["pid"] == readable["pid"]
+        told = second.client.request("GET", "/events", node="kept")["events"]
+        assert any(e["instance"] == unreadable["id"] and e["message"] ==
+                   "replaced after an upgrade of jupyter_deploy" for e in told), told
     finally:
         stop_all(second)
