@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import signal
 import struct
 import time
@@ -63,26 +64,38 @@ def is_worker(pid: int, lease: Path) -> bool:
         flag == b"--lease" and value == wanted for flag, value in zip(args, args[1:], strict=False))
 
 
-def stop_pids(pids: list[int], timeout_s: float = 5.0) -> None:
-    """SIGTERM each process, SIGKILL what is left after `timeout_s` (blocks: for a thread)."""
+def stop_workers(pids: list[int], lease: Path, timeout_s: float = 5.0) -> None:
+    """SIGTERM each worker of the lease, SIGKILL what is left after `timeout_s`; a pid that
+    no longer runs such a worker is left alone (blocks: for a thread)."""
+    pidfds = []
     for pid in pids:
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)  # not our children: no pidfd wait tells us they are gone
-    for pid in pids:
-        if _running(pid):
-            _signal(pid, signal.SIGKILL)
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _running(pid: int) -> bool:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:  # gone already
+            continue
+        if is_worker(pid, lease):  # checked once the pidfd pins the process: not a reused pid
+            pidfds.append(pidfd)
+        else:
+            os.close(pidfd)
     try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in text
+        for pidfd in pidfds:
+            _signal(pidfd, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not all(_ended(pidfd) for pidfd in pidfds):
+            time.sleep(0.02)
+        for pidfd in pidfds:
+            if not _ended(pidfd):
+                _signal(pidfd, signal.SIGKILL)
+    finally:
+        for pidfd in pidfds:
+            os.close(pidfd)
+
+
+def _signal(pidfd: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(pidfd, sig)
+
+
+def _ended(pidfd: int) -> bool:
+    """Whether the process of `pidfd` has exited (its pidfd is readable)."""
+    return bool(select.select([pidfd], [], [], 0)[0])

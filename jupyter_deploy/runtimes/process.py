@@ -22,7 +22,7 @@ from . import identity
 from .base import Reclaimed, Runtime
 from .identity import TOKEN_ENV, Adopted, Record
 from .interpreters import checked_interpreter
-from .lease import LEASE_FILE, LEASE_GRACE_S, is_worker, stop_pids, workers_of
+from .lease import LEASE_FILE, LEASE_GRACE_S, is_worker, stop_workers, workers_of
 from .limits import limits
 from .memory import Cgroups, MemoryGuard
 
@@ -193,7 +193,7 @@ class ProcessRuntime(Runtime):
         if orphans:
             self.log.warning("stopping %d worker(s) of this folder that are not its "
                              "instances: pids %s", len(orphans), orphans)
-            await asyncio.to_thread(stop_pids, orphans)
+            await asyncio.to_thread(stop_workers, orphans, self.lease)
         for instance_id in await asyncio.to_thread(identity.recorded, self.records):
             if instance_id not in self.processes and instance_id not in self.adopted:
                 await asyncio.to_thread(identity.remove, self.records, instance_id)

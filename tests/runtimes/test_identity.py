@@ -19,9 +19,10 @@ import pytest
 
 from jupyter_deploy.runtimes import identity
 from jupyter_deploy.runtimes.identity import TOKEN_ENV, TOKEN_HEADER, Record
+from jupyter_deploy.runtimes.lease import is_worker, stop_workers
 
 from ..conftest import wait_for
-from .test_isolation import pinned
+from .test_isolation import pinned, worker
 
 
 def test_start_time_reads_field_22_whatever_the_command_name(tmp_path: Path) -> None:
@@ -117,3 +118,18 @@ def _answers(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_the_sweep_signals_workers_of_the_folder_only(tmp_path: Path) -> None:
+    lease = (tmp_path / "service.lock").resolve()
+    other = subprocess.Popen(["sleep", "60"])  # a pid the sweep is handed, of another program
+    orphan = worker(pinned(tmp_path / "checkpoint"), lease, 60.0)
+    try:
+        wait_for(lambda: is_worker(orphan.pid, lease), message="the worker to exec")
+        stop_workers([other.pid, orphan.pid, 2 ** 22 + 1], lease)
+        assert orphan.wait(10) is not None
+        assert other.poll() is None
+    finally:
+        for process in (other, orphan):
+            process.kill()
+            process.wait()
