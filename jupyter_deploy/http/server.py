@@ -63,6 +63,10 @@ class ServerProtocol(asyncio.Protocol):
         self.idle_timeout_s = idle_timeout_s
         self.body_timeout_s = body_timeout_s
         self.limits = limits or Limits()
+        # the timer looks at least this often, so that a deadline begun between two looks is
+        # never passed by the next one
+        self.step_s = min(idle_timeout_s, body_timeout_s, self.limits.head_timeout_s,
+                          self.limits.stall_timeout_s)
         self.parser = httptools.HttpRequestParser(self)
         self.pipeline: deque[Job] = deque()  # read whole, waiting for the answers before them
         self.transport: asyncio.Transport | None = None
@@ -98,7 +102,7 @@ class ServerProtocol(asyncio.Protocol):
         writer.set_write_buffer_limits(high=self.limits.max_buffered)
         self.loop = asyncio.get_running_loop()
         self.last_seen = self.loop.time()
-        self._arm()
+        self._arm(self.last_seen + self.step_s)
         over = self.server.admit(self) if self.server is not None else None
         if over is not None:
             self.refused = True
@@ -173,33 +177,45 @@ class ServerProtocol(asyncio.Protocol):
                                f"{self.limits.max_head} bytes (max_head)"))
         elif self.url and not self.raw_fields and self.parser.get_http_version() == "0.0":
             after = data if url_known else data[data.rfind(self.url_piece) + len(self.url_piece):]
-            if b"\n" in after or not self.url_piece:
+            if b"\n" in after:  # the line ended with no version (a URL may end a packet)
                 self._fail(Refusal("bad_request", "HTTP/0.9 requests are not served"))
 
-    def _arm(self) -> None:
-        period = min(self.idle_timeout_s, self.body_timeout_s, self.limits.head_timeout_s,
-                     self.limits.stall_timeout_s) / 4
-        self.timer = self.loop.call_later(period, self._on_timer)
+    def _arm(self, at: float) -> None:
+        self.timer = self.loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
-        """Close idle connections and heads or bodies that take longer than their deadline."""
+        """Close idle connections and heads or bodies that take longer than their deadline.
+
+        One timer per connection, moved by no byte: it fires at the deadline of what the
+        connection is doing, or `step_s` from now if that is sooner."""
         if self.transport is None:
             return
-        now = self.loop.time()
-        if self.phase == HEAD and now - self.started > self.limits.head_timeout_s:
-            self._fail(Refusal("request_timeout", "the request head took longer than "
-                               f"{self.limits.head_timeout_s} s (head_timeout_s)"))
-        elif self.phase == BODY and now - self.started > self.body_timeout_s:
-            self._fail(Refusal("request_timeout", "the request body took too long"))
-        elif self.phase == IDLE and not self.busy and not self.pipeline \
-                and now - self.last_seen > self.idle_timeout_s:
-            self.transport.close()
-            return
-        elif self.writing_paused and now - self.stalled_since > self.limits.stall_timeout_s:
-            self.transport.abort()  # it reads none of its answers: they are not kept for it
-            return
+        now, head_s = self.loop.time(), self.limits.head_timeout_s
+        if self.phase == HEAD:
+            deadline = self.started + head_s
+            if now >= deadline:
+                self._fail(Refusal("request_timeout", "the request head took longer than "
+                                   f"{head_s} s (head_timeout_s)"))
+        elif self.phase == BODY:
+            deadline = self.started + self.body_timeout_s
+            if now >= deadline:
+                self._fail(Refusal("request_timeout", "the request body took too long"))
+        elif not self.busy and not self.pipeline:
+            deadline = self.last_seen + self.idle_timeout_s
+            if now >= deadline:
+                self.transport.close()
+                return
+        else:
+            deadline = now + self.step_s
+        if self.writing_paused:
+            stalled = self.stalled_since + self.limits.stall_timeout_s
+            if now >= stalled:
+                self.transport.abort()  # it reads none of its answers: they are not kept for it
+                return
+            deadline = min(deadline, stalled)
         self._next()
-        self._arm()
+        if self.transport is not None:
+            self._arm(deadline if now < deadline < now + self.step_s else now + self.step_s)
 
     # llhttp callbacks ---------------------------------------------------------------------
 
