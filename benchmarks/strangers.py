@@ -19,13 +19,18 @@ system-under-test CPU with its instances; the clients (this script, and wrk) on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import json
 import os
 import random
+import selectors
+import socket
 import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -58,34 +63,79 @@ def wrk_get(url: str, seconds: float, load_cpu: str) -> dict[str, Any]:
     return bench.parse_wrk(done.stdout)
 
 
-async def slow_head(port: int) -> tuple[float, bytes]:
-    """A head sent one byte a second; (seconds until the gateway closed, what it said)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    started = time.perf_counter()
-    said = b""
-    for byte in b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Slow: " + b"s" * 100:
-        writer.write(bytes([byte]))
-        try:
-            said += await asyncio.wait_for(reader.read(), 1.0)
-        except TimeoutError:
-            continue
-        break
-    writer.close()
-    return time.perf_counter() - started, said
+SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Slow: " + b"s" * 100
 
 
-async def slow_heads(info: dict[str, Any], count: int, args: Any) -> dict[str, Any]:
+def trickle(port: int, count: int, spread_s: float, limit_s: float = 60.0) -> dict[str, Any]:
+    """`count` connections each sending SLOW_HEAD at one byte a second, their first bytes
+    spread evenly over `spread_s`; how long each took to be closed and what it was told.
+
+    One thread and a selector (no coroutine per connection), so that the clients cost their
+    CPU little: they share it with wrk. The second byte of each goes half a second after
+    the first, so that none is sent just as the gateway closes at a whole second (it would
+    be answered with a reset, and the 408 lost)."""
+    selector = selectors.DefaultSelector()
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    started = time.monotonic()
+    first = [started + spread_s * i / count for i in range(count)]
+    sends = [(at, i, 0) for i, at in enumerate(first)]  # (when, connection, byte)
+    said: list[bytes] = [b""] * count
+    closed: dict[int, float] = {}
+    for i, sock in enumerate(socks):
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        selector.register(sock, selectors.EVENT_READ, i)
+    ready = False
+    while len(closed) < count and time.monotonic() < started + limit_s:
+        timeout = max(0.0, sends[0][0] - time.monotonic()) if sends else 1.0
+        for key, _ in selector.select(timeout):
+            i = key.data
+            try:
+                data = socks[i].recv(65536)
+            except ConnectionResetError:
+                data = b""
+                said[i] = said[i] or b"(reset)"
+            said[i] += data
+            if not data:
+                closed[i] = time.monotonic() - first[i]
+                selector.unregister(socks[i])
+                socks[i].close()
+        now = time.monotonic()
+        while sends and sends[0][0] <= now:
+            at, i, byte = heapq.heappop(sends)
+            if i in closed or byte >= len(SLOW_HEAD):
+                continue
+            with contextlib.suppress(OSError):  # closed meanwhile: the selector says so
+                socks[i].send(SLOW_HEAD[byte:byte + 1])
+            heapq.heappush(sends, (first[i] + (0.5 if byte == 0 else byte + 0.5), i, byte + 1))
+        if not ready and now >= first[-1]:
+            ready = True
+            print("trickling", flush=True)  # every head begun: the parent measures meanwhile
+    for i, sock in enumerate(socks):
+        if i not in closed:
+            sock.close()
+    times = sorted(closed.values())
+    answers = Counter(said[i][:12].decode(errors="replace") or "(closed)" for i in closed)
+    return {"count": count, "spread_s": spread_s, "still_open": count - len(closed),
+            "closed_after_s": [times[0], statistics.median(times), times[-1]] if times else [],
+            "answers": dict(answers)}
+
+
+def slow_heads(info: dict[str, Any], count: int, args: Any) -> dict[str, Any]:
+    """wrk on GET /healthz alone, then while a process of its own (on the load CPU, beside
+    wrk) trickles `count` heads; the heads' close times and answers."""
     url = info["gateway_url"] + "/healthz"
-    port = int(info["gateway_url"].rsplit(":", 1)[1])
-    alone = await asyncio.to_thread(wrk_get, url, 5, args.load_cpu)
-    slow = [asyncio.ensure_future(slow_head(port)) for _ in range(count)]
-    await asyncio.sleep(1.0)  # all connected and trickling
-    during = await asyncio.to_thread(wrk_get, url, 5, args.load_cpu)
-    closed = await asyncio.gather(*slow)
-    times = sorted(seconds for seconds, _ in closed)
-    statuses = sorted({said[:12].decode(errors="replace") or "(closed)" for _, said in closed})
-    return {"count": count, "closed_after_s": [times[0], statistics.median(times), times[-1]],
-            "answers": statuses, "alone": alone, "during": during}
+    port = info["gateway_url"].rsplit(":", 1)[1]
+    alone = wrk_get(url, args.wrk_seconds, args.load_cpu)
+    command = ["taskset", "-c", args.load_cpu, sys.executable, __file__, "--trickle", port,
+               str(count), str(args.spread)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as clients:
+        assert clients.stdout is not None
+        if clients.stdout.readline().strip() != "trickling":
+            raise RuntimeError("the slow clients did not start")
+        during = wrk_get(url, args.wrk_seconds, args.load_cpu)
+        heads = json.loads(clients.stdout.read())
+    return {**heads, "alone": alone, "during": during}
 
 
 async def call(port: int, key: str, until: float, answers: list[tuple[int, float]]) -> None:
@@ -139,16 +189,21 @@ async def overload(info: dict[str, Any], clients: int, seconds: float) -> dict[s
 
 
 def report(results: dict[str, Any]) -> None:
-    heads = results["heads"]
-    print(f"\n{heads['count']} heads at 1 byte/s (head deadline 10 s): closed after "
-          + " / ".join(f"{t:.2f}" for t in heads["closed_after_s"]) + " s (min / median / max), "
-          f"answers {heads['answers']}")
-    for when in ("alone", "during"):
-        w = heads[when]
-        print(f"  GET /healthz {when:6}: {w['rps']:.0f} req/s, p50 {w['p50_ms']:.2f} ms, "
-              f"p99 {w['p99_ms']:.2f} ms")
-    print(f"  p99 during / alone: {heads['during']['p99_ms'] / heads['alone']['p99_ms']:.2f}")
-    load = results["overload"]
+    heads = results.get("heads")
+    if heads:
+        closed = " / ".join(f"{t:.2f}" for t in heads["closed_after_s"])
+        print(f"\n{heads['count']} heads at 1 byte/s (their first bytes over "
+              f"{heads['spread_s']:g} s; head deadline 10 s): closed after {closed} s "
+              f"(min / median / max), answers {heads['answers']}, still open "
+              f"{heads['still_open']}")
+        for when in ("alone", "during"):
+            w = heads[when]
+            print(f"  GET /healthz {when:6}: {w['rps']:.0f} req/s, p50 {w['p50_ms']:.2f} ms, "
+                  f"p99 {w['p99_ms']:.2f} ms")
+        print(f"  p99 during / alone: {heads['during']['p99_ms'] / heads['alone']['p99_ms']:.2f}")
+    load = results.get("overload")
+    if not load:
+        return
     ok = load["by_status"].get(200, 0)
     print(f"\n{load['clients']} clients for {load['seconds']:g} s on min = max = 1, a 1 s cell: "
           f"answers by status {dict(sorted(load['by_status'].items()))}")
@@ -160,10 +215,19 @@ def report(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--trickle"]:  # the slow clients' own process: PORT COUNT SPREAD
+        print(json.dumps(trickle(int(argv[1]), int(argv[2]), float(argv[3]))), flush=True)
+        return 0
     parser = bench.load_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--heads", type=int, default=1000, help="slow connections (1000)")
+    parser.add_argument("--spread", type=float, default=1.0,
+                        help="seconds over which the slow heads begin (1; 0: all at once)")
+    parser.add_argument("--wrk-seconds", type=float, default=5.0,
+                        help="seconds of each wrk run on /healthz (5; the heads last 10)")
     parser.add_argument("--clients", type=int, default=200, help="overload clients (200)")
     parser.add_argument("--seconds", type=float, default=30.0, help="overload seconds (30)")
+    parser.add_argument("--only", choices=("heads", "overload"), help="run one part")
     args = parser.parse_args(argv)
     if args.quick:
         args.heads, args.clients, args.seconds = 200, 60, 10.0
@@ -171,12 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
 
     def work(info: dict[str, Any]) -> None:
-        results["heads"] = asyncio.run(slow_heads(info, args.heads, args))
-        results["overload"] = asyncio.run(overload(info, args.clients, args.seconds))
+        if args.only != "overload":
+            results["heads"] = slow_heads(info, args.heads, args)
+        if args.only != "heads":
+            results["overload"] = asyncio.run(overload(info, args.clients, args.seconds))
 
     ok = bench.with_service("jd-bench-strangers-", args.sut_cpu, work)
-    if results.get("overload"):
-        report(results)
+    report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0 if ok else 1
