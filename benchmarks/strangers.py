@@ -4,11 +4,13 @@
     .venv/bin/python benchmarks/strangers.py --quick    # 200 heads, 60 clients for 10 s
 
 Method (benchmarks/README.md): `jupyter deploy serve` with its default limits, pinned to the
-system-under-test CPU with its instances; the clients (this script, and wrk) on the load CPU.
+system-under-test CPU with its instances; the clients on the load CPU, each load in a process
+of its own (wrk; the slow heads; this script, which waits meanwhile).
 
-1. Slow heads: wrk measures GET /healthz alone, then again while N connections each send a
-   request head at one byte a second; each slow connection is timed until the gateway closes it
-   (its head deadline is 10 s).
+1. Slow heads, in rounds (3): wrk measures GET /healthz alone, then again while N connections
+   (in a process of their own, their first bytes spread over 1 s) each send a request head at
+   one byte a second; each slow connection is timed from its first byte until the gateway
+   closes it (its head deadline is 10 s), and what it was told is kept.
 2. Overload: a node with min = max = 1 whose cell takes 1 s, and C clients calling it on
    keep-alive connections for S seconds (a client refused with 429 or 503 tries again after a
    random wait of up to 0.2 s). Every answer's status and time is recorded: how many 200s came
@@ -79,6 +81,7 @@ def trickle(port: int, count: int, spread_s: float, limit_s: float = 60.0) -> di
     started = time.monotonic()
     first = [started + spread_s * i / count for i in range(count)]
     sends = [(at, i, 0) for i, at in enumerate(first)]  # (when, connection, byte)
+    sent = list(first)  # when each first byte went: the gateway's clock starts there
     said: list[bytes] = [b""] * count
     closed: dict[int, float] = {}
     for i, sock in enumerate(socks):
@@ -97,7 +100,7 @@ def trickle(port: int, count: int, spread_s: float, limit_s: float = 60.0) -> di
                 said[i] = said[i] or b"(reset)"
             said[i] += data
             if not data:
-                closed[i] = time.monotonic() - first[i]
+                closed[i] = time.monotonic() - sent[i]
                 selector.unregister(socks[i])
                 socks[i].close()
         now = time.monotonic()
@@ -107,6 +110,8 @@ def trickle(port: int, count: int, spread_s: float, limit_s: float = 60.0) -> di
                 continue
             with contextlib.suppress(OSError):  # closed meanwhile: the selector says so
                 socks[i].send(SLOW_HEAD[byte:byte + 1])
+            if byte == 0:
+                sent[i] = time.monotonic()
             heapq.heappush(sends, (first[i] + (0.5 if byte == 0 else byte + 0.5), i, byte + 1))
         if not ready and now >= first[-1]:
             ready = True
@@ -114,28 +119,39 @@ def trickle(port: int, count: int, spread_s: float, limit_s: float = 60.0) -> di
     for i, sock in enumerate(socks):
         if i not in closed:
             sock.close()
-    times = sorted(closed.values())
     answers = Counter(said[i][:12].decode(errors="replace") or "(closed)" for i in closed)
     return {"count": count, "spread_s": spread_s, "still_open": count - len(closed),
-            "closed_after_s": [times[0], statistics.median(times), times[-1]] if times else [],
-            "answers": dict(answers)}
+            "closed_after_s": list(closed.values()), "answers": dict(answers)}
 
 
 def slow_heads(info: dict[str, Any], count: int, args: Any) -> dict[str, Any]:
-    """wrk on GET /healthz alone, then while a process of its own (on the load CPU, beside
-    wrk) trickles `count` heads; the heads' close times and answers."""
+    """Rounds of wrk on GET /healthz alone, then while a process of its own (on the load CPU,
+    beside wrk) trickles `count` heads; the heads' close times and answers. Rounds, because
+    other loads of a shared machine come and go: each pair is measured a few seconds apart."""
     url = info["gateway_url"] + "/healthz"
     port = info["gateway_url"].rsplit(":", 1)[1]
-    alone = wrk_get(url, args.wrk_seconds, args.load_cpu)
-    command = ["taskset", "-c", args.load_cpu, sys.executable, __file__, "--trickle", port,
-               str(count), str(args.spread)]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as clients:
-        assert clients.stdout is not None
-        if clients.stdout.readline().strip() != "trickling":
-            raise RuntimeError("the slow clients did not start")
-        during = wrk_get(url, args.wrk_seconds, args.load_cpu)
-        heads = json.loads(clients.stdout.read())
-    return {**heads, "alone": alone, "during": during}
+    rounds: list[dict[str, Any]] = []
+    times: list[float] = []
+    answers: Counter[str] = Counter()
+    still_open = 0
+    for _ in range(args.rounds):
+        alone = wrk_get(url, args.wrk_seconds, args.load_cpu)
+        command = ["taskset", "-c", args.load_cpu, sys.executable, __file__, "--trickle", port,
+                   str(count), str(args.spread)]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as clients:
+            assert clients.stdout is not None
+            if clients.stdout.readline().strip() != "trickling":
+                raise RuntimeError("the slow clients did not start")
+            during = wrk_get(url, args.wrk_seconds, args.load_cpu)
+            heads = json.loads(clients.stdout.read())
+        rounds.append({"alone": alone, "during": during})
+        times += heads["closed_after_s"]
+        answers.update(heads["answers"])
+        still_open += heads["still_open"]
+    times.sort()
+    return {"count": count, "spread_s": args.spread, "rounds": rounds, "still_open": still_open,
+            "closed_after_s": [times[0], statistics.median(times), times[-1]] if times else [],
+            "answers": dict(answers)}
 
 
 async def call(port: int, key: str, until: float, answers: list[tuple[int, float]]) -> None:
@@ -196,11 +212,18 @@ def report(results: dict[str, Any]) -> None:
               f"{heads['spread_s']:g} s; head deadline 10 s): closed after {closed} s "
               f"(min / median / max), answers {heads['answers']}, still open "
               f"{heads['still_open']}")
-        for when in ("alone", "during"):
-            w = heads[when]
-            print(f"  GET /healthz {when:6}: {w['rps']:.0f} req/s, p50 {w['p50_ms']:.2f} ms, "
-                  f"p99 {w['p99_ms']:.2f} ms")
-        print(f"  p99 during / alone: {heads['during']['p99_ms'] / heads['alone']['p99_ms']:.2f}")
+        for i, pair in enumerate(heads["rounds"], 1):
+            alone, during = pair["alone"], pair["during"]
+            print(f"  round {i}: GET /healthz alone {alone['rps']:.0f} req/s, p50 "
+                  f"{alone['p50_ms']:.2f} ms, p99 {alone['p99_ms']:.2f} ms; meanwhile "
+                  f"{during['rps']:.0f} req/s, p50 {during['p50_ms']:.2f} ms, p99 "
+                  f"{during['p99_ms']:.2f} ms ({during['p99_ms'] / alone['p99_ms']:.2f}x)")
+        medians = {when: {q: statistics.median(pair[when][q] for pair in heads["rounds"])
+                          for q in ("p50_ms", "p99_ms")} for when in ("alone", "during")}
+        print(f"  medians: p50 {medians['alone']['p50_ms']:.2f} ms alone, "
+              f"{medians['during']['p50_ms']:.2f} ms meanwhile; p99 "
+              f"{medians['alone']['p99_ms']:.2f} ms alone, {medians['during']['p99_ms']:.2f} "
+              f"ms meanwhile ({medians['during']['p99_ms'] / medians['alone']['p99_ms']:.2f}x)")
     load = results.get("overload")
     if not load:
         return
@@ -223,14 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, default=1000, help="slow connections (1000)")
     parser.add_argument("--spread", type=float, default=1.0,
                         help="seconds over which the slow heads begin (1; 0: all at once)")
-    parser.add_argument("--wrk-seconds", type=float, default=5.0,
-                        help="seconds of each wrk run on /healthz (5; the heads last 10)")
+    parser.add_argument("--wrk-seconds", type=float, default=4.0,
+                        help="seconds of each wrk run on /healthz (4; the heads last 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="slow-head rounds (3)")
     parser.add_argument("--clients", type=int, default=200, help="overload clients (200)")
     parser.add_argument("--seconds", type=float, default=30.0, help="overload seconds (30)")
     parser.add_argument("--only", choices=("heads", "overload"), help="run one part")
     args = parser.parse_args(argv)
     if args.quick:
-        args.heads, args.clients, args.seconds = 200, 60, 10.0
+        args.heads, args.clients, args.seconds, args.rounds = 200, 60, 10.0, 1
     os.sched_setaffinity(0, {int(args.load_cpu)})
     results: dict[str, Any] = {}
 

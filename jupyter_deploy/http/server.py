@@ -154,7 +154,8 @@ class ServerProtocol(asyncio.BufferedProtocol):
     def data_received(self, data: bytes | memoryview) -> None:
         if self.closing or self.refused:
             return  # nothing after `Connection: close` or a refusal is ever run
-        self.last_seen = self.loop.time()
+        if self.phase == IDLE:  # idle is timed from here; a head or a body has its own clock
+            self.last_seen = self.loop.time()
         if self.phase != BODY:
             self.head_bytes += len(data)
         else:
@@ -196,10 +197,11 @@ class ServerProtocol(asyncio.BufferedProtocol):
         if self.head_bytes > self.limits.max_head:
             self._fail(Refusal("headers_too_large", "the request head is over "
                                f"{self.limits.max_head} bytes (max_head)"))
-        elif self.url and not self.raw_fields and self.parser.get_http_version() == "0.0":
-            data = bytes(data)  # a request line in pieces: rare, and short
+        elif self.url and not self.raw_fields:  # in the request line: a slow client, say
+            data = bytes(data)  # a piece of a request line, short
             after = data if url_known else data[data.rfind(self.url_piece) + len(self.url_piece):]
-            if b"\n" in after:  # the line ended with no version (a URL may end a packet)
+            # the line ended with no version (a URL may also end at a packet's edge)
+            if b"\n" in after and self.parser.get_http_version() == "0.0":
                 self._fail(Refusal("bad_request", "HTTP/0.9 requests are not served"))
 
     def _arm(self, at: float) -> None:
