@@ -15,13 +15,12 @@ import asyncio
 import contextlib
 import logging
 import socket
-import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from .framing import Limits, Refusal, check_head, tokens, wants_close
+from .framing import Limits, Refusal, check_head, read_buffer, tokens, wants_close
 from .messages import App, Request, Response
 
 if TYPE_CHECKING:
@@ -32,10 +31,6 @@ __all__ = ["App", "Limits", "Request", "Response", "ServerProtocol"]
 LINGER_S = 2.0  # how long a refused upload may keep sending before the socket closes
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 IDLE, HEAD, BODY = range(3)
-# Reads go into one buffer per thread: asyncio's own reads allocate 256 KB each, and that
-# allocation (an mmap) cost some 40 us a read here, the most of a small request's
-READ_SIZE = 64 * 1024
-_reads = threading.local()
 log = logging.getLogger("jupyter_deploy.http")
 Job = tuple[Request | None, Any, bool]  # a request read whole, its context, close after it
 
@@ -56,14 +51,6 @@ class _Refused:
 
     def __init__(self, response: Response) -> None:
         self.response = response
-
-
-def _read_buffer() -> memoryview:
-    """The buffer this thread's connections read into (one read at a time per thread)."""
-    buffer: memoryview | None = getattr(_reads, "buffer", None)
-    if buffer is None:
-        buffer = _reads.buffer = memoryview(bytearray(READ_SIZE))
-    return buffer
 
 
 class ServerProtocol(asyncio.BufferedProtocol):
@@ -101,7 +88,7 @@ class ServerProtocol(asyncio.BufferedProtocol):
         self.server: HttpServer | None = None  # the server that stops it, if any
         self.stopping = False  # its server stops: close once the answer in flight is sent
         self.client = ""
-        self.buffer = _read_buffer()
+        self.buffer = read_buffer()
 
     # connection events --------------------------------------------------------------------
 
