@@ -1,7 +1,7 @@
 """The gateway against strangers, at the sizes of its issue: slow heads and an overloaded node.
 
-    .venv/bin/python benchmarks/strangers.py            # ~1.5 min
-    .venv/bin/python benchmarks/strangers.py --quick    # 200 heads, 60 clients for 10 s
+    .venv/bin/python benchmarks/strangers.py            # ~2.5 min
+    .venv/bin/python benchmarks/strangers.py --quick    # 200 heads once, 60 clients for 10 s
 
 Method (benchmarks/README.md): `jupyter deploy serve` with its default limits, pinned to the
 system-under-test CPU with its instances; the clients on the load CPU, each load in a process
@@ -11,7 +11,9 @@ of its own (wrk; the slow heads; this script, which waits meanwhile).
    (in a process of their own, their first bytes spread over 1 s) each send a request head at
    one byte a second; each slow connection is timed from its first byte until the gateway
    closes it (its head deadline is 10 s), and what it was told is kept.
-2. Overload: a node with min = max = 1 whose cell takes 1 s, and C clients calling it on
+2. A client that never reads: 4 connections each send 200 pipelined requests for a 1 MB
+   answer and read none; the peak memory of the service and its instance over 5 s.
+3. Overload: a node with min = max = 1 whose cell takes 1 s, and C clients calling it on
    keep-alive connections for S seconds (a client refused with 429 or 503 tries again after a
    random wait of up to 0.2 s). Every answer's status and time is recorded: how many 200s came
    against the instance's capacity (S / 1 s), how fast refusals came, and whether any request
@@ -46,7 +48,15 @@ SLEEPY = {
     "inputs": "seconds:float",
     "outputs": "done:float",
 }
+BIG_PAGE = {
+    "name": "bigpage",
+    "setup": "size = 1_000_000\n",
+    "cell": "page = 'x' * size\n",
+    "inputs": "size:int",
+    "outputs": "page",
+}
 DEADLINE_S = 15.0  # the gateway's request timeout
+MB = 1024 * 1024
 
 
 def quantiles(values: list[float]) -> str:
@@ -154,6 +164,66 @@ def slow_heads(info: dict[str, Any], count: int, args: Any) -> dict[str, Any]:
             "answers": dict(answers)}
 
 
+def rss(pids: list[int]) -> int:
+    """The resident memory of these processes, in bytes."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def worker_pids(state_dir: str) -> list[int]:
+    """The instance processes of the service whose state folder is `state_dir`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            command = (proc / "cmdline").read_bytes()
+            if b"jupyter_deploy.worker" in command and state_dir.encode() in command:
+                found.append(int(proc.name))
+    return found
+
+
+def never_reading(info: dict[str, Any], window_s: float = 5.0) -> dict[str, Any]:
+    """4 connections each sending 200 pipelined requests for a 1 MB answer, and reading none:
+    the peak memory of the service and its instance over `window_s`, against before."""
+    from jupyter_deploy.client import DeployClient
+
+    client = DeployClient(info["url"], info["token"])
+    bench.pin_in_process(client, BIG_PAGE)
+    key = client.create_node({"name": "bigpage", "checkpoint": "bigpage", "min": 1,
+                              "max": 1})["key"]
+    bench.wait_healthy(client, "bigpage")
+    address = ("127.0.0.1", int(info["gateway_url"].rsplit(":", 1)[1]))
+    body = json.dumps({"input": {"size": 1_000_000}}).encode()
+    request = (f"POST /v1/nodes/bigpage:execute HTTP/1.1\r\nHost: gateway\r\n"
+               f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    with socket.create_connection(address, timeout=10) as warm:
+        warm.sendall(request)
+        warm.recv(12)
+    pids = [int(info["pid"]), *worker_pids(info["state_dir"])]
+    before = peak = rss(pids)
+    sockets = [socket.create_connection(address, timeout=10) for _ in range(4)]
+    try:
+        for sock in sockets:
+            sock.sendall(request * 200)
+        until = time.monotonic() + window_s
+        while time.monotonic() < until:
+            peak = max(peak, rss(pids))
+            time.sleep(0.05)
+    finally:
+        for sock in sockets:
+            sock.close()
+    with socket.create_connection(address, timeout=10) as after:
+        after.sendall(request)
+        still = after.recv(12).decode(errors="replace")
+    client.delete_node("bigpage")
+    return {"before_mb": before / MB, "peak_mb": peak / MB, "grown_mb": (peak - before) / MB,
+            "pids": len(pids), "afterwards": still}
+
+
 async def call(port: int, key: str, until: float, answers: list[tuple[int, float]]) -> None:
     """Call the node on one keep-alive connection until `until`; (status, seconds) each."""
     body = json.dumps({"input": {"seconds": 1.0}}).encode()
@@ -224,6 +294,12 @@ def report(results: dict[str, Any]) -> None:
               f"{medians['during']['p50_ms']:.2f} ms meanwhile; p99 "
               f"{medians['alone']['p99_ms']:.2f} ms alone, {medians['during']['p99_ms']:.2f} "
               f"ms meanwhile ({medians['during']['p99_ms'] / medians['alone']['p99_ms']:.2f}x)")
+    memory = results.get("memory")
+    if memory:
+        print(f"\nnever-reading client (800 pipelined 1 MB answers on 4 sockets): the service "
+              f"and its instance {memory['before_mb']:.1f} MB before, peak "
+              f"{memory['peak_mb']:.1f} MB (+{memory['grown_mb']:.1f} MB, bound 20); a request "
+              f"afterwards got {memory['afterwards']}")
     load = results.get("overload")
     if not load:
         return
@@ -251,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="slow-head rounds (3)")
     parser.add_argument("--clients", type=int, default=200, help="overload clients (200)")
     parser.add_argument("--seconds", type=float, default=30.0, help="overload seconds (30)")
-    parser.add_argument("--only", choices=("heads", "overload"), help="run one part")
+    parser.add_argument("--only", choices=("heads", "memory", "overload"), help="one part")
     args = parser.parse_args(argv)
     if args.quick:
         args.heads, args.clients, args.seconds, args.rounds = 200, 60, 10.0, 1
@@ -259,9 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
 
     def work(info: dict[str, Any]) -> None:
-        if args.only != "overload":
+        if args.only in (None, "heads"):
             results["heads"] = slow_heads(info, args.heads, args)
-        if args.only != "heads":
+        if args.only in (None, "memory"):
+            results["memory"] = never_reading(info)
+        if args.only in (None, "overload"):
             results["overload"] = asyncio.run(overload(info, args.clients, args.seconds))
 
     ok = bench.with_service("jd-bench-strangers-", args.sut_cpu, work)
