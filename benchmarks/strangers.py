@@ -8,8 +8,8 @@ system-under-test CPU with its instances; the clients on the load CPU, each load
 of its own (wrk; the slow heads; this script, which waits meanwhile).
 
 1. Slow heads, in rounds (3): wrk measures GET /healthz alone, then again while N connections
-   (in a process of their own, their first bytes spread over 1 s) each send a request head at
-   one byte a second; each slow connection is timed from its first byte until the gateway
+   (in a process of their own, 100 per loopback address 127.0.1.x, their first bytes spread
+   over 1 s) each send a request head at one byte a second; each slow connection is timed from its first byte until the gateway
    closes it (its head deadline is 10 s), and what it was told is kept.
 2. A client that never reads: 4 connections each send 200 pipelined requests for a 1 MB
    answer and read none; the peak memory of the service and its instance over 5 s.
@@ -78,6 +78,13 @@ def wrk_get(url: str, seconds: float, load_cpu: str) -> dict[str, Any]:
 SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Slow: " + b"s" * 100
 
 
+def source(i: int) -> str:
+    """The loopback address the i-th slow client connects from: 100 per address. From one
+    address, past 1,000 connections (max_per_client) the gateway refuses the next ones, wrk's
+    included, and a measure of wrk meanwhile is one of those refusals."""
+    return f"127.0.1.{1 + i // 100}"
+
+
 def trickle(port: int, count: int, spread_s: float, limit_s: float = 60.0) -> dict[str, Any]:
     """`count` connections each sending SLOW_HEAD at one byte a second, their first bytes
     spread evenly over `spread_s`; how long each took to be closed and what it was told.
@@ -87,7 +94,8 @@ def trickle(port: int, count: int, spread_s: float, limit_s: float = 60.0) -> di
     the first, so that none is sent just as the gateway closes at a whole second (it would
     be answered with a reset, and the 408 lost)."""
     selector = selectors.DefaultSelector()
-    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    socks = [socket.create_connection(("127.0.0.1", port), source_address=(source(i), 0))
+             for i in range(count)]
     started = time.monotonic()
     first = [started + spread_s * i / count for i in range(count)]
     sends = [(at, i, 0) for i, at in enumerate(first)]  # (when, connection, byte)
@@ -283,7 +291,9 @@ def report(results: dict[str, Any]) -> None:
             print(f"  round {i}: GET /healthz alone {alone['rps']:.0f} req/s, p50 "
                   f"{alone['p50_ms']:.2f} ms, p99 {alone['p99_ms']:.2f} ms; meanwhile "
                   f"{during['rps']:.0f} req/s, p50 {during['p50_ms']:.2f} ms, p99 "
-                  f"{during['p99_ms']:.2f} ms ({during['p99_ms'] / alone['p99_ms']:.2f}x)")
+                  f"{during['p99_ms']:.2f} ms ({during['p99_ms'] / alone['p99_ms']:.2f}x); "
+                  f"not 200: {alone['non_2xx'] + alone['socket_errors']} alone, "
+                  f"{during['non_2xx'] + during['socket_errors']} meanwhile")
         medians = {when: {q: statistics.median(pair[when][q] for pair in heads["rounds"])
                           for q in ("p50_ms", "p99_ms")} for when in ("alone", "during")}
         print(f"  medians: p50 {medians['alone']['p50_ms']:.2f} ms alone, "
