@@ -14,7 +14,7 @@ import socket
 
 import httptools
 
-from .framing import MAX_HEAD
+from .framing import MAX_HEAD, read_buffer
 
 
 class UpstreamError(Exception):
@@ -50,7 +50,7 @@ class _Unasked(Exception):
     """The instance sent more than the answer asked for."""
 
 
-class ClientProtocol(asyncio.Protocol):
+class ClientProtocol(asyncio.BufferedProtocol):
     """One keep-alive connection to an instance; one request at a time."""
 
     def __init__(self, max_response: int) -> None:
@@ -60,6 +60,7 @@ class ClientProtocol(asyncio.Protocol):
         self.waiter: asyncio.Future[Answer] | None = None
         self.closed = False
         self.parked_at = 0.0  # when it last went idle in a pool
+        self.buffer = read_buffer()
         self._reset(False)
 
     def _reset(self, head_request: bool) -> None:
@@ -120,7 +121,13 @@ class ClientProtocol(asyncio.Protocol):
         self.transport.writelines(data)
         return self.waiter
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.buffer[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         if self.waiter is None:
             self.close()  # nobody asked for these bytes: the connection is not clean
             return

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from .framing import Limits, Refusal, check_head, tokens, wants_close
+from .framing import Limits, Refusal, check_head, read_buffer, tokens, wants_close
 from .messages import App, Request, Response
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class _Refused:
         self.response = response
 
 
-class ServerProtocol(asyncio.Protocol):
+class ServerProtocol(asyncio.BufferedProtocol):
     """One client connection of an HTTP/1.1 server."""
 
     def __init__(self, app: App, max_body: int, idle_timeout_s: float = 300.0,
@@ -63,6 +63,10 @@ class ServerProtocol(asyncio.Protocol):
         self.idle_timeout_s = idle_timeout_s
         self.body_timeout_s = body_timeout_s
         self.limits = limits or Limits()
+        # the timer looks at least this often, so that a deadline begun between two looks is
+        # never passed by the next one
+        self.step_s = min(idle_timeout_s, body_timeout_s, self.limits.head_timeout_s,
+                          self.limits.stall_timeout_s)
         self.parser = httptools.HttpRequestParser(self)
         self.pipeline: deque[Job] = deque()  # read whole, waiting for the answers before them
         self.transport: asyncio.Transport | None = None
@@ -84,6 +88,7 @@ class ServerProtocol(asyncio.Protocol):
         self.server: HttpServer | None = None  # the server that stops it, if any
         self.stopping = False  # its server stops: close once the answer in flight is sent
         self.client = ""
+        self.buffer = read_buffer()
 
     # connection events --------------------------------------------------------------------
 
@@ -98,7 +103,7 @@ class ServerProtocol(asyncio.Protocol):
         writer.set_write_buffer_limits(high=self.limits.max_buffered)
         self.loop = asyncio.get_running_loop()
         self.last_seen = self.loop.time()
-        self._arm()
+        self._arm(self.last_seen + self.step_s)
         over = self.server.admit(self) if self.server is not None else None
         if over is not None:
             self.refused = True
@@ -127,10 +132,17 @@ class ServerProtocol(asyncio.Protocol):
                 and self.phase == IDLE:
             self.transport.close()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.buffer[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         if self.closing or self.refused:
             return  # nothing after `Connection: close` or a refusal is ever run
-        self.last_seen = self.loop.time()
+        if self.phase == IDLE:  # idle is timed from here; a head or a body has its own clock
+            self.last_seen = self.loop.time()
         if self.phase != BODY:
             self.head_bytes += len(data)
         else:
@@ -149,7 +161,8 @@ class ServerProtocol(asyncio.Protocol):
                 self._fail(Refusal("bad_request", f"malformed request: {exc}"))
         else:
             self._check_partial(data, url_known)
-        self._next()
+        if self.pipeline or self.reading_paused:  # else nothing waits: a head in pieces, say
+            self._next()
 
     def _stopped(self, cause: BaseException | None) -> None:
         if isinstance(cause, Refusal):
@@ -158,7 +171,7 @@ class ServerProtocol(asyncio.Protocol):
             log.error("reading a request failed", exc_info=cause)
             self._fail(Refusal("internal", "internal error"))
 
-    def _check_partial(self, data: bytes, url_known: bool) -> None:
+    def _check_partial(self, data: bytes | memoryview, url_known: bool) -> None:
         """Bound what a head or trailer still coming may hold, and refuse HTTP/0.9 (whose
         request line has no version: llhttp would wait for headers)."""
         if self.phase == BODY:
@@ -171,35 +184,49 @@ class ServerProtocol(asyncio.Protocol):
         if self.head_bytes > self.limits.max_head:
             self._fail(Refusal("headers_too_large", "the request head is over "
                                f"{self.limits.max_head} bytes (max_head)"))
-        elif self.url and not self.raw_fields and self.parser.get_http_version() == "0.0":
+        elif self.url and not self.raw_fields:  # in the request line: a slow client, say
+            data = bytes(data)  # a piece of a request line, short
             after = data if url_known else data[data.rfind(self.url_piece) + len(self.url_piece):]
-            if b"\n" in after or not self.url_piece:
+            # the line ended with no version (a URL may also end at a packet's edge)
+            if b"\n" in after and self.parser.get_http_version() == "0.0":
                 self._fail(Refusal("bad_request", "HTTP/0.9 requests are not served"))
 
-    def _arm(self) -> None:
-        period = min(self.idle_timeout_s, self.body_timeout_s, self.limits.head_timeout_s,
-                     self.limits.stall_timeout_s) / 4
-        self.timer = self.loop.call_later(period, self._on_timer)
+    def _arm(self, at: float) -> None:
+        self.timer = self.loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
-        """Close idle connections and heads or bodies that take longer than their deadline."""
+        """Close idle connections and heads or bodies that take longer than their deadline.
+
+        One timer per connection, moved by no byte: it fires at the deadline of what the
+        connection is doing, or `step_s` from now if that is sooner."""
         if self.transport is None:
             return
-        now = self.loop.time()
-        if self.phase == HEAD and now - self.started > self.limits.head_timeout_s:
-            self._fail(Refusal("request_timeout", "the request head took longer than "
-                               f"{self.limits.head_timeout_s} s (head_timeout_s)"))
-        elif self.phase == BODY and now - self.started > self.body_timeout_s:
-            self._fail(Refusal("request_timeout", "the request body took too long"))
-        elif self.phase == IDLE and not self.busy and not self.pipeline \
-                and now - self.last_seen > self.idle_timeout_s:
-            self.transport.close()
-            return
-        elif self.writing_paused and now - self.stalled_since > self.limits.stall_timeout_s:
-            self.transport.abort()  # it reads none of its answers: they are not kept for it
-            return
+        now, head_s = self.loop.time(), self.limits.head_timeout_s
+        if self.phase == HEAD:
+            deadline = self.started + head_s
+            if now >= deadline:
+                self._fail(Refusal("request_timeout", "the request head took longer than "
+                                   f"{head_s} s (head_timeout_s)"))
+        elif self.phase == BODY:
+            deadline = self.started + self.body_timeout_s
+            if now >= deadline:
+                self._fail(Refusal("request_timeout", "the request body took too long"))
+        elif not self.busy and not self.pipeline:
+            deadline = self.last_seen + self.idle_timeout_s
+            if now >= deadline:
+                self.transport.close()
+                return
+        else:
+            deadline = now + self.step_s
+        if self.writing_paused:
+            stalled = self.stalled_since + self.limits.stall_timeout_s
+            if now >= stalled:
+                self.transport.abort()  # it reads none of its answers: they are not kept for it
+                return
+            deadline = min(deadline, stalled)
         self._next()
-        self._arm()
+        if self.transport is not None:
+            self._arm(deadline if now < deadline < now + self.step_s else now + self.step_s)
 
     # llhttp callbacks ---------------------------------------------------------------------
 

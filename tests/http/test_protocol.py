@@ -78,6 +78,41 @@ async def test_pipelined_requests_are_answered_in_order(server):
     assert [body for _, body in answers] == [b"slow a", b"POST b", b"GET "]
 
 
+async def trickle(server: HttpServer, port: int, head: bytes) -> bytes:
+    """Send a head one byte a packet (each read by the server before the next is sent), as a
+    slow client does; what the server answers until it closes or says HTTP/1.1 ... GET."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        connection = await until(lambda: next(iter(server.connections), None), timeout=5,
+                                 message="the connection to be accepted")
+        for sent in range(1, len(head) + 1):
+            writer.write(head[sent - 1:sent])
+            if sent < len(head):
+                await until(lambda n=sent: connection.head_bytes == n or connection.refused,
+                            timeout=5, message=f"the server to read {head[:sent]!r}")
+            if connection.refused:
+                break
+        return await asyncio.wait_for(reader.read(200), 5)
+    finally:
+        writer.close()
+
+
+async def test_a_head_cut_anywhere_is_read_whole(jp_asyncio_loop):
+    """However the packets cut a head (after its URL, say), it is the same request, and
+    HTTP/0.9 is still refused."""
+    server = HttpServer(Echo(), max_body=1000)
+    sock = socket.create_server(("127.0.0.1", 0))
+    await server.start(sock)
+    port = sock.getsockname()[1]
+    try:
+        answer = await trickle(server, port, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        answer = await trickle(server, port, b"GET /x\r\n")
+        assert answer.startswith(b"HTTP/1.1 400") and b"HTTP/0.9" in answer, answer
+    finally:
+        await server.stop(1.0)
+
+
 async def test_chunked_body(server):
     data = (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n")

@@ -18,6 +18,7 @@ from jupyter_deploy.http.framing import Limits
 from ..conftest import checkpoint_body, until, worker_pids
 
 MB = 1024 * 1024
+CLOSE_SLACK_S = 0.25  # 200 closes at once, and this test's own loop, on a shared machine
 
 
 def rss(pids: list[int]) -> int:
@@ -83,19 +84,23 @@ def p99(samples: list[float]) -> float:
 
 
 async def slow_head(port: int) -> tuple[float, bytes]:
-    """Send a head at one byte a second; (seconds until the server closed, what it said)."""
+    """Send a head at one byte a second; (seconds until the server closed, what it said).
+    The second byte goes after half a second, so that no byte is sent just as the server
+    closes at a whole second (the server would answer it with a reset, losing the 408)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     started = time.perf_counter()
-    received = b""
-    for byte in b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 60:
+
+    async def until_closed() -> tuple[float, bytes]:
+        said = await reader.read()
+        return time.perf_counter() - started, said
+
+    answer = asyncio.ensure_future(until_closed())
+    for i, byte in enumerate(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 60):
         writer.write(bytes([byte]))
-        try:
-            received += await asyncio.wait_for(reader.read(), 1.0)
-        except TimeoutError:
-            continue
-        break  # closed
+        if (await asyncio.wait([answer], timeout=0.5 if i == 0 else 1.0))[0]:
+            break
     writer.close()
-    return time.perf_counter() - started, received
+    return await answer
 
 
 async def test_slow_heads_are_closed_at_the_head_deadline(jp_asyncio_loop):
@@ -115,7 +120,7 @@ async def test_slow_heads_are_closed_at_the_head_deadline(jp_asyncio_loop):
           f"{times[-1]:.2f} s; /healthz p99 {p99(baseline) * 1000:.1f} ms alone, "
           f"{p99(during) * 1000:.1f} ms meanwhile")
     assert all(said.startswith(b"HTTP/1.1 408") for _, said in closed)
-    assert times[0] >= 2.0 and times[-1] <= 3.5
+    assert times[0] >= 2.0 and times[-1] <= 2.0 + CLOSE_SLACK_S  # at the deadline, not later
     assert p99(during) <= max(2 * p99(baseline), 0.05)
 
 
