@@ -285,3 +285,32 @@ def test_batching_is_turned_off_and_on_by_an_update(node, service):
     assert status == 200 and body["output"]["y"] == [[9, 10, 5, 15]]
     changed = service.client.update_node("batcher", {"batch": {"max_wait_ms": 5}})
     assert changed["batch"] == {"max_size": 32, "max_wait_ms": 5}
+
+
+def test_open_inference_protocol_requests_batch_too(node, service):
+    shown, key = node
+    url = service.gateway_url + "/v2/models/batcher/infer"
+    before = batch_sizes(instance_metrics(service, "batcher"))
+
+    def infer(i: int) -> dict[str, Any]:
+        return {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 4],
+                            "data": row(i)["input"]["x"][0]},
+                           {"name": "ids", "datatype": "INT64", "shape": [1], "data": [i]}]}
+
+    parts = urllib.parse.urlsplit(url)
+    address = (parts.hostname or "", parts.port or 80)
+
+    async def run() -> list[list[tuple[int, dict[str, Any]]]]:
+        return list(await asyncio.gather(*(
+            _exchange(address, [_request(url, key, infer(c * 10 + k)) for k in range(10)])
+            for c in range(16))))
+
+    answers = asyncio.run(run())
+    for c, got in enumerate(answers):
+        for k, (status, body) in enumerate(got):
+            assert status == 200, body
+            i = c * 10 + k
+            y = next(o for o in body["outputs"] if o["name"] == "y")
+            assert y["data"] == [v * 2 + i for v in row(i)["input"]["x"][0]]
+    runs, callers = batch_sizes(instance_metrics(service, "batcher"))
+    assert callers - before[1] == 160 and runs - before[0] < 160
