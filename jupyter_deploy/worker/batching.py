@@ -49,7 +49,6 @@ class Caller:
     deadline: float
     max_size: int
     max_wait_s: float
-    idle: bool  # it found the instance idle: it runs at once
     future: asyncio.Future[Response] = field(repr=False)
 
 
@@ -88,7 +87,8 @@ class Batcher:
         self.shared = shared_inputs
         self.waiting: deque[Caller] = deque()
         self.came = asyncio.Event()
-        self.draining: asyncio.Task[None] | None = None
+        self.busy = False  # a run is under way, or callers wait for one
+        self.draining: asyncio.Task[None] | None = None  # runs the batches of those waiting
         self.last_arrival = 0.0
         self.gap_s = 0.0  # running mean of the time between arrivals
 
@@ -122,13 +122,19 @@ class Batcher:
         except ValueError:
             deadline = float("inf")
         caller = Caller(request, values, count, key, arrived, deadline, size, wait_s,
-                        idle=self.draining is None, future=loop.create_future())
-        self.waiting.append(caller)
-        if self.draining is None:
-            self.draining = loop.create_task(self._drain())
-        else:
+                        future=loop.create_future())
+        if self.busy:
+            self.waiting.append(caller)
             self.came.set()
-        return await caller.future
+            return await caller.future
+        self.busy = True  # idle: it runs at once, alone, on its own hops (c=1 as unbatched)
+        try:
+            return (await self._run([caller]))[0]
+        finally:
+            if self.waiting:  # those that came meanwhile
+                self.draining = loop.create_task(self._drain())
+            else:
+                self.busy = False
 
     def prepare(self, body: bytes) -> tuple[dict[str, Any], int, tuple[Any, ...]] | Response:
         """A request's decoded inputs, its rows and its shared inputs' key, or its refusal."""
@@ -158,30 +164,33 @@ class Batcher:
 
     async def _drain(self) -> None:
         """Run batches while callers wait; then the instance is idle again."""
-        loop = asyncio.get_running_loop()
         try:
             while self.waiting:
-                first = self.waiting[0]
-                if not first.idle:
-                    await self._gather(first)
+                await self._gather(self.waiting[0])
                 batch = self._take()
                 if not batch:
                     continue
-                try:
-                    answers = await loop.run_in_executor(self.worker.executor, run_batch,
-                                                         self.worker, batch)
-                except Exception:  # noqa: BLE001 - every caller still gets an answer
-                    log.exception("a batch of %d failed", len(batch))
-                    answers = [error("internal", "the batch failed")] * len(batch)
+                answers = await self._run(batch)
                 for caller, answer in zip(batch, answers, strict=True):
                     if not caller.future.done():
                         caller.future.set_result(answer)
         finally:
+            self.busy = False
             self.draining = None
             for caller in self.waiting:  # cancelled: the instance is stopping
                 if not caller.future.done():
                     caller.future.set_result(error("unavailable", "the instance is stopping"))
             self.waiting.clear()
+
+    async def _run(self, batch: list[Caller]) -> list[Response]:
+        """Each caller's answer from one run on the cell thread."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self.worker.executor, run_batch, self.worker, batch)
+        except Exception:  # noqa: BLE001 - every caller still gets an answer
+            log.exception("a batch of %d failed", len(batch))
+            return [error("internal", "the batch failed")] * len(batch)
+        finally:
             if self.worker.poisoned and self.worker.stop is not None:
                 self.worker.stop.set()
 
