@@ -15,7 +15,7 @@ import pytest
 
 from jupyter_deploy.client import ClientError
 
-from ..conftest import checkpoint_body
+from ..conftest import checkpoint_body, wait_for
 from .test_gateway import post
 
 # y = each row times 2 plus its row id; a row whose first value is 99 makes the run slow (the
@@ -314,3 +314,33 @@ def test_open_inference_protocol_requests_batch_too(node, service):
             assert y["data"] == [v * 2 + i for v in row(i)["input"]["x"][0]]
     runs, callers = batch_sizes(instance_metrics(service, "batcher"))
     assert callers - before[1] == 160 and runs - before[0] < 160
+
+
+def test_capture_and_the_replay_check_apply_to_each_caller(service):
+    """A strict node passes its replay check (run unbatched, on the example), and every
+    caller of a batch is captured with its own input and its own rows."""
+    import numpy as np
+
+    cell = CELL.replace("seen.extend(ids)\n", "").replace("len(seen)", "0")
+    body = checkpoint_body("batchcap", cell, "x:ndarray[float64,(-1,4)],ids:list[int]",
+                           "y:ndarray[float64,(-1,4)],count:list[int]",
+                           state={"np": np, "slow_s": 0.5}, x=np.ones((1, 4)), ids=[0])
+    shown, key = service.create_node("batchcap", {**body, "batch": True}, strict=True,
+                                     capture={"percent": 100},
+                                     batch={"max_size": 32, "max_wait_ms": 5})
+    try:
+        wait_for(lambda: (service.client.node("batchcap").get("replay") or {}).get("status")
+                 == "passed", timeout=20, message="the replay check to pass")
+        others = [row(i) for i in range(700, 708)]
+        (status, _), answers = _while_busy(service, "batchcap", shown["endpoint"], key, others)
+        assert status == 200 and all(s == 200 for s, _ in answers)
+        captured = {r["input"]["ids"][0]: r for r in
+                    service.client.requests("batchcap", 100)["requests"]}
+        for payload in others:
+            i = payload["input"]["ids"][0]
+            assert captured[i]["status"] == 200
+            assert captured[i]["output"]["y"] == [[v * 2 + i for v in payload["input"]["x"][0]]]
+        runs, callers = batch_sizes(instance_metrics(service, "batchcap"))
+        assert callers == 9 and runs < callers  # the replay check ran unbatched, uncounted
+    finally:
+        service.client.delete_node("batchcap")
