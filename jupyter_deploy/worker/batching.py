@@ -34,6 +34,8 @@ MAX_WAIT_S = 10.0
 QUIET_MIN_S = 0.00005  # the shortest lull that ends a wait for more callers
 GAP_WEIGHT = 0.2  # of the newest gap between arrivals in their running mean
 PREPARE_ON_LOOP = 1 << 20  # bodies bigger than this are decoded off the event loop
+# the request bytes one batch may hold: 32 callers of 16 MB each would stack half a GB
+MAX_BATCH_BYTES = 64 * 1024 * 1024
 log = logging.getLogger("jupyter_deploy.worker")
 
 
@@ -211,17 +213,21 @@ class Batcher:
                 return
 
     def _take(self) -> list[Caller]:
-        """The next batch: up to the first caller's max size of those whose shared inputs
-        equal its own; those whose deadline passed, or who went away, are answered now."""
+        """The next batch: up to the first caller's max size (and MAX_BATCH_BYTES) of those
+        whose shared inputs equal its own; those whose deadline passed, or who went away,
+        are answered now."""
         now = time.monotonic()
         batch: list[Caller] = []
         kept: deque[Caller] = deque()
+        size = 0
         while self.waiting:
             caller = self.waiting.popleft()
             if caller.deadline <= now or caller.request.abandoned:
                 self._drop(caller)
-            elif not batch or (len(batch) < batch[0].max_size and caller.key == batch[0].key):
+            elif not batch or (len(batch) < batch[0].max_size and caller.key == batch[0].key
+                               and size + len(caller.request.body) <= MAX_BATCH_BYTES):
                 batch.append(caller)
+                size += len(caller.request.body)
             else:
                 kept.append(caller)
         self.waiting = kept
@@ -234,7 +240,8 @@ class Batcher:
             answer = error("timeout", "the request's deadline passed while it waited for its "
                            "batch; it was not run")
         self.worker.metrics.observe(time.monotonic() - caller.arrived, 0.0, answer)
-        caller.future.set_result(answer)
+        if not caller.future.done():  # done: its handler was cancelled
+            caller.future.set_result(answer)
 
 
 def run_batch(worker: Worker, batch: list[Caller]) -> list[Response]:

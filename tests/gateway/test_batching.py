@@ -344,3 +344,37 @@ def test_capture_and_the_replay_check_apply_to_each_caller(service):
         assert callers == 9 and runs < callers  # the replay check ran unbatched, uncounted
     finally:
         service.client.delete_node("batchcap")
+
+
+def test_shadow_traffic_to_a_batching_node_is_compared_per_caller(node, service):
+    """The alias's primary runs each request alone; its shadow, the batching node, runs the
+    mirrored copies in batches: each copy's rows are compared with its own primary answer."""
+    import numpy as np
+
+    cell = "y = x * 2 + np.asarray(ids, dtype='float64')[:, None]\ncount = [0] * len(ids)"
+    primary = checkpoint_body("unbatchedtwin", cell, "x:ndarray[float64,(-1,4)],ids:list[int]",
+                              "y:ndarray[float64,(-1,4)],count:list[int]", state={"np": np},
+                              x=np.ones((1, 4)), ids=[0])
+    service.create_node("unbatchedtwin", primary)
+    shadowed = checkpoint_body("batchedtwin", cell, "x:ndarray[float64,(-1,4)],ids:list[int]",
+                               "y:ndarray[float64,(-1,4)],count:list[int]", state={"np": np},
+                               x=np.ones((1, 4)), ids=[0])
+    service.create_node("batchedtwin", {**shadowed, "batch": True},
+                        batch={"max_size": 32, "max_wait_ms": 5})
+    try:
+        alias = service.client.set_alias("twins", {
+            "nodes": {"unbatchedtwin": 100}, "shadow": {"node": "batchedtwin", "percent": 100}})
+        url = service.gateway_url + "/v1/aliases/twins:execute"
+        payloads = [[row(c * 10 + k) for k in range(10)] for c in range(16)]
+        answers = _concurrently(url, alias["key"], payloads)
+        assert all(status == 200 for got in answers for status, _ in got)
+        record = wait_for(lambda: (found := service.client.request(
+            "GET", "/aliases/twins/shadow"))["requests"] >= 160 and found,
+            message="every mirrored request to be recorded")
+        assert (record["same_output"], record["different_output"]) == (160, 0)
+        runs, callers = batch_sizes(instance_metrics(service, "batchedtwin"))
+        assert callers == 160 and runs < 160
+    finally:
+        service.client.delete_alias("twins")
+        service.client.delete_node("unbatchedtwin")
+        service.client.delete_node("batchedtwin")
