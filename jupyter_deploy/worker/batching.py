@@ -114,7 +114,7 @@ class Batcher:
         else:
             prepared = await loop.run_in_executor(None, self.prepare, request.body)
         if isinstance(prepared, Response):
-            self.worker.metrics.observe(0.0, 0.0, prepared)
+            self._count(0.0, prepared)
             return prepared
         values, count, key = prepared
         self._arrival(arrived)
@@ -157,6 +157,11 @@ class Batcher:
                              field=f"input.{name}")
         key = tuple(_shared_key(values[name]) for name in self.shared)
         return values, counts[0][1], key
+
+    def _count(self, waited_s: float, answer: Response) -> None:
+        """Count an answer given without a run, on the cell thread (which alone writes the
+        instance's figures)."""
+        self.worker.executor.submit(self.worker.metrics.observe, waited_s, 0.0, answer)
 
     def _arrival(self, now: float) -> None:
         if self.last_arrival:
@@ -239,7 +244,7 @@ class Batcher:
         else:
             answer = error("timeout", "the request's deadline passed while it waited for its "
                            "batch; it was not run")
-        self.worker.metrics.observe(time.monotonic() - caller.arrived, 0.0, answer)
+        self._count(time.monotonic() - caller.arrived, answer)
         if not caller.future.done():  # done: its handler was cancelled
             caller.future.set_result(answer)
 
