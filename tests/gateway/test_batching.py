@@ -32,7 +32,7 @@ count = [len(seen)] * len(ids)
 """
 
 
-def batched(name: str, slow_s: float = 0.5) -> dict[str, Any]:
+def batched(name: str, slow_s: float = 1.5) -> dict[str, Any]:
     """A checkpoint pinned with --batch: x (rows of 4) and ids (one per row) stack."""
     import numpy as np
 
@@ -160,7 +160,7 @@ def test_a_lone_request_runs_at_once(service):
         status, body, _ = post(shown["endpoint"], row(7), key)
         elapsed = time.perf_counter() - started
         assert status == 200 and body["output"]["y"] == [[21, 22, 9, 35]]
-        assert elapsed < 0.5, f"a lone request took {elapsed:.3f} s: it waited for a batch"
+        assert elapsed < 0.9, f"a lone request took {elapsed:.3f} s: it waited for a batch"
     finally:
         service.client.delete_node("lonely")
 
