@@ -86,7 +86,12 @@ async def rest_load(endpoint: str, key: str, body: bytes, connections: int,
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             length = CONTENT_LENGTH.search(head)
-            await reader.readexactly(int(length.group(1)) if length else 0)
+            if length or b"chunked" not in head.lower():
+                await reader.readexactly(int(length.group(1)) if length else 0)
+            else:  # a chunked answer (Ray Serve's uvicorn sends them)
+                while size := int((await reader.readline()).strip() or b"0", 16):
+                    await reader.readexactly(size + 2)
+                await reader.readline()
             return head[9:12] == b"200"
         return call
 

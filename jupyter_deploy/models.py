@@ -109,6 +109,8 @@ class Node:
     max_queue: int | None = None  # requests waiting for an instance; None: 16 per slot
     expose_tracebacks: bool = False  # anonymous callers of a public alias get them too
     capture: dict[str, Any] | None = None  # {"percent": P, "limit": N}: requests recorded
+    # {"max_size": N, "max_wait_ms": MS}: one run of a batched cell serves many callers
+    batch: dict[str, Any] | None = None
     replay: dict[str, Any] | None = None  # the latest replay check: status, diff, checked_at
     key_hash: str = ""
     created: float = field(default_factory=time.time)

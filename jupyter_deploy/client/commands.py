@@ -64,6 +64,13 @@ def add_shared_commands(sub: Any) -> None:
                             help="requests kept (default 1000), the oldest dropped")
         parser.add_argument("--expose-tracebacks", action=argparse.BooleanOptionalAction,
                             help="anonymous callers of a public alias see the cell's traceback")
+        parser.add_argument("--batch", action=argparse.BooleanOptionalAction,
+                            help="one run of the cell serves many callers (a checkpoint "
+                            "pinned with --batch); --no-batch: off")
+        parser.add_argument("--batch-size", type=int, metavar="N",
+                            help="callers one run serves, at most (default 32; implies --batch)")
+        parser.add_argument("--batch-wait-ms", type=float, metavar="MS",
+                            help="how long a batch may wait for more callers (default 5)")
     node.add_parser("list")
     for action in ("status", "delete", "suspend", "resume"):
         node.add_parser(action).add_argument("node")
@@ -202,8 +209,8 @@ def _literal(text: str) -> Any:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    """`strict`, `expose_tracebacks` and `capture` of a node, as far as the command gives
-    them."""
+    """`strict`, `expose_tracebacks`, `capture` and `batch` of a node, as far as the command
+    gives them."""
     options: dict[str, Any] = {}
     if args.strict:
         options["strict"] = True
@@ -218,6 +225,14 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         if args.capture_limit is not None:
             capture["limit"] = args.capture_limit
         options["capture"] = capture
+    if args.batch is False:
+        options["batch"] = None
+    elif args.batch or args.batch_size is not None or args.batch_wait_ms is not None:
+        wait = args.batch_wait_ms
+        options["batch"] = {key: value for key, value in (
+            ("max_size", args.batch_size),
+            ("max_wait_ms", int(wait) if wait is not None and wait.is_integer() else wait))
+            if value is not None}
     return options
 
 

@@ -11,7 +11,14 @@ from ..models import InstanceStatus, NodeStatus
 from ..runtimes.logfiles import REQUEST_ID
 from ..service.validation.containers import IMAGE_RE
 from ..service.validation.names import ENV_NAME, NAME_RE
-from ..service.validation.nodes import MAX_CAPTURE_LIMIT, MAX_INSTANCES, MAX_QUEUE, RUNTIMES
+from ..service.validation.nodes import (
+    MAX_BATCH_SIZE,
+    MAX_BATCH_WAIT_MS,
+    MAX_CAPTURE_LIMIT,
+    MAX_INSTANCES,
+    MAX_QUEUE,
+    RUNTIMES,
+)
 from ..service.validation.ranges import (
     MAX_METADATA_BYTES,
     MAX_VARIABLE_NAME,
@@ -94,6 +101,11 @@ def _node_settings(creating: bool) -> Schema:
         "capture": nullable(obj({"percent": {"type": "number", "minimum": 0, "maximum": 100},
                                  "limit": {"type": "integer", "minimum": 1,
                                            "maximum": MAX_CAPTURE_LIMIT}}, closed=True)),
+        "batch": nullable(obj({"max_size": {"type": "integer", "minimum": 1,
+                                            "maximum": MAX_BATCH_SIZE, "default": 32},
+                               "max_wait_ms": {"type": "number", "minimum": 0,
+                                               "maximum": MAX_BATCH_WAIT_MS, "default": 5}},
+                              closed=True)),
         "config": nullable({"type": "string", "description": "an instance configuration"}),
         "memory_mb": ranged("memory_mb"), "disk_mb": ranged("disk_mb"),
         "port": PORT, "protocol": {"enum": ["http", "grpc"]},
@@ -129,6 +141,7 @@ NODE = obj({
     "runtime": {"enum": list(RUNTIMES)}, "status": {"enum": [s.value for s in NodeStatus]},
     "min": {"type": "integer"}, "max": {"type": "integer"}, "env": {"type": "object"},
     "health": {"type": "object"}, "autoscale": {"type": "object"}, "suspended": BOOLEAN,
+    "batch": nullable(obj({"max_size": {"type": "integer"}, "max_wait_ms": NUMBER})),
     "secrets": {"type": "array", "items": STRING, "description": "names only"},
     "endpoint": STRING, "instances": {"type": "array", "items": ref("Instance")},
 }, ("name", "status", "min", "max", "runtime", "instances", "endpoint"))
@@ -137,12 +150,14 @@ CHECKPOINT = obj({
     "inputs": {"type": "array", "items": FIELD}, "outputs": {"type": "array", "items": FIELD},
     "environment": {"type": "object"}, "state": {"type": "array", "items": STRING},
     "example": {"type": "object"}, "created": NUMBER,
+    "batch": {"type": "boolean", "description": "pinned with --batch"},
     "versions": {"type": "array", "items": {"type": "integer"}},
 }, ("id", "name", "version", "source", "inputs", "outputs"))
 CHECKPOINT_BODY = obj({
     "name": NAME, "source": STRING, "inputs": {"type": "array", "items": FIELD},
     "outputs": {"type": "array", "items": FIELD}, "environment": {"type": "object"},
     "state": {"type": "array", "items": STRING}, "example": {"type": "object"},
+    "batch": {"type": "boolean", "description": "the cell works on stacked rows"},
     "data": {"type": "string", "contentEncoding": "base64",
              "description": "the pickled interpreter state"},
 }, ("name", "source", "environment", "state", "example", "data"))

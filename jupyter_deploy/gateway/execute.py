@@ -103,6 +103,8 @@ async def _attempt(route: Route, backend: Backend, head: bytes, body: bytes, dea
     loop = asyncio.get_running_loop()
     backend.in_flight += 1
     sent = loop.time()
+    if route.batch_head:  # the instance drops a caller whose deadline passed (issue 18)
+        head += route.batch_head + b"x-deadline-ms: %d\r\n" % int((deadline - sent) * 1000)
     try:
         async with asyncio.timeout_at(deadline):
             answer = await backend.pool.request(head, body)

@@ -127,6 +127,10 @@ class Route:
     slots: int = 1  # requests an instance is sent at once (its target concurrency), at least
     max_queue: int | None = None  # requests waiting for a slot; None: QUEUE_FACTOR per slot
     expose_tracebacks: bool = False  # anonymous callers of a public alias see them too
+    # a batching node (issue 18): its instances are sent max_size requests at once, each
+    # with this head field, so that one run of the cell serves them all
+    batch_size: int = 0
+    batch_head: bytes = b""
     queue: deque[Turn] = field(default_factory=deque)
     service_s: float = 0.0  # running mean of the time a request takes on an instance; 0: none
     # set by Routes: a request ran past the request timeout there; a request was refused
@@ -153,8 +157,9 @@ class Route:
         """Requests an instance is sent at once: its slots, and more while they would all be
         done within PIPELINE_S (by the mean service time; none more while it is unknown)."""
         if not self.service_s:
-            return self.slots
-        return max(self.slots, min(MAX_PIPELINE, int(PIPELINE_S / self.service_s)))
+            return max(self.slots, self.batch_size)
+        return max(self.slots, self.batch_size,
+                   min(MAX_PIPELINE, int(PIPELINE_S / self.service_s)))
 
     def served(self, seconds: float, answered: bool = True) -> None:
         """Count one request's time on an instance into the node's mean service time. On
@@ -231,6 +236,13 @@ class Route:
         """Slots per instance from the node's target concurrency, and its queue's bound."""
         self.slots = max(1, math.ceil(target_concurrency))
         self.max_queue = max_queue
+        self.wake_waiters()
+
+    def configure_batch(self, batch: dict[str, Any] | None) -> None:
+        """A batching node's {"max_size", "max_wait_ms"}, or None: not batching."""
+        self.batch_size = batch["max_size"] if batch else 0
+        self.batch_head = b"x-batch: %d %g\r\n" % (batch["max_size"], batch["max_wait_ms"]) \
+            if batch else b""
         self.wake_waiters()
 
     def pick(self, exclude: set[str], key: str | None = None) -> Backend | None:

@@ -19,6 +19,7 @@ from ..client.commands import CommandError, Commands, Parser, add_shared_command
 from ..models import InvalidInput
 from ..types import cell_annotations, parse_fields, parse_type
 from ..types.values import Mismatch, as_instance_sees, encode
+from .batch_check import check_batchable
 from .capture import capture
 
 
@@ -29,6 +30,8 @@ def _parser() -> Parser:
     pin.add_argument("name")
     pin.add_argument("--inputs", default="")
     pin.add_argument("--outputs", default="")
+    pin.add_argument("--batch", action="store_true",
+                     help="the cell works on stacked rows: one run may serve many callers")
     add_shared_commands(sub)
     return parser
 
@@ -72,10 +75,11 @@ class DeployMagics(Magics):
     def deploy(self, line: str, cell: str | None = None) -> Any:
         """Pin cells, deploy them as nodes and call them.
 
-        %%deploy pin NAME --inputs a:float,b:float --outputs total
+        %%deploy pin NAME --inputs a:float,b:float --outputs total [--batch]
         %deploy node create NODE --checkpoint NAME [--min 1] [--max 1] [--env K=V ...]
                             [--strict] [--capture PERCENT [--capture-limit N]]
                             [--runtime process|docker] [--config NAME] [--base-image IMAGE]
+                            [--batch] [--batch-size N] [--batch-wait-ms MS]
         %deploy node create NODE --image IMAGE --port 8080 [--health-path /healthz]
                             [--telemetry-path /metrics] [--secret K=V ...] [--network bridge]
         %deploy node update NODE [--checkpoint NAME@VERSION] [--min N] [--max N] [--env K=V ...]
@@ -132,6 +136,9 @@ class DeployMagics(Magics):
         if not result.success:
             raise UsageError("the cell raised an error (above): nothing was pinned")
         meta, data = capture(args.name, source, shell.user_ns, inputs, outputs, example)
+        if args.batch:
+            check_batchable(source, shell.user_ns, meta["inputs"], meta["outputs"], example)
+            meta["batch"] = True
         meta["data"] = base64.b64encode(data).decode()
         checkpoint = self.client.add_checkpoint(meta)
         print(render.checkpoint_pinned(checkpoint))

@@ -18,7 +18,13 @@ from ..supervisor.loop import Supervisor
 from . import docker_nodes
 from .checkpoints import Checkpoints, ref
 from .validation.names import body_object, check_name
-from .validation.nodes import check_update, configure, image_node, new_node_runtime
+from .validation.nodes import (
+    check_batch,
+    check_update,
+    configure,
+    image_node,
+    new_node_runtime,
+)
 
 
 class Nodes:
@@ -54,6 +60,7 @@ class Nodes:
             checkpoint = self._checkpoint_ref(body.get("checkpoint"))
             node = Node(name=name, checkpoint_id=checkpoint["id"], checkpoint=ref(checkpoint),
                         runtime=runtime, key_hash=hash_key(key))
+        check_batch(node, body, checkpoint)
         secrets = configure(node, body, self.configs, None)
         if runtime == "docker":
             await docker_nodes.check_node(self.docker, node, secrets or {}, checkpoint)
@@ -105,6 +112,8 @@ class Nodes:
         body = body_object(body)
         check_update(node, body)
         checkpoint = self._checkpoint_ref(body["checkpoint"]) if "checkpoint" in body else None
+        check_batch(node, body, checkpoint or (None if node.from_image else
+                                               self.checkpoints.meta(node.checkpoint_id)))
         secrets = configure(node, body, self.configs, self.store.secrets(name))
         if secrets is not None:
             self.store.save_secrets(name, secrets)

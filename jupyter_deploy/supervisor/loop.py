@@ -135,6 +135,7 @@ class Supervisor:
         route.passthrough, route.protocol = node.from_image, node.protocol
         route.timeout_s, route.idle_timeout_s = node.session_timeout_s, node.idle_timeout_s
         route.configure_admission(node.autoscale.target_concurrency, node.max_queue)
+        route.configure_batch(node.batch)
         route.expose_tracebacks = node.expose_tracebacks
         route.hold = node.min == 0 and not node.suspended
         if not route.hold:

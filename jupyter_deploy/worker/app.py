@@ -22,7 +22,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from ..runtimes.lease import holder
 from ..runtimes.memory import RECYCLE_EXIT
 from ..types import InputCheck, invalid_input_body
 from ..types.values import Mismatch, decode, encode_fields, json_default, needs_decoding
+from .batching import Batcher, settings
 from .logs import begin_request, end_request
 from .metrics import InstanceMetrics
 from .snapshot import Snapshot
@@ -67,6 +68,7 @@ class Worker:
         self.stop: asyncio.Event | None = None
         self.token = ""  # the service that adopts us must send it
         self.owner = 0  # the pid of the service we serve (0: any of the state folder's)
+        self.batcher: Batcher | None = None  # a checkpoint pinned with --batch
 
     def restore(self) -> None:
         """Verify the checkpoint, then load the pinned state and compile the cell (runs on
@@ -88,6 +90,7 @@ class Worker:
         kinds = self.input_check.fields
         self.decoded = [(name, kind) for name, kind in kinds if needs_decoding(kind)]
         self.optional = [name for name, kind in kinds if kind.optional]
+        self.batcher = Batcher.of(self)
         self.phase = "ready"
         log.info("restored %s (%d names) in %.3f s", meta["name"], len(meta["state"]),
                  time.monotonic() - self.started)
@@ -130,6 +133,15 @@ class Worker:
 
     def execute(self, body: bytes, arrays: str = "list") -> Response:
         """Bind the inputs, run the cell, return its outputs (arrays as `list` or `base64`)."""
+        values = self.prepare(body)
+        if isinstance(values, Response):
+            return values
+        self.namespace.update(values)
+        return self.run_cell() or self.missing_output() or self.outputs(self.namespace, arrays)
+
+    def prepare(self, body: bytes) -> dict[str, Any] | Response:
+        """The inputs as the cell sees them (decoded, left-out optional ones None), or the
+        answer that refuses them."""
         try:
             payload = json.loads(body)
         except ValueError as exc:
@@ -137,33 +149,43 @@ class Worker:
         errors = self.input_check(payload)
         if errors:
             return Response(422, json.dumps(invalid_input_body(errors)).encode())
-        namespace = self.namespace
-        inputs = payload["input"]
-        namespace.update(inputs)
+        inputs: dict[str, Any] = payload["input"]
         for name in self.optional:
             if name not in inputs:
-                namespace[name] = None
+                inputs[name] = None
         for name, kind in self.decoded:
             if name in inputs:
                 try:
-                    namespace[name] = decode(kind, inputs[name])
+                    inputs[name] = decode(kind, inputs[name])
                 except (ValueError, TypeError) as exc:
                     return error("invalid_input", f"input.{name}: {exc}",
                                  field=f"input.{name}")
+        return inputs
+
+    def run_cell(self) -> Response | None:
+        """Run the cell in the namespace; the answer when it raised, else None."""
         try:
-            exec(self.code, namespace)
+            exec(self.code, self.namespace)
         except BaseException as exc:  # noqa: BLE001 - the cell's error goes back to the caller
             if isinstance(exc, KeyboardInterrupt):
                 raise
             # after a MemoryError the heap can't be trusted: answer, then make way (issue 12)
             self.poisoned = self.poisoned or isinstance(exc, MemoryError)
             return Response(500, self._cell_error(exc))
+        return None
+
+    def missing_output(self) -> Response | None:
+        """The answer when the cell did not set a declared output, else None."""
         for field in self.meta["outputs"]:
-            if field["name"] not in namespace:
+            if field["name"] not in self.namespace:
                 return error("missing_output", f"the cell did not set output "
                              f"`{field['name']}`", field=f"output.{field['name']}")
+        return None
+
+    def outputs(self, values: Mapping[str, Any], arrays: str) -> Response:
+        """The answer carrying the declared outputs found in `values`."""
         try:
-            output = encode_fields(self.meta["outputs"], namespace, "output", arrays)
+            output = encode_fields(self.meta["outputs"], values, "output", arrays)
         except Mismatch as exc:
             return error("invalid_output", f"output `{exc.field[7:]}` does not have its "
                          f"declared type: {exc.message}", field=exc.field)
@@ -192,6 +214,11 @@ class Worker:
         if method == "POST" and path in ("/execute", "/", "/replay"):
             if self.phase != "ready":
                 return error("not_ready", f"the instance is {self.phase}")
+            batcher = self.batcher
+            if batcher is not None and path != "/replay":
+                limits = settings(request.headers.get("x-batch", ""))
+                if limits is not None:  # sent by the gateway for a batching node
+                    return batcher.submit(request, *limits)
             return self._execute(request, self.replay if path == "/replay" else self.run)
         if method == "GET" and path == "/livez":
             return Response(200, json.dumps({"phase": self.phase, "pid": os.getpid()}).encode())

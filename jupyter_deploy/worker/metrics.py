@@ -20,25 +20,28 @@ from ..http.messages import Response
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
            10.0, 30.0, 60.0, math.inf)
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, math.inf)  # callers per run (issue 18)
 TYPES = {"unknown": "untyped", "info": "gauge", "stateset": "gauge",
          "gaugehistogram": "histogram"}
 
 
 class Histogram:
-    def __init__(self, name: str, documentation: str) -> None:
+    def __init__(self, name: str, documentation: str,
+                 buckets: tuple[float, ...] = BUCKETS) -> None:
         self.name = name
         self.documentation = documentation
-        self.counts = [0] * len(BUCKETS)
+        self.buckets = buckets
+        self.counts = [0] * len(buckets)
         self.sum = 0.0
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(BUCKETS, seconds)] += 1
-        self.sum += seconds
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.buckets, value)] += 1
+        self.sum += value
 
     def lines(self) -> list[str]:
         out = [f"# HELP {self.name} {self.documentation}", f"# TYPE {self.name} histogram"]
         total = 0
-        for bound, count in zip(BUCKETS, list(self.counts), strict=False):
+        for bound, count in zip(self.buckets, list(self.counts), strict=False):
             total += count
             out.append(f'{self.name}_bucket{{le="{_number(bound)}"}} {total}')
         out += [f"{self.name}_count {total}", f"{self.name}_sum {_number(self.sum)}"]
@@ -54,6 +57,15 @@ class InstanceMetrics:
         self.queue = Histogram("instance_queue_wait_seconds",
                                "Seconds a request waited for the cell thread.")
         self.errors: Counter[str] = Counter()
+        self.batches: Histogram | None = None  # a batched cell's: callers per run
+
+    def batch(self, size: int) -> None:
+        """Count one run of a batched cell on `size` callers."""
+        if self.batches is None:
+            self.batches = Histogram("instance_batch_size",
+                                     "Callers whose rows one run of the cell served.",
+                                     BATCH_SIZES)
+        self.batches.observe(size)
 
     def observe(self, waited_s: float, ran_s: float, response: Response) -> None:
         self.queue.observe(waited_s)
@@ -63,6 +75,8 @@ class InstanceMetrics:
 
     def render(self) -> bytes:
         lines = self.execution.lines() + self.queue.lines()
+        if self.batches is not None:
+            lines += self.batches.lines()
         lines += ["# HELP instance_errors_total Requests that did not give outputs, by kind.",
                   "# TYPE instance_errors_total counter"]
         lines += [f'instance_errors_total{{kind="{kind}"}} {count}'

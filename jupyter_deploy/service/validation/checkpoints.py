@@ -27,5 +27,10 @@ def checkpoint_spec(body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "outputs": check_fields(body.get("outputs", []), "outputs"),
         "environment": body["environment"],
     }
+    batch = body.get("batch", False)
+    if not isinstance(batch, bool):
+        raise InvalidInput("batch must be true or false", field="batch")
+    if batch:  # left out when false: a cell pinned before batching keeps its content address
+        spec["batch"] = True
     extra = {"name": body["name"], "state": body["state"], "example": body["example"]}
     return spec, extra

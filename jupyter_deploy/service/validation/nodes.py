@@ -15,10 +15,13 @@ from .ranges import in_range, no_nul
 RUNTIMES = ("process", "docker")
 MAX_INSTANCES = 64
 NODE_FIELDS = {"min", "max", "env", "health", "autoscale", "maintenance_limit", "sticky",
-               "checkpoint", "strict", "capture", "max_queue", "expose_tracebacks"}
+               "checkpoint", "strict", "capture", "max_queue", "expose_tracebacks", "batch"}
 CAPTURE_LIMIT = 1000  # captured requests kept per node unless the node says otherwise
 MAX_CAPTURE_LIMIT = 100_000
 MAX_QUEUE = 10_000  # requests a node's queue may hold
+BATCH_DEFAULTS = {"max_size": 32, "max_wait_ms": 5}  # issue 18
+MAX_BATCH_SIZE = 1024  # callers one run of a batched cell may serve
+MAX_BATCH_WAIT_MS = 1000
 
 
 def new_node_runtime(body: dict[str, Any]) -> str:
@@ -75,9 +78,47 @@ def apply_node_settings(node: Node, body: dict[str, Any], creating: bool = False
     capture = capture_rule(body["capture"], node.capture) if "capture" in body else node.capture
     queue = queue_bound(body["max_queue"]) if "max_queue" in body else node.max_queue
     expose = flag(body, "expose_tracebacks", node.expose_tracebacks)
+    batch = batch_rule(body["batch"], node.batch) if "batch" in body else node.batch
     node.min, node.max, node.env, node.health, node.autoscale = low, high, env, health, autoscale
     node.maintenance_limit, node.sticky, node.strict, node.capture = limit, sticky, strict, capture
-    node.max_queue, node.expose_tracebacks = queue, expose
+    node.max_queue, node.expose_tracebacks, node.batch = queue, expose, batch
+
+
+def batch_rule(value: Any, previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`null` (off) or {"max_size": N, "max_wait_ms": MS}; what is not given keeps its value
+    (at first, 32 and 5)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput('batch must be {"max_size": N, "max_wait_ms": MS} or null',
+                           field="batch")
+    unknown = set(value) - set(BATCH_DEFAULTS)
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidInput(f"batch.{field} is not a batch setting", field=f"batch.{field}")
+    rule = {**BATCH_DEFAULTS, **(previous or {}), **value}
+    if not _whole(rule["max_size"]) or not 1 <= rule["max_size"] <= MAX_BATCH_SIZE:
+        raise InvalidInput(f"batch.max_size must be a whole number from 1 to {MAX_BATCH_SIZE}",
+                           field="batch.max_size")
+    wait = rule["max_wait_ms"]
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or \
+            not 0 <= wait <= MAX_BATCH_WAIT_MS:
+        raise InvalidInput(f"batch.max_wait_ms must be a number from 0 to {MAX_BATCH_WAIT_MS}",
+                           field="batch.max_wait_ms")
+    return rule
+
+
+def check_batch(node: Node, body: dict[str, Any], checkpoint: dict[str, Any] | None) -> None:
+    """Refuse batch settings unless the node's checkpoint (as it will be) was pinned with
+    --batch; checked before anything of the node changes."""
+    batch = batch_rule(body["batch"], node.batch) if "batch" in body else node.batch
+    if batch and not (checkpoint or {}).get("batch"):
+        pinned = f"{checkpoint['name']}@{checkpoint['version']}" if checkpoint and \
+            "version" in checkpoint else node.checkpoint
+        what = "a Docker-image node has none" if node.from_image else \
+            f"checkpoint {pinned} was not"
+        raise InvalidInput(f"batch needs a checkpoint pinned with --batch (%%deploy pin NAME "
+                           f"... --batch): {what}", field="batch")
 
 
 def queue_bound(value: Any) -> int | None:
