@@ -161,7 +161,7 @@ class SwarmRuntime(Runtime):
         if build is None or (build.done() and build.exception() is not None):
             build = asyncio.ensure_future(asyncio.to_thread(
                 swarm_images.publish_checkpoint, local, checkpoint_dir, base, self.registry,
-                self.pull_registry, report))
+                self.pull_registry, report, self.public_key))
             self._builds[key] = build
         return await asyncio.shield(build)
 
