@@ -81,7 +81,7 @@ log: {level: warn}
 storage:
   filesystem: {rootdirectory: $dir/registry}
   delete: {enabled: true}
-http: {addr: "$2"}
+http: {addr: "$2", draintimeout: 1s}
 EOF
     local run=()
     [ -n "${3:-}" ] && run=(ip netns exec "$3")
@@ -115,6 +115,11 @@ up() {
         DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
             docker-registry >&2
     local began=$SECONDS
+    if ip netns list | grep -qw "$N1\|$N2"; then
+        say "the leftovers of an earlier lab: taking them down first"
+        down
+    fi
+    trap 'say "up failed: taking down what came up"; down' ERR
     mkdir -p "$dir/registry"
     ip netns add "$N1"
     ip netns add "$N2"
@@ -142,6 +147,7 @@ SWARM_LAB_REGISTRY=127.0.0.1:$REGISTRY_PORT
 SWARM_LAB_REGISTRY_PULL=$A1:$REGISTRY_PORT
 SWARM_LAB_BASE_IMAGE=$A1:$REGISTRY_PORT/$base
 EOF
+    trap - ERR
     say "up in $((SECONDS - began)) s: manager $A1, worker $A2 ($dir/lab.env)"
 }
 

@@ -75,7 +75,8 @@ class DeployMagics(Magics):
         %%deploy pin NAME --inputs a:float,b:float --outputs total
         %deploy node create NODE --checkpoint NAME [--min 1] [--max 1] [--env K=V ...]
                             [--strict] [--capture PERCENT [--capture-limit N]]
-                            [--runtime process|docker] [--config NAME] [--base-image IMAGE]
+                            [--runtime process|docker|swarm] [--placement node.labels.zone==b]
+                            [--config NAME] [--base-image IMAGE]
         %deploy node create NODE --image IMAGE --port 8080 [--health-path /healthz]
                             [--telemetry-path /metrics] [--secret K=V ...] [--network bridge]
         %deploy node update NODE [--checkpoint NAME@VERSION] [--min N] [--max N] [--env K=V ...]
