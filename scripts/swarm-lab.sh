@@ -12,7 +12,8 @@
 # with /32 routes: no bridge, no forwarding, nothing of the default engine's iptables.
 # The registry (Debian's docker-registry) answers the swarm at 10.77.0.1:5000 and this host
 # at 127.0.0.1:5000 (two processes over one storage folder): the default engine pushes there
-# as to any loopback registry, without an insecure-registry setting of its own.
+# as to any loopback registry, without an insecure-registry setting of its own. A second one,
+# at 10.77.0.1:5001 and 127.0.0.1:5001, wants a user and password (lab.env has them).
 # It never touches the Docker engine the other tests use, except to read its base image.
 # Needs root, `ip netns`, dockerd and docker-registry (installed from Debian when missing).
 set -euo pipefail
@@ -23,6 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 N1=jdsw1 N2=jdsw2
 A1=10.77.0.1 A2=10.77.0.2 AR=10.77.0.254
 REGISTRY_PORT=${SWARM_LAB_REGISTRY_PORT:-5000}
+PRIVATE_PORT=${SWARM_LAB_PRIVATE_PORT:-5001}
 
 say() { echo "swarm-lab: $*" >&2; }
 
@@ -56,7 +58,7 @@ start_engine() {  # start_engine NAME NETNS
         mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
         mount -t cgroup2 none /sys/fs/cgroup/unified
         exec dockerd --data-root "$1/data" --exec-root "$1/exec" -H "unix://$1/docker.sock" \
-            --pidfile "$1/docker.pid" --insecure-registry 10.77.0.0/24
+            --pidfile "$1/docker.pid" --insecure-registry 10.77.0.0/24 --shutdown-timeout 2
     ' sh "$home" >"$home/dockerd.log" 2>&1 </dev/null &
     echo "$!" >"$home/dockerd.pid"
 }
@@ -73,18 +75,21 @@ wait_engine() {  # wait_engine NAME
     done
 }
 
-start_registry() {  # start_registry NAME ADDRESS [NETNS]
+start_registry() {  # start_registry NAME ADDRESS NETNS|"" [STORAGE HTPASSWD]
     local config="$dir/registry-$1.yml"
     cat >"$config" <<EOF
 version: 0.1
 log: {level: warn}
 storage:
-  filesystem: {rootdirectory: $dir/registry}
+  filesystem: {rootdirectory: $dir/${4:-registry}}
   delete: {enabled: true}
 http: {addr: "$2", draintimeout: 1s}
 EOF
+    if [ -n "${5:-}" ]; then
+        printf 'auth:\n  htpasswd: {realm: swarm-lab, path: %s}\n' "$5" >>"$config"
+    fi
     local run=()
-    [ -n "${3:-}" ] && run=(ip netns exec "$3")
+    [ -n "$3" ] && run=(ip netns exec "$3")
     setsid "${run[@]}" docker-registry serve "$config" >"$dir/registry-$1.log" 2>&1 </dev/null &
     echo "$!" >"$dir/registry-$1.pid"
 }
@@ -131,7 +136,16 @@ up() {
     start_engine n1 "$N1"
     start_engine n2 "$N2"
     start_registry swarm "$A1:$REGISTRY_PORT" "$N1"
-    start_registry host "127.0.0.1:$REGISTRY_PORT"
+    start_registry host "127.0.0.1:$REGISTRY_PORT" ""
+    # a registry that wants credentials, for image nodes that pull with theirs
+    local password
+    password=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    python3 -W ignore -c 'import crypt, sys; print("lab:" + crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=32)))' \
+        "$password" >"$dir/private.htpasswd"
+    mkdir -p "$dir/registry-private"
+    start_registry private-swarm "$A1:$PRIVATE_PORT" "$N1" registry-private "$dir/private.htpasswd"
+    start_registry private-host "127.0.0.1:$PRIVATE_PORT" "" registry-private \
+        "$dir/private.htpasswd"
     wait_engine n1
     wait_engine n2
     engine n1 swarm init --advertise-addr "$A1" >/dev/null
@@ -146,6 +160,10 @@ SWARM_LAB_WORKER_PID=$dir/n2/docker.pid
 SWARM_LAB_REGISTRY=127.0.0.1:$REGISTRY_PORT
 SWARM_LAB_REGISTRY_PULL=$A1:$REGISTRY_PORT
 SWARM_LAB_BASE_IMAGE=$A1:$REGISTRY_PORT/$base
+SWARM_LAB_PRIVATE_REGISTRY=127.0.0.1:$PRIVATE_PORT
+SWARM_LAB_PRIVATE_PULL=$A1:$PRIVATE_PORT
+SWARM_LAB_PRIVATE_USER=lab
+SWARM_LAB_PRIVATE_PASSWORD=$password
 EOF
     trap - ERR
     say "up in $((SECONDS - began)) s: manager $A1, worker $A2 ($dir/lab.env)"
@@ -164,8 +182,16 @@ stop_pid() {  # stop_pid PIDFILE: TERM, then KILL after 10 s
 
 down() {
     local began=$SECONDS
-    for name in swarm host; do stop_pid "$dir/registry-$name.pid"; done
+    for name in swarm host private-swarm private-host; do
+        stop_pid "$dir/registry-$name.pid"
+    done
     for name in n2 n1; do
+        # what still runs there goes first: an engine stops faster with nothing to stop
+        if [ -S "$dir/$name/docker.sock" ]; then
+            kill -CONT "$(cat "$dir/$name/docker.pid" 2>/dev/null || echo 0)" 2>/dev/null || true
+            engine "$name" ps -aq 2>/dev/null | xargs -r timeout 20 \
+                env DOCKER_HOST="unix://$dir/$name/docker.sock" docker rm -f >/dev/null 2>&1 || true
+        fi
         # the dockerd inside `ip netns exec`: its own pidfile names it
         stop_pid "$dir/$name/docker.pid"
         stop_pid "$dir/$name/dockerd.pid"
@@ -174,7 +200,7 @@ down() {
     for leg in jdsw-r1 jdsw-r2; do ip link del "$leg" 2>/dev/null || true; done
     rm -f "$dir/lab.env"
     # the engines' data goes too: the next `up` starts a swarm from nothing
-    rm -rf "$dir/n1" "$dir/n2" "$dir/registry"
+    rm -rf "$dir/n1" "$dir/n2" "$dir/registry" "$dir/registry-private" "$dir/private.htpasswd"
     say "down in $((SECONDS - began)) s"
 }
 

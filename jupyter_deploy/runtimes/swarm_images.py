@@ -60,9 +60,14 @@ def pinned(manager: Any, image: str, auth: dict[str, str] | None) -> str:
     try:
         data = manager.api.inspect_distribution(image, auth_config=auth)
     except docker.errors.APIError as exc:
-        field = "registry" if exc.status_code in (401, 403) else "image"
-        raise InvalidInput(f"Swarm's manager cannot find {image} in its registry: "
-                           f"{exc.explanation or exc}", field=field) from None
+        text = str(exc.explanation or exc)
+        # the engine answers 500 "no basic auth credentials" when the node gave none
+        if exc.status_code in (401, 403) or "auth" in text.lower():
+            raise InvalidInput(f"the registry of {image} refused the node's credentials "
+                               f"({text}): set the node's registry username and password",
+                               field="registry") from None
+        raise InvalidInput(f"Swarm's manager cannot find {image} in its registry: {text}",
+                           field="image") from None
     repository, _ = repository_of(image)
     return f"{repository}@{data['Descriptor']['digest']}"
 

@@ -37,20 +37,29 @@ def options(values: dict[str, str]) -> list[str]:
             f"--DeployApp.registry_pull={values['SWARM_LAB_REGISTRY_PULL']}"]
 
 
+def credentials(values: dict[str, str]) -> dict[str, str]:
+    """A node's `registry` setting for the lab's registry that wants a password."""
+    return {"server": values["SWARM_LAB_PRIVATE_PULL"],
+            "username": values["SWARM_LAB_PRIVATE_USER"],
+            "password": values["SWARM_LAB_PRIVATE_PASSWORD"]}
+
+
 def push_app(values: dict[str, str]) -> str:
-    """The tests' HTTP app, built on the local engine and pushed to the lab's registry; the
-    reference Swarm's nodes pull it by."""
+    """The tests' HTTP app, built on the local engine and pushed to the lab's registry that
+    wants a password; the reference Swarm's nodes pull it by (with the password)."""
     import docker
 
     local = docker.from_env()
     local.images.build(path=str(APP), buildargs={"BASE": "jupyter-deploy-base:bookworm"},
                        rm=True, tag=APP_IMAGE)
     repository, tag = APP_IMAGE.split(":")
-    local.images.get(APP_IMAGE).tag(f"{values['SWARM_LAB_REGISTRY']}/{repository}", tag)
-    for chunk in local.api.push(f"{values['SWARM_LAB_REGISTRY']}/{repository}", tag=tag,
-                                stream=True, decode=True):
+    remote = f"{values['SWARM_LAB_PRIVATE_REGISTRY']}/{repository}"
+    local.images.get(APP_IMAGE).tag(remote, tag)
+    auth = {"username": values["SWARM_LAB_PRIVATE_USER"],
+            "password": values["SWARM_LAB_PRIVATE_PASSWORD"]}
+    for chunk in local.api.push(remote, tag=tag, stream=True, decode=True, auth_config=auth):
         assert "error" not in chunk, chunk
-    return f"{values['SWARM_LAB_REGISTRY_PULL']}/{APP_IMAGE}"
+    return f"{values['SWARM_LAB_PRIVATE_PULL']}/{APP_IMAGE}"
 
 
 def manager(values: dict[str, str]) -> Any:

@@ -118,12 +118,17 @@ def test_checkpoint_and_image_nodes_over_both_hosts(lab: Lab) -> None:
     assert call(direct, "/readyz", "")[0] == 200
 
 
-def test_image_node_with_a_secret_over_both_hosts(lab: Lab) -> None:
-    node = healthy(lab, "sw-app", {
-        "image": lab.image, "port": 8080, "runtime": "swarm", "min": 2,
-        "health": {"path": "/healthz", **FAST_HEALTH}, "secrets": {"APP_SECRET": "s3cret"},
-        "registry": {"username": "lab", "password": "lab-password",
-                     "server": lab.values["SWARM_LAB_REGISTRY_PULL"]}})
+def test_image_node_pulls_with_its_credentials_over_both_hosts(lab: Lab) -> None:
+    spec = {"image": lab.image, "port": 8080, "runtime": "swarm", "min": 2,
+            "health": {"path": "/healthz", **FAST_HEALTH}}
+    for registry in (None, {**swarm_lab.credentials(lab.values), "password": "wrong"}):
+        with pytest.raises(ClientError) as refused:
+            lab.service.client.create_node({"name": "sw-app", **spec, "registry": registry})
+        assert refused.value.status == 422, refused.value.body
+        assert refused.value.body["error"]["field"] == "registry", refused.value.body
+    assert not swarm_lab.services(lab.values, "sw-app")
+    node = healthy(lab, "sw-app", {**spec, "secrets": {"APP_SECRET": "s3cret"},
+                                   "registry": swarm_lab.credentials(lab.values)})
     assert {i["host"] for i in node["instances"]} == {"10.77.0.1", "10.77.0.2"}
     for _ in range(6):
         status, body = call(lab.service.gateway_url, "/echo", lab.keys["sw-app"],
