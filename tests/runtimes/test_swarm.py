@@ -37,9 +37,9 @@ class Lab:
         self.keys: dict[str, str] = {}
         self.timings: dict[str, float] = {}
 
-    def restart(self) -> None:
+    def restart(self, *options: str) -> None:
         self.service.stop()
-        self.service = Service(self.root, *swarm_lab.options(self.values))
+        self.service = Service(self.root, *swarm_lab.options(self.values), *options)
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,13 @@ def test_checkpoint_and_image_nodes_over_both_hosts(lab: Lab) -> None:
     direct = f"http://{instance['host']}:{instance['port']}"
     assert call(direct, "/execute", "", {"input": {"x": 1}})[0] == 401
     assert call(direct, "/readyz", "")[0] == 200
+    # the gateway's scrape of the instances' own metrics carries the token too
+    with urllib.request.urlopen(f"{lab.service.gateway_url}/metrics", timeout=10) as page:
+        text = page.read().decode()
+    counts = [line for line in text.splitlines()
+              if line.startswith("instance_execution_seconds_count") and "sw-cell" in line]
+    for each in node["instances"]:
+        assert any(f'instance_id="{each["id"]}"' in line for line in counts), counts
 
 
 def test_image_node_pulls_with_its_credentials_over_both_hosts(lab: Lab) -> None:
@@ -177,7 +184,7 @@ def test_what_swarm_cannot_do_is_refused_up_front(lab: Lab, spec: dict[str, Any]
 def test_a_service_restart_adopts_every_instance_without_duplicates(lab: Lab) -> None:
     before = {n: sorted(s["ID"] for s in swarm_lab.services(lab.values, n))
               for n in ("sw-cell", "sw-app")}
-    lab.restart()
+    lab.restart("--DeployApp.default_runtime=swarm")
     client = lab.service.client
     for name in before:
         wait_for(lambda name=name: client.node(name)["status"] == "Healthy", timeout=30,
@@ -190,6 +197,9 @@ def test_a_service_restart_adopts_every_instance_without_duplicates(lab: Lab) ->
     status, body = call(lab.service.gateway_url, "/v1/nodes/sw-cell:execute",
                         lab.keys["sw-cell"], {"input": {"x": 4}})
     assert status == 200 and body["output"]["total"] == 8
+    # c.DeployApp.default_runtime: a node that names no runtime runs on Swarm
+    node = healthy(lab, "sw-default", {"checkpoint": "double", "health": FAST_HEALTH})
+    assert node["runtime"] == "swarm" and node["instances"][0]["host"].startswith("10.77.0.")
 
 
 def test_host_loss_replaces_its_instances_on_the_other_host(lab: Lab) -> None:
