@@ -68,6 +68,7 @@ class SwarmRuntime(Runtime):
         self._fresh: set[str] = set()  # created since the last complete poll began
         self._poller: asyncio.Task[None] | None = None
         self._builds: dict[str, asyncio.Future[str]] = {}  # one build and push per image
+        self._pins: dict[str, str] = {}  # node/generation -> its image by digest
         self._hash = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:6]
 
     @property
@@ -150,10 +151,13 @@ class SwarmRuntime(Runtime):
     async def _image(self, node: Node, checkpoint_dir: Path, stored: dict[str, str]) -> str:
         """The image reference the node's instances run, pinned by digest."""
         report = self._reporter(node)
-        if node.from_image:
-            manager = await self.manager()
-            return await asyncio.to_thread(swarm_images.pinned, manager, node.image,
-                                           swarm_engine.auth(node, stored))
+        if node.from_image:  # pinned once per generation: every instance runs the same bytes
+            pin = f"{node.name}/{node.generation}"
+            if pin not in self._pins:
+                manager = await self.manager()
+                self._pins[pin] = await asyncio.to_thread(
+                    swarm_images.pinned, manager, node.image, swarm_engine.auth(node, stored))
+            return self._pins[pin]
         local = await self.local()
         base = node.base_image or self.base_image or LOCAL_BASE_IMAGE
         key = f"{checkpoint_dir.name}/{base}"
@@ -267,9 +271,9 @@ class SwarmRuntime(Runtime):
         return f"its Swarm task is {view.state}: {view.message}"
 
     async def stop(self, instance: Instance, timeout_s: float) -> None:
-        if not instance.container_id:
-            return
-        manager = await self.manager()
+        if not instance.container_id and self._manager is None:
+            return  # refused before anything was made
+        manager = await self.manager()  # secrets may exist without a service: removed too
         await asyncio.to_thread(swarm_engine.remove, manager, instance.container_id,
                                 self._filters(**{f"{LABEL}.instance": instance.id}))
         self._views.pop(instance.container_id, None)

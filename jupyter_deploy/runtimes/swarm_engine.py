@@ -35,8 +35,9 @@ def remove(manager: Any, service_id: str, secrets_filters: dict[str, list[str]])
     wait for the next sweep)."""
     import docker
 
-    with contextlib.suppress(docker.errors.NotFound):
-        manager.api.remove_service(service_id)
+    if service_id:
+        with contextlib.suppress(docker.errors.NotFound):
+            manager.api.remove_service(service_id)
     for secret in manager.api.secrets(filters=secrets_filters):
         try:
             manager.api.remove_secret(secret["ID"])

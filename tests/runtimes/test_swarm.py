@@ -165,6 +165,22 @@ def test_alias_over_a_swarm_node_and_a_process_node(lab: Lab) -> None:
     assert min(served.values()) >= 5, served
 
 
+def test_a_task_no_host_can_take_says_why_and_leaves_nothing_when_deleted(lab: Lab) -> None:
+    client = lab.service.client
+    client.create_node({"name": "sw-nowhere", "checkpoint": "double", "runtime": "swarm",
+                        "placement": ["node.labels.zone==c"], "secrets": {"K": "v"}})
+    wait_for(lambda: any("no suitable node" in e["message"]
+                         for e in client.events(node="sw-nowhere")), timeout=30,
+             message="Swarm's reason as a node event")
+    assert client.node("sw-nowhere")["instances"][0]["status"] == "Undefined"
+    client.delete_node("sw-nowhere")
+    wait_for(lambda: "sw-nowhere" not in {n["name"] for n in client.nodes()}, timeout=30,
+             message="the node to be deleted")
+    assert not swarm_lab.services(lab.values, "sw-nowhere")
+    assert not swarm_lab.manager(lab.values).api.secrets(
+        filters={"label": "jupyter-deploy.node=sw-nowhere"})
+
+
 @pytest.mark.parametrize(("spec", "field"), [
     ({"disk_mb": 512}, "disk_mb"),
     ({"config": "gpu"}, "config"),
