@@ -95,10 +95,18 @@ def connect_manager(url: str) -> Any:
 
 def create_service(manager: Any, service: dict[str, Any], auth: dict[str, str] | None
                     ) -> dict[str, Any]:
-    """POST /services/create with the node's registry credentials, when it has some, for
-    Swarm's nodes to pull with (the SDK's create_service sends only the client's own)."""
+    """POST /services/create with registry credentials for Swarm's nodes to pull with (what
+    `--with-registry-auth` sends): the node's own, else those `docker login` gave where the
+    service runs (the SDK's create_service can send only the latter)."""
+    from docker import auth as docker_auth
+
     api = manager.api
     headers = swarm_images.auth_header(auth)
+    if not headers:
+        image = service["TaskTemplate"]["ContainerSpec"]["Image"]
+        own = docker_auth.get_config_header(api, docker_auth.resolve_repository_name(image)[0])
+        if own:
+            headers = {"X-Registry-Auth": own.decode() if isinstance(own, bytes) else own}
     result: dict[str, Any] = api._result(
         api._post_json(api._url("/services/create"), data=service, headers=headers), True)
     return result
