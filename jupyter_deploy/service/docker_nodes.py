@@ -91,6 +91,10 @@ async def adopt(store: Store, supervisor: Supervisor, runtimes: Runtimes,
         runtime = runtimes.runtimes.get(name)
         if isinstance(runtime, (DockerRuntime, SwarmRuntime)):
             await _adopt(store, supervisor, runtime, instances, log)
+        elif instances:
+            log.warning("jupyter_deploy: %d instance(s) ran on the %s runtime, which this "
+                        "service no longer has: their services are left as they are",
+                        len(instances), name)
         for instance in instances.values():  # their containers or services are gone
             store.save_instance(instance, removed=True)
 
