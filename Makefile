@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint engine browser promtool ui-unit demo test bench bench-docker clean
+.PHONY: install lint engine swarm-lab browser promtool ui-unit demo test bench bench-docker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ engine:
 	@scripts/docker-engine.sh && scripts/base-image.sh || \
 	  echo "make: WARNING: no Docker engine or base image (see above): the docker tests will be skipped" >&2
 
+# The two-host Swarm of the swarm tests (scripts/swarm-lab.sh: two dockerd in network
+# namespaces, a registry); `make test` tears it down after. Without root or `ip netns`, the
+# swarm tests are skipped, saying why.
+swarm-lab: engine
+	@if [ "$$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then scripts/swarm-lab.sh up || \
+	  echo "make: WARNING: the swarm lab did not come up (see above): the swarm tests will be skipped" >&2; \
+	else echo "make: no root or no ip netns: the swarm tests will be skipped" >&2; fi
+
 # The browser tests drive Debian's Chromium through Python's playwright (never a browser
 # download); without root to install it, they are skipped and pytest says why.
 browser:
@@ -60,9 +68,9 @@ ui-unit: install
 
 # The lint and type gate first, then the pure policies (tests/unit, about a second), then
 # everything else, the browser tests included.
-test: install lint engine browser promtool ui-unit
+test: install lint engine swarm-lab browser promtool ui-unit
 	$(BIN)/python -m pytest -q --confcutdir=tests/unit tests/unit
-	$(BIN)/python -m pytest --ignore=tests/unit
+	$(BIN)/python -m pytest --ignore=tests/unit; status=$$?; scripts/swarm-lab.sh down; exit $$status
 
 # Needs Debian's wrk (apt-get install wrk) and two cores: see benchmarks/README.md.
 bench: install

@@ -132,15 +132,18 @@ class Node:
     secrets: list[str] = field(default_factory=list)  # names; the values are stored apart
     registry: dict[str, str] | None = None  # {"server", "username"}; the password apart
     secrets_digest: str = ""  # changes when a secret's value does, so instances roll
+    placement: list[str] = field(default_factory=list)  # swarm: constraints, all to be met
 
     @property
     def generation(self) -> str:
         """What an instance is made from: an update changes it, and instances roll."""
         base = f"{self.checkpoint_id}/{self.runtime}/{sorted(self.env.items())}"
-        if self.runtime != "docker":
+        if self.runtime not in ("docker", "swarm"):
             return base
-        parts = (self.image, self.port, self.base_image, self.config, self.memory_mb,
+        parts: tuple[Any, ...] = (self.image, self.port, self.base_image, self.config, self.memory_mb,
                  self.disk_mb, self.network, self.secrets_digest)
+        if self.placement:  # swarm (issue 14); left out when empty, so docker's stay as they were
+            parts += (self.placement,)
         return base + "/" + "/".join(map(str, parts))
 
     @property

@@ -36,7 +36,8 @@ def add_shared_commands(sub: Any) -> None:
     made.add_argument("--image", help="a Docker image to run (a Docker-image node)")
     create.add_argument("--min", type=int, default=1)
     create.add_argument("--max", type=int)
-    create.add_argument("--runtime", help="process (default) or docker (--image: docker)")
+    create.add_argument("--runtime", help="process, docker or swarm (default: the service's "
+                        "default_runtime, process unless set; --image: docker)")
     add_container_options(create)
     create.add_argument("--env", action="append", default=[], metavar="K=V")
     create.add_argument("--strict", action="store_true", help="a failed replay check (the "
@@ -133,6 +134,9 @@ def add_container_options(create: argparse.ArgumentParser) -> None:
                        help="a secret as the file /run/secrets/K (mode 0400, docker runtime; "
                        "unlike --secret, not shown by docker inspect)")
     group.add_argument("--base-image", help="base of the checkpoint's image (docker runtime)")
+    group.add_argument("--placement", action="append", default=[], metavar="CONSTRAINT",
+                       help="swarm runtime: a Swarm constraint every host of the node's "
+                       "instances meets, e.g. node.labels.zone==b (repeatable)")
     group.add_argument("--network", choices=("host", "bridge"),
                        help="host (default: the instance listens on $PORT, on 127.0.0.1) or "
                        "bridge (its --port published on 127.0.0.1)")
@@ -177,6 +181,8 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
     if args.telemetry_path or args.telemetry_port:
         spec["telemetry"] = {"path": args.telemetry_path or "/metrics",
                              "port": args.telemetry_port or 0}
+    if args.placement:
+        spec["placement"] = list(args.placement)
     if args.secret:
         spec["secrets"] = _pairs(args.secret, "--secret values")
     if args.secret_file:

@@ -83,6 +83,17 @@ class DeployApp(ExtensionApp):
     instance_lease_grace = Float(LEASE_GRACE_S, config=True, help=(
         "Seconds process instances keep running with no service holding the state folder "
         "(a restart must fit in it); then they stop."))
+    default_runtime = Unicode("process", config=True, help=(
+        "The runtime of nodes that name none: process, docker or swarm (an image node on "
+        "the process default runs on docker)."))
+    swarm_manager = Unicode("", config=True, help=(
+        "The Docker engine of a Swarm manager (unix:///..., tcp://HOST:2376): the swarm "
+        "runtime runs each instance as a Swarm service there. Empty: no swarm runtime."))
+    registry = Unicode("", config=True, help=(
+        "HOST:PORT of the registry the swarm runtime pushes checkpoint images to (they are "
+        "built on the engine where the service runs)."))
+    registry_pull = Unicode("", config=True, help=(
+        "HOST:PORT at which Swarm's nodes reach that registry, when not at `registry`."))
 
     @default("state_dir")
     def _default_state_dir(self) -> str:
@@ -98,6 +109,9 @@ class DeployApp(ExtensionApp):
             base_image=self.base_image, instance_configs=self._instance_configs(),
             keep_containers=self.keep_containers, interpreters=self.interpreters,
             keep_instances=self.keep_instances, lease_grace_s=self.instance_lease_grace,
+            default_runtime=self.default_runtime,
+            swarm={"manager": self.swarm_manager, "registry": self.registry,
+                   "pull_registry": self.registry_pull},
         )
         self.settings["deploy_service"] = self.service
         self._announcement: Path | None = None

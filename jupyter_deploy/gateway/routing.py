@@ -331,9 +331,9 @@ class Routes:
                 backend.pool.close()
 
     def add_backend(self, node: str, instance_id: str, host: str, port: int,
-                    check: InputCheck, telemetry: str | None = "") -> None:
+                    check: InputCheck, telemetry: str | None = "", token: str = "") -> None:
         route = self.nodes[node]
-        pool = Pool(host, port, UPSTREAM_BYTES, route.idle_timeout_s)
+        pool = Pool(host, port, UPSTREAM_BYTES, route.idle_timeout_s, token)
         route.backends[instance_id] = Backend(instance_id, pool, check, telemetry)
         self.wake(route)
         route.wake_waiters()

@@ -15,9 +15,11 @@ class SendFailed(Exception):
 class Pool:
     """Idle connections to one address, reused across requests."""
 
-    def __init__(self, host: str, port: int, max_response: int, idle_timeout_s: float = 0.0
-                 ) -> None:
+    def __init__(self, host: str, port: int, max_response: int, idle_timeout_s: float = 0.0,
+                 token: str = "") -> None:
         self.host = host
+        # an instance beyond loopback answers only with its token (issue 14, worker/token.py)
+        self.token = b"x-instance-token: %s\r\n" % token.encode() if token else b""
         self.port = port
         self.max_response = max_response
         self.idle_timeout_s = idle_timeout_s  # 0: idle connections are kept until they close
@@ -40,7 +42,7 @@ class Pool:
                     lambda: ClientProtocol(self.max_response), self.host, self.port)
             except OSError as exc:
                 raise SendFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        head += b"Content-Length: %d\r\n\r\n" % len(body)
+        head += self.token + b"Content-Length: %d\r\n\r\n" % len(body)
         data = [head + body] if len(body) < 256 * 1024 else [head, body]
         try:
             result = await connection.request(data)

@@ -60,6 +60,11 @@ class Runtime(ABC):
         """Take back the stored instance if it still runs as this folder's; None if not."""
         return None
 
+    def token(self, instance: Instance) -> str:
+        """What a request to the instance must carry (x-instance-token); "" for those that
+        listen on loopback only."""
+        return ""
+
     async def close(self) -> None:  # noqa: B027 - most runtimes hold nothing
         """Release what the runtime holds (not the instances)."""
 
@@ -74,8 +79,9 @@ class Runtime(ABC):
 class Runtimes(Runtime):
     """The runtimes of a service, each instance served by the one it was created with."""
 
-    def __init__(self, runtimes: dict[str, Runtime]) -> None:
+    def __init__(self, runtimes: dict[str, Runtime], default: str = "process") -> None:
         self.runtimes = runtimes
+        self.default = default  # what a new node runs on when it names no runtime
 
     def of(self, instance: Instance) -> Runtime:
         return self.runtimes[instance.runtime]
@@ -101,6 +107,9 @@ class Runtimes(Runtime):
 
     def ended(self, instance: Instance) -> str:
         return self.of(instance).ended(instance)
+
+    def token(self, instance: Instance) -> str:
+        return self.of(instance).token(instance)
 
     async def sweep(self) -> None:
         for runtime in self.runtimes.values():

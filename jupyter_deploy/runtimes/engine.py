@@ -88,13 +88,16 @@ def ensure_image(client: Any, image: str, auth: dict[str, str] | None,
 
 
 def build_checkpoint_image(client: Any, checkpoint_dir: Path, base: str,
-                           progress: Callable[[str], None]) -> str:
-    """The checkpoint's image on `base`, built unless it is there already; its tag."""
+                           progress: Callable[[str], None], key_tag: str = "") -> str:
+    """The checkpoint's image on `base`, built unless it is there already; its tag.
+    `key_tag` names the key the image's snapshot is signed with: the same checkpoint pinned
+    in another state folder is signed with another key, and its image is another one."""
     import docker
 
     meta = json.loads((checkpoint_dir / "checkpoint.json").read_text())
     base_image = client.images.get(base)
-    tag = checkpoint_image.image_tag(meta["id"], base_image.id)
+    tag = checkpoint_image.image_tag(meta["id"], base_image.id) + (
+        f"-{key_tag}" if key_tag else "")
     try:
         client.images.get(tag)
         progress(f"image {tag} (cached)")

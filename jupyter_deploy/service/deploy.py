@@ -50,6 +50,7 @@ class DeployService:
                  gateway_public_url: str = "", interpreters: dict[str, str] | None = None,
                  gateway_limits: dict[str, Any] | None = None,
                  keep_instances: bool = False, lease_grace_s: float = LEASE_GRACE_S,
+                 default_runtime: str = "process", swarm: dict[str, Any] | None = None,
                  **supervisor_options: Any) -> None:
         self.state_dir = Path(state_dir)
         self.log_max_bytes = log_max_bytes
@@ -71,6 +72,8 @@ class DeployService:
         self.keep_instances, self.lease_grace_s = keep_instances, lease_grace_s
         self.interpreters = check_interpreters(interpreters or {})
         self.events_per_subject = events_per_subject
+        self.default_runtime = default_runtime  # of nodes that name none
+        self.swarm = swarm  # the swarm runtime's manager, registry, pull_registry (issue 14)
         self.running = False
         self.start_error = "it has not started yet"
 
@@ -94,7 +97,8 @@ class DeployService:
             self.store, self.base_image, self.configs, self.request_timeout_s,
             self.keep_containers, lambda node, line: self.supervisor.note(node, line), self.log,
             self.log_max_bytes, self.log_files, self._checkpoints.key.public_bytes,
-            self.interpreters, self.keep_instances, self.lease_grace_s)
+            self.interpreters, self.keep_instances, self.lease_grace_s, self.swarm,
+            self.default_runtime)
         self.gateway = Gateway(self.routes, request_timeout_s=self.request_timeout_s,
                                describe=self.describe, public_url=self.gateway_public_url,
                                limits=self.gateway_limits)
@@ -122,7 +126,7 @@ class DeployService:
             for node in self.store.nodes():
                 self.supervisor.add_node(node, is_new=False)
             # Containers outlive the service: those still wanted are taken back.
-            await docker_nodes.adopt(self.store, self.supervisor, self.docker, self.log)
+            await docker_nodes.adopt(self.store, self.supervisor, self.runtime, self.log)
             self._aliases.route_all()
             await self.supervisor.start()
             self.recorder.start()
@@ -155,7 +159,7 @@ class DeployService:
         """The parts that own each concept, over the store, supervisor and gateway."""
         url, grpc_address = (lambda: self.gateway_url), (lambda: self.gateway_grpc_address)
         self._nodes = Nodes(self.store, self.supervisor, self.routes, self.gateway,
-                            self.recorder, self.docker, self._checkpoints, self.configs, url,
+                            self.recorder, self.runtime, self._checkpoints, self.configs, url,
                             self.request_timeout_s)
         self._aliases = Aliases(self.store, self.supervisor, self.routes, self.gateway,
                                 self.event_log, url)

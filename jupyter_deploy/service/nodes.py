@@ -12,7 +12,7 @@ from ..gateway.ids import new_request_id
 from ..gateway.routing import Routes, hash_key, new_key
 from ..http.messages import Response
 from ..models import Conflict, InvalidInput, Node, NotFound, node_status
-from ..runtimes.docker import DockerRuntime
+from ..runtimes.base import Runtimes
 from ..store.sqlite import Store
 from ..supervisor.loop import Supervisor
 from . import docker_nodes
@@ -31,7 +31,7 @@ class Nodes:
     """The node verbs of the control API, over the store and the supervisor."""
 
     def __init__(self, store: Store, supervisor: Supervisor, routes: Routes, gateway: Gateway,
-                 recorder: Recorder, docker: DockerRuntime, checkpoints: Checkpoints,
+                 recorder: Recorder, runtimes: Runtimes, checkpoints: Checkpoints,
                  configs: dict[str, dict[str, Any]], gateway_url: Callable[[], str],
                  request_timeout_s: float) -> None:
         self.store = store
@@ -39,7 +39,7 @@ class Nodes:
         self.routes = routes
         self.gateway = gateway
         self.recorder = recorder
-        self.docker = docker
+        self.runtimes = runtimes
         self.checkpoints = checkpoints
         self.configs = configs
         self.gateway_url = gateway_url
@@ -51,7 +51,7 @@ class Nodes:
         body = body_object(body)
         name = check_name(body.get("name"), "name")
         self._check_new(name)
-        runtime = new_node_runtime(body)
+        runtime = new_node_runtime(body, self.runtimes.default)
         key = new_key()
         checkpoint = None
         if "image" in body:
@@ -62,8 +62,8 @@ class Nodes:
                         runtime=runtime, key_hash=hash_key(key))
         check_batch(node, body, checkpoint)
         secrets = configure(node, body, self.configs, None)
-        if runtime == "docker":
-            await docker_nodes.check_node(self.docker, node, secrets or {}, checkpoint)
+        if runtime in ("docker", "swarm"):
+            await docker_nodes.check_node(self.runtimes, node, secrets or {}, checkpoint)
             self._check_new(name)  # created meanwhile?
         if secrets is not None:
             self.store.save_secrets(name, secrets)

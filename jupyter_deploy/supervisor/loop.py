@@ -61,7 +61,7 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
-        self.replays = Replays(store, self._emit, replay_timeout_s)
+        self.replays = Replays(store, self._emit, replay_timeout_s, runtime.token)
         routes.on_stuck.append(self._stuck)
         self.startup = Startup(runtime, store.checkpoint_dir, self.replays, self,
                                startup_timeout_s, self.log)
@@ -288,7 +288,7 @@ class Supervisor:
         # a checkpoint instance serves its metrics itself; an image's, where told, if at all
         telemetry = instance.telemetry or (None if node.from_image else "")
         self.routes.add_backend(node.name, instance.id, instance.host, instance.port or 0, check,
-                                telemetry)
+                                telemetry, self.runtime.token(instance))
 
     async def _check(self, node: Node, instance: Instance) -> None:
         """One health check, and the transition it completes, if any."""

@@ -118,9 +118,10 @@ class Replays:
     ready may enter balancing."""
 
     def __init__(self, store: Store, emit: Callable[[str, str | None, str | None, str], None],
-                 timeout_s: float = 15.0) -> None:
+                 timeout_s: float = 15.0, token: Callable[[Instance], str] = lambda i: "") -> None:
         self.store = store
         self.emit = emit
+        self.token = token  # what a request to the instance carries (Runtime.token)
         self.timeout_s = timeout_s
         self._done: dict[str, tuple[str, str]] = {}  # node -> (generation, status) replayed
         self._locks: dict[str, asyncio.Lock] = {}
@@ -163,7 +164,7 @@ class Replays:
                 return {"status": "skipped", "diff": "", "reason": reason,
                         "checked_at": time.time(), **result}
         body = json.dumps({"input": example["input"]}).encode()
-        pool = Pool(instance.host, instance.port or 0, MAX_BYTES)
+        pool = Pool(instance.host, instance.port or 0, MAX_BYTES, token=self.token(instance))
         try:
             async with asyncio.timeout(self.timeout_s):
                 status, _, answer = await pool.request(REPLAY_HEAD, body)

@@ -37,6 +37,9 @@ def main() -> None:
                         help="size at which the log file is rotated")
     parser.add_argument("--log-files", type=int, default=3,
                         help="log files kept, the current one included")
+    parser.add_argument("--token-file", type=Path,
+                        help="a file holding the instance's token: requests without it are "
+                        "refused (an instance listening beyond loopback)")
     parser.add_argument("--lease", type=Path,
                         help="the state folder's lease: stop when no service holds it")
     parser.add_argument("--lease-grace", type=float, default=30.0,
@@ -52,6 +55,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format=log_format)
     try:
         public_key = load_public_key(args.public_key or args.public_key_file.read_text())
+        gated = args.token_file is not None
+        if gated:  # listening beyond loopback: every request must carry the token
+            token = args.token_file.read_text().strip()
     except (Refused, OSError) as exc:
         logging.getLogger("jupyter_deploy.worker").error("%s%s", PREFIX, exc)
         raise SystemExit(REFUSED_EXIT) from None
@@ -64,7 +70,7 @@ def main() -> None:
         fd = sock.detach()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(args.checkpoint, fd, args.busy_limit, public_key, args.lease,
-                         args.lease_grace, owner, token))
+                         args.lease_grace, owner, token, gated))
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -39,6 +39,7 @@ from .batching import Batcher, settings
 from .logs import begin_request, end_request
 from .metrics import InstanceMetrics
 from .snapshot import Snapshot
+from .token import TokenGate
 from .verify import PREFIX, REFUSED_EXIT, Refused, manifest, verified_bytes
 
 MAX_BODY = 24 * 1024 * 1024  # the gateway's 16 MB limit, once a gRPC call's bytes are base64
@@ -266,11 +267,13 @@ class Worker:
 
 async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
                 public_key: bytes = b"", lease: Path | None = None, lease_grace_s: float = 30.0,
-                owner: int = 0, token: str = "") -> None:
+                owner: int = 0, token: str = "", gated: bool = False) -> None:
     """Serve on the listening socket passed as `fd` until SIGTERM, a MemoryError (exit
     RECYCLE_EXIT), or the state folder's `lease` not held by `owner` (the service that
-    started or adopted us) for `lease_grace_s`. A checkpoint that does not verify with `public_key`
-    exits REFUSED_EXIT before anything is unpickled."""
+    started or adopted us) for `lease_grace_s`. A checkpoint that does not verify with
+    `public_key` exits REFUSED_EXIT before anything is unpickled. `token` is the instance's
+    own (a restarted service adopts it with it); `gated`: only health checks are answered
+    without it (worker/token.py)."""
     import signal
     import socket
 
@@ -283,7 +286,7 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
     watch = asyncio.create_task(_watch_lease(lease, lease_grace_s, worker, stop)) \
         if lease else None
     sock = socket.socket(fileno=fd)
-    server = HttpServer(worker, MAX_BODY)
+    server = HttpServer(TokenGate(worker, token) if gated else worker, MAX_BODY)
     await server.start(sock)
     restore: asyncio.Future[None] = loop.run_in_executor(worker.executor, worker.restore)
     stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())

@@ -18,12 +18,13 @@ from ...runtimes.limits import REGISTRY_PASSWORD, check_capacity, host_capacity,
 from ...runtimes.secretfiles import FILE_NAME, FILE_PREFIX, MAX_FILE_BYTES
 from .names import check_variables
 from .names import is_whole as _whole
+from .placement import CONTAINER_RUNTIMES, check_placement
 from .ranges import in_range
 
 IMAGE_FIELDS = {"image", "port", "protocol", "telemetry", "registry", "session_timeout_s",
                 "idle_timeout_s"}
 DOCKER_FIELDS = {"base_image", "network", "disk_mb", "secret_files"}
-CONTAINER_FIELDS = IMAGE_FIELDS | DOCKER_FIELDS | {"config", "memory_mb", "secrets"}
+CONTAINER_FIELDS = IMAGE_FIELDS | DOCKER_FIELDS | {"config", "memory_mb", "secrets", "placement"}
 HEALTH_TEXT = {"protocol", "path", "port"}
 IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
 
@@ -34,7 +35,7 @@ def container_settings(node: Node, body: dict[str, Any], configs: dict[str, dict
     secrets to store or None when they do not change). `stored`: the node's secrets now.
     Nothing is set on `node` here."""
     changes: dict[str, Any] = {}
-    docker = node.runtime == "docker"
+    docker = node.runtime in CONTAINER_RUNTIMES
     for name in sorted(set(body) & (IMAGE_FIELDS - {"image"})):
         if not node.from_image:
             raise InvalidInput(f"{name} is a setting of Docker-image nodes (--image)", field=name)
@@ -57,6 +58,11 @@ def container_settings(node: Node, body: dict[str, Any], configs: dict[str, dict
             raise InvalidInput("base_image is for checkpoint nodes: an image node has its "
                                "image", field="base_image")
         changes["base_image"] = _image(body["base_image"], "base_image", allow_empty=True)
+    if "placement" in body:
+        changes["placement"] = check_placement(body["placement"], node.runtime)
+    if "network" in body and node.runtime == "swarm":
+        raise InvalidInput("network is a docker runtime setting: a swarm instance publishes "
+                           "its ports in host mode on its Swarm node", field="network")
     if "network" in body:
         changes["network"] = _choice(body, "network", node.network, ("host", "bridge"))
     if "config" in body:

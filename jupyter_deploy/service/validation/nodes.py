@@ -10,9 +10,10 @@ from ...models import Autoscale, HealthCheck, InvalidInput, Node
 from .containers import CONTAINER_FIELDS, apply, check_image, container_settings, health_numbers
 from .names import check_variables, flag, unknown_field
 from .names import is_whole as _whole
+from .placement import CONTAINER_RUNTIMES, runtime_of
 from .ranges import in_range, no_nul
 
-RUNTIMES = ("process", "docker")
+RUNTIMES = ("process", "docker", "swarm")
 MAX_INSTANCES = 64
 NODE_FIELDS = {"min", "max", "env", "health", "autoscale", "maintenance_limit", "sticky",
                "checkpoint", "strict", "capture", "max_queue", "expose_tracebacks", "batch"}
@@ -24,18 +25,17 @@ MAX_BATCH_SIZE = 1024  # callers one run of a batched cell may serve
 MAX_BATCH_WAIT_MS = 1000
 
 
-def new_node_runtime(body: dict[str, Any]) -> str:
-    """The runtime a new node asks for: docker for an image, else process by default."""
-    runtime = body.get("runtime", "docker" if "image" in body else "process")
-    if runtime not in RUNTIMES:
-        raise InvalidInput(f"runtime must be one of {', '.join(RUNTIMES)}", field="runtime")
-    return runtime
+def new_node_runtime(body: dict[str, Any], default: str = "process") -> str:
+    """The runtime a new node asks for, else the service's default (docker for an image
+    when the default is process)."""
+    return runtime_of(body, default, RUNTIMES)
 
 
 def image_node(name: str, runtime: str, body: dict[str, Any], key_hash: str) -> Node:
     """A new Docker-image node (its settings not applied yet)."""
-    if runtime != "docker":
-        raise InvalidInput("a Docker-image node runs on the docker runtime", field="runtime")
+    if runtime not in CONTAINER_RUNTIMES:
+        raise InvalidInput("a Docker-image node runs on the docker or swarm runtime",
+                           field="runtime")
     if "checkpoint" in body:
         raise InvalidInput("a node runs a checkpoint or an image, not both", field="image")
     return Node(name=name, checkpoint_id="", checkpoint="", runtime=runtime,
