@@ -16,6 +16,7 @@ import { __, setTranslator } from './i18n';
 import { deployIcon } from './icons';
 import { h } from './panel/dom';
 import { DeployPanel } from './panel/panel';
+import { instanceRecords } from './state';
 import { NodeView } from './view/nodeview';
 
 const PLUGIN_ID = 'jupyterlab-deploy:plugin';
@@ -27,12 +28,15 @@ export namespace CommandIDs {
 }
 
 /** What a user must hear of an event even when the panel is closed: a replacement, a node down. */
-function announcement(event: DeployEvent): { text: string; bad: boolean } | null {
+function announcement(event: DeployEvent, events: DeployEvent[]): { text: string; bad: boolean } | null {
   if (!event.instance && event.status === 'Unhealthy') {
     return { text: __('Node %1 is Unhealthy', event.node ?? ''), bad: true };
   }
   if (event.instance && event.message === 'removed') {
-    return { text: __('Instance %1 of node %2 was removed', event.instance, event.node ?? ''), bad: false };
+    const record = instanceRecords(events).find(r => r.id === event.instance);
+    return record?.replaced
+      ? { text: __('Instance %1 of node %2 was replaced: %3', event.instance, event.node ?? '', record.reason), bad: true }
+      : { text: __('Instance %1 of node %2 was removed', event.instance, event.node ?? ''), bad: false };
   }
   if (!event.instance && event.status === 'Healthy') {
     return { text: __('Node %1 is Healthy', event.node ?? ''), bad: false };
@@ -94,7 +98,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     document.body.append(live);
     const counter = new Widget({ node: h('div', { className: 'jp-deploy-status-item' }) });
     panel.model.onEvent = event => {
-      const said = announcement(event);
+      const said = announcement(event, panel.model.eventsOf(event.node ?? ''));
       if (said) {
         live.textContent = said.text;
         DeployPanel.toast(said.text, said.bad);

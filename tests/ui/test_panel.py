@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 
 from ..client.test_wait import fragile_checkpoint
+from ..conftest import checkpoint_body
+from ..control.test_api import ADDER
+from ..runtimes.test_docker import _engine
 from .conftest import TIMINGS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -36,6 +39,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
+@pytest.mark.timeout(900)  # the first test carries the wheel's build and install
 def test_the_wheel_ships_the_extension_enabled(wheel_venv):
     listed = subprocess.run([str(wheel_venv / "bin" / "jupyter"), "labextension", "list"],
                             capture_output=True, text=True, timeout=120)
@@ -136,6 +140,8 @@ def keyboard_to_tab(page, view, label: str) -> None:
 def open_notebook(page, lab) -> None:
     lab.api("PUT", "jupyterlab-deploy:plugin", {"raw": json.dumps(
         {"gatewayUrl": SHOWN_GATEWAY, "sparklineRefresh": 1})}, base="/lab/api/settings/")
+    lab.api("PUT", "@jupyterlab/apputils-extension:notification", {"raw": json.dumps(
+        {"fetchNews": "false"})}, base="/lab/api/settings/")  # no news prompt in the shots
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.url)
     page.goto(f"{lab.url}/lab/tree/quickstart.ipynb?token={lab.token}")
     page.locator(".jp-CodeCell", has_text=PREDICT).wait_for(timeout=60_000)
@@ -146,11 +152,13 @@ def open_notebook(page, lab) -> None:
 
 
 def shoot(page, target, shots: Path, name: str) -> None:
-    """`target` in the light theme, then in the dark one (and back)."""
+    """`target` in the light theme, then in the dark one (and back), toasts hidden."""
+    hidden = page.add_style_tag(content=".Toastify { display: none !important; }")
     target.screenshot(path=str(shots / f"{name}-light.png"))
     set_theme(page, "JupyterLab Dark")
     target.screenshot(path=str(shots / f"{name}-dark.png"))
     set_theme(page, "JupyterLab Light")
+    hidden.evaluate("el => el.remove()")
 
 
 def set_theme(page, theme: str) -> None:
@@ -196,7 +204,7 @@ def test_deploy_a_cell_and_watch_it_in_the_console(page, lab, shots):
     gateway = lab.api("GET", "")["gateway_url"]
     rate = send_traffic(gateway, "predictor", key, seconds=12, rate=8)
     keyboard_to_tab(page, view, "Monitoring")
-    chart = view.locator(".jp-deploy-chart", has_text="Requests per second")
+    chart = view.locator(".jp-deploy-chart", has_text="Requests (req/s)")
     page.wait_for_function(
         "el => Number(el.dataset.yMax) > 0 && /2xx: [0-9.]+ req\\/s now/.test(el.textContent)",
         arg=chart.element_handle(), timeout=30_000)
@@ -304,3 +312,45 @@ def panel_width(page, width: int) -> None:
     page.mouse.down()
     page.mouse.move(box["x"] + 1 + (width - now), box["y"] + 300, steps=5)
     page.mouse.up()
+
+
+@pytest.mark.timeout(600)
+def test_a_docker_node_from_the_form_shows_its_build(page, lab, shots):
+    """New node from the panel's toolbar, on the docker runtime: its image build streams into
+    the node's Events; it comes up Healthy."""
+    if isinstance(_engine(), str):
+        pytest.skip(f"no Docker engine: {_engine()}")
+    lab.api("POST", "checkpoints", checkpoint_body("adder", **ADDER))
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    panel = page.locator(".jp-deploy-panel")
+    tab = page.locator(".jp-SideBar [data-id='jupyterlab-deploy-panel']")
+    tab.wait_for(timeout=60_000)
+    page.locator("#jupyterlab-splash").wait_for(state="detached")
+    if not panel.is_visible():  # the workspace may have it open already: a click would close it
+        tab.click()
+    panel.locator("li[data-checkpoint='adder']").wait_for()
+    panel.locator(".jp-deploy-toolbar [title='New node from a checkpoint']").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.get_by_label("Node name").fill("adder-docker")
+    dialog.get_by_label("Checkpoint").select_option("adder")
+    dialog.get_by_label("Runtime").select_option("docker")
+    dialog.get_by_label("Minimum instances").fill("3")
+    dialog.get_by_label("Maximum instances").fill("1")
+    dialog.locator("button.jp-mod-accept").click()
+    assert "the minimum (3) is more than the maximum (1)" in dialog.locator(
+        ".jp-deploy-validation").text_content()  # the form again, with what is wrong
+    dialog.get_by_label("Minimum instances").fill("1")
+    dialog.locator("button.jp-mod-accept").click()
+    close_key_dialog(page)
+    view = node_view(page, "adder-docker")
+    view.locator(".lm-TabBar-tab.lm-mod-current", has_text="Events").wait_for()
+    events = view.locator(".jp-deploy-event-table")
+    events.locator("td", has_text=re.compile(r"Step \d+/\d+|FROM |Successfully built")).first.wait_for(
+        timeout=120_000)
+    node_row(page, "adder-docker").locator(".jp-deploy-badge", has_text="Healthy").wait_for(
+        timeout=180_000)
+    shoot(page, view, shots, "node-events")
+    node_row(page, "adder-docker").get_by_role("button", name="Actions of adder-docker").click()
+    page.locator(".lm-Menu-item", has_text="Delete").click()
+    page.locator(".jp-Dialog button.jp-mod-warn").click()
+    node_row(page, "adder-docker").wait_for(state="detached", timeout=60_000)

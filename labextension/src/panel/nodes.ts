@@ -120,11 +120,12 @@ export class NodesView {
           className: 'jp-deploy-name jp-deploy-link', type: 'button', onclick: () => this.open(node.name),
           title: __('Open node %1', node.name)
         }, node.name),
-        h('span', { className: 'jp-deploy-muted jp-deploy-version' }, what),
         node.suspended && h('span', { className: 'jp-deploy-muted' }, __('suspended')),
         h('span', { className: 'jp-deploy-spacer' }), more),
       h('div', { className: 'jp-deploy-row jp-deploy-meta' },
-        h('span', { className: 'jp-deploy-readiness' }, readiness(node, __)), this.sparkline(node.name).node),
+        h('span', { className: 'jp-deploy-version' }, what), '·',
+        h('span', { className: 'jp-deploy-readiness' }, readiness(node, __))),
+      this.sparkline(node.name).node,
       reason && h('div', { className: `jp-deploy-reason ${node.status === 'Healthy' ? '' : 'jp-deploy-reason-bad'}` }, reason),
       this.errorOf(node.name).node);
   }

@@ -31,10 +31,11 @@ export class Chart {
   constructor(
     readonly title: string,
     private unit: string,
-    private options: { stacked?: boolean; min?: number; max?: number } = {}
+    private options: { min?: number; max?: number } = {}
   ) {
     this.node = h('figure', { className: 'jp-deploy-chart', role: 'img', 'aria-label': title },
-      h('figcaption', { className: 'jp-deploy-chart-title' }, title), this.plotNode, this.summary);
+      h('figcaption', { className: 'jp-deploy-chart-title' }, unit ? `${title} (${unit})` : title),
+      this.plotNode, this.summary);
     this.resize.observe(this.plotNode);
   }
 
@@ -60,19 +61,18 @@ export class Chart {
     this.plot?.destroy();
     const axis = themeColor('--jp-ui-font-color2');
     const grid = themeColor('--jp-border-color2');
-    const unit = this.unit;
     const width = Math.max(this.plotNode.clientWidth, 200);
     this.plot = new uPlot({
       width, height: 160,
       scales: { x: { time: true }, y: { range: (_u, low, high) => [this.options.min ?? 0, Math.max(high, this.options.max ?? 0, 1e-9) * 1.1] } },
       axes: [
         { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
-        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 56,
-          values: (_u, ticks) => ticks.map(t => `${formatValue(t)} ${unit}`) }
+        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 50,
+          values: (_u, ticks) => ticks.map(formatValue) } // the unit is in the title
       ],
       series: [{}, ...lines.map(l => ({
         label: l.label, stroke: themeColor(l.color), width: 1.5, dash: l.dash ? [4, 3] : undefined,
-        spanGaps: false, value: (_u: uPlot, v: number | null) => (v === null ? '–' : `${formatValue(v)} ${unit}`)
+        spanGaps: false, value: (_u: uPlot, v: number | null) => (v === null ? '–' : `${formatValue(v)} ${this.unit}`)
       }))],
       legend: { live: true }
     }, [this.last.time, ...lines.map(l => l.values)] as uPlot.AlignedData, this.plotNode);

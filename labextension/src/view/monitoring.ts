@@ -12,7 +12,7 @@ export class MonitoringTab extends Tab {
   private error = new ErrorLine();
   private picker: HTMLElement;
   private charts = {
-    requests: new Chart(__('Requests per second'), __('req/s')),
+    requests: new Chart(__('Requests'), __('req/s')),
     errors: new Chart(__('Errors (4xx and 5xx, refused included)'), '%', { max: 1 }),
     latency: new Chart(__('Latency'), 'ms'),
     load: new Chart(__('In flight against capacity'), '')
