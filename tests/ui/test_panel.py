@@ -148,6 +148,12 @@ def open_notebook(page, lab) -> None:
     page.wait_for_function("() => window.jupyterapp && document.querySelector("
                            "'.jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator"
                            "[data-status=\"idle\"]')", timeout=60_000)
+    page.wait_for_function(  # the session's own kernel, connected: not one shut down at start
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " const k = w && w.sessionContext && w.sessionContext.session"
+        " && w.sessionContext.session.kernel;"
+        " return k && k.connectionStatus === 'connected' && k.status === 'idle'; }",
+        timeout=60_000)
     run_cells_above_predict(page)
 
 
@@ -289,6 +295,23 @@ def test_deploy_a_cell_and_watch_it_in_the_console(page, lab, shots):
     refused.get_by_role("button", name="Dismiss").click()
     refused.wait_for(state="detached")
 
+    # a cell that raises: the failure says so, with the cell's traceback one click away
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="quickstart.ipynb").click()
+    page.evaluate("window.jupyterapp.commands.execute('notebook:insert-cell-below')")
+    page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCell.model.sharedModel"
+                  ".setSource('boom = 1 / 0')")
+    page.locator(".jp-NotebookPanel-toolbar [data-command='deploy:deploy-cell']").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input[name=node]").fill("boom-node")
+    dialog.locator("button", has_text="Deploy").click()
+    failed = page.locator(".Toastify__toast", has_text="failed: ZeroDivisionError")
+    failed.wait_for(timeout=60_000)
+    failed.locator("button", has_text="Show traceback").click()
+    traceback = page.locator(".jp-Dialog pre.jp-deploy-traceback")
+    assert "ZeroDivisionError" in traceback.text_content()
+    assert "1 / 0" in traceback.text_content()
+    page.locator(".jp-Dialog button", has_text="Close").click()
+
     # clean up, each deletion confirmed
     alias.get_by_role("button", name="Delete alias stable").click()
     page.locator(".jp-Dialog button.jp-mod-warn").click()
@@ -318,9 +341,12 @@ def panel_width(page, width: int) -> None:
 def test_a_docker_node_from_the_form_shows_its_build(page, lab, shots):
     """New node from the panel's toolbar, on the docker runtime: its image build streams into
     the node's Events; it comes up Healthy."""
-    if isinstance(_engine(), str):
-        pytest.skip(f"no Docker engine: {_engine()}")
-    lab.api("POST", "checkpoints", checkpoint_body("adder", **ADDER))
+    engine = _engine()
+    if isinstance(engine, str):
+        pytest.skip(f"no Docker engine: {engine}")
+    # a checkpoint of its own (a state no run had before), so its image is built, not reused
+    pinned = lab.api("POST", "checkpoints", checkpoint_body(
+        "adder", **{**ADDER, "state": {"scale": time.time()}}))
     page.goto(f"{lab.url}/lab?token={lab.token}")
     panel = page.locator(".jp-deploy-panel")
     tab = page.locator(".jp-SideBar [data-id='jupyterlab-deploy-panel']")
@@ -354,3 +380,5 @@ def test_a_docker_node_from_the_form_shows_its_build(page, lab, shots):
     page.locator(".lm-Menu-item", has_text="Delete").click()
     page.locator(".jp-Dialog button.jp-mod-warn").click()
     node_row(page, "adder-docker").wait_for(state="detached", timeout=60_000)
+    for image in engine.images.list(filters={"label": f"jupyter-deploy.checkpoint={pinned['id']}"}):
+        engine.images.remove(image.id, force=True)  # the image this test built

@@ -53,6 +53,8 @@ export async function createNode(
   const config = input('config', '');
   const health = input('health-path', source === 'image' ? '/' : '');
   const env = h('textarea', { className: 'jp-mod-styled', name: 'env', rows: 3 });
+  const batchSize = input('batch-max-size', '', 'number');
+  const batchWait = input('batch-max-wait-ms', '', 'number');
   const problems = h('div', { className: 'jp-deploy-error jp-deploy-validation', role: 'status' });
   const form = (): NodeForm => {
     const parsed = parseEnv(env.value);
@@ -72,6 +74,9 @@ export async function createNode(
     if (Object.keys(parsed.env).length) {
       body.env = parsed.env;
     }
+    if (batchSize.value.trim()) { // adaptive batching (issue 18): sent only when asked for
+      body.batch = { max_size: Number(batchSize.value), max_wait_ms: Number(batchWait.value || 0) };
+    }
     const errors = [...validateRange(min.value, max.value, __), ...parsed.errors];
     if (!body.name) {
       errors.unshift(__('give the node a name'));
@@ -89,6 +94,9 @@ export async function createNode(
     ...field(__('Configuration (CPU, memory)'), config, 'jp-deploy-create-config'),
     ...field(__('Health-check path'), health, 'jp-deploy-create-health'),
     ...field(__('Environment (NAME=VALUE lines)'), env, 'jp-deploy-create-env'),
+    ...(source === 'checkpoint' ? [
+      ...field(__('Batch: largest batch (empty: no batching)'), batchSize, 'jp-deploy-create-batch-size'),
+      ...field(__('Batch: longest wait (ms)'), batchWait, 'jp-deploy-create-batch-wait')] : []),
     problems);
   for (;;) {
     const dialog = new Dialog({
