@@ -16,6 +16,7 @@ from ..store.sqlite import EVENTS_PER_SUBJECT, default_state_dir
 from .handlers.aliases import AliasesHandler, AliasHandler, ShadowHandler
 from .handlers.checkpoints import CheckpointHandler, CheckpointsHandler
 from .handlers.examples import ExamplesHandler
+from .handlers.history import HistoryHandler
 from .handlers.nodes import (
     EventsHandler,
     ExecuteHandler,
@@ -136,6 +137,7 @@ class DeployApp(ExtensionApp):
             (rf"/deploy/api/nodes/{NODE}/logs", LogsHandler),
             (rf"/deploy/api/nodes/{NODE}/metrics", MetricsHandler),
             (rf"/deploy/api/nodes/{NODE}/stats", StatsHandler),
+            (rf"/deploy/api/nodes/{NODE}/history", HistoryHandler),
             (rf"/deploy/api/(?P<kind>nodes|aliases)/{NODE}/examples", ExamplesHandler),
             (rf"/deploy/api/nodes/{NODE}/requests", RequestsHandler),
             (r"/deploy/api/aliases", AliasesHandler),

@@ -103,6 +103,14 @@ def _node_paths() -> dict[str, dict[str, Any]]:
         f"{node}/stats": {"get": _op("The gateway's counters for the node", _answer(
             200, "counters now", obj({"node": NAME, **{name: {"type": "number"} for name in (
                 "time", "requests", "errors", "duration_sum")}}, ("node", "time", "requests"))))},
+        f"{node}/history": {"get": _op("The gateway's counters for the node over time", _answer(
+            200, "cumulative counters, sampled every few seconds, oldest first", obj(
+                {"node": NAME, "period_s": {"type": "number"}, "range_s": {"type": "number"},
+                 "time": {"type": "number"}, "buckets": {"type": "array"},
+                 "samples": {"type": "array", "items": {"type": "object"}}},
+                ("node", "samples"))),
+            params=[_query("range", {"type": "integer", "minimum": 1, "maximum": 86400},
+                           "seconds back from now (default 300)")])},
         f"{node}/examples": {"get": _op("Calls to paste, filled with the pin-time input",
                                         _answer(200, "examples", examples))},
         f"{node}/requests": {"get": _op("The requests the node captured", _answer(

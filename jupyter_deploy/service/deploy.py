@@ -130,6 +130,7 @@ class DeployService:
             self._aliases.route_all()
             await self.supervisor.start()
             self.recorder.start()
+            self._observe.history.start()
         except BaseException:  # leave nothing half-started: the ports, the state lock
             await self.runtime.close()
             await self.gateway.stop()
@@ -153,6 +154,7 @@ class DeployService:
         await asyncio.gather(self.gateway.stop(), self.grpc.stop())
         await self.supervisor.stop()
         await self.recorder.stop()
+        await self._observe.history.stop()
         self.store.close()
 
     def _compose(self) -> None:
@@ -270,6 +272,11 @@ class DeployService:
     async def metrics(self, name: str) -> str:
         """The node's instances' own metrics."""
         return await self._observe.metrics(name)
+
+    def history(self, name: str, range_s: float) -> dict[str, Any]:
+        """The node's gateway counters, sampled every few seconds over the last `range_s`."""
+        self._nodes.find(name)
+        return self._observe.history.series(name, range_s)
 
     async def events(self, since: int = 0, node: str | None = None, wait_s: float = 0.0,
                      kind: str | None = None, alias: str | None = None,

@@ -1,15 +1,20 @@
 """Watching what runs: the event stream, instance logs (and following them), captured
-requests and the instances' own metrics."""
+requests, the instances' own metrics and each node's metric history."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..gateway.app import Gateway
 from ..gateway.capture import Recorder, captured
-from ..gateway.routing import Routes
+from ..gateway.metrics import BUCKETS
+from ..gateway.routing import Route, Routes
 from ..models import Instance, InvalidInput, NotFound
 from ..runtimes.base import Runtime
 from ..runtimes.logfiles import Follower, has_request_id
@@ -93,6 +98,7 @@ class Observe:
         self.gateway = gateway
         self.recorder = recorder
         self.running = running
+        self.history = MetricHistory(gateway.metrics.registry.collect, routes)
 
     async def logs(self, name: str, instance: str | None = None, tail_bytes: int = 64 * 1024,
                    request_id: str | None = None) -> list[dict[str, Any]]:
@@ -152,3 +158,120 @@ class Observe:
         self.nodes.find(name)
         metrics = self.gateway.metrics
         return metrics.text(await metrics.instances(self.routes, name))
+
+
+HISTORY_PERIOD_S = 5.0
+HISTORY_SPAN_S = 24 * 3600.0
+HISTORY_POINTS = 400  # the most samples one answer carries: a chart's width, not the ring's
+GRPC_CLIENT_ERRORS = {"INVALID_ARGUMENT", "NOT_FOUND", "UNAUTHENTICATED", "PERMISSION_DENIED",
+                      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "OUT_OF_RANGE"}
+
+
+def _blank() -> dict[str, Any]:
+    return {"requests": 0.0, "ok": 0.0, "client_errors": 0.0, "server_errors": 0.0,
+            "duration_sum": 0.0, "duration_count": 0.0, "buckets": [0.0] * len(BUCKETS)}
+
+
+def _code_class(sample: str, code: str) -> str | None:
+    """Which of ok, client_errors and server_errors an HTTP or gRPC answer counts in."""
+    if sample == "node_http_codes_total":
+        return {"2": "ok", "3": "ok", "4": "client_errors"}.get(code[:1], "server_errors")
+    if sample == "node_grpc_codes_total":
+        if code == "OK":
+            return "ok"
+        return "client_errors" if code in GRPC_CLIENT_ERRORS else "server_errors"
+    return None
+
+
+def counters(families: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """Per node, the gateway's counters summed over paths and protocols: requests, answers
+    by class, and the latency histogram (cumulative, one count per bucket of BUCKETS)."""
+    nodes: dict[str, dict[str, Any]] = {}
+    bucket_index = {str(le) if le != math.inf else "+Inf": i for i, le in enumerate(BUCKETS)}
+    for family in families:
+        for sample in family.samples:
+            node = sample.labels.get("node_id")
+            if node is None:
+                continue
+            totals = nodes.setdefault(node, _blank())
+            name = sample.name
+            if name == "node_requests_total":
+                totals["requests"] += sample.value
+            elif name == "node_request_durations_sum":
+                totals["duration_sum"] += sample.value
+            elif name == "node_request_durations_count":
+                totals["duration_count"] += sample.value
+            elif name == "node_request_durations_bucket":
+                index = bucket_index.get(sample.labels.get("le", ""))
+                if index is not None:
+                    totals["buckets"][index] += sample.value
+            else:
+                kind = _code_class(name, sample.labels.get("code", ""))
+                if kind is not None:
+                    totals[kind] += sample.value
+    return nodes
+
+
+class MetricHistory:
+    """Per node, a bounded ring of the gateway's counters sampled every few seconds, kept by
+    the service so the panel's charts survive the panel (issue 17): the answer holds
+    cumulative counters, which a client differences into rates and percentiles."""
+
+    def __init__(self, collect: Callable[[], Iterable[Any]], routes: Routes,
+                 period_s: float = HISTORY_PERIOD_S, span_s: float = HISTORY_SPAN_S) -> None:
+        self.collect = collect
+        self.routes = routes
+        self.period_s = period_s
+        self.rings: dict[str, deque[dict[str, Any]]] = {}
+        self.size = max(2, int(span_s / period_s))
+        self._task: asyncio.Task[None] | None = None
+
+    def sample(self, now: float | None = None) -> None:
+        """Take one sample of every routed node; forget the rings of nodes that are gone."""
+        now = time.time() if now is None else now
+        totals = counters(self.collect())
+        routed = dict(self.routes.nodes)
+        for gone in set(self.rings) - set(routed):
+            del self.rings[gone]
+        for name, route in routed.items():
+            ring = self.rings.setdefault(name, deque(maxlen=self.size))
+            ring.append({"time": round(now, 3), **totals.get(name, _blank()),
+                         **_load(route)})
+
+    def series(self, name: str, range_s: float, now: float | None = None) -> dict[str, Any]:
+        """The node's samples of the last `range_s` seconds, thinned to HISTORY_POINTS (the
+        counters are cumulative, so a thinned series loses no request)."""
+        now = time.time() if now is None else now
+        chosen = [s for s in self.rings.get(name, ()) if s["time"] >= now - range_s]
+        stride = max(1, math.ceil(len(chosen) / HISTORY_POINTS))
+        thinned = chosen[::-1][::stride][::-1]  # from the newest back: the last one stays
+        buckets = [le if le != math.inf else None for le in BUCKETS]
+        return {"node": name, "period_s": self.period_s, "range_s": range_s, "time": now,
+                "buckets": buckets, "samples": thinned}
+
+    def start(self) -> None:
+        """Sample every period until stop()."""
+        self.sample()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.period_s)
+            try:
+                self.sample()
+            except Exception:  # a missed sample is a gap in a chart, not a stopped history
+                continue
+
+
+def _load(route: Route) -> dict[str, Any]:
+    """What the node is doing now: requests in flight, what its instances take at once, and
+    how many instances are in balancing."""
+    return {"in_flight": route.in_flight, "capacity": route.slots * len(route.backends),
+            "instances": len(route.backends)}

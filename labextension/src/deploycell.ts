@@ -1,13 +1,30 @@
-import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { Clipboard, Dialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { Cell } from '@jupyterlab/cells';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
 import { APIError, requestAPI } from './api';
 import { DeployEvent, describeNode, FollowAPI, followNode } from './follow';
+import { __ } from './i18n';
 import { DeployRequest, magics, splitPin, toName } from './magic';
+import { showKey } from './panel/aliases';
 import { h } from './panel/dom';
 import { NodeInfo } from './panel/model';
+
+const NODE_MIME = 'application/vnd.jupyter-deploy.node+json';
+const ANSI = /\u001b\[[0-9;]*m/g;
+const KEY = /jd_[A-Za-z0-9_-]{8,}/g; // a key never reaches the screen from kernel output
+
+/** A kernel error with its traceback (colours removed, keys masked). */
+export class KernelError extends Error {
+  constructor(
+    message: string,
+    readonly traceback: string
+  ) {
+    super(message);
+  }
+}
 
 interface Guess {
   inputs: string[];
@@ -15,25 +32,42 @@ interface Guess {
   error?: string;
 }
 
-/** Run code in the kernel; its stdout and stderr go to `out`; an error throws. */
-async function run(kernel: Kernel.IKernelConnection, code: string, out: (text: string) => void): Promise<void> {
+/** What the node-create magic announced (the key among it), if it did. */
+interface Created {
+  node: string;
+  endpoint: string;
+  key: string;
+  status: string;
+}
+
+/** Run code in the kernel without touching the notebook's outputs; an error throws KernelError. */
+async function run(kernel: Kernel.IKernelConnection, code: string, out: (text: string) => void = () => undefined,
+  created: (data: Created) => void = () => undefined): Promise<void> {
   const future = kernel.requestExecute({ code, store_history: false, stop_on_error: true });
-  let failure = '';
+  let failure: KernelError | null = null;
+  const stderr: string[] = [];
   future.onIOPub = msg => {
     if (KernelMessage.isStreamMsg(msg)) {
       out(msg.content.text);
+      if (msg.content.name === 'stderr') {
+        stderr.push(msg.content.text);
+      }
     } else if (KernelMessage.isErrorMsg(msg)) {
-      failure = `${msg.content.ename}: ${msg.content.evalue}`;
+      const traceback = msg.content.traceback.join('\n').replace(ANSI, '').replace(KEY, 'jd_…');
+      failure = new KernelError(`${msg.content.ename}: ${msg.content.evalue}`.replace(KEY, 'jd_…'), traceback);
     } else if (KernelMessage.isExecuteResultMsg(msg) || KernelMessage.isDisplayDataMsg(msg)) {
-      const text = msg.content.data['text/plain'];
-      if (text) {
-        out(`${text}\n`);
+      const announced = msg.content.data[NODE_MIME] as unknown as Created | undefined;
+      if (announced) {
+        created(announced);
       }
     }
   };
   const reply = await future.done;
-  if (reply.content.status !== 'ok' || failure) {
-    throw new Error(failure || `the kernel answered ${reply.content.status}`);
+  if (failure) {
+    throw failure;
+  }
+  if (reply.content.status !== 'ok') {
+    throw new KernelError(__('the kernel answered %1', reply.content.status), stderr.join('').replace(KEY, 'jd_…'));
   }
 }
 
@@ -55,9 +89,9 @@ class DeployForm extends Widget {
     const label = (text: string, key: keyof DeployRequest) => h('label', {}, text, fields[key]);
     this.node.append(
       note ? h('div', { className: 'jp-deploy-muted' }, note) : '',
-      label('Checkpoint', 'checkpoint'), label('Node', 'node'),
-      label('Inputs', 'inputs'), label('Outputs', 'outputs'),
-      label('Runtime', 'runtime'), label('Minimum instances', 'min'), label('Maximum instances', 'max'));
+      label(__('Checkpoint'), 'checkpoint'), label(__('Node'), 'node'),
+      label(__('Inputs'), 'inputs'), label(__('Outputs'), 'outputs'),
+      label(__('Runtime'), 'runtime'), label(__('Minimum instances'), 'min'), label(__('Maximum instances'), 'max'));
   }
 
   getValue(): DeployRequest {
@@ -71,29 +105,6 @@ class DeployForm extends Widget {
 
 function input(name: string, value: string | number, type = 'text'): HTMLInputElement {
   return h('input', { className: 'jp-mod-styled', name, value, type });
-}
-
-/** Steps and kernel output while the cell is pinned and its node comes up. */
-class Progress extends Widget {
-  private steps = h('ol', { className: 'jp-deploy-steps' });
-  private output = h('pre', { className: 'jp-deploy-progress-output' });
-
-  constructor() {
-    super();
-    this.addClass('jp-deploy-progress');
-    this.node.append(this.steps, this.output);
-  }
-
-  step(text: string): HTMLElement {
-    const item = h('li', {}, text);
-    this.steps.append(item);
-    return item;
-  }
-
-  print(text: string): void {
-    this.output.append(text);
-    this.output.scrollTop = this.output.scrollHeight;
-  }
 }
 
 /** The control API as followNode needs it. */
@@ -114,16 +125,17 @@ const api: FollowAPI = {
   }
 };
 
-/** The "Deploy cell" command: the dialog, then pin and create through the kernel's magics. */
-export async function deployCell(panel: NotebookPanel, defaultRuntime: string): Promise<void> {
+/** The "Deploy cell" command: the form, then pin and create through the kernel's magics. */
+export async function deployCell(panel: NotebookPanel, defaultRuntime: string,
+  open: (node: string, tab?: string) => void): Promise<void> {
   const cell = panel.content.activeCell;
   const kernel = panel.sessionContext.session?.kernel;
   if (!cell || cell.model.type !== 'code') {
-    await showDialog({ title: 'Deploy cell', body: 'Select a code cell first.', buttons: [Dialog.okButton()] });
+    await showDialog({ title: __('Deploy cell'), body: __('Select a code cell first.'), buttons: [Dialog.okButton()] });
     return;
   }
   if (!kernel) {
-    await showDialog({ title: 'Deploy cell', body: 'The notebook has no kernel running.', buttons: [Dialog.okButton()] });
+    await showDialog({ title: __('Deploy cell'), body: __('The notebook has no kernel running.'), buttons: [Dialog.okButton()] });
     return;
   }
   const { name, body } = splitPin(cell.model.sharedModel.getSource());
@@ -133,7 +145,7 @@ export async function deployCell(panel: NotebookPanel, defaultRuntime: string): 
     guessed = await guess(kernel, body);
     note = guessed.error ?? '';
   } catch (error) {
-    note = `jupyter_deploy could not guess the inputs in this kernel (${(error as Error).message}).`;
+    note = __('jupyter_deploy could not guess the inputs in this kernel (%1).', (error as Error).message);
   }
   const checkpoint = toName(name || guessed.outputs[0] || 'cell', 'cell');
   const runtime = h('select', { className: 'jp-mod-styled', name: 'runtime' },
@@ -144,68 +156,85 @@ export async function deployCell(panel: NotebookPanel, defaultRuntime: string): 
     runtime, min: input('min', 1, 'number'), max: input('max', 1, 'number')
   }, note);
   const result = await showDialog({
-    title: 'Deploy cell', body: form,
-    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Deploy' })]
+    title: __('Deploy cell'), body: form,
+    buttons: [Dialog.cancelButton({ label: __('Cancel') }), Dialog.okButton({ label: __('Deploy') })]
   });
-  if (!result.button.accept || !result.value) {
-    return;
+  if (result.button.accept && result.value) {
+    void deploy(kernel, result.value, body, cell, open); // the notebook stays usable meanwhile
   }
-  await deploy(kernel, result.value, body);
 }
 
-async function deploy(kernel: Kernel.IKernelConnection, request: DeployRequest, body: string): Promise<void> {
-  const progress = new Progress();
-  void showDialog({ title: `Deploying ${request.node}`, body: progress, buttons: [Dialog.okButton({ label: 'Close' })] });
+/** Show a failure's traceback in a dialog. */
+function showTraceback(title: string, traceback: string): void {
+  void showDialog({
+    title, body: new Widget({ node: h('pre', { className: 'jp-deploy-traceback' }, traceback) }),
+    buttons: [Dialog.okButton({ label: __('Close') })]
+  });
+}
+
+/** Pin, create and follow the node, with progress in a notification (not a modal dialog). */
+async function deploy(kernel: Kernel.IKernelConnection, request: DeployRequest, body: string, cell: Cell,
+  open: (node: string, tab?: string) => void): Promise<void> {
+  const openNode = { label: __('Open node'), callback: () => open(request.node) };
+  const id = Notification.emit(__('Deploying %1: loading jupyter_deploy…', request.node), 'in-progress', { autoClose: false });
+  const say = (message: string, type: Notification.TypeOptions = 'in-progress', actions: Notification.IAction[] = []) =>
+    Notification.update({ id, message, type, autoClose: type === 'success' ? 10000 : false, actions });
   const [pin, create] = magics(request, body);
+  let created: Created | null = null;
   const steps: [string, string][] = [
-    ['Loading jupyter_deploy in the kernel', "get_ipython().extension_manager.load_extension('jupyter_deploy')"],
-    [`Pinning checkpoint ${request.checkpoint} (runs the cell)`, pin],
-    [`Creating node ${request.node}` + (request.runtime === 'docker' ? ' (builds its image)' : ''), create]
+    [__('Deploying %1: loading jupyter_deploy…', request.node), "get_ipython().extension_manager.load_extension('jupyter_deploy')"],
+    [__('Deploying %1: pinning checkpoint %2 (runs the cell)…', request.node, request.checkpoint), pin],
+    [request.runtime === 'docker' ? __('Deploying %1: creating the node and building its image…', request.node)
+      : __('Deploying %1: creating the node…', request.node), create]
   ];
   for (const [text, code] of steps) {
-    const line = progress.step(`${text}…`);
-    // while the node is created, its status follows the event stream
-    const following = code === create ? follow(request.node, progress) : null;
+    say(text, 'in-progress', code === create ? [openNode] : []);
+    const following = code === create ? follow(request.node, line => say(line, 'in-progress', [openNode])) : null;
     try {
-      await run(kernel, code, t => progress.print(t));
-      line.textContent = `${text}: done`;
+      await run(kernel, code, undefined, data => (created = data));
     } catch (error) {
-      const [headline, ...details] = (error as Error).message.split('\n');
-      line.textContent = `${text}: failed — ${headline}`;
-      line.classList.add('jp-deploy-error');
-      if (details.length) {
-        progress.print(`${details.join('\n')}\n`);
-      }
       await following?.stop();
+      const traceback = error instanceof KernelError ? error.traceback : '';
+      const message = __('Deploying %1 failed: %2', request.node, (error as Error).message);
+      say(message, 'error', [
+        ...(traceback ? [{ label: __('Show traceback'), callback: () => showTraceback(message, traceback) }] : []),
+        ...(code === create ? [openNode] : [])
+      ]);
       return;
     }
     const node = await following?.stop();
-    if (node?.status === 'Healthy') {
-      progress.step(`Ready: ${node.endpoint}`).classList.add('jp-deploy-ready');
+    if (code === create) {
+      const made = created as Created | null;
+      if (made?.key) {
+        showKey(__('node %1', request.node), made.key);
+      }
+      record(cell, request, node ?? null);
+      const endpoint = node?.endpoint ?? made?.endpoint ?? '';
+      say(node?.status === 'Healthy' ? __('Node %1 is Healthy: %2', request.node, endpoint)
+        : __('Node %1 is %2', request.node, node?.status ?? '?'), node?.status === 'Healthy' ? 'success' : 'warning',
+      [openNode, ...(endpoint ? [{ label: __('Copy endpoint'), callback: () => Clipboard.copyToSystem(endpoint) }] : [])]);
     }
   }
 }
 
-/** Follow the node on its own progress line until stop(); stop() gives the node as it is. */
-function follow(name: string, progress: Progress): { stop: () => Promise<NodeInfo | null> } {
-  const line = progress.step(`Node ${name}: starting…`);
-  const show = (node: NodeInfo) => (line.textContent = describeNode(node));
+/** What was deployed from this cell, in its metadata: the notebook keeps the record. */
+function record(cell: Cell, request: DeployRequest, node: NodeInfo | null): void {
+  cell.model.setMetadata('jupyter_deploy', {
+    checkpoint: request.checkpoint, node: request.node, runtime: request.runtime, min: request.min, max: request.max,
+    checkpoint_id: node?.checkpoint_id ?? '', endpoint: node?.endpoint ?? '', deployed: new Date().toISOString()
+  });
+}
+
+/** Follow the node until stop(), saying its status line; stop() gives the node as it is. */
+function follow(name: string, say: (line: string) => void): { stop: () => Promise<NodeInfo | null> } {
   const controller = new AbortController();
-  const failed = (error: unknown) => {
-    line.textContent = `Node ${name}: ${(error as Error).message}`;
-    line.classList.add('jp-deploy-error');
-    return null;
-  };
-  const watching = followNode(api, name, show, controller.signal, Date.now() + 180_000).catch(failed);
+  const failed = () => null;
+  const watching = followNode(api, name, node => say(describeNode(node)), controller.signal, Date.now() + 180_000).catch(failed);
   return {
     async stop() {
       controller.abort();
       await watching;
-      const node = await api.node(name).catch(failed);
-      if (node) {
-        show(node);
-      }
-      return node;
+      return api.node(name).catch(failed);
     }
   };
 }

@@ -42,6 +42,9 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with the project's wheel (built from this tree) and numpy installed."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium")
+    reused = os.environ.get("JUPYTER_DEPLOY_UI_VENV")  # a venv an earlier run built, to
+    if reused:  # iterate on the tests alone; the extension's sources are not rebuilt then
+        return Path(reused)
     root = tmp_path_factory.mktemp("wheel")
     started = time.monotonic()
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", root / "dist", ROOT)

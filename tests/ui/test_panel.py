@@ -1,16 +1,27 @@
-"""The Deploy panel and the Deploy cell button in a real JupyterLab, driven through Chromium:
-the quickstart's predict cell deployed from the notebook, watched to Healthy, called, routed
-by an alias, and deleted."""
+"""The deployment console in a real JupyterLab, driven through Chromium: the quickstart's
+predict cell deployed from the notebook (progress in a notification, the key shown once, the
+cell's metadata recording it), the node's view in the main area (copy, keyboard tabs, charts
+from the service's history, instances replaced), a crash-looping node's reason, an alias
+warning, the Scale check, and errors beside their controls."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from ..client.test_wait import fragile_checkpoint
+from ..conftest import checkpoint_body
+from ..control.test_api import ADDER
+from ..runtimes.test_docker import _engine
 from .conftest import TIMINGS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -18,6 +29,17 @@ PREDICT = "%%deploy pin predict --inputs x1"
 SHOWN_GATEWAY = "https://models.example.org"  # the gateway URL setting: what users are shown
 
 
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: docs/ only when asked (JUPYTER_DEPLOY_SCREENSHOTS=1), so a test
+    run leaves the committed ones alone."""
+    if os.environ.get("JUPYTER_DEPLOY_SCREENSHOTS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        return DOCS
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.mark.timeout(900)  # the first test carries the wheel's build and install
 def test_the_wheel_ships_the_extension_enabled(wheel_venv):
     listed = subprocess.run([str(wheel_venv / "bin" / "jupyter"), "labextension", "list"],
                             capture_output=True, text=True, timeout=120)
@@ -27,6 +49,10 @@ def test_the_wheel_ships_the_extension_enabled(wheel_venv):
 
 def node_row(page, name: str):
     return page.locator(f".jp-deploy-panel li[data-node='{name}']")
+
+
+def node_view(page, name: str):
+    return page.locator(f"#jp-deploy-node-{name}")
 
 
 def run_cells_above_predict(page) -> None:
@@ -40,8 +66,19 @@ def run_cells_above_predict(page) -> None:
     cell.locator(".jp-InputPrompt").click()
 
 
-def deploy_cell(page) -> None:
-    """Deploy cell from the toolbar: the dialog is pre-filled from the cell; deploy it."""
+def close_key_dialog(page) -> str:
+    """A key is shown once, in a dialog with Copy, when its node or alias is made."""
+    key = page.locator(".jp-Dialog input.jp-deploy-key")
+    key.wait_for(timeout=120_000)
+    value = key.input_value()
+    assert len(value) > 16
+    page.locator(".jp-Dialog button", has_text="Close").click()
+    return value
+
+
+def deploy_cell(page) -> str:
+    """Deploy cell from the toolbar; progress in a notification while the notebook stays
+    usable; the key in its own dialog, never in the notification."""
     page.locator(".jp-NotebookPanel-toolbar [data-command='deploy:deploy-cell']").click()
     dialog = page.locator(".jp-Dialog")
     inputs = dialog.locator("input[name=inputs]")
@@ -52,177 +89,296 @@ def deploy_cell(page) -> None:
     dialog.locator("input[name=node]").fill("predictor")
     dialog.locator("input[name=max]").fill("2")
     dialog.locator("button", has_text="Deploy").click()
-    ready = page.locator(".jp-Dialog .jp-deploy-ready")
-    ready.wait_for(timeout=120_000)
-    assert "/v1/nodes/predictor:execute" in ready.text_content()
-    page.locator(".jp-Dialog button", has_text="Close").click()
+    dialog.wait_for(state="detached")
+    toast = page.locator(".Toastify__toast", has_text="predictor")
+    toast.first.wait_for(timeout=30_000)
+    key = close_key_dialog(page)
+    page.locator(".Toastify__toast", has_text="Node predictor is Healthy:").first.wait_for(
+        timeout=120_000)
+    assert key not in page.locator(".Toastify").text_content()
+    assert key not in page.locator(".jp-Notebook").text_content()
+    return key
 
 
-def close_key_dialog(page) -> str:
-    """A key is shown once, in a dialog, when its node or alias is made."""
-    key = page.locator(".jp-Dialog input.jp-deploy-key")
-    key.wait_for()
-    value = key.input_value()
-    assert len(value) > 16
-    page.locator(".jp-Dialog button", has_text="Close").click()
-    return value
-
-
-def until_counted(lab, node: str, key: str, value) -> None:
-    """Call the node through the gateway until its request-rate sparkline shows traffic."""
-    gateway = lab.api("GET", "")["gateway_url"]
-    deadline = time.monotonic() + 30
-    def rate() -> float:
-        text = value.text_content().split()[0]  # "2.50 req/s", or "–" before two samples
-        return float(text) if text[0].isdigit() else 0.0
-
-    while rate() <= 0:
-        assert time.monotonic() < deadline, f"no traffic in the sparkline: {value.text_content()}"
-        request = urllib.request.Request(
-            f"{gateway}/v1/nodes/{node}:execute", method="POST",
-            data=json.dumps({"input": {"x1": 1.0, "x2": 2.0}}).encode(),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+def execute(gateway: str, node: str, key: str, body: dict) -> int:
+    request = urllib.request.Request(
+        f"{gateway}/v1/nodes/{node}:execute", method="POST", data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200
-        time.sleep(0.1)  # a steady trickle of traffic, sampled once a second
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
-def screenshots(page, panel) -> None:
-    """The panel in the light and the dark theme, widened, forms folded, for the README."""
-    opened = panel.locator("details[open] > summary")
-    while opened.count():
-        opened.first.click()
-    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
-    box = handle.bounding_box()
-    page.mouse.move(box["x"] + 1, box["y"] + 300)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 180, box["y"] + 300, steps=5)
-    page.mouse.up()
-    panel.evaluate("el => el.scrollTo(0, 0)")
-    DOCS.mkdir(exist_ok=True)
-    panel.screenshot(path=str(DOCS / "panel-light.png"))
-    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme',"
-                  " {theme: 'JupyterLab Dark'})")
-    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
-    page.locator("#jupyterlab-splash").wait_for(state="detached")  # the theme's splash
-    page.wait_for_function(  # the dark stylesheet has painted the panel
-        "() => getComputedStyle(document.querySelector('.jp-deploy-panel')).backgroundColor"
-        " !== 'rgb(255, 255, 255)'")
-    panel.screenshot(path=str(DOCS / "panel-dark.png"))
+def send_traffic(gateway: str, node: str, key: str, seconds: float, rate: float) -> float:
+    """About `rate` requests per second for `seconds`, one a tenth of them refused (422);
+    the rate achieved."""
+    started, sent = time.monotonic(), 0
+    while time.monotonic() - started < seconds:
+        body = {"input": {"x1": "not a number", "x2": 1.0}} if sent % 10 == 9 else {
+            "input": {"x1": 1.0, "x2": 2.0}}
+        assert execute(gateway, node, key, body) in (200, 422)
+        sent += 1
+        time.sleep(max(0.0, started + sent / rate - time.monotonic()))
+    return sent / (time.monotonic() - started)
 
 
-def test_deploy_a_cell_and_drive_it_from_the_panel(page, lab):
-    started = time.monotonic()
+def keyboard_to_tab(page, view, label: str) -> None:
+    """Move along the view's tabs with the arrow keys until `label`, then open it (Enter)."""
+    tabs = view.locator(".lm-TabBar-tab[role=tab]")
+    tabs.first.focus()
+    for _ in range(tabs.count()):
+        focused = page.evaluate("document.activeElement.textContent")
+        if focused.strip() == label:
+            break
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    view.locator(".lm-TabBar-tab.lm-mod-current", has_text=label).wait_for()
+
+
+def open_notebook(page, lab) -> None:
     lab.api("PUT", "jupyterlab-deploy:plugin", {"raw": json.dumps(
         {"gatewayUrl": SHOWN_GATEWAY, "sparklineRefresh": 1})}, base="/lab/api/settings/")
+    lab.api("PUT", "@jupyterlab/apputils-extension:notification", {"raw": json.dumps(
+        {"fetchNews": "false"})}, base="/lab/api/settings/")  # no news prompt in the shots
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.url)
     page.goto(f"{lab.url}/lab/tree/quickstart.ipynb?token={lab.token}")
     page.locator(".jp-CodeCell", has_text=PREDICT).wait_for(timeout=60_000)
     page.wait_for_function("() => window.jupyterapp && document.querySelector("
                            "'.jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator"
                            "[data-status=\"idle\"]')", timeout=60_000)
+    page.wait_for_function(  # the session's own kernel, connected: not one shut down at start
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " const k = w && w.sessionContext && w.sessionContext.session"
+        " && w.sessionContext.session.kernel;"
+        " return k && k.connectionStatus === 'connected' && k.status === 'idle'; }",
+        timeout=60_000)
     run_cells_above_predict(page)
-    page.locator(".jp-CodeCell", has_text=PREDICT).locator(".jp-InputPrompt").click(
-        button="right")
-    page.locator(".lm-Menu .lm-Menu-itemLabel", has_text="Deploy cell").wait_for()
-    page.keyboard.press("Escape")
-    page.keyboard.press("Control+Shift+C")  # the command palette
-    page.locator(".lm-CommandPalette-input").fill("Deploy cell")
-    page.locator(".lm-CommandPalette-item", has_text="Deploy cell").wait_for()
-    page.keyboard.press("Escape")
-    page.locator(".jp-CodeCell", has_text=PREDICT).locator(".jp-InputPrompt").click()
-    deploy_cell(page)
 
-    # the panel: live statuses, no refresh
+
+def shoot(page, target, shots: Path, name: str) -> None:
+    """`target` in the light theme, then in the dark one (and back), toasts hidden."""
+    hidden = page.add_style_tag(content=".Toastify { display: none !important; }")
+    target.screenshot(path=str(shots / f"{name}-light.png"))
+    set_theme(page, "JupyterLab Dark")
+    target.screenshot(path=str(shots / f"{name}-dark.png"))
+    set_theme(page, "JupyterLab Light")
+    hidden.evaluate("el => el.remove()")
+
+
+def set_theme(page, theme: str) -> None:
+    page.evaluate(f"window.jupyterapp.commands.execute('apputils:change-theme', "
+                  f"{{theme: '{theme}'}})")
+    light = "true" if "Light" in theme else "false"
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+    page.locator("#jupyterlab-splash").wait_for(state="detached")
+    page.wait_for_timeout(300)  # the stylesheet paints: nothing to wait on but the frame
+
+
+@pytest.mark.timeout(600)
+def test_deploy_a_cell_and_watch_it_in_the_console(page, lab, shots):
+    started = time.monotonic()
+    open_notebook(page, lab)
+    key = deploy_cell(page)
+    metadata = page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCell"
+                             ".model.getMetadata('jupyter_deploy')")
+    assert metadata["node"] == "predictor" and metadata["checkpoint"] == "predict"
+    assert metadata["endpoint"].endswith("/v1/nodes/predictor:execute")
+
+    # the panel: a line per node, its readiness; the node's view in the main area
     page.locator(".jp-SideBar [data-id='jupyterlab-deploy-panel']").click()
     panel = page.locator(".jp-deploy-panel")
     row = node_row(page, "predictor")
-    row.locator(".jp-deploy-row .jp-deploy-badge", has_text="Healthy").wait_for()
-    assert row.locator(".jp-deploy-instances .jp-deploy-badge").first.text_content() == "Healthy"
-    checkpoint = panel.locator("li[data-checkpoint='predict']")
-    assert "x1: float" in checkpoint.text_content()
-
-    # a test request, pre-filled with the pin-time example
+    row.locator(".jp-deploy-badge", has_text="Healthy").wait_for()
+    assert row.locator(".jp-deploy-readiness").text_content() == "1/1 ready (max 2)"
+    assert "1 node · 0 unhealthy" in panel.locator(".jp-deploy-summary").text_content()
     row.locator("button.jp-deploy-name").click()
-    editor = row.locator("textarea.jp-deploy-input")
-    page.wait_for_function("el => el.value.includes('x1')", arg=editor.element_handle())
-    row.locator("button.jp-deploy-execute").click()
-    response = row.locator(".jp-deploy-response")
-    page.wait_for_function("el => el.textContent.includes('prediction')",
-                           arg=response.element_handle())
-    assert f"{SHOWN_GATEWAY}/v1/nodes/predictor:execute" in row.locator(
-        ".jp-deploy-curl").text_content()
-    # the same call in the Open Inference Protocol, with curl and with tritonclient
-    assert f"{SHOWN_GATEWAY}/v2/models/predictor/infer" in row.locator(
-        ".jp-deploy-oip-curl").text_content()
-    assert "tritonclient.http" in row.locator(".jp-deploy-tritonclient").text_content()
-    assert panel.locator(".jp-deploy-gateway").text_content() == f"Gateway: {SHOWN_GATEWAY}"
-    row.locator("button.jp-deploy-tab-logs").click()
-    page.wait_for_function("el => el.textContent.length > 0",
-                           arg=row.locator(".jp-deploy-logs").element_handle())
+    view = node_view(page, "predictor")
+    endpoint = view.locator("a.jp-deploy-endpoint")
+    endpoint.wait_for()
+    assert endpoint.text_content() == f"{SHOWN_GATEWAY}/v1/nodes/predictor:execute"
+    view.locator("a.jp-deploy-docs-link").wait_for()
+    assert view.locator("a.jp-deploy-docs-link").get_attribute("href").endswith(
+        "/v1/nodes/predictor/docs")
+    view.get_by_role("button", name="Copy endpoint of predictor").click()
+    assert page.evaluate("navigator.clipboard.readText()") == endpoint.text_content()
+    view.get_by_role("button", name="Copy curl").click()
+    assert page.evaluate("navigator.clipboard.readText()").startswith("curl")
 
-    # sparklines, scale, suspend and resume
-    row.locator("button.jp-deploy-tab-metrics").click()
-    row.locator(".jp-deploy-sparkline-value", has_text="req/s").first.wait_for()
-    row.locator("button", has_text="Scale").click()
-    page.locator(".jp-Dialog input[name=max]").fill("3")
-    page.locator(".jp-Dialog button", has_text="Scale").click()
-    row.locator(".jp-deploy-meta", has_text="1..3").wait_for()
-    row.locator("button", has_text="Suspend").click()
-    row.locator(".jp-deploy-muted", has_text="suspended").wait_for()
-    row.locator("button", has_text="Resume").click()
-    row.locator(".jp-deploy-instances .jp-deploy-badge", has_text="Healthy").wait_for(
-        timeout=60_000)
-    assert lab.api("GET", "nodes/predictor")["max"] == 3
+    # known traffic, then the Monitoring tab (reached by keyboard only) draws it
+    gateway = lab.api("GET", "")["gateway_url"]
+    rate = send_traffic(gateway, "predictor", key, seconds=12, rate=8)
+    keyboard_to_tab(page, view, "Monitoring")
+    chart = view.locator(".jp-deploy-chart", has_text="Requests (req/s)")
+    page.wait_for_function(
+        "el => Number(el.dataset.yMax) > 0 && /2xx: [0-9.]+ req\\/s now/.test(el.textContent)",
+        arg=chart.element_handle(), timeout=30_000)
+    y_max = float(chart.get_attribute("data-y-max"))
+    peak = float(re.search(r"2xx: [0-9.]+ req/s now, ([0-9.]+) req/s at most",
+                           chart.text_content())[1])
+    assert 0.3 * rate < peak < 3 * rate and y_max >= peak, (rate, peak, y_max)
+    errors = view.locator(".jp-deploy-chart", has_text="Errors")
+    assert re.search(r"at most", errors.text_content())
+    shoot(page, view, shots, "node-monitoring")
 
-    # a second node from the panel, then an alias split across both
-    create = panel.locator(".jp-deploy-section-nodes details.jp-deploy-create")
-    create.locator("summary").click()
-    create.locator("input[name=node]").fill("predictor-b")
-    create.locator("input[name=checkpoint]").fill("predict")
-    create.locator("button", has_text="Create").click()
-    key = close_key_dialog(page)
-    second = node_row(page, "predictor-b")
-    second.locator(".jp-deploy-row .jp-deploy-badge", has_text="Healthy").wait_for(
+    # an instance killed: replaced, and the table keeps it with its exit code
+    instance = lab.api("GET", "nodes/predictor")["instances"][0]
+    os.kill(instance["pid"], signal.SIGKILL)
+    keyboard_to_tab(page, view, "Instances")
+    gone = view.locator(f"tr.jp-deploy-removed[data-instance='{instance['id']}']")
+    gone.wait_for(timeout=30_000)
+    assert "the instance exited (code -9)" in gone.text_content()
+    assert "replaced" in gone.text_content()
+    view.locator("tr:not(.jp-deploy-removed) .jp-deploy-badge", has_text="Healthy").wait_for(
         timeout=60_000)
-    second.locator("button.jp-deploy-name").click()
-    second.locator("button.jp-deploy-tab-metrics").click()
-    until_counted(lab, "predictor-b", key, second.locator(".jp-deploy-sparkline-value").first)
-    row.locator("button.jp-deploy-name").click()  # fold the first node's tabs
+    assert "1 restarts" in view.locator(".jp-deploy-instances-summary").text_content()
+    shoot(page, view, shots, "node-instances")
+    keyboard_to_tab(page, view, "Events")
+    assert "the instance exited (code -9)" in view.locator(".jp-deploy-event-table").text_content()
+
+    # a crash-looping node: its reason in place, in the panel
+    lab.api("POST", "checkpoints", fragile_checkpoint("broken", lab.root))
+    lab.api("POST", "nodes", {"name": "broken-node", "checkpoint": "broken"})
+    broken = node_row(page, "broken-node")
+    broken.locator(".jp-deploy-reason", has_text="the instance exited (code 3)").wait_for(
+        timeout=60_000)
+    broken.locator(".jp-deploy-reason", has_text=re.compile(r"([2-9]|\d\d) restarts")).wait_for(
+        timeout=60_000)
+    assert broken.get_attribute("data-status") == "Unhealthy"
+
+    # an alias made from the panel, the node picked from a list; a warning for the broken one
     aliases = panel.locator(".jp-deploy-section-aliases")
-    aliases.locator("summary").click()
-    aliases.locator("input[name=alias]").fill("stable")
-    aliases.locator("input[name=alias-node]").fill("predictor")
-    aliases.locator("button", has_text="Add").click()
+    aliases.locator("summary", has_text="Add an alias").click()
+    aliases.get_by_label("Alias name").fill("stable")
+    aliases.locator("select[name=alias-node]").select_option("predictor")
+    aliases.locator("button.jp-deploy-add-alias").click()
     close_key_dialog(page)
     alias = aliases.locator("li[data-alias='stable']")
-    alias.locator(".jp-deploy-bar", has_text="predictor 100%").wait_for()
-    alias.locator("button.jp-deploy-edit").click()
+    alias.locator(".jp-deploy-bar-legend", has_text="predictor 100%").wait_for()
+    assert alias.locator("a.jp-deploy-endpoint").text_content().startswith(SHOWN_GATEWAY)
+    alias.get_by_role("button", name="Edit alias stable").click()
     alias.locator("button", has_text="Add node").click()
     rows = alias.locator(".jp-deploy-weight-row")
-    rows.nth(1).locator("select").select_option("predictor-b")
-    rows.nth(1).locator("input[name=weight]").fill("30")
-    assert "sum to 130" in alias.locator(".jp-deploy-validation").text_content()
+    rows.nth(1).locator("select").select_option("broken-node")
+    rows.nth(1).locator("input[name=weight]").fill("20")
+    assert "sum to 120" in alias.locator(".jp-deploy-validation").text_content()
     assert alias.locator("button.jp-deploy-save").is_disabled()
-    rows.nth(0).locator("input[name=weight]").fill("70")
+    alias.locator("button.jp-deploy-balance").click()
+    rows.nth(0).locator("input[name=weight]").fill("80")
+    rows.nth(1).locator("input[name=weight]").fill("20")
     alias.locator("button.jp-deploy-save").click()
-    alias.locator(".jp-deploy-bar", has_text="predictor-b 30%").wait_for()
-    assert lab.api("GET", "aliases/stable")["nodes"] == {"predictor": 70, "predictor-b": 30}
+    alias.locator(".jp-deploy-warning",
+                  has_text="broken-node gets 20% of the traffic but is Unhealthy").wait_for()
 
-    screenshots(page, panel)
+    # the Scale dialog refuses min > max before anything is sent
+    row.get_by_role("button", name="Actions of predictor").click()
+    page.locator(".lm-Menu-item", has_text="Scale").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input[name=min]").fill("5")
+    dialog.locator("input[name=max]").fill("2")
+    assert "the minimum (5) is more than the maximum (2)" in dialog.locator(
+        ".jp-deploy-validation").text_content()
+    assert dialog.locator("button.jp-mod-accept").is_disabled()
+    dialog.locator("button", has_text="Cancel").click()
 
-    # an error from the API is shown in the panel: the alias still routes to predictor-b
-    node_row(page, "predictor-b").locator("button.jp-deploy-delete").click()
+    panel_width(page, 250)
+    shoot(page, panel, shots, "panel")
+
+    # an error beside the control that caused it, dismissible: the alias still routes there
+    broken.get_by_role("button", name="Actions of broken-node").click()
+    page.locator(".lm-Menu-item", has_text="Delete").click()
     page.locator(".jp-Dialog button.jp-mod-warn").click()
-    refused = panel.locator(".jp-deploy-section-nodes .jp-deploy-error")
-    refused.filter(has_text="alias 'stable' routes to node 'predictor-b'").wait_for()
-    # remove the alias, then delete the node, each confirmed
-    alias.locator("button", has_text="Delete").click()
+    refused = broken.locator(".jp-deploy-error-shown",
+                             has_text="alias 'stable' routes to node 'broken-node'")
+    refused.wait_for()
+    refused.get_by_role("button", name="Dismiss").click()
+    refused.wait_for(state="detached")
+
+    # a cell that raises: the failure says so, with the cell's traceback one click away
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="quickstart.ipynb").click()
+    page.evaluate("window.jupyterapp.commands.execute('notebook:insert-cell-below')")
+    page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCell.model.sharedModel"
+                  ".setSource('boom = 1 / 0')")
+    page.locator(".jp-NotebookPanel-toolbar [data-command='deploy:deploy-cell']").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input[name=node]").fill("boom-node")
+    dialog.locator("button", has_text="Deploy").click()
+    failed = page.locator(".Toastify__toast", has_text="failed: ZeroDivisionError")
+    failed.wait_for(timeout=60_000)
+    failed.locator("button", has_text="Show traceback").click()
+    traceback = page.locator(".jp-Dialog pre.jp-deploy-traceback")
+    assert "ZeroDivisionError" in traceback.text_content()
+    assert "1 / 0" in traceback.text_content()
+    page.locator(".jp-Dialog button", has_text="Close").click()
+
+    # clean up, each deletion confirmed
+    alias.get_by_role("button", name="Delete alias stable").click()
     page.locator(".jp-Dialog button.jp-mod-warn").click()
     alias.wait_for(state="detached")
-    for name in ("predictor", "predictor-b"):
-        if node_row(page, name).count():
-            node_row(page, name).locator("button.jp-deploy-delete").click()
-            page.locator(".jp-Dialog button.jp-mod-warn").click()
-            node_row(page, name).wait_for(state="detached", timeout=60_000)
+    for name in ("predictor", "broken-node"):
+        node_row(page, name).get_by_role("button", name=f"Actions of {name}").click()
+        page.locator(".lm-Menu-item", has_text="Delete").click()
+        page.locator(".jp-Dialog button.jp-mod-warn").click()
+        node_row(page, name).wait_for(state="detached", timeout=60_000)
     assert lab.api("GET", "nodes")["nodes"] == []
-    TIMINGS["panel test"] = time.monotonic() - started
+    TIMINGS["console test"] = time.monotonic() - started
+
+
+def panel_width(page, width: int) -> None:
+    """Drag the left area's handle until the panel is `width` px wide."""
+    panel = page.locator(".jp-deploy-panel")
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    box = handle.bounding_box()
+    now = panel.bounding_box()["width"]
+    page.mouse.move(box["x"] + 1, box["y"] + 300)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 1 + (width - now), box["y"] + 300, steps=5)
+    page.mouse.up()
+
+
+@pytest.mark.timeout(600)
+def test_a_docker_node_from_the_form_shows_its_build(page, lab, shots):
+    """New node from the panel's toolbar, on the docker runtime: its image build streams into
+    the node's Events; it comes up Healthy."""
+    engine = _engine()
+    if isinstance(engine, str):
+        pytest.skip(f"no Docker engine: {engine}")
+    # a checkpoint of its own (a state no run had before), so its image is built, not reused
+    pinned = lab.api("POST", "checkpoints", checkpoint_body(
+        "adder", **{**ADDER, "state": {"scale": time.time()}}))
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    panel = page.locator(".jp-deploy-panel")
+    tab = page.locator(".jp-SideBar [data-id='jupyterlab-deploy-panel']")
+    tab.wait_for(timeout=60_000)
+    page.locator("#jupyterlab-splash").wait_for(state="detached")
+    if not panel.is_visible():  # the workspace may have it open already: a click would close it
+        tab.click()
+    panel.locator("li[data-checkpoint='adder']").wait_for()
+    panel.locator(".jp-deploy-toolbar [title='New node from a checkpoint']").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.get_by_label("Node name").fill("adder-docker")
+    dialog.get_by_label("Checkpoint").select_option("adder")
+    dialog.get_by_label("Runtime").select_option("docker")
+    dialog.get_by_label("Minimum instances").fill("3")
+    dialog.get_by_label("Maximum instances").fill("1")
+    dialog.locator("button.jp-mod-accept").click()
+    assert "the minimum (3) is more than the maximum (1)" in dialog.locator(
+        ".jp-deploy-validation").text_content()  # the form again, with what is wrong
+    dialog.get_by_label("Minimum instances").fill("1")
+    dialog.locator("button.jp-mod-accept").click()
+    close_key_dialog(page)
+    view = node_view(page, "adder-docker")
+    view.locator(".lm-TabBar-tab.lm-mod-current", has_text="Events").wait_for()
+    events = view.locator(".jp-deploy-event-table")
+    events.locator("td", has_text=re.compile(r"Step \d+/\d+|FROM |Successfully built")).first.wait_for(
+        timeout=120_000)
+    node_row(page, "adder-docker").locator(".jp-deploy-badge", has_text="Healthy").wait_for(
+        timeout=180_000)
+    shoot(page, view, shots, "node-events")
+    node_row(page, "adder-docker").get_by_role("button", name="Actions of adder-docker").click()
+    page.locator(".lm-Menu-item", has_text="Delete").click()
+    page.locator(".jp-Dialog button.jp-mod-warn").click()
+    node_row(page, "adder-docker").wait_for(state="detached", timeout=60_000)
+    for image in engine.images.list(filters={"label": f"jupyter-deploy.checkpoint={pinned['id']}"}):
+        engine.images.remove(image.id, force=True)  # the image this test built

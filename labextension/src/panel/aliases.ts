@@ -1,41 +1,82 @@
-import { json, requestAPI } from '../api';
-import { badgeClass } from '../statuses';
-import { toRouting, validateWeights, WeightRow } from '../weights';
-import { button, ErrorLine, h } from './dom';
-import { DeployModel, AliasInfo } from './model';
-import { confirm, showKey } from './nodes';
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { deleteIcon, editIcon } from '@jupyterlab/ui-components';
 
-/** The aliases: routing as weight bars; an editor for weights and nodes, checked before saving. */
+import { json, requestAPI } from '../api';
+import { __ } from '../i18n';
+import { aliasWarnings } from '../state';
+import { badgeClass } from '../statuses';
+import { balance, promote, toRouting, validateWeights, WeightRow } from '../weights';
+import { button, copyButton, ErrorLine, guarded, h, iconButton } from './dom';
+import { AliasInfo, DeployModel } from './model';
+import { confirm, WidgetOf } from './nodes';
+
+/** A key is shown once, when its node or alias is made: with Copy, never in a cell output. */
+export function showKey(what: string, key: string | null | undefined): void {
+  if (key) {
+    const input = h('input', { className: 'jp-mod-styled jp-deploy-key', readonly: true, value: key, 'aria-label': __('Key') });
+    void showDialog({
+      title: __('The key of %1', what),
+      body: new WidgetOf(h('div', { className: 'jp-deploy-form' },
+        h('span', {}, __('Callers send it as Authorization: Bearer KEY. It is not shown again.')),
+        h('div', { className: 'jp-deploy-row' }, input, copyButton(() => key, __('key'))))),
+      buttons: [Dialog.okButton({ label: __('Close') })]
+    });
+  }
+}
+
+/** The aliases: endpoint, routing with full labels and warnings, an editor, and a new alias. */
 export class AliasesView {
   readonly node = h('div', { className: 'jp-deploy-aliases' });
   private error = new ErrorLine();
   private list = h('ul', { className: 'jp-deploy-list' });
   private editing = new Map<string, HTMLElement>();
+  private errors = new Map<string, ErrorLine>();
 
-  constructor(private model: DeployModel) {
-    this.node.append(this.error.node, this.list, this.newAlias());
+  constructor(
+    private model: DeployModel,
+    private shown: (url: string) => string
+  ) {
+    this.node.append(this.list, this.newAlias());
   }
 
   render(): void {
     this.list.replaceChildren(...this.model.aliases.map(a => this.row(a)));
     if (this.model.aliases.length === 0) {
-      this.list.append(h('li', { className: 'jp-deploy-empty' }, 'No alias yet.'));
+      this.list.append(h('li', { className: 'jp-deploy-empty' }, __('No alias yet.')));
     }
+    this.node.querySelectorAll<HTMLSelectElement>('select[name=alias-node]').forEach(s => this.fillNodes(s));
+  }
+
+  private errorOf(name: string): ErrorLine {
+    const error = this.errors.get(name) ?? new ErrorLine();
+    this.errors.set(name, error);
+    return error;
   }
 
   private row(alias: AliasInfo): HTMLElement {
-    const bars = h('div', { className: 'jp-deploy-bars' },
+    const endpoint = this.shown(alias.endpoint);
+    const bars = h('div', { className: 'jp-deploy-bars', 'aria-hidden': 'true' },
       ...alias.routing.map(r => h('div', {
         className: `jp-deploy-bar ${badgeClass(r.status)}`, style: `flex-grow: ${r.weight}`,
         title: `${r.node}: ${r.weight}%${r.status ? ' (' + r.status + ')' : ''}`
-      }, r.weight > 0 ? `${r.node} ${r.weight}%` : '')));
-    const editor = this.editing.get(alias.name);
+      })));
+    const legend = h('ul', { className: 'jp-deploy-bar-legend' },
+      ...alias.routing.map(r => h('li', { 'data-node': r.node },
+        h('span', { className: `jp-deploy-dot ${badgeClass(r.status)}` }),
+        `${r.node} ${r.weight}%`, h('span', { className: 'jp-deploy-muted' }, ` · ${r.status ? __(r.status) : __('missing')}`))));
+    const warnings = aliasWarnings(alias.routing, __);
     return h('li', { className: 'jp-deploy-alias', 'data-alias': alias.name },
       h('div', { className: 'jp-deploy-row' }, h('span', { className: 'jp-deploy-name' }, alias.name),
-        alias.public && h('span', { className: 'jp-deploy-muted' }, 'public'),
-        button('Edit', () => this.edit(alias), 'jp-deploy-edit'),
-        button('Delete', () => void this.remove(alias.name), 'jp-mod-warn')),
-      bars, editor);
+        alias.public && h('span', { className: 'jp-deploy-muted' }, __('public')),
+        h('span', { className: 'jp-deploy-spacer' }),
+        iconButton(editIcon, __('Edit alias %1', alias.name), () => this.edit(alias), 'jp-deploy-edit'),
+        iconButton(deleteIcon, __('Delete alias %1', alias.name), () => void this.remove(alias.name), 'jp-deploy-delete')),
+      h('div', { className: 'jp-deploy-row jp-deploy-meta' },
+        h('a', { href: endpoint, target: '_blank', rel: 'noopener', className: 'jp-deploy-endpoint' }, endpoint),
+        copyButton(() => endpoint, __('endpoint of %1', alias.name))),
+      bars, legend,
+      ...warnings.map(w => h('div', { className: 'jp-deploy-warning', role: 'note' }, `⚠ ${w}`)),
+      this.errorOf(alias.name).node, this.editing.get(alias.name));
   }
 
   private edit(alias: AliasInfo): void {
@@ -47,12 +88,12 @@ export class AliasesView {
     this.render();
   }
 
-  /** Rows of node + weight, add/remove, the validation message, Save. */
+  /** Rows of node (a list), weight, status and share; balance, promote, the check, Save. */
   private editor(name: string, initial: WeightRow[]): HTMLElement {
-    const rows = initial.map(r => ({ ...r }));
+    let rows = initial.map(r => ({ ...r }));
     const table = h('div', { className: 'jp-deploy-weights' });
-    const problems = h('div', { className: 'jp-deploy-error jp-deploy-validation' });
-    const save = button('Save', () => void this.save(name, rows), 'jp-mod-accept jp-deploy-save');
+    const problems = h('div', { className: 'jp-deploy-error jp-deploy-validation', role: 'status' });
+    const save = button(__('Save'), () => void this.save(name, rows), 'jp-mod-accept jp-deploy-save');
     const check = () => {
       const errors = validateWeights(rows);
       problems.textContent = errors.join('; ');
@@ -60,62 +101,67 @@ export class AliasesView {
     };
     const draw = () => {
       table.replaceChildren(...rows.map((row, i) => {
-        const node = h('select', { className: 'jp-mod-styled', name: 'node', onchange: (e: Event) => {
-          row.node = (e.target as HTMLSelectElement).value; check();
-        } }, h('option', { value: '' }, '—'),
+        const node = h('select', { className: 'jp-mod-styled', name: 'node', 'aria-label': __('Node of row %1', i + 1),
+          onchange: (e: Event) => { row.node = (e.target as HTMLSelectElement).value; draw(); } },
+        h('option', { value: '' }, '—'),
         ...this.model.nodes.map(n => h('option', { value: n.name, selected: n.name === row.node }, n.name)));
         const weight = h('input', { type: 'number', min: 0, max: 100, className: 'jp-mod-styled', name: 'weight',
+          'aria-label': __('Weight of %1', row.node || __('row %1', i + 1)),
           value: row.weight, oninput: (e: Event) => { row.weight = (e.target as HTMLInputElement).value; check(); } });
+        const status = this.model.nodes.find(n => n.name === row.node)?.status ?? '';
         return h('div', { className: 'jp-deploy-weight-row' }, node, weight,
-          button('Remove', () => { rows.splice(i, 1); draw(); }));
+          h('span', { className: 'jp-deploy-muted' }, status ? __(status) : ''),
+          button(__('100 %'), () => { rows = promote(rows, row.node); draw(); }, 'jp-deploy-promote'),
+          button(__('Remove'), () => { rows.splice(i, 1); draw(); }));
       }));
       check();
     };
     draw();
     return h('div', { className: 'jp-deploy-editor' }, table,
-      button('Add node', () => { rows.push({ node: '', weight: 0 }); draw(); }), save, problems);
+      h('div', { className: 'jp-deploy-row' },
+        button(__('Add node'), () => { rows.push({ node: '', weight: 0 }); draw(); }),
+        button(__('Balance to 100'), () => { rows = balance(rows); draw(); }, 'jp-deploy-balance'), save),
+      problems);
   }
 
   private async save(name: string, rows: WeightRow[]): Promise<void> {
-    this.error.clear();
-    try {
-      await requestAPI(`aliases/${name}`, json('PUT', { nodes: toRouting(rows) }));
+    if (await guarded(this.errorOf(name), () => requestAPI(`aliases/${name}`, json('PUT', { nodes: toRouting(rows) })))) {
       this.editing.delete(name);
       await this.model.refresh();
-    } catch (e) {
-      this.error.show(e);
     }
   }
 
   private async remove(name: string): Promise<void> {
-    if (!(await confirm('Delete alias', `Delete alias ${name}? Its endpoint stops answering.`, 'Delete'))) {
-      return;
-    }
-    this.error.clear();
-    try {
-      await requestAPI(`aliases/${name}`, { method: 'DELETE' });
-      await this.model.refresh();
-    } catch (e) {
-      this.error.show(e);
+    if (await confirm(__('Delete alias'), __('Delete alias %1? Its endpoint stops answering.', name), __('Delete'))) {
+      if (await guarded(this.errorOf(name), () => requestAPI(`aliases/${name}`, { method: 'DELETE' }))) {
+        await this.model.refresh();
+      }
     }
   }
 
-  /** A new alias sending all its traffic to one node. */
+  private fillNodes(select: HTMLSelectElement): void {
+    const chosen = select.value;
+    select.replaceChildren(h('option', { value: '' }, __('choose a node')),
+      ...this.model.nodes.map(n => h('option', { value: n.name, selected: n.name === chosen }, `${n.name} (${__(n.status)})`)));
+  }
+
+  /** A new alias sending all its traffic to one node, picked from the list. */
   private newAlias(): HTMLElement {
-    const name = h('input', { className: 'jp-mod-styled', placeholder: 'alias name', name: 'alias' });
-    const node = h('input', { className: 'jp-mod-styled', placeholder: 'node', name: 'alias-node' });
-    const create = async () => {
-      this.error.clear();
-      try {
-        const made = await requestAPI<{ key: string | null }>(
-          `aliases/${name.value.trim()}`, json('PUT', { nodes: { [node.value.trim()]: 100 } }));
-        showKey(`alias ${name.value.trim()}`, made.key);
-        await this.model.refresh();
-      } catch (e) {
-        this.error.show(e);
+    const name = h('input', { className: 'jp-mod-styled', name: 'alias', id: 'jp-deploy-new-alias' });
+    const node = h('select', { className: 'jp-mod-styled', name: 'alias-node', id: 'jp-deploy-new-alias-node' });
+    const create = () => guarded(this.error, async () => {
+      if (!node.value) {
+        throw new Error(__('choose the node the alias sends its traffic to'));
       }
-    };
-    return h('details', { className: 'jp-deploy-create' }, h('summary', {}, 'Add an alias'),
-      h('div', { className: 'jp-deploy-form' }, name, node, button('Add', () => void create(), 'jp-mod-accept')));
+      const made = await requestAPI<{ key: string | null }>(
+        `aliases/${name.value.trim()}`, json('PUT', { nodes: { [node.value]: 100 } }));
+      showKey(__('alias %1', name.value.trim()), made.key);
+      await this.model.refresh();
+    });
+    return h('details', { className: 'jp-deploy-create' }, h('summary', {}, __('Add an alias')),
+      h('div', { className: 'jp-deploy-form' },
+        h('label', { for: name.id }, __('Alias name')), name,
+        h('label', { for: node.id }, __('Node')), node,
+        button(__('Add'), () => void create(), 'jp-mod-accept jp-deploy-add-alias'), this.error.node));
   }
 }

@@ -1,3 +1,7 @@
+import { Clipboard } from '@jupyterlab/apputils';
+import { closeIcon, copyIcon, LabIcon } from '@jupyterlab/ui-components';
+
+import { __ } from '../i18n';
 import { badgeClass } from '../statuses';
 
 type Child = Node | string | null | undefined | false;
@@ -31,9 +35,33 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return element;
 }
 
-/** A status word as a coloured badge. */
+/** A status word as a coloured badge: the word itself says it, not the colour alone. */
 export function badge(status: string, title = ''): HTMLElement {
-  return h('span', { className: badgeClass(status), title: title || undefined }, status);
+  return h('span', { className: badgeClass(status), title: title || undefined }, __(status));
+}
+
+/** A minimal JupyterLab icon button, named for what it does to what ("Delete predictor"). */
+export function iconButton(icon: LabIcon, label: string, onclick: () => void, extra = ''): HTMLButtonElement {
+  const button = h('button', {
+    className: `jp-ToolbarButtonComponent jp-mod-minimal jp-Button jp-deploy-icon-button ${extra}`,
+    title: label, 'aria-label': label, type: 'button', onclick
+  });
+  button.append(icon.element({ tag: 'span', className: 'jp-ToolbarButtonComponent-icon' }));
+  return button;
+}
+
+/** A Copy button that puts `text()` on the clipboard and says so. */
+export function copyButton(text: () => string, what: string): HTMLButtonElement {
+  const button = iconButton(copyIcon, __('Copy %1', what), () => {
+    Clipboard.copyToSystem(text());
+    button.classList.add('jp-deploy-copied');
+    button.title = __('Copied');
+    window.setTimeout(() => {
+      button.classList.remove('jp-deploy-copied');
+      button.title = __('Copy %1', what);
+    }, 1500);
+  }, 'jp-deploy-copy');
+  return button;
 }
 
 /** A JupyterLab-styled button. */
@@ -41,15 +69,33 @@ export function button(label: string, onclick: () => void, extra = ''): HTMLButt
   return h('button', { className: `jp-mod-styled jp-deploy-button ${extra}`, onclick }, label);
 }
 
-/** Where a section shows what the API answered wrong. */
+/** Where a control shows what the API answered wrong: beside it, dismissible, cleared on success. */
 export class ErrorLine {
   readonly node = h('div', { className: 'jp-deploy-error', role: 'alert' });
 
   show(error: unknown): void {
-    this.node.textContent = error ? String((error as Error).message ?? error) : '';
+    const text = error ? String((error as Error).message ?? error) : '';
+    this.node.replaceChildren();
+    this.node.classList.toggle('jp-deploy-error-shown', Boolean(text));
+    if (text) {
+      this.node.append(h('span', { className: 'jp-deploy-error-text' }, text),
+        iconButton(closeIcon, __('Dismiss'), () => this.clear(), 'jp-deploy-dismiss'));
+    }
   }
 
   clear(): void {
-    this.node.textContent = '';
+    this.show(null);
+  }
+}
+
+/** Run an action whose failure shows in `error`; a success clears it. */
+export async function guarded(error: ErrorLine, action: () => Promise<unknown>): Promise<boolean> {
+  error.clear();
+  try {
+    await action();
+    return true;
+  } catch (e) {
+    error.show(e);
+    return false;
   }
 }

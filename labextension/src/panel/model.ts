@@ -8,6 +8,12 @@ export interface InstanceInfo {
   status: string;
   message: string;
   runtime: string;
+  pid?: number | null;
+  host?: string;
+  port?: number | null;
+  created?: number;
+  checkpoint_id?: string;
+  container_id?: string;
 }
 
 export interface NodeInfo {
@@ -21,6 +27,10 @@ export interface NodeInfo {
   suspended: boolean;
   endpoint: string;
   instances: InstanceInfo[];
+  checkpoint_id?: string;
+  config?: string;
+  env?: Record<string, string>;
+  port?: number;
 }
 
 export interface CheckpointInfo {
@@ -29,6 +39,8 @@ export interface CheckpointInfo {
   id: string;
   inputs?: { name: string; type?: string }[];
   outputs?: { name: string; type?: string }[];
+  created?: number;
+  source?: string;
 }
 
 export interface AliasInfo {
@@ -39,6 +51,8 @@ export interface AliasInfo {
   routing: { node: string; weight: number; status: string | null }[];
 }
 
+const EVENTS_KEPT = 2000;
+
 /** What the panel shows, kept current by the control API's event stream (a long poll). */
 export class DeployModel {
   nodes: NodeInfo[] = [];
@@ -46,6 +60,10 @@ export class DeployModel {
   aliases: AliasInfo[] = [];
   gatewayUrl = '';
   error: unknown = null;
+  /** Each node's events, oldest first (the last EVENTS_KEPT). */
+  readonly events = new Map<string, DeployEvent[]>();
+  /** Called with each new event after the first load (toasts, announcements). */
+  onEvent: (event: DeployEvent) => void = () => undefined;
   readonly changed = new Signal<this, void>(this);
   private seq = 0;
   private stopped = false;
@@ -85,7 +103,23 @@ export class DeployModel {
     this.changed.emit();
   }
 
-  /** The sequence number of the last event so far (the stream answers 1000 at most). */
+  /** The events of a node so far. */
+  eventsOf(node: string): DeployEvent[] {
+    return this.events.get(node) ?? [];
+  }
+
+  private keep(events: DeployEvent[]): void {
+    for (const event of events) {
+      if (event.node) {
+        const list = this.events.get(event.node) ?? [];
+        list.push(event);
+        list.splice(0, Math.max(list.length - EVENTS_KEPT, 0));
+        this.events.set(event.node, list);
+      }
+    }
+  }
+
+  /** Read every event so far, kept per node; the sequence number of the last (pages of 1000). */
   private async latestSeq(): Promise<number> {
     let seq = 0;
     for (;;) {
@@ -93,6 +127,7 @@ export class DeployModel {
       if (!events.length) {
         return seq;
       }
+      this.keep(events);
       seq = events[events.length - 1].seq;
     }
   }
@@ -106,7 +141,9 @@ export class DeployModel {
         );
         if (events.length) {
           this.seq = events[events.length - 1].seq;
+          this.keep(events);
           await this.refresh();
+          events.forEach(event => this.onEvent(event));
         }
       } catch (error) {
         this.error = error;

@@ -1,146 +1,175 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
-import { Widget } from '@lumino/widgets';
+import { ellipsesIcon } from '@jupyterlab/ui-components';
+import { CommandRegistry } from '@lumino/commands';
+import { Menu, Widget } from '@lumino/widgets';
 
 import { json, requestAPI } from '../api';
-import { NodeDetail } from './detail';
-import { badge, button, ErrorLine, h } from './dom';
+import { __ } from '../i18n';
+import { nodeReason, readiness, validateRange } from '../state';
+import { badge, ErrorLine, guarded, h, iconButton } from './dom';
 import { DeployModel, NodeInfo } from './model';
+import { rates, Sparkline } from './sparkline';
 
 /** Ask before something that cannot be undone. */
 export async function confirm(title: string, body: string, label: string): Promise<boolean> {
   const result = await showDialog({
     title, body,
-    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label })]
+    buttons: [Dialog.cancelButton({ label: __('Cancel') }), Dialog.warnButton({ label })]
   });
   return result.button.accept;
 }
 
-/** A key is shown once, when its node or alias is made: say so where it can be copied. */
-export function showKey(what: string, key: string | null | undefined): void {
-  if (key) {
-    void showDialog({
-      title: `The key of ${what}`,
-      body: new WidgetOf(h('div', { className: 'jp-deploy-form' },
-        h('span', {}, 'Callers send it as Authorization: Bearer KEY. It is not shown again.'),
-        h('input', { className: 'jp-mod-styled jp-deploy-key', readonly: true, value: key }))),
-      buttons: [Dialog.okButton({ label: 'Close' })]
-    });
+/** A DOM node as the body of a JupyterLab dialog. */
+export class WidgetOf<T = void> extends Widget {
+  constructor(node: HTMLElement, private value: () => T = () => undefined as T) {
+    super({ node });
+  }
+
+  getValue(): T {
+    return this.value();
   }
 }
 
-/** The nodes: status and instance badges, actions, and each node's detail when opened. */
+/** The nodes, one line each: status, name, version, readiness, traffic, reason, a ⋯ menu. */
 export class NodesView {
-  readonly node = h('div', { className: 'jp-deploy-nodes' });
-  private error = new ErrorLine();
-  private list = h('ul', { className: 'jp-deploy-list' });
-  private details = new Map<string, NodeDetail>();
+  readonly node = h('ul', { className: 'jp-deploy-list jp-deploy-nodes' });
+  private errors = new Map<string, ErrorLine>();
+  private sparklines = new Map<string, Sparkline>();
+  private commands = new CommandRegistry();
+  private menu = new Menu({ commands: this.commands });
 
   constructor(
     private model: DeployModel,
-    private settings: {
-      refresh: () => number;
-      runtime: () => string;
-      gateway: () => { actual: string; shown: string };
-    }
+    private open: (node: string, tab?: string) => void
   ) {
-    this.node.append(this.error.node, this.list, this.createForm());
+    this.menu.addClass('jp-deploy-node-menu');
+    const node = (args: any) => this.model.nodes.find(n => n.name === args.node);
+    this.commands.addCommand('scale', {
+      label: __('Scale…'), execute: args => void this.scale(node(args)!)
+    });
+    this.commands.addCommand('suspend', {
+      label: args => (node(args)?.suspended ? __('Resume') : __('Suspend')),
+      execute: args => void this.act(String(args.node), node(args)?.suspended ? 'resume' : 'suspend')
+    });
+    this.commands.addCommand('update', {
+      label: __('Settings…'), execute: args => this.open(String(args.node), __('Overview'))
+    });
+    this.commands.addCommand('delete', {
+      label: __('Delete'), className: 'jp-deploy-menu-delete', execute: args => void this.remove(String(args.node))
+    });
   }
 
   render(): void {
     const names = new Set(this.model.nodes.map(n => n.name));
-    for (const [name, detail] of this.details) {
-      if (!names.has(name)) {
-        detail.dispose();
-        this.details.delete(name);
-      }
+    for (const name of [...this.sparklines.keys()].filter(n => !names.has(n))) {
+      this.sparklines.delete(name);
+      this.errors.delete(name);
     }
-    this.list.replaceChildren(...this.model.nodes.map(n => this.row(n)));
+    this.node.replaceChildren(...this.model.nodes.map(n => this.row(n)));
     if (this.model.nodes.length === 0) {
-      this.list.append(h('li', { className: 'jp-deploy-empty' }, 'No node yet: deploy a cell.'));
+      this.node.append(h('li', { className: 'jp-deploy-empty' }, __('No node yet: deploy a cell.')));
     }
+  }
+
+  /** The rate each node served lately, from the service's history. */
+  async sample(): Promise<void> {
+    await Promise.all(this.model.nodes.map(async node => {
+      try {
+        const history = await requestAPI<{ samples: { time: number; requests: number; duration_sum: number }[] }>(
+          `nodes/${node.name}/history?range=300`);
+        this.sparkline(node.name).update(rates(history.samples).rate);
+      } catch {
+        // the row's status says more than a missing sparkline
+      }
+    }));
+  }
+
+  private sparkline(name: string): Sparkline {
+    let line = this.sparklines.get(name);
+    if (!line) {
+      line = new Sparkline(__('requests'), __('req/s'));
+      this.sparklines.set(name, line);
+    }
+    return line;
+  }
+
+  private errorOf(name: string): ErrorLine {
+    let error = this.errors.get(name);
+    if (!error) {
+      error = new ErrorLine();
+      this.errors.set(name, error);
+    }
+    return error;
   }
 
   private row(node: NodeInfo): HTMLElement {
-    const detail = this.details.get(node.name);
-    const toggle = () => {
-      if (detail) {
-        detail.dispose();
-        this.details.delete(node.name);
-      } else {
-        this.details.set(node.name, new NodeDetail(node.name, this.settings.refresh, this.settings.gateway));
+    const version = this.model.checkpoints.find(c => c.id === node.checkpoint_id);
+    const what = node.image || (version ? `${version.name}@${version.version}` : node.checkpoint);
+    const reason = nodeReason(node, this.model.eventsOf(node.name), __);
+    const more = iconButton(ellipsesIcon, __('Actions of %1', node.name), () => {
+      this.menu.clearItems();
+      for (const command of ['scale', 'suspend', 'update', 'delete']) {
+        this.menu.addItem({ command, args: { node: node.name } });
       }
-      this.render();
-    };
-    return h('li', { className: 'jp-deploy-node', 'data-node': node.name },
-      h('div', { className: 'jp-deploy-row' },
-        h('button', { className: 'jp-deploy-name jp-deploy-link', onclick: toggle, title: 'Show logs, metrics and the test request' }, node.name),
-        badge(node.status, 'node status'),
-        node.suspended && h('span', { className: 'jp-deploy-muted' }, 'suspended')),
-      h('div', { className: 'jp-deploy-meta' },
-        `${node.checkpoint || node.image} · ${node.runtime} · ${node.min}..${node.max}`),
-      h('div', { className: 'jp-deploy-instances' },
-        h('span', { className: 'jp-deploy-label' }, 'instances'),
-        ...node.instances.map(i => badge(i.status, `${i.id}${i.message ? ': ' + i.message : ''}`))),
-      h('div', { className: 'jp-deploy-actions' },
-        button('Scale', () => void this.scale(node)),
-        node.suspended
-          ? button('Resume', () => void this.act(node.name, 'resume'))
-          : button('Suspend', () => void this.act(node.name, 'suspend')),
-        button('Delete', () => void this.remove(node.name), 'jp-mod-warn jp-deploy-delete')),
-      detail?.node);
+      const box = more.getBoundingClientRect();
+      this.menu.open(box.left, box.bottom);
+    }, 'jp-deploy-more');
+    return h('li', { className: 'jp-deploy-node', 'data-node': node.name, 'data-status': node.status },
+      h('div', { className: 'jp-deploy-row' }, badge(node.status, __('node status')),
+        h('button', {
+          className: 'jp-deploy-name jp-deploy-link', type: 'button', onclick: () => this.open(node.name),
+          title: __('Open node %1', node.name)
+        }, node.name),
+        node.suspended && h('span', { className: 'jp-deploy-muted' }, __('suspended')),
+        h('span', { className: 'jp-deploy-spacer' }), more),
+      h('div', { className: 'jp-deploy-row jp-deploy-meta' },
+        h('span', { className: 'jp-deploy-version' }, what), '·',
+        h('span', { className: 'jp-deploy-readiness' }, readiness(node, __))),
+      this.sparkline(node.name).node,
+      reason && h('div', { className: `jp-deploy-reason ${node.status === 'Healthy' ? '' : 'jp-deploy-reason-bad'}` }, reason),
+      this.errorOf(node.name).node);
   }
 
-  private async run(action: () => Promise<unknown>): Promise<void> {
-    this.error.clear();
-    try {
-      await action();
+  private async run(name: string, action: () => Promise<unknown>): Promise<void> {
+    if (await guarded(this.errorOf(name), action)) {
       await this.model.refresh();
-    } catch (e) {
-      this.error.show(e);
     }
   }
 
   private act(name: string, action: 'suspend' | 'resume'): Promise<void> {
-    return this.run(() => requestAPI(`nodes/${name}:${action}`, { method: 'POST' }));
+    return this.run(name, () => requestAPI(`nodes/${name}:${action}`, { method: 'POST' }));
   }
 
   private async remove(name: string): Promise<void> {
-    if (await confirm('Delete node', `Delete node ${name}? Its instances drain, then stop.`, 'Delete')) {
-      await this.run(() => requestAPI(`nodes/${name}`, { method: 'DELETE' }));
+    if (await confirm(__('Delete node'), __('Delete node %1? Its instances drain, then stop.', name), __('Delete'))) {
+      await this.run(name, () => requestAPI(`nodes/${name}`, { method: 'DELETE' }));
     }
   }
 
+  /** The Scale dialog: refuses min > max before anything is sent. */
   private async scale(node: NodeInfo): Promise<void> {
-    const min = h('input', { type: 'number', min: 0, value: node.min, className: 'jp-mod-styled', name: 'min' });
-    const max = h('input', { type: 'number', min: 1, value: node.max, className: 'jp-mod-styled', name: 'max' });
-    const body = h('div', { className: 'jp-deploy-form' }, h('label', {}, 'Minimum', min), h('label', {}, 'Maximum', max));
-    const result = await showDialog({
-      title: `Scale ${node.name}`, body: new WidgetOf(body),
-      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Scale' })]
+    const min = h('input', { type: 'number', min: 0, value: node.min, className: 'jp-mod-styled', name: 'min', id: 'jp-deploy-scale-min' });
+    const max = h('input', { type: 'number', min: 1, value: node.max, className: 'jp-mod-styled', name: 'max', id: 'jp-deploy-scale-max' });
+    const problems = h('div', { className: 'jp-deploy-error jp-deploy-validation', role: 'status' });
+    const body = h('div', { className: 'jp-deploy-form' },
+      h('label', { for: min.id }, __('Minimum')), min, h('label', { for: max.id }, __('Maximum')), max, problems);
+    const dialog = new Dialog({
+      title: __('Scale %1', node.name), body: new WidgetOf(body),
+      buttons: [Dialog.cancelButton({ label: __('Cancel') }), Dialog.okButton({ label: __('Scale') })]
     });
-    if (result.button.accept) {
-      await this.run(() => requestAPI(`nodes/${node.name}`, json('PATCH', { min: Number(min.value), max: Number(max.value) })));
+    const check = () => {
+      const errors = validateRange(min.value, max.value, __);
+      problems.textContent = errors.join('; ');
+      const ok = dialog.node.querySelector<HTMLButtonElement>('.jp-mod-accept');
+      if (ok) {
+        ok.disabled = errors.length > 0;
+      }
+    };
+    min.addEventListener('input', check);
+    max.addEventListener('input', check);
+    const result = await dialog.launch();
+    if (result.button.accept && validateRange(min.value, max.value).length === 0) {
+      await this.run(node.name, () => requestAPI(`nodes/${node.name}`, json('PATCH', { min: Number(min.value), max: Number(max.value) })));
     }
-  }
-
-  /** Create a node from a pinned checkpoint. */
-  private createForm(): HTMLElement {
-    const name = h('input', { className: 'jp-mod-styled', placeholder: 'node name', name: 'node' });
-    const checkpoint = h('input', { className: 'jp-mod-styled', placeholder: 'checkpoint (name or name@version)', name: 'checkpoint' });
-    const create = () => this.run(async () => {
-      const created = await requestAPI<{ key: string }>('nodes', json('POST', {
-        name: name.value.trim(), checkpoint: checkpoint.value.trim(), runtime: this.settings.runtime()
-      }));
-      showKey(`node ${name.value.trim()}`, created.key);
-    });
-    return h('details', { className: 'jp-deploy-create' }, h('summary', {}, 'Create a node'),
-      h('div', { className: 'jp-deploy-form' }, name, checkpoint, button('Create', () => void create(), 'jp-mod-accept')));
-  }
-}
-
-/** A DOM node as the body of a JupyterLab dialog. */
-export class WidgetOf extends Widget {
-  constructor(node: HTMLElement) {
-    super({ node });
   }
 }

@@ -1,8 +1,12 @@
-import { Widget } from '@lumino/widgets';
+import { Notification } from '@jupyterlab/apputils';
+import { addIcon, refreshIcon, settingsIcon, Toolbar, ToolbarButton } from '@jupyterlab/ui-components';
+import { Panel, Widget } from '@lumino/widgets';
 
+import { __ } from '../i18n';
 import { deployIcon } from '../icons';
-import { AliasesView } from './aliases';
-import { ErrorLine, h } from './dom';
+import { AliasesView, showKey } from './aliases';
+import { createNode } from './create';
+import { button, ErrorLine, h } from './dom';
 import { CheckpointInfo, DeployModel } from './model';
 import { NodesView } from './nodes';
 
@@ -10,53 +14,110 @@ export interface PanelSettings {
   gatewayUrl: () => string;
   refresh: () => number;
   runtime: () => string;
+  /** Open a node's view in the main area, on a tab. */
+  open: (node: string, tab?: string) => void;
+  openSettings: () => void;
 }
 
-/** The left-area panel: checkpoints, nodes and aliases, live. */
-export class DeployPanel extends Widget {
+/** The left-area panel: a toolbar, a summary, then nodes, aliases and checkpoints, live. */
+export class DeployPanel extends Panel {
   readonly model = new DeployModel();
+  readonly toolbar = new Toolbar();
+  private body = new Widget({ node: h('div', { className: 'jp-deploy-panel-body' }) });
   private error = new ErrorLine();
-  private gateway = h('div', { className: 'jp-deploy-gateway' });
+  private summary = h('div', { className: 'jp-deploy-summary', role: 'status' });
+  private sections = new Map<string, HTMLDetailsElement>();
   private checkpoints = h('ul', { className: 'jp-deploy-list' });
   private nodes: NodesView;
   private aliases: AliasesView;
+  private timer: number;
 
   constructor(private settings: PanelSettings) {
     super();
     this.id = 'jupyterlab-deploy-panel';
     this.title.icon = deployIcon;
-    this.title.caption = 'Deploy';
+    this.title.caption = __('Deploy');
     this.addClass('jp-deploy-panel');
-    this.nodes = new NodesView(this.model, {
-      refresh: settings.refresh, runtime: settings.runtime,
-      gateway: () => ({ actual: this.model.gatewayUrl, shown: settings.gatewayUrl() })
-    });
-    this.aliases = new AliasesView(this.model);
-    const section = (title: string, ...content: HTMLElement[]) =>
-      h('section', { className: `jp-deploy-section jp-deploy-section-${title.toLowerCase()}` },
-        h('h2', { className: 'jp-deploy-heading' }, title), ...content);
-    this.node.append(
-      h('header', { className: 'jp-deploy-title' }, h('h1', {}, 'Deploy'), this.gateway),
-      this.error.node,
-      section('Nodes', this.nodes.node),
-      section('Aliases', this.aliases.node),
-      section('Checkpoints', this.checkpoints));
+    this.toolbar.addClass('jp-deploy-toolbar');
+    this.toolbar.addItem('title', new Widget({ node: h('h1', { className: 'jp-deploy-title' }, __('Deploy')) }));
+    this.toolbar.addItem('spacer', Toolbar.createSpacerItem());
+    this.toolbar.addItem('refresh', new ToolbarButton({
+      icon: refreshIcon, tooltip: __('Refresh'), onClick: () => void this.model.refresh()
+    }));
+    this.toolbar.addItem('new-node', new ToolbarButton({
+      icon: addIcon, tooltip: __('New node from a checkpoint'), onClick: () => void this.newNode('checkpoint')
+    }));
+    this.toolbar.addItem('new-image-node', new ToolbarButton({
+      icon: addIcon, label: __('Image'), tooltip: __('New node from a Docker image'), onClick: () => void this.newNode('image')
+    }));
+    this.toolbar.addItem('settings', new ToolbarButton({
+      icon: settingsIcon, tooltip: __('Deploy settings'), onClick: () => settings.openSettings()
+    }));
+    this.nodes = new NodesView(this.model, settings.open);
+    this.aliases = new AliasesView(this.model, url => this.shown(url));
+    this.body.node.append(this.summary, this.error.node,
+      this.section('nodes', this.nodes.node),
+      this.section('aliases', this.aliases.node),
+      this.section('checkpoints', this.checkpoints));
+    this.addWidget(this.toolbar);
+    this.addWidget(this.body);
     this.model.changed.connect(() => this.render());
     void this.model.start();
+    this.timer = window.setInterval(() => void this.nodes.sample(), Math.max(settings.refresh(), 1) * 1000);
   }
 
   dispose(): void {
+    window.clearInterval(this.timer);
     this.model.dispose();
     super.dispose();
   }
 
+  /** The gateway address users are shown for `url` (the setting, else the service's). */
+  shown(url: string): string {
+    const shown = this.settings.gatewayUrl();
+    return shown && this.model.gatewayUrl ? url.split(this.model.gatewayUrl).join(shown) : url;
+  }
+
   render(): void {
     this.error.show(this.model.error);
-    const url = this.settings.gatewayUrl() || this.model.gatewayUrl;
-    this.gateway.textContent = url ? `Gateway: ${url}` : '';
+    const nodes = this.model.nodes;
+    const unhealthy = nodes.filter(n => n.status === 'Unhealthy').length;
+    const gateway = this.settings.gatewayUrl() || this.model.gatewayUrl;
+    this.summary.replaceChildren(
+      `${nodes.length === 1 ? __('1 node') : __('%1 nodes', nodes.length)} · ${__('%1 unhealthy', unhealthy)}`,
+      gateway ? ' · ' : '',
+      gateway ? h('a', { href: gateway, target: '_blank', rel: 'noopener', className: 'jp-deploy-gateway' }, __('gateway ↗')) : '');
+    this.summary.title = gateway ? __('Gateway: %1', gateway) : '';
+    this.count('nodes', nodes.length);
+    this.count('aliases', this.model.aliases.length);
+    this.count('checkpoints', new Set(this.model.checkpoints.map(c => c.name)).size);
     this.nodes.render();
     this.aliases.render();
     this.renderCheckpoints();
+  }
+
+  private section(name: string, content: HTMLElement): HTMLElement {
+    const titles: Record<string, string> = { nodes: __('Nodes'), aliases: __('Aliases'), checkpoints: __('Checkpoints') };
+    const details = h('details', { className: `jp-deploy-section jp-deploy-section-${name}`, open: true },
+      h('summary', { className: 'jp-deploy-heading' }, titles[name], h('span', { className: 'jp-deploy-count' })), content);
+    this.sections.set(name, details);
+    return details;
+  }
+
+  private count(name: string, n: number): void {
+    const count = this.sections.get(name)?.querySelector('.jp-deploy-count');
+    if (count) {
+      count.textContent = ` (${n})`;
+    }
+  }
+
+  private async newNode(source: 'checkpoint' | 'image', preset = ''): Promise<void> {
+    const made = await createNode(this.model.checkpoints, source, this.settings.runtime(), preset);
+    if (made) {
+      showKey(__('node %1', made.name), made.key);
+      await this.model.refresh();
+      this.settings.open(made.name, __('Events')); // an image build streams there
+    }
   }
 
   private renderCheckpoints(): void {
@@ -68,14 +129,28 @@ export class DeployPanel extends Widget {
       (list ?? []).map(f => (f.type ? `${f.name}: ${String(f.type)}` : f.name)).join(', ') || '—';
     this.checkpoints.replaceChildren(...[...byName].map(([name, versions]) => {
       const latest = versions.reduce((a, b) => (b.version > a.version ? b : a));
+      const usedBy = this.model.nodes.filter(n => versions.some(v => v.id === n.checkpoint_id)).map(n => n.name);
+      const created = latest.created ? new Date(latest.created * 1000).toLocaleString() : '';
       return h('li', { className: 'jp-deploy-checkpoint', 'data-checkpoint': name },
         h('div', { className: 'jp-deploy-row' }, h('span', { className: 'jp-deploy-name' }, name),
-          h('span', { className: 'jp-deploy-muted' }, `versions ${versions.map(v => v.version).join(', ')}`)),
-        h('div', { className: 'jp-deploy-meta' }, `in: ${fields(latest.inputs)}`),
-        h('div', { className: 'jp-deploy-meta' }, `out: ${fields(latest.outputs)}`));
+          h('span', { className: 'jp-deploy-muted' }, __('version %1', latest.version) + (created ? ` · ${created}` : '')),
+          h('span', { className: 'jp-deploy-spacer' }),
+          button(__('Deploy'), () => void this.newNode('checkpoint', `${name}@${latest.version}`), 'jp-deploy-deploy-checkpoint')),
+        h('div', { className: 'jp-deploy-meta' }, __('in: %1', fields(latest.inputs))),
+        h('div', { className: 'jp-deploy-meta' }, __('out: %1', fields(latest.outputs))),
+        h('div', { className: 'jp-deploy-meta' }, __('used by: %1', usedBy.join(', ') || __('no node'))));
     }));
     if (byName.size === 0) {
-      this.checkpoints.append(h('li', { className: 'jp-deploy-empty' }, 'No checkpoint yet.'));
+      this.checkpoints.append(h('li', { className: 'jp-deploy-empty' }, __('No checkpoint yet.')));
+    }
+  }
+
+  /** A toast for what a user must know even when the panel is closed. */
+  static toast(message: string, bad: boolean): void {
+    if (bad) {
+      Notification.warning(message, { autoClose: 8000 });
+    } else {
+      Notification.info(message, { autoClose: 5000 });
     }
   }
 }

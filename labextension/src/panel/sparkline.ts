@@ -1,5 +1,3 @@
-import { h } from './dom';
-
 const SVG = 'http://www.w3.org/2000/svg';
 
 /** The SVG points of a series scaled into width x height (the last `width/4` values). */
@@ -30,8 +28,15 @@ export class Sparkline {
     svg.setAttribute('class', 'jp-deploy-sparkline-svg');
     this.line = document.createElementNS(SVG, 'polyline');
     svg.append(this.line);
-    this.value = h('span', { className: 'jp-deploy-sparkline-value' }, '–');
-    this.node = h('div', { className: 'jp-deploy-sparkline' }, h('span', {}, label), svg, this.value);
+    // plain DOM: this module stays free of JupyterLab imports, for its tests
+    this.value = document.createElement('span');
+    this.value.className = 'jp-deploy-sparkline-value';
+    this.value.textContent = '–';
+    const name = document.createElement('span');
+    name.textContent = label;
+    this.node = document.createElement('div');
+    this.node.className = 'jp-deploy-sparkline';
+    this.node.append(name, svg, this.value);
   }
 
   update(values: number[]): void {
