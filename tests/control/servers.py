@@ -43,15 +43,16 @@ STARTED: list[NotebookServer] = []  # stopped after each test, passed or not
 class NotebookServer:
     """`jupyter server` with jupyter_deploy enabled, on a free port, with its own token."""
 
-    def __init__(self, root: Path, state_dir: Path, name: str = "server",
+    def __init__(self, root: Path, state_dir: Path, name: str = "server", port: int = 0,
                  **deploy_app: Any) -> None:
         self.root, self.state_dir, self.name = root, state_dir, name
         self.env = environment(root)
-        self.token = secrets.token_hex(16)
+        self.token = secrets.token_hex(16)  # a new one at each start, as Jupyter does
         config = root / f"{name}_config.json"
         config.write_text(json.dumps({
             "ServerApp": {"jpserver_extensions": EXTENSIONS, "open_browser": False,
-                          "allow_root": True, "ip": "127.0.0.1", "port": 0,
+                          "allow_root": True, "ip": "127.0.0.1", "port": port,
+                          "port_retries": 0,
                           "allow_unauthenticated_access": False},
             "IdentityProvider": {"token": self.token},
             "DeployApp": {"state_dir": str(state_dir), "gateway_port": 0,

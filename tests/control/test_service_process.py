@@ -208,7 +208,7 @@ def test_restarting_the_server_under_load_fails_no_request(root):
     server = NotebookServer(root, root / "state")
     server.wait_ready()
     client = DeployClient(server.api, server.token)
-    node, key = healthy(client, min=2)
+    node, key = healthy(client, min=2, max_queue=64)  # 32 callers: never a full queue
     alias = client.set_alias("shop", {"nodes": {"adder": 100}})
     body = json.dumps({"input": {"a": 1.0, "b": 2.0}}).encode()
     load = Load([Target(node["endpoint"], key, body),
