@@ -224,3 +224,21 @@ def test_restarting_the_server_under_load_fails_no_request(root):
         assert tally.ok > 50 and tally.failed == 0, (endpoint, tally.failures)
     again.stop()
 
+
+
+def test_files_left_by_killed_processes_mislead_no_one(root):
+    """No cleanup is needed for correctness: a hub stops a server with no `stop_extension`,
+    and `kill -9` runs nothing at all."""
+    env = environment(root)
+    server = NotebookServer(root, root / "state")
+    server.wait_ready()
+    pid = discovery.read_service(root / "state")["pid"]
+    server.stop(signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not alive(pid), timeout=10, message="the service to die")
+    assert (root / "state" / "service.json").exists()  # left behind, and not believed:
+    done = jupyter_deploy("status", f"--state-dir={root / 'state'}", env=env)
+    assert done.returncode == 1 and "no deploy service runs" in done.stdout
+    again = NotebookServer(root, root / "state", name="again")
+    again.wait_ready()  # it started a new service rather than trust the old file
+    assert discovery.read_service(root / "state")["pid"] not in (pid, 0)
