@@ -54,6 +54,7 @@ class ServiceLink:
         self.log = log or logging.getLogger("jupyter_deploy")
         self.child: subprocess.Popen[bytes] | None = None  # the service this link started
         self._target: Target | None = None
+        self._found_once = False  # a service answered once: one stopped later stays stopped
         self._lock = asyncio.Lock()
         self._http = AsyncHTTPClient(force_instance=True)
 
@@ -70,6 +71,7 @@ class ServiceLink:
         async with self._lock:
             if self._target is None:
                 self._target = await self._resolve(start)
+                self._found_once = True
             return self._target
 
     def lost(self) -> None:
@@ -107,7 +109,7 @@ class ServiceLink:
         """Start one at first, and again only if the one this link started died (a service
         stopped cleanly, by `jupyter deploy stop` say, stays stopped)."""
         if self.child is None:
-            return True
+            return not self._found_once
         code = self.child.poll()
         # A service that stops cleanly removes its file; one that died leaves it behind. (The
         # exit code alone is not enough: if another part of this server reaped the process,

@@ -8,6 +8,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -242,3 +244,20 @@ def test_files_left_by_killed_processes_mislead_no_one(root):
     again = NotebookServer(root, root / "state", name="again")
     again.wait_ready()  # it started a new service rather than trust the old file
     assert discovery.read_service(root / "state")["pid"] not in (pid, 0)
+
+
+def test_a_stopped_service_is_a_503_until_one_serves_again(root):
+    env = environment(root)
+    server = NotebookServer(root, root / "state")
+    server.wait_ready()
+    done = jupyter_deploy("stop", f"--state-dir={root / 'state'}", env=env)
+    assert done.returncode == 0, done.stderr
+    status, body = server.call("GET", "/nodes")
+    assert status == 503 and body["error"]["code"] == "service_unavailable"
+    assert f"`jupyter deploy serve --state-dir {root / 'state'}`" in body["error"]["message"]
+    with open(root / "serve.log", "wb") as log:  # started by hand, as the message says
+        subprocess.Popen([sys.executable, "-m", "jupyter_deploy.cli", "serve",
+                          f"--state-dir={root / 'state'}", "--port=0", "--gateway-port=0",
+                          "--gateway-grpc-port=0"], env=env, stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server.wait_ready()  # the same notebook server, now in front of the new service
