@@ -91,7 +91,7 @@ class ServiceLink:
         found = await self._running()
         if found is not None:
             return found
-        if not start or not self._may_start():
+        if not start or not await self._may_start():
             raise ServiceDown(f"no deploy service runs for the state folder {self.state_dir}; "
                               f"{self.how_to_start()}")
         self._spawn()
@@ -105,16 +105,25 @@ class ServiceLink:
         found = Target(str(info["url"]).rstrip("/"), str(info.get("token", "")))
         return found if await self._answers(found) else None
 
-    def _may_start(self) -> bool:
+    async def _may_start(self) -> bool:
         """Start one at first, and again only if the one this link started died (a service
         stopped cleanly, by `jupyter deploy stop` say, stays stopped)."""
         if self.child is None:
             return not self._found_once
-        code = self.child.poll()
         # A service that stops cleanly removes its file; one that died leaves it behind. (The
         # exit code alone is not enough: if another part of this server reaped the process,
         # Popen reports 0.)
-        return code is not None and (code != 0 or self._recorded_pid() == self.child.pid)
+        if self.child.poll() in (None, 0) and self._recorded_pid() != self.child.pid:
+            return False
+        # Killed, it may take a moment to be gone: its lease goes with its last thread.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        while loop.time() < deadline:
+            if self.child.poll() is not None or holder(self.state_dir / LEASE_FILE) != \
+                    self.child.pid:
+                return True
+            await asyncio.sleep(0.05)
+        return False  # alive, holding its folder, and not answering: not this link's to replace
 
     def _recorded_pid(self) -> int:
         """The pid in the folder's `service.json`, live or not; 0 when there is none."""

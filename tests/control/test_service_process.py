@@ -113,6 +113,14 @@ def test_two_servers_at_once_share_one_service(root):
     second.stop()
 
 
+def _answer(server: NotebookServer, path: str) -> tuple[int, dict] | None:
+    """The server's answer to GET `path`; None while it does not listen yet."""
+    try:
+        return server.call("GET", path)
+    except OSError:
+        return None
+
+
 def _services(root: Path) -> list[int]:
     """The live `jupyter deploy serve` processes of the folder."""
     return [int(p.name) for p in Path("/proc").iterdir()
@@ -145,7 +153,8 @@ def test_an_unreachable_service_is_a_503_that_says_how_to_start_it(root):
         port = sock.getsockname()[1]
     server = NotebookServer(root, root / "state", service_url=f"http://127.0.0.1:{port}/deploy/api",
                             service_token="x")
-    status, body = server.call("GET", "/nodes")
+    status, body = wait_for(lambda: _answer(server, "/nodes"), timeout=30,
+                            message="the server to listen")
     assert status == 503
     assert "does not answer" in body["error"]["message"]
     assert "c.DeployApp.service_url" in body["error"]["message"]
@@ -261,3 +270,18 @@ def test_a_stopped_service_is_a_503_until_one_serves_again(root):
                           "--gateway-grpc-port=0"], env=env, stdin=subprocess.DEVNULL,
                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server.wait_ready()  # the same notebook server, now in front of the new service
+
+
+def test_a_configured_service_is_used_and_nothing_is_started(root):
+    env = environment(root)
+    with open(root / "serve.log", "wb") as log:
+        subprocess.Popen([sys.executable, "-m", "jupyter_deploy.cli", "serve",
+                          f"--state-dir={root / 'state'}", "--port=0", "--gateway-port=0",
+                          "--gateway-grpc-port=0"], env=env, stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    info = wait_for(lambda: discovery.read_service(root / "state"), timeout=60,
+                    message="the service to start")
+    server = NotebookServer(root, root / "elsewhere", service_url=info["url"],
+                            service_token=info["token"])
+    assert server.wait_ready()["state_dir"] == str(root / "state")
+    assert not (root / "elsewhere").exists()  # its own folder was never used
