@@ -4,6 +4,7 @@ stop or restart leaves the service, the gateway and every instance running."""
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import signal
@@ -12,6 +13,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -285,3 +289,30 @@ def test_a_configured_service_is_used_and_nothing_is_started(root):
                             service_token=info["token"])
     assert server.wait_ready()["state_dir"] == str(root / "state")
     assert not (root / "elsewhere").exists()  # its own folder was never used
+
+
+def test_a_browser_session_goes_through_with_its_xsrf_token_only(root):
+    """What the panel does: a login cookie, and the _xsrf cookie echoed in X-XSRFToken."""
+    server = NotebookServer(root, root / "state")
+    server.wait_ready()
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    browser.open(f"{server.url}/login", timeout=30).read()
+    xsrf = next(c.value for c in jar if c.name == "_xsrf")
+    form = urllib.parse.urlencode({"password": server.token, "_xsrf": xsrf}).encode()
+    browser.open(f"{server.url}/login", data=form, timeout=30).read()
+
+    def post(headers: dict[str, str]) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            f"{server.api}/checkpoints", data=json.dumps(checkpoint_body("adder", **ADDER))
+            .encode(), method="POST", headers={"Content-Type": "application/json", **headers})
+        try:
+            with browser.open(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    status, body = post({})
+    assert status == 403 and "_xsrf" in body["error"]["message"]
+    status, body = post({"X-XSRFToken": xsrf})
+    assert status == 201 and body["name"] == "adder", body
