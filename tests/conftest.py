@@ -103,6 +103,13 @@ def jp_server_config(tmp_path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
+def jp_argv() -> list[str]:
+    """In-process tests host the service in the test's server (a notebook server's default is
+    to be a client of a service process of its own: tests/control/test_service_process.py)."""
+    return ["--DeployApp.host_service=True"]
+
+
+@pytest.fixture
 def deploy(jp_serverapp, jp_asyncio_loop, monkeypatch):
     """The deploy service of the test's server, started as the server starts it.
 

@@ -22,20 +22,36 @@ class ClientError(Exception):
         self.body = body
 
 
+NOT_FOUND = ("no deploy service found: open this notebook in a Jupyter server with "
+             "jupyter_deploy enabled, or start one with `jupyter deploy serve`")
+# Answers after which discovery is read again: the service or the Jupyter server in front
+# of it may have restarted on another port or with another token (issue 13).
+STALE = (401, 403)
+
+
 class DeployClient:
-    def __init__(self, url: str, token: str = "", timeout_s: float = 120.0) -> None:
+    def __init__(self, url: str, token: str = "", timeout_s: float = 120.0,
+                 rediscover: bool = False) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
+        self.rediscover = rediscover  # found by discovery: may look again when refused
 
     @classmethod
     def discover(cls) -> DeployClient:
         info = discovery.find()
         if info is None:
-            raise ClientError(
-                "no deploy service found: open this notebook in a Jupyter server with "
-                "jupyter_deploy enabled, or start one with `jupyter deploy serve`")
-        return cls(info["url"], info.get("token", ""))
+            raise ClientError(NOT_FOUND)
+        return cls(info["url"], info.get("token", ""), rediscover=True)
+
+    def _refresh(self) -> bool:
+        """Read discovery again; whether it names another service or token to try."""
+        info = discovery.find(fresh=True)
+        if info is None or (info["url"].rstrip("/"), info.get("token", "")) == (
+                self.url, self.token):
+            return False
+        self.url, self.token = info["url"].rstrip("/"), info.get("token", "")
+        return True
 
     def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
                 text: bool = False, **params: Any) -> Any:
@@ -48,7 +64,23 @@ class DeployClient:
 
     def open(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
              stream: bool = False, **params: Any) -> Any:
-        """The response, to read, or ClientError; `stream`: no time limit on reads."""
+        """The response, to read, or ClientError; `stream`: no time limit on reads.
+
+        Refused at the door (connection refused, 401, 403), a discovered client reads
+        discovery again and tries once more."""
+        try:
+            return self._open(method, path, body, raw, stream, **params)
+        except ClientError as exc:
+            if not (self.rediscover and (exc.status in STALE or exc.status == 0)
+                    and self._refresh()):
+                raise _explained(exc, self.url) from None
+        try:
+            return self._open(method, path, body, raw, stream, **params)
+        except ClientError as exc:
+            raise _explained(exc, self.url) from None
+
+    def _open(self, method: str, path: str, body: Any, raw: bytes | None, stream: bool,
+              **params: Any) -> Any:
         url = self.url + path
         query = {k: v for k, v in params.items() if v is not None}
         if query:
@@ -139,6 +171,18 @@ class DeployClient:
     def call(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """Run the node's cell with `inputs`; its outputs, or ClientError."""
         return self.request("POST", f"/nodes/{_quote(name)}:execute", {"input": inputs})["output"]
+
+
+def _explained(exc: ClientError, url: str) -> ClientError:
+    """A refusal of the token says why: Jupyter's own words ('_xsrf' argument missing,
+    Forbidden) only say that the request was not authenticated."""
+    if exc.status not in STALE:
+        return exc
+    message = (f"{exc.message}: {url} did not accept this client's token (HTTP {exc.status}). "
+               "The Jupyter server or the deploy service was probably restarted with a new "
+               "token and no running service was found to switch to; check `jupyter deploy "
+               "status`, or set JUPYTER_DEPLOY_URL and JUPYTER_DEPLOY_TOKEN")
+    return ClientError(message, exc.status, exc.body)
 
 
 def error_message(detail: Any) -> str:

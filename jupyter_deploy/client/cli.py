@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
+from ..runtimes.lease import LEASE_FILE, holder
+from . import discovery
 from .api import ClientError, DeployClient
 from .commands import CommandError, Commands, Parser, add_shared_commands
 from .headless import run, stop_service
@@ -15,12 +21,14 @@ from .wait import NodeNotHealthy
 __all__ = ["main", "serve", "stop_service"]
 
 
-def serve(argv: list[str]) -> None:
-    """Host the deploy service in a Jupyter server of its own (no other extensions)."""
+def serve(argv: list[str]) -> int:
+    """Host the deploy service in a Jupyter server of its own (no other extensions); 1 with
+    a one-line reason when the service cannot start (its folder in use, a port taken)."""
     from ..control.extension import DeployApp
     from ..service.deploy import DeployService
 
     DeployApp.load_other_extensions = False
+    DeployApp.exit_on_failure = True
     DeployService.freeze_gc = True  # this process is the service's own
     DeployApp.aliases = {
         "state-dir": "DeployApp.state_dir",
@@ -28,10 +36,57 @@ def serve(argv: list[str]) -> None:
         "gateway-grpc-port": "DeployApp.gateway_grpc_port",
         "gateway-host": "DeployApp.gateway_host",
     }
-    defaults = ["--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1"]
+    defaults = ["--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1",
+                "--DeployApp.host_service=True"]
     if os.geteuid() == 0:  # a headless service; no browser is opened as root
         defaults.append("--ServerApp.allow_root=True")
     DeployApp.launch_instance(defaults + argv)
+    if DeployApp.failure:
+        print(f"jupyter deploy serve: {DeployApp.failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _service_of(args: argparse.Namespace) -> tuple[Path, dict[str, Any] | None]:
+    """The state folder of `--state-dir` (or the default) and its running service, if any."""
+    folder = Path(args.state_dir) if args.state_dir else discovery.state_dir()
+    return folder, discovery.read_service(folder)
+
+
+def status(args: argparse.Namespace) -> int:
+    """Say whether a service runs for the state folder: its pid, URLs and nodes."""
+    folder, info = _service_of(args)
+    if info is None:
+        print(f"no deploy service runs for the state folder {folder}")
+        return 1
+    try:
+        nodes: object = len(DeployClient(info["url"], info.get("token", ""), 10).nodes())
+    except ClientError as exc:
+        nodes = f"unknown ({exc.message})"
+    print(f"deploy service of {folder}: running, pid {info['pid']}\n"
+          f"control API: {info['url']}\ngateway:     {info.get('gateway_url', '')}\n"
+          f"gRPC:        {info.get('gateway_grpc_address', '')}\nnodes:       {nodes}")
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    """SIGTERM the service of the state folder and wait until it has let the folder go."""
+    folder, info = _service_of(args)
+    if info is None:
+        print(f"no deploy service runs for the state folder {folder}: nothing to stop")
+        return 0
+    pid = int(info["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    # The lease, not the pid: a stopped service may linger as a zombie of its parent.
+    while holder(folder / LEASE_FILE) == pid:
+        if time.monotonic() > deadline:
+            print(f"jupyter deploy stop: the deploy service (pid {pid}) still runs after "
+                  f"{args.timeout:g} s; `kill -9 {pid}` ends it", file=sys.stderr)
+            return 1
+        time.sleep(0.05)
+    print(f"stopped the deploy service of {folder} (pid {pid})")
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="host the deploy service standalone (Jupyter server options "
                    "apply, plus --state-dir, --gateway-port, --gateway-grpc-port, "
                    "--gateway-host)", add_help=False)
+    for verb, text in (("status", "whether a deploy service runs for the state folder"),
+                       ("stop", "stop the deploy service of the state folder")):
+        verb_parser = sub.add_parser(verb, help=text)
+        verb_parser.add_argument("--state-dir", help="default: $JUPYTER_DEPLOY_STATE_DIR or "
+                                 "deploy/ in the Jupyter data dir")
+    verb_parser.add_argument("--timeout", type=float, default=30.0,
+                             help="seconds to wait for it to stop")
     run_parser = sub.add_parser("run", help="execute a notebook so its %%deploy cells pin and "
                                 "deploy, then call each node it created")
     run_parser.add_argument("notebook")
@@ -62,12 +124,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
-        serve(argv[1:])
-        return 0
+        return serve(argv[1:])
     try:
         args = _parser().parse_args(argv)
-        if args.command == "run":
-            return run(args)
+        if args.command in ("run", "status", "stop"):
+            return {"run": run, "status": status, "stop": stop}[args.command](args)
         output = Commands(DeployClient.discover()).run(args)
     except (CommandError, ClientError, NodeNotHealthy) as exc:
         print(f"jupyter deploy: {exc.message if isinstance(exc, ClientError) else exc}",

@@ -1,7 +1,14 @@
-"""The jupyter_server extension: hosts the deploy service and its control API."""
+"""The jupyter_server extension: the control API under /deploy/api.
+
+In a notebook server it is a client of the deploy service of its state folder (started
+detached when none runs) and proxies the control API to it; in `jupyter deploy serve`, or with
+`c.DeployApp.host_service = True`, it hosts the service itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +37,9 @@ from .handlers.nodes import (
     SuspendHandler,
 )
 from .handlers.openapi import OpenAPIHandler
+from .handlers.proxy import ProxyHandler
 from .handlers.requests import RequestsHandler
+from .link import ServiceLink
 
 NODE = r"(?P<name>[^/:%]+)"
 COLON = r"(?::|%3[Aa])"  # clients may percent-encode the colon
@@ -95,12 +104,36 @@ class DeployApp(ExtensionApp):
         "built on the engine where the service runs)."))
     registry_pull = Unicode("", config=True, help=(
         "HOST:PORT at which Swarm's nodes reach that registry, when not at `registry`."))
+    host_service = Bool(False, config=True, help=(
+        "Host the deploy service inside this server (what `jupyter deploy serve` does). "
+        "Default: be a client of the service of the state folder, started detached when none "
+        "runs, so that nodes outlive this server."))
+    service_url = Unicode("", config=True, help=(
+        "Control API of a deploy service to use (e.g. http://host:port/deploy/api) instead "
+        "of that of the state folder; nothing is started."))
+    service_token = Unicode("", config=True, help="Token of the service at service_url.")
+    service_start_timeout = Float(60.0, config=True, help=(
+        "Seconds to wait for a deploy service this server starts to answer."))
+
+    # Traits of this server's link to the service, not settings of the service.
+    CLIENT_TRAITS = ("host_service", "service_url", "service_token", "service_start_timeout")
+    # Set by `jupyter deploy serve`: a service that cannot start ends the process.
+    exit_on_failure = False
+    failure = ""
 
     @default("state_dir")
     def _default_state_dir(self) -> str:
         return str(default_state_dir())
 
     def initialize_settings(self) -> None:
+        self._announcement: Path | None = None
+        self._service_file: Path | None = None
+        if not self.host_service:
+            self.link = ServiceLink(self.state_dir, self.service_url, self.service_token,
+                                    self.service_start_timeout, self._service_config(),
+                                    self.log)
+            self.settings["deploy_link"] = self.link
+            return
         self.service = DeployService(
             self.state_dir, gateway_host=self.gateway_host, gateway_port=self.gateway_port,
             gateway_grpc_port=self.gateway_grpc_port, request_timeout_s=self.request_timeout,
@@ -115,7 +148,18 @@ class DeployApp(ExtensionApp):
                    "pull_registry": self.registry_pull},
         )
         self.settings["deploy_service"] = self.service
-        self._announcement: Path | None = None
+
+    def _service_config(self) -> dict[str, Any]:
+        """This server's DeployApp settings that the service it starts should have."""
+        config: dict[str, Any] = {}
+        for name, value in self.config.get("DeployApp", {}).items():
+            if name not in self.CLIENT_TRAITS:
+                try:
+                    config[name] = json.loads(json.dumps(value))
+                except (TypeError, ValueError):  # a lazy value: the service reads its own
+                    self.log.warning("jupyter_deploy: DeployApp.%s is not passed on", name)
+        config["state_dir"] = self.state_dir
+        return config
 
     def _instance_configs(self) -> dict[str, Any]:
         """The instance configurations, with `default_memory_mb` applied when set."""
@@ -125,6 +169,9 @@ class DeployApp(ExtensionApp):
         return configs
 
     def initialize_handlers(self) -> None:
+        if not self.host_service:
+            self.handlers.append((r"/deploy/api(?P<rest>/.*)?", ProxyHandler))
+            return
         self.handlers.extend([
             (r"/deploy/api", ServiceHandler),
             (r"/deploy/api/checkpoints", CheckpointsHandler),
@@ -148,18 +195,42 @@ class DeployApp(ExtensionApp):
         ])
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
-        """Start the service once the server listens, and tell kernels where it is."""
+        """Start (or find) the service once the server listens; tell kernels where it is."""
+        url = serverapp.connection_url.rstrip("/") + "/deploy/api"
+        token = serverapp.identity_provider.token
+        if not self.host_service:
+            # Kernels call this server, which proxies; the service comes up meanwhile.
+            self._announcement = discovery.announce(url, token, "", "", self.state_dir)
+            self._starting = asyncio.ensure_future(self._connect())
+            return
         try:
             await self.service.start()
         except Exception as exc:  # the server runs on; the control API explains
             self.log.error("jupyter_deploy: the deploy service did not start: %s", exc)
             self.service.start_error = str(exc)
+            if self.exit_on_failure:
+                DeployApp.failure = f"the deploy service did not start: {exc}"
+                serverapp.stop()
             return
-        url = serverapp.connection_url.rstrip("/") + "/deploy/api"
         self._announcement = discovery.announce(
-            url, serverapp.identity_provider.token, self.service.gateway_url,
-            self.service.gateway_grpc_address)
+            url, token, self.service.gateway_url, self.service.gateway_grpc_address)
+        self._service_file = discovery.write_service(self.state_dir, {
+            "url": url, "token": token, "gateway_url": self.service.gateway_url,
+            "gateway_grpc_address": self.service.gateway_grpc_address})
+
+    async def _connect(self) -> None:
+        try:
+            target = await self.link.target()
+        except Exception as exc:  # the proxy answers 503 with the reason meanwhile
+            self.log.error("jupyter_deploy: %s", exc)
+            return
+        self.log.info("jupyter_deploy: using the deploy service at %s", target.url)
 
     async def stop_extension(self) -> None:
+        """Withdraw this server's announcement; stop the service only if hosted here."""
         discovery.withdraw(self._announcement)
+        if not self.host_service:
+            self.link.close()  # the service, its gateway and instances run on
+            return
+        discovery.remove_service(self._service_file)
         await self.service.stop()
