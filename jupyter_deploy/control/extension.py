@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,9 @@ class DeployApp(ExtensionApp):
     keep_containers = Bool(True, config=True, help=(
         "Leave healthy containers running when the service stops; the next start adopts "
         "them."))
+    gateway_workers = Integer(min(os.cpu_count() or 1, 4), config=True, help=(
+        "Processes serving the gateway's REST and gRPC ports (SO_REUSEPORT); they outlive "
+        "a restart of the service. 0: the gateway runs inside the service's process."))
 
     @default("state_dir")
     def _default_state_dir(self) -> str:
@@ -90,6 +94,7 @@ class DeployApp(ExtensionApp):
             events_per_subject=self.events_kept,
             base_image=self.base_image, instance_configs=self._instance_configs(),
             keep_containers=self.keep_containers, interpreters=self.interpreters,
+            gateway_workers=self.gateway_workers,
         )
         self.settings["deploy_service"] = self.service
         self._announcement: Path | None = None

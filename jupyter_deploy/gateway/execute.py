@@ -353,7 +353,7 @@ async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, payload: Any,
     response = None if route is None else await _forward(route, body, payload, timeout_s, None,
                                                           {}, False, request_id=request_id)
     response = response or unavailable(f"node {node!r}")
-    alias.shadow_record.add({
+    entry = {
         "time": time.time(),
         "node": node,
         "status": response.status,
@@ -361,4 +361,7 @@ async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, payload: Any,
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         # both bodies come from the same serializer: equal outputs are equal bytes
         "same_output": response.status == primary.status and response.body == primary.body,
-    })
+    }
+    alias.shadow_record.add(entry)
+    for listener in routes.on_shadow:  # a gateway worker tells the service
+        listener(alias.name, entry)

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import math
 import secrets
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ def pick_node(weights: tuple[tuple[str, int], ...], point: float) -> str:
     return weights[-1][0]
 
 
-@dataclass
+@dataclass(eq=False)
 class Backend:
     """A healthy instance, as the gateway sends it requests."""
 
@@ -78,9 +79,20 @@ class Backend:
     check: InputCheck  # the inputs of the checkpoint this instance runs (updates roll)
     # where its own metrics are: "" its /metrics, a URL elsewhere, None nowhere
     telemetry: str | None = ""
-    in_flight: int = 0
+    local: int = 0  # requests this process has on it now
     # a request ran past the request timeout on it: out of balancing until the cell ends
     stuck: bool = False
+    reported: int = 0  # requests the gateway workers say they have on it (gateway/hub.py)
+    node: str = ""
+
+    @property
+    def in_flight(self) -> int:
+        """Requests on the instance now, here and in the gateway workers."""
+        return self.local + self.reported
+
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:  # `+= 1` counts a request of this process
+        self.local = value - self.reported
 
 
 class QueueFull(Exception):
@@ -132,6 +144,8 @@ class Route:
     # set by Routes: a request ran past the request timeout there; a request was refused
     on_stuck: Callable[[Backend], None] = lambda backend: None
     reject: Callable[[str], None] = lambda reason: None
+    on_change: Callable[[], None] = lambda: None  # set by Routes: what workers see changed
+    reported: int = 0  # requests the gateway workers hold waiting (gateway/hub.py)
 
     def key_matches(self, key: str) -> bool:
         return key_opens(key, self.key_hash)
@@ -139,7 +153,8 @@ class Route:
     @property
     def in_flight(self) -> int:
         """Requests being served or waiting for an instance: the node's load."""
-        return self.waiting + len(self.queue) + sum(b.in_flight for b in self.backends.values())
+        return self.waiting + len(self.queue) + self.reported + sum(
+            b.in_flight for b in self.backends.values())
 
     @property
     def queue_limit(self) -> int:
@@ -224,6 +239,7 @@ class Route:
     def set_stuck(self, backend: Backend, stuck: bool) -> None:
         """Take `backend` out of balancing (a request ran past the timeout), or put it back."""
         backend.stuck = stuck
+        self.on_change()
         if not stuck:
             self.wake_waiters()
 
@@ -231,6 +247,7 @@ class Route:
         """Slots per instance from the node's target concurrency, and its queue's bound."""
         self.slots = max(1, math.ceil(target_concurrency))
         self.max_queue = max_queue
+        self.on_change()
         self.wake_waiters()
 
     def pick(self, exclude: set[str], key: str | None = None) -> Backend | None:
@@ -302,12 +319,21 @@ class Routes:
         self.on_stuck: list[Callable[[str, str], None]] = []
         # (node, reason): admission control answered a request without running it (metrics)
         self.on_reject: list[Callable[[str, str], None]] = []
+        self.on_shadow: list[Callable[[str, dict[str, Any]], None]] = []  # (alias, entry)
+        # called on every change the gateway workers must see (none: an in-process gateway)
+        self.on_change: Callable[[], None] = lambda: None
+        # instance id -> a backend out of the routes that may still have requests (draining)
+        self.removed: weakref.WeakValueDictionary[str, Backend] = weakref.WeakValueDictionary()
 
     def add_node(self, node: str, key_hash: str) -> Route:
         route = self.nodes[node] = Route(node, key_hash)
-        route.on_stuck = partial(self.stuck, route)
-        route.reject = partial(self.reject, node)
+        route.on_stuck, route.reject = partial(self.stuck, route), partial(self.reject, node)
+        route.on_change = self.changed
+        self.changed()
         return route
+
+    def changed(self) -> None:
+        self.on_change()
 
     def remove_node(self, node: str) -> None:
         route = self.nodes.pop(node, None)
@@ -317,12 +343,14 @@ class Routes:
             route.wake_waiters(every=True)
             for backend in route.backends.values():
                 backend.pool.close()
+            self.changed()
 
     def add_backend(self, node: str, instance_id: str, host: str, port: int,
                     check: InputCheck, telemetry: str | None = "") -> None:
         route = self.nodes[node]
         pool = Pool(host, port, UPSTREAM_BYTES, route.idle_timeout_s)
-        route.backends[instance_id] = Backend(instance_id, pool, check, telemetry)
+        route.backends[instance_id] = Backend(instance_id, pool, check, telemetry, node=node)
+        self.changed()
         self.wake(route)
         route.wake_waiters()
 
@@ -337,6 +365,9 @@ class Routes:
         if route is None:
             return None
         backend = route.backends.pop(instance_id, None)
+        if backend is not None:
+            self.removed[instance_id] = backend
+            self.changed()
         if not route.backends:
             route.wake_waiters(every=True)  # none left: the queue gets its answer now
         return backend
@@ -363,3 +394,9 @@ class Routes:
                                key=lambda item: (-item[1], item[0])))
         record = previous.shadow_record if previous else ShadowRecord()
         self.aliases[name] = AliasRoute(name, key_hash, public, weights, shadow, sticky, record)
+        self.changed()
+
+    def remove_alias(self, name: str) -> None:
+        """Forget an alias: its callers get 404 from now on."""
+        if self.aliases.pop(name, None) is not None:
+            self.changed()

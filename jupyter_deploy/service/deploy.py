@@ -19,6 +19,8 @@ from ..gateway.capture import Recorder
 from ..gateway.grpc.server import GrpcGateway
 from ..gateway.oip.versions import served_from
 from ..gateway.routing import Routes
+from ..gateway.state import describe as describe_routes
+from ..gateway.workers import GatewayWorkers
 from ..http.framing import check_limits
 from ..http.messages import Response
 from ..runtimes.interpreters import check_interpreters
@@ -47,7 +49,7 @@ class DeployService:
                  base_image: str = "", instance_configs: dict[str, Any] | None = None,
                  keep_containers: bool = True, events_per_subject: int = EVENTS_PER_SUBJECT,
                  gateway_public_url: str = "", interpreters: dict[str, str] | None = None,
-                 gateway_limits: dict[str, Any] | None = None,
+                 gateway_limits: dict[str, Any] | None = None, gateway_workers: int = 0,
                  **supervisor_options: Any) -> None:
         self.state_dir = Path(state_dir)
         self.log_max_bytes = log_max_bytes
@@ -58,6 +60,10 @@ class DeployService:
         self.request_timeout_s = request_timeout_s
         self.gateway_public_url = gateway_public_url  # "": the gateway's own address
         self.gateway_limits = check_limits(gateway_limits or {})
+        self._limit_settings = dict(gateway_limits or {})
+        # processes of their own serving the gateway's ports; 0: the gateway runs here
+        self.gateway_workers = gateway_workers
+        self.workers: GatewayWorkers | None = None
         self.log = log or logging.getLogger("jupyter_deploy")
         self.supervisor_options = supervisor_options
         self.base_image = base_image  # "": the local base image if there is one, else public
@@ -105,9 +111,11 @@ class DeployService:
                                 self._checkpoints.meta)
         self._compose()
         try:
-            self.gateway_port = await self.gateway.listen(self.gateway_host, self.gateway_port)
-            self.gateway_grpc_port = await self.grpc.listen(self.gateway_host,
-                                                            self.gateway_grpc_port)
+            if not self.gateway_workers:
+                self.gateway_port = await self.gateway.listen(self.gateway_host,
+                                                              self.gateway_port)
+                self.gateway_grpc_port = await self.grpc.listen(self.gateway_host,
+                                                                self.gateway_grpc_port)
             self.gateway.proto_text = self.grpc.proto_text
             self.gateway.oip.models.served = served_from(
                 lambda: self.supervisor.nodes, lambda node: self.supervisor.instances.get(node, {}),
@@ -121,10 +129,14 @@ class DeployService:
             self._aliases.route_all()
             await self.supervisor.start()
             self.recorder.start()
+            if self.gateway_workers:
+                await self._start_workers()
         except BaseException:  # leave nothing half-started: the ports, the state lock
             await self.runtime.close()
             await self.gateway.stop()
             await self.grpc.stop()
+            if self.workers is not None:
+                await self.workers.stop()
             self.store.close()
             raise
         self.running = True
@@ -135,11 +147,48 @@ class DeployService:
         self.log.info("jupyter_deploy: state in %s, gateway on %s, gRPC on %s", self.state_dir,
                       self.gateway_url, self.gateway_grpc_address)
 
-    async def stop(self) -> None:
+    async def _start_workers(self) -> None:
+        """The gateway in worker processes: those of a previous start are taken back."""
+        metas: dict[str, dict[str, Any]] = {}
+
+        def meta(checkpoint_id: str) -> dict[str, Any]:
+            if checkpoint_id not in metas:  # checkpoints are immutable
+                metas[checkpoint_id] = self._checkpoints.meta(checkpoint_id)
+            return metas[checkpoint_id]
+
+        settings = {"host": self.gateway_host, "port": self.gateway_port,
+                    "grpc_port": self.gateway_grpc_port,
+                    "request_timeout_s": self.request_timeout_s,
+                    "public_url": self.gateway_public_url, "limits": self._limit_settings}
+        self.workers = GatewayWorkers(
+            self.state_dir, self.gateway_workers, settings, self.routes,
+            lambda: describe_routes(self.routes, self.supervisor.nodes,
+                                    self.supervisor.instances, meta, self.store.checkpoints),
+            self.recorder, self.supervisor.note, self.log)
+        await self.workers.start()
+        self.gateway_port, self.gateway_grpc_port = self.workers.port, self.workers.grpc_port
+
+    def _routes_out(self) -> None:
+        """A control-API change is on its way to every gateway worker before the call
+        returns (each applies it on its next loop turn)."""
+        if self.workers is not None:
+            self.workers.publish()
+
+    async def _routes_applied(self) -> None:
+        """Every gateway worker serves the change before the call returns."""
+        if self.workers is not None:
+            self.workers.publish()
+            await self.workers.synced()
+
+    async def stop(self, everything: bool = False) -> None:
+        """Stop the service; its gateway workers serve on from the last routes they got,
+        unless `everything` (`jupyter deploy stop --everything`): then they stop too."""
         if not self.running:
             return
         self.running = False
         self.start_error = "it has stopped"
+        if self.workers is not None:
+            await self.workers.stop(everything)
         # The gateway first: the requests in flight get their answers while instances still run.
         await asyncio.gather(self.gateway.stop(), self.grpc.stop())
         await self.supervisor.stop()
@@ -189,7 +238,9 @@ class DeployService:
 
     async def create_node(self, body: Any) -> tuple[dict[str, Any], str]:
         """Create a node; return it and its key (shown only here)."""
-        return await self._nodes.create(body)
+        created = await self._nodes.create(body)
+        await self._routes_applied()
+        return created
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node."""
@@ -201,15 +252,20 @@ class DeployService:
 
     def update_node(self, name: str, body: Any) -> dict[str, Any]:
         """Change a node's settings."""
-        return self._nodes.update(name, body)
+        updated = self._nodes.update(name, body)
+        self._routes_out()
+        return updated
 
     def suspend_node(self, name: str, suspended: bool) -> dict[str, Any]:
         """Suspend or resume a node."""
-        return self._nodes.suspend(name, suspended)
+        changed = self._nodes.suspend(name, suspended)
+        self._routes_out()
+        return changed
 
     async def delete_node(self, name: str) -> None:
         """Delete a node; its instances drain first."""
         await self._nodes.delete(name)
+        await self._routes_applied()
 
     def instances(self, name: str) -> list[dict[str, Any]]:
         """The node's instances."""
@@ -223,7 +279,9 @@ class DeployService:
 
     def set_alias(self, name: Any, body: Any, create_only: bool = False) -> AliasSet:
         """Create or re-point an alias in one step."""
-        return self._aliases.put(name, body, create_only)
+        done = self._aliases.put(name, body, create_only)
+        self._routes_out()
+        return done
 
     def aliases(self) -> list[dict[str, Any]]:
         """Every alias."""
@@ -236,6 +294,7 @@ class DeployService:
     def delete_alias(self, name: str) -> None:
         """Delete an alias."""
         self._aliases.delete(name)
+        self._routes_out()
 
     def shadow(self, name: str) -> dict[str, Any]:
         """How the alias's shadow node answered, beside the primary answers."""
