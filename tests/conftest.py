@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from jupyter_deploy.client import DeployClient, discovery
+from jupyter_deploy.gateway.fleet import stop_workers
 from jupyter_deploy.kernel.capture import capture
 from jupyter_deploy.types import parse_fields
 
@@ -114,6 +115,7 @@ def deploy(jp_serverapp, jp_asyncio_loop, monkeypatch):
     app = jp_serverapp.extension_manager.extension_points["jupyter_deploy"].app
     yield app.service
     jp_asyncio_loop.run_until_complete(app.stop_extension())
+    stop_workers(app.service.state_dir)  # a service's stop leaves its gateway serving
     assert not worker_pids(app.service.state_dir), "instances left running"
 
 
@@ -176,6 +178,7 @@ def standalone(root: Path, *options: str) -> Iterator[Service]:
         yield running
     finally:
         running.stop()
+        stop_workers(running.state_dir)  # a service's stop leaves its gateway serving
     wait_for(lambda: not worker_pids(running.state_dir), timeout=10,
              message="every instance to stop with the service")
 

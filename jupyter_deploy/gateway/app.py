@@ -67,6 +67,7 @@ class Gateway:
         self.recorder: Sampler | None = None  # samples requests of nodes that capture them
         self.proto_text: Callable[[str], str | None] = lambda node: None  # node -> .proto
         self.metrics = GatewayMetrics(multiprocess=multiprocess)
+        self.metrics.routes = routes
         self.oip = OipRest(self)  # the Open Inference Protocol under /v2
         self.healthy = HEALTHY  # what /healthz answers
         routes.on_reject.append(self.metrics.reject)

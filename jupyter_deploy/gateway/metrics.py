@@ -93,6 +93,7 @@ class GatewayMetrics:
         # the folder where every gateway worker keeps its counters (prometheus_client's
         # multiprocess mode): any worker's /metrics sums them all; "": this process's own
         self.multiprocess = multiprocess
+        self.routes: Routes | None = None  # with `multiprocess`: series of these names only
         self.nodes = Family(self.registry, "node", "node_id")
         self.aliases = Family(self.registry, "alias", "alias_name")
         self.rejections = Counter("node_rejections", "Requests the node's admission control "
@@ -183,14 +184,27 @@ class GatewayMetrics:
 
     def own(self) -> list[Metric]:
         """The gateway's families (of every worker), without the `_created` series."""
-        if self.multiprocess:
+        families = list(self.registry.collect())
+        summed: dict[str, Metric] = {}
+        if self.multiprocess:  # this process's families, with the samples of every worker
             registry = CollectorRegistry()
             MultiProcessCollector(registry, self.multiprocess)  # type: ignore[no-untyped-call]
-            return sorted(registry.collect(), key=lambda family: family.name)
-        families = list(self.registry.collect())
+            summed = {family.name: family for family in registry.collect()}
         for family in families:
+            if self.multiprocess:  # the files keep every series: those of live names only
+                found = summed.get(family.name)
+                family.samples = [s for s in found.samples if self._known(s.labels)] \
+                    if found is not None else []
             family.samples = [s for s in family.samples if not s.name.endswith("_created")]
         return families
+
+    def _known(self, labels: dict[str, str]) -> bool:
+        """Whether a series is of a node and an alias that exist (or of neither)."""
+        if self.routes is None:
+            return True
+        node, alias = labels.get("node_id"), labels.get("alias_name")
+        return (node is None or node in self.routes.nodes) and \
+            (alias is None or alias in self.routes.aliases)
 
     @staticmethod
     def text(families: list[Metric]) -> str:

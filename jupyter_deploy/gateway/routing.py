@@ -13,13 +13,14 @@ import hmac
 import math
 import secrets
 import weakref
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from ..types import InputCheck
+from .shadow import ShadowRecord
 from .upstream import Pool
 
 MAX_BYTES = 16 * 1024 * 1024  # of a request and of its answer, for callers
@@ -266,30 +267,6 @@ class Route:
         return least[self.turn % len(least)]
 
 
-class ShadowRecord:
-    """How a shadow node answered mirrored requests, next to the primary's answers."""
-
-    def __init__(self, limit: int = 200) -> None:
-        self.recent: deque[dict[str, Any]] = deque(maxlen=limit)
-        self.counts: Counter[str] = Counter()
-
-    def add(self, entry: dict[str, Any]) -> None:
-        self.recent.append(entry)
-        self.counts["requests"] += 1
-        self.counts["same_output" if entry["same_output"] else "different_output"] += 1
-        if entry["status"] != 200:
-            self.counts["errors"] += 1
-
-    def to_json(self) -> dict[str, Any]:
-        latencies = sorted(e["latency_ms"] for e in self.recent)
-        return {
-            **{k: self.counts[k] for k in ("requests", "same_output", "different_output",
-                                           "errors")},
-            "p50_ms": latencies[len(latencies) // 2] if latencies else None,
-            "recent": list(self.recent)[-20:],
-        }
-
-
 @dataclass(frozen=True)
 class AliasRoute:
     name: str
@@ -322,7 +299,7 @@ class Routes:
         self.on_shadow: list[Callable[[str, dict[str, Any]], None]] = []  # (alias, entry)
         # called on every change the gateway workers must see (none: an in-process gateway)
         self.on_change: Callable[[], None] = lambda: None
-        # instance id -> a backend out of the routes that may still have requests (draining)
+        # instance id -> a backend out of the routes, draining
         self.removed: weakref.WeakValueDictionary[str, Backend] = weakref.WeakValueDictionary()
 
     def add_node(self, node: str, key_hash: str) -> Route:
@@ -332,7 +309,7 @@ class Routes:
         self.changed()
         return route
 
-    def changed(self) -> None:
+    def changed(self) -> None:  # looked up at each call: the hub sets on_change later
         self.on_change()
 
     def remove_node(self, node: str) -> None:
@@ -365,7 +342,7 @@ class Routes:
         if route is None:
             return None
         backend = route.backends.pop(instance_id, None)
-        if backend is not None:
+        if backend is not None:  # the gateway workers may still have requests on it
             self.removed[instance_id] = backend
             self.changed()
         if not route.backends:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..http.framing import check_limits
 from ..http.messages import Response
-from .app import Gateway
+from .app import HEALTHY, Gateway
 from .channel import folder, token
 from .grpc.server import GrpcGateway
 from .link import Forwarder, Link
@@ -52,8 +52,9 @@ class Worker:
         self.gateway.oip.models.served = served_from(
             lambda: applied.nodes, lambda node: applied.instances.get(node, {}), applied.meta,
             lambda name: applied.versions.get(name, []))
-        self.gateway.healthy = Response(200, json.dumps(
-            {"status": "ok", "worker": slot, "pid": os.getpid()}).encode())
+        # which worker answered: a caller can tell where its connection went
+        self.gateway.healthy = Response(200, HEALTHY.body,
+                                        {"x-gateway-worker": f"{slot} {os.getpid()}"})
 
     async def run(self) -> None:
         """Serve until SIGTERM or the service's `stop`."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from .capture import Recorder
 from .channel import socket_path, token
-from .fleet import Fleet
+from .fleet import Fleet, metrics_dir
 from .hub import Hub, Peer
 from .routing import Routes
 
@@ -35,6 +35,11 @@ class GatewayWorkers:
     @property
     def port(self) -> int:
         return int(self.fleet.settings["port"])
+
+    @property
+    def metrics_dir(self) -> str:
+        """Where the workers keep their counters (prometheus_client's multiprocess mode)."""
+        return str(metrics_dir(self.state_dir))
 
     @property
     def grpc_port(self) -> int:

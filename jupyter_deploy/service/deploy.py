@@ -167,6 +167,7 @@ class DeployService:
             self.recorder, self.supervisor.note, self.log)
         await self.workers.start()
         self.gateway_port, self.gateway_grpc_port = self.workers.port, self.workers.grpc_port
+        self.gateway.metrics.multiprocess = self.workers.metrics_dir  # the panel's figures
 
     def _routes_out(self) -> None:
         """A control-API change is on its way to every gateway worker before the call
