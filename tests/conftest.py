@@ -99,7 +99,7 @@ def jp_server_config(tmp_path: Path) -> dict[str, Any]:
                                               "jupyter_server_terminals": False},
                       "allow_unauthenticated_access": False},
         "DeployApp": {"state_dir": str(tmp_path / "state"), "gateway_port": 0,
-                      "gateway_grpc_port": 0},
+                      "gateway_grpc_port": 0, "gateway_workers": 0},  # in the server's process
     }
 
 
@@ -115,7 +115,6 @@ def deploy(jp_serverapp, jp_asyncio_loop, monkeypatch):
     app = jp_serverapp.extension_manager.extension_points["jupyter_deploy"].app
     yield app.service
     jp_asyncio_loop.run_until_complete(app.stop_extension())
-    stop_workers(app.service.state_dir)  # a service's stop leaves its gateway serving
     assert not worker_pids(app.service.state_dir), "instances left running"
 
 

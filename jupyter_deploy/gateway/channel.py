@@ -2,9 +2,10 @@
 after its length, on a Unix socket in the state folder (0600), opened by a worker's hello
 with the token of the state folder (a file only the service's user can read).
 
-Service to worker: `state` (the whole routing state, a version), `stop`.
-Worker to service: `hello`, `ack` (a version applied), `load` (requests held and in flight),
-`stuck`, `capture`, `shadow`, `note`.
+Service to worker: `state` (the whole routing state, a version), `ping`, `stop`. What the
+workers must know of each other at once (admission control) is on a board (board.py).
+Worker to service: `hello`, `serving`, `ack` (a version applied), `load` (requests held and
+in flight), `missed`, `stuck`, `capture`, `shadow`, `note`, `pong`.
 """
 
 from __future__ import annotations

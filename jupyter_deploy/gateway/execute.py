@@ -79,7 +79,8 @@ async def send(route: Route, head: bytes, body: bytes, deadline: float, *,
                 raise NoInstance(route.node)
             await _hold(route, deadline - loop.time())
             continue
-        if queue and (backend is None or not route.free(backend) or route.queue and not woken):
+        if queue and (backend is None or not route.free(backend) or not woken and (
+                route.queue or route.first_elsewhere())):
             await _wait_turn(route, deadline, woken)
             woken = True
             continue
@@ -101,7 +102,7 @@ async def _attempt(route: Route, backend: Backend, head: bytes, body: bytes, dea
                    stuck_after_s: float | None) -> tuple[int, dict[str, str], bytes]:
     """One try on `backend`; its time there counts into the node's mean service time."""
     loop = asyncio.get_running_loop()
-    backend.in_flight += 1
+    backend.add(1)
     sent = loop.time()
     try:
         async with asyncio.timeout_at(deadline):
@@ -113,7 +114,7 @@ async def _attempt(route: Route, backend: Backend, head: bytes, body: bytes, dea
             route.on_stuck(backend)
         raise
     finally:
-        backend.in_flight -= 1
+        backend.add(-1)
         route.wake_waiters()  # its slot is free
     route.served(loop.time() - sent)
     return answer
@@ -123,7 +124,7 @@ async def _wait_turn(route: Route, deadline: float, first: bool) -> None:
     """Wait in the node's queue, or be refused at once when it is full or its wait would
     take much of the time the request has left (it could not be served in time)."""
     left = deadline - asyncio.get_running_loop().time()
-    if not first and (len(route.queue) >= route.queue_limit
+    if not first and (route.queued() >= route.queue_limit
                       or route.expected_wait() > WAIT_SHARE * left):
         raise QueueFull(route.node)
     try:
@@ -232,7 +233,7 @@ def _refused(route: Route, exc: QueueFull | Overdue, extra: dict[str, str]) -> R
     """429 (come back later) or 504 (the deadline passed in the queue): never run."""
     if isinstance(exc, QueueFull):
         route.reject("queue_full")
-        return error("queue_full", f"node {route.node!r} has {len(route.queue)} requests "
+        return error("queue_full", f"node {route.node!r} has {route.queued()} requests "
                      "waiting already; retry later", headers={**extra, "Retry-After": "1"})
     route.reject("overdue")
     return error("timeout", "the request waited in the node's queue past its deadline; it "

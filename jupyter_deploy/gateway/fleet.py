@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import board
 from .channel import folder
 
 MODULE = "jupyter_deploy.gateway.worker_main"
@@ -32,6 +33,10 @@ WATCH_S = 0.2  # how often the slots are looked at
 
 def pid_file(state_dir: Path, slot: int) -> Path:
     return folder(state_dir) / f"worker-{slot}.pid"
+
+
+def board_path(state_dir: Path) -> Path:
+    return folder(state_dir) / "board"
 
 
 def metrics_dir(state_dir: Path) -> Path:
@@ -134,6 +139,7 @@ class Fleet:
             self.settings[name] = sock.getsockname()[1]
         if not live:  # a fresh start: the counters start again, as they did in one process
             shutil.rmtree(metrics_dir(self.state_dir), ignore_errors=True)
+            board.create(board_path(self.state_dir))
         metrics_dir(self.state_dir).mkdir(mode=0o700, exist_ok=True)
         data = json.dumps({**self.settings, "config": self.config}).encode()
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

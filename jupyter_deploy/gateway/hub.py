@@ -35,6 +35,7 @@ class Peer:
     config: str
     version: int = 0  # of the last state it applied
     serving: bool = False  # it listens on the gateway's ports
+    pong: int = 0  # the last ping it answered
     # node -> [requests held, {instance id: requests in flight}], as it last said
     load: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -56,6 +57,7 @@ class Hub:
         self.log = log
         self.peers: dict[int, Peer] = {}  # pid -> peer
         self.version = 0
+        self.pings = 0
         self.on_peer: Callable[[Peer | None], None] = lambda peer: None  # joined or left
         self._scheduled = False
         self._acked = asyncio.Event()
@@ -101,9 +103,21 @@ class Hub:
 
     async def synced(self, timeout_s: float = ACK_TIMEOUT_S) -> bool:
         """Whether every connected worker applied the latest state, waiting `timeout_s`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while any(p.version < self.version for p in self.peers.values()):
+        return await self._heard(
+            lambda: all(p.version >= self.version for p in self.peers.values()), timeout_s)
+
+    async def reports(self, timeout_s: float = ACK_TIMEOUT_S) -> bool:
+        """Whether what every worker reported so far (captured requests, shadow answers)
+        has come in, waiting `timeout_s` at most: a ping after it, answered."""
+        self.pings += 1
+        for peer in list(self.peers.values()):
+            peer.channel.send({"t": "ping", "n": self.pings})
+        return await self._heard(lambda: all(p.pong >= self.pings for p in self.peers.values()),
+                                 timeout_s)
+
+    async def _heard(self, done: Callable[[], bool], timeout_s: float) -> bool:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not done():
             self._acked.clear()
             try:
                 async with asyncio.timeout_at(deadline):
@@ -156,6 +170,9 @@ class Hub:
         kind = message.get("t")
         if kind == "ack":
             peer.version = int(message["version"])
+            self._acked.set()
+        elif kind == "pong":
+            peer.pong = int(message["n"])
             self._acked.set()
         elif kind == "serving":
             peer.serving = True

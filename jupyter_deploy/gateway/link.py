@@ -78,6 +78,8 @@ class Link:
                     channel.send({"t": "ack", "version": message["version"]})
                     self.first_state.set()
                     self.on_state()
+                elif message.get("t") == "ping":  # after what it reported so far
+                    channel.send({"t": "pong", "n": message["n"]})
                 elif message.get("t") == "stop":
                     self.stopped.set()
                     return

@@ -20,6 +20,10 @@ from functools import partial
 from typing import Any
 
 from ..types import InputCheck
+from .backends import Backend as Backend  # where the supervisor and the gateway import it
+from .backends import Turn
+from .board import Board
+from .board import now as board_now
 from .shadow import ShadowRecord
 from .upstream import Pool
 
@@ -37,6 +41,7 @@ PIPELINE_S = 0.05
 MAX_PIPELINE = 64
 WAIT_SHARE = 0.5  # of its time left, the most a request is expected to wait in the queue
 SERVICE_WEIGHT = 0.2  # of the newest answer in the running mean of a node's service time
+POLL_S = 0.001  # with requests waiting, how often a gateway worker looks at the board
 
 
 def new_key() -> str:
@@ -71,54 +76,8 @@ def pick_node(weights: tuple[tuple[str, int], ...], point: float) -> str:
     return weights[-1][0]
 
 
-@dataclass(eq=False)
-class Backend:
-    """A healthy instance, as the gateway sends it requests."""
-
-    instance_id: str
-    pool: Pool
-    check: InputCheck  # the inputs of the checkpoint this instance runs (updates roll)
-    # where its own metrics are: "" its /metrics, a URL elsewhere, None nowhere
-    telemetry: str | None = ""
-    local: int = 0  # requests this process has on it now
-    # a request ran past the request timeout on it: out of balancing until the cell ends
-    stuck: bool = False
-    reported: int = 0  # requests the gateway workers say they have on it (gateway/hub.py)
-    node: str = ""
-
-    @property
-    def in_flight(self) -> int:
-        """Requests on the instance now, here and in the gateway workers."""
-        return self.local + self.reported
-
-    @in_flight.setter
-    def in_flight(self, value: int) -> None:  # `+= 1` counts a request of this process
-        self.local = value - self.reported
-
-
 class QueueFull(Exception):
     """The node's queue is at its bound, or could not serve the request in time (429)."""
-
-
-class Turn:
-    """A request's place in a node's queue: woken for a slot, or refused."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def done(self) -> bool:
-        return self.future.done()
-
-    def woken(self) -> bool:
-        return self.future.done() and not self.future.cancelled() and \
-            self.future.exception() is None
-
-    def set_result(self, value: None) -> None:
-        self.future.set_result(value)
-
-    def set_exception(self, exc: Exception) -> None:
-        self.future.set_exception(exc)
 
 
 @dataclass
@@ -147,6 +106,9 @@ class Route:
     reject: Callable[[str], None] = lambda reason: None
     on_change: Callable[[], None] = lambda: None  # set by Routes: what workers see changed
     reported: int = 0  # requests the gateway workers hold waiting (gateway/hub.py)
+    board: Board | None = None  # in a gateway worker: the other workers' queues of the node
+    row: int = -1
+    polling: asyncio.Task[None] | None = None  # looks for slots the other workers freed
 
     def key_matches(self, key: str) -> bool:
         return key_opens(key, self.key_hash)
@@ -156,6 +118,19 @@ class Route:
         """Requests being served or waiting for an instance: the node's load."""
         return self.waiting + len(self.queue) + self.reported + sum(
             b.in_flight for b in self.backends.values())
+
+    def queued(self) -> int:
+        """Requests waiting for a slot, in every gateway worker."""
+        if self.board is None:
+            return len(self.queue)
+        return len(self.queue) + self.board.waiting_elsewhere(self.row)
+
+    def first_elsewhere(self) -> bool:
+        """Whether a request of another worker waits since before this one's first."""
+        if self.board is None:
+            return False
+        head = self.queue[0].since if self.queue else board_now()
+        return self.board.oldest_elsewhere(self.row) < head
 
     @property
     def queue_limit(self) -> int:
@@ -195,7 +170,7 @@ class Route:
     def expected_wait(self) -> float:
         """Seconds a request joining the queue now should wait for a slot (0: unknown)."""
         slots = self.per_instance * sum(not b.stuck for b in self.backends.values())
-        return (len(self.queue) + 1) * self.service_s / slots if slots else 0.0
+        return (self.queued() + 1) * self.service_s / slots if slots else 0.0
 
     def has_instance(self, exclude: set[str]) -> bool:
         """Whether an instance not in `exclude` exists, in balancing or not (stuck)."""
@@ -208,7 +183,7 @@ class Route:
     def wake_waiters(self, every: bool = False) -> None:
         """Give the slots free now to the requests first in the queue (`every`: wake them
         all, to look again: the last instance went)."""
-        if not self.queue:
+        if not self.queue or not every and self.first_elsewhere():
             return
         free = len(self.queue) if every else sum(
             max(0, self.per_instance - b.in_flight) for b in self.backends.values()
@@ -218,6 +193,21 @@ class Route:
             if not turn.done():
                 turn.set_result(None)
                 free -= 1
+        self.post()
+
+    def post(self) -> None:
+        """Put this worker's queue of the node on the board; while it has requests waiting,
+        look every POLL_S for a slot another worker freed (they cannot wake this one)."""
+        if self.board is None:
+            return
+        self.board.queue(self.row, len(self.queue), self.queue[0].since if self.queue else 0.0)
+        if self.queue and (self.polling is None or self.polling.done()):
+            self.polling = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        while self.queue:
+            await asyncio.sleep(POLL_S)
+            self.wake_waiters()
 
     async def wait_turn(self, deadline: float, first: bool = False) -> None:
         """Wait in the queue for a slot, by the loop's `deadline`; `first`: at its head (it
@@ -227,6 +217,7 @@ class Route:
             self.queue.appendleft(turn)
         else:
             self.queue.append(turn)
+        self.post()
         try:
             async with asyncio.timeout_at(deadline):
                 await turn.future
@@ -235,6 +226,7 @@ class Route:
                 self.wake_waiters()  # woken as it gave up: the slot goes to the next one
             with contextlib.suppress(ValueError):
                 self.queue.remove(turn)
+            self.post()
             raise
 
     def set_stuck(self, backend: Backend, stuck: bool) -> None:
@@ -262,8 +254,9 @@ class Route:
         if key is not None:
             return max(candidates, key=lambda b: _score(key, b.instance_id))
         self.turn += 1
-        low = min(b.in_flight for b in candidates)
-        least = [b for b in candidates if b.in_flight == low]
+        loads = [(b.in_flight, b) for b in candidates]  # read once: other workers change them
+        low = min(load for load, _ in loads)
+        least = [b for load, b in loads if load == low]
         return least[self.turn % len(least)]
 
 

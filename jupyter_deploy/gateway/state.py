@@ -10,11 +10,13 @@ old routing or the new one, never a mix; input checks are rebuilt from the decla
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..types import InputCheck
+from .board import MAX_INSTANCES, MAX_NODES, Board
 from .routing import Route, Routes
 
 NO_INPUTS = InputCheck([])  # a Docker-image node's requests carry no declared inputs
@@ -40,10 +42,41 @@ class InstanceInfo:
     checkpoint_id: str
 
 
+class Rows:
+    """Rows of the workers' board (board.py) for nodes or instances: kept while they exist;
+    a row let go is taken again only after every other one (requests may still drain)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.rows: dict[str, int] = {}
+        # from anywhere: rows a previous service gave may still drain
+        self.next = secrets.randbelow(limit)
+
+    def assign(self, names: list[str]) -> dict[str, int]:
+        """The row of each of `names` (-1: the board is full); the others' rows are freed."""
+        self.rows = {name: row for name, row in self.rows.items() if name in set(names)}
+        taken = set(self.rows.values())
+        for name in names:
+            if name in self.rows:
+                continue
+            row = -1
+            for _ in range(self.limit if len(taken) < self.limit else 0):
+                candidate, self.next = self.next, (self.next + 1) % self.limit
+                if candidate not in taken:
+                    row = candidate
+                    break
+            self.rows[name] = row
+            taken.add(row)
+        return self.rows
+
+
 def describe(routes: Routes, nodes: Mapping[str, Any], instances: Mapping[str, Mapping[str, Any]],
              meta: Callable[[str], dict[str, Any]],
-             versions: Callable[[str], list[dict[str, Any]]]) -> dict[str, Any]:
-    """The whole routing state (service side): `nodes` and `instances` are the supervisor's."""
+             versions: Callable[[str], list[dict[str, Any]]],
+             settling: bool = False, rows: tuple[Rows, Rows] | None = None) -> dict[str, Any]:
+    """The whole routing state (service side): `nodes` and `instances` are the supervisor's.
+    `settling`: the service has just started and is taking instances back; until it has
+    checked them, a worker keeps those it serves (see `Applied.apply`)."""
     described: dict[str, Any] = {}
     used: set[str] = set()
     for name, route in list(routes.nodes.items()):
@@ -62,6 +95,14 @@ def describe(routes: Routes, nodes: Mapping[str, Any], instances: Mapping[str, M
             "backends": [[b.instance_id, b.pool.host, b.pool.port, running.get(b.instance_id),
                           b.telemetry, b.stuck] for b in list(route.backends.values())],
         }
+    node_rows, instance_rows = rows or (Rows(MAX_NODES), Rows(MAX_INSTANCES))
+    by_node = node_rows.assign(list(described))
+    by_instance = instance_rows.assign(
+        [b[0] for spec in described.values() for b in spec["backends"]])
+    for name, spec in described.items():
+        spec["row"] = by_node[name]
+        for backend in spec["backends"]:
+            backend.append(by_instance[backend[0]])
     used.discard("")
     metas = {checkpoint_id: meta(checkpoint_id) for checkpoint_id in sorted(used)}
     names = {m["name"] for m in metas.values()}
@@ -73,14 +114,16 @@ def describe(routes: Routes, nodes: Mapping[str, Any], instances: Mapping[str, M
         "checkpoints": metas,
         "versions": {name: [{"id": c["id"], "version": c["version"]} for c in versions(name)]
                      for name in sorted(names)},
+        "settling": settling,
     }
 
 
 class Applied:
     """A worker's routing state: the routes it serves from and what its pages read."""
 
-    def __init__(self, routes: Routes) -> None:
+    def __init__(self, routes: Routes, board: Board | None = None) -> None:
         self.routes = routes
+        self.board = board  # shared with the other workers: their requests and queues
         self.nodes: dict[str, NodeInfo] = {}
         self.instances: dict[str, dict[str, InstanceInfo]] = {}
         self.checkpoints: dict[str, dict[str, Any]] = {}
@@ -104,7 +147,9 @@ class Applied:
                 if route is not None:
                     routes.remove_node(name)
                 route = routes.add_node(name, spec["key_hash"])
-            self._configure(route, spec)
+            # a restarted service checks the instances it takes back before they are in its
+            # routes again: meanwhile those the worker serves stay (issue 13: no request fails)
+            self._configure(route, spec, set(spec["instances"]) if state["settling"] else set())
             if spec["node"] is not None:
                 nodes[name] = NodeInfo(name, *spec["node"])
             instances[name] = {i: InstanceInfo(i, c) for i, c in spec["instances"].items()}
@@ -116,21 +161,31 @@ class Applied:
                              alias["shadow"], alias["sticky"])
         self.version = version
 
-    def _configure(self, route: Route, spec: dict[str, Any]) -> None:
-        """The node's settings and instances, as the service has them."""
+    def _configure(self, route: Route, spec: dict[str, Any], keep: set[str]) -> None:
+        """The node's settings and instances, as the service has them (and `keep`)."""
         for name in ROUTE_FIELDS:
             setattr(route, name, spec[name])
+        if self.board is not None and route.row != spec["row"]:
+            if route.board is not None:  # a new service gave it another row
+                self.board.queue(route.row, 0, 0.0)
+            route.board, route.row = self.board, spec["row"]
+            route.post()
         if not route.hold:
             self.routes.wake(route)  # requests held until now get their answer
         backends = {b[0]: b for b in spec["backends"]}
-        for instance_id in [i for i in route.backends if i not in backends]:
+        for instance_id in [i for i in route.backends if i not in backends and i not in keep]:
             self.routes.remove_backend(route.node, instance_id)
-        for instance_id, host, port, checkpoint_id, telemetry, stuck in backends.values():
+        for instance_id, host, port, checkpoint_id, telemetry, stuck, row in backends.values():
             backend = route.backends.get(instance_id)
             if backend is None or (backend.pool.host, backend.pool.port) != (host, port):
                 self.routes.add_backend(route.node, instance_id, host, port,
                                         self.check(checkpoint_id), telemetry)
                 backend = route.backends[instance_id]
+            if self.board is not None and backend.row != row:
+                count = backend.local
+                backend.add(-count)  # off its old row, onto the new one
+                backend.board, backend.row = self.board, row
+                backend.add(count)
             if backend.stuck != stuck:
                 route.set_stuck(backend, stuck)
         route.wake_waiters()  # the slots may have changed

@@ -22,7 +22,9 @@ from typing import Any
 from ..http.framing import check_limits
 from ..http.messages import Response
 from .app import HEALTHY, Gateway
+from .board import Board
 from .channel import folder, token
+from .fleet import board_path
 from .grpc.server import GrpcGateway
 from .link import Forwarder, Link
 from .oip.versions import served_from
@@ -38,7 +40,8 @@ class Worker:
     def __init__(self, state_dir: Path, slot: int, settings: dict[str, Any]) -> None:
         self.settings = settings
         self.routes = Routes()
-        self.applied = applied = Applied(self.routes)
+        self.board = Board(board_path(state_dir), slot, settings["workers"])
+        self.applied = applied = Applied(self.routes, self.board)
         self.gateway = Gateway(self.routes, request_timeout_s=settings["request_timeout_s"],
                                describe=applied.describe, public_url=settings["public_url"],
                                limits=check_limits(settings["limits"]),

@@ -78,6 +78,11 @@ class GatewayWorkers:
     def _peer_changed(self, peer: Peer | None) -> None:
         self._joined.set()
 
+    def changed(self) -> None:
+        """Send the routes at the end of this loop turn."""
+        if self.hub is not None:
+            self.hub.publish()
+
     def publish(self) -> None:
         """Send the routes to every worker now (before a control-API call returns)."""
         if self.hub is not None:
@@ -86,6 +91,10 @@ class GatewayWorkers:
     async def synced(self, timeout_s: float = 2.0) -> bool:
         """Whether every worker applied the routes sent last, waiting `timeout_s` at most."""
         return self.hub is None or await self.hub.synced(timeout_s)
+
+    async def reports(self, timeout_s: float = 2.0) -> bool:
+        """Whether what the workers reported so far came in (the captured requests)."""
+        return self.hub is None or await self.hub.reports(timeout_s)
 
     def pids(self) -> dict[int, int]:
         """slot -> pid of each worker."""

@@ -10,19 +10,23 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from ..gateway.app import Gateway
+from ..gateway.board import MAX_INSTANCES, MAX_NODES
 from ..gateway.capture import Recorder
 from ..gateway.grpc.server import GrpcGateway
 from ..gateway.oip.versions import served_from
 from ..gateway.routing import Routes
+from ..gateway.state import Rows
 from ..gateway.state import describe as describe_routes
 from ..gateway.workers import GatewayWorkers
 from ..http.framing import check_limits
 from ..http.messages import Response
+from ..models import InstanceStatus
 from ..runtimes.interpreters import check_interpreters
 from ..runtimes.limits import DEFAULT_CONFIGS, check_configs
 from ..store.sqlite import EVENTS_PER_SUBJECT, Store
@@ -33,6 +37,12 @@ from .checkpoints import Checkpoints
 from .examples import Examples
 from .nodes import Nodes
 from .observe import EventLog, Observe, event_filter
+
+# Statuses of an instance on its way into balancing. Just after a start, while one of them
+# is being taken back (for up to SETTLE_S), the gateway workers keep serving those they had.
+PENDING = (InstanceStatus.UNDEFINED, InstanceStatus.CREATED, InstanceStatus.STARTED,
+           InstanceStatus.PREPARING)
+SETTLE_S = 60.0
 
 
 class DeployService:
@@ -129,8 +139,7 @@ class DeployService:
             self._aliases.route_all()
             await self.supervisor.start()
             self.recorder.start()
-            if self.gateway_workers:
-                await self._start_workers()
+            await self._start_workers()
         except BaseException:  # leave nothing half-started: the ports, the state lock
             await self.runtime.close()
             await self.gateway.stop()
@@ -148,7 +157,10 @@ class DeployService:
                       self.gateway_url, self.gateway_grpc_address)
 
     async def _start_workers(self) -> None:
-        """The gateway in worker processes: those of a previous start are taken back."""
+        """The gateway in worker processes (if any): those of a previous start are taken
+        back."""
+        if not self.gateway_workers:
+            return
         metas: dict[str, dict[str, Any]] = {}
 
         def meta(checkpoint_id: str) -> dict[str, Any]:
@@ -159,13 +171,26 @@ class DeployService:
         settings = {"host": self.gateway_host, "port": self.gateway_port,
                     "grpc_port": self.gateway_grpc_port,
                     "request_timeout_s": self.request_timeout_s,
-                    "public_url": self.gateway_public_url, "limits": self._limit_settings}
-        self.workers = GatewayWorkers(
+                    "public_url": self.gateway_public_url, "limits": self._limit_settings,
+                    "workers": self.gateway_workers}
+        started = time.monotonic()
+        rows = (Rows(MAX_NODES), Rows(MAX_INSTANCES))  # on the workers' shared board
+
+        def settling() -> bool:
+            """Instances taken back are still being checked, a little after the start."""
+            return time.monotonic() - started < SETTLE_S and any(
+                i.status in PENDING for group in self.supervisor.instances.values()
+                for i in group.values())
+
+        self.workers = workers = GatewayWorkers(
             self.state_dir, self.gateway_workers, settings, self.routes,
             lambda: describe_routes(self.routes, self.supervisor.nodes,
-                                    self.supervisor.instances, meta, self.store.checkpoints),
+                                    self.supervisor.instances, meta, self.store.checkpoints,
+                                    settling(), rows),
             self.recorder, self.supervisor.note, self.log)
         await self.workers.start()
+        # a status change can change what the workers serve (instances, the end of settling)
+        self.supervisor.listeners.append(lambda event: workers.changed())
         self.gateway_port, self.gateway_grpc_port = self.workers.port, self.workers.grpc_port
         self.gateway.metrics.multiprocess = self.workers.metrics_dir  # the panel's figures
 
@@ -316,6 +341,8 @@ class DeployService:
 
     async def requests(self, name: str, last: int = 100) -> dict[str, Any]:
         """The node's captured requests, newest last."""
+        if self.workers is not None:  # those the workers sampled until now, too
+            await self.workers.reports()
         return await self._observe.requests(name, last)
 
     async def metrics(self, name: str) -> str:
