@@ -302,3 +302,54 @@ def test_workers_serve_on_while_the_service_is_killed_then_are_taken_back(tmp_pa
         stop_workers(tmp_path / "state")
         for pid in instance_pids(tmp_path / "state"):  # left by a service killed, if any
             os.kill(pid, signal.SIGKILL)
+
+
+def test_an_instance_busy_through_one_worker_is_busy_for_the_others(workers):
+    """Admission control counts every worker's requests (the board): with no queue, a call
+    through the other worker while the instance runs one is refused at once (429), where
+    each worker counting its own would have sent it to the busy instance."""
+    node, key = workers.create_node("napper", checkpoint_body(
+        "napper", "import time\ntime.sleep(s)\ndone = s", "s:float", "done", s=0.0))
+    workers.client.update_node("napper", {"max_queue": 0})
+
+    async def check() -> None:
+        first, second = (await by_worker(workers.gateway_url)).values()
+        long = asyncio.ensure_future(first.call("POST", "/v1/nodes/napper:execute",
+                                                b'{"input": {"s": 1.5}}', key))
+        await asyncio.sleep(0.5)  # it runs on the instance now
+        started = time.monotonic()
+        status, headers, body = await second.call("POST", "/v1/nodes/napper:execute",
+                                                  b'{"input": {"s": 0.0}}', key)
+        assert time.monotonic() - started < 0.5
+        assert status == 429 and json.loads(body)["error"]["code"] == "queue_full"
+        assert (await long)[0] == 200
+        # free again: the other worker's call goes through
+        assert (await second.call("POST", "/v1/nodes/napper:execute",
+                                  b'{"input": {"s": 0.0}}', key))[0] == 200
+        first.close()
+        second.close()
+
+    asyncio.run(check())
+    workers.client.delete_node("napper")
+
+
+def test_a_sigterm_of_the_service_leaves_the_workers_serving(tmp_path: Path):
+    service = Service(tmp_path, WORKERS)
+    try:
+        before = worker_pids(service.state_dir)
+        service.stop()  # SIGTERM, as a restart of the service does
+        assert service.process.returncode == 0
+        assert worker_pids(service.state_dir) == before
+
+        async def check() -> None:
+            callers = await by_worker(service.gateway_url)
+            assert {w.split()[1] for w in callers} == {str(p) for p in before.values()}
+            for caller in callers.values():
+                caller.close()
+
+        asyncio.run(check())
+    finally:
+        stopped = stop_workers(service.state_dir)  # what `jupyter deploy stop --everything` does
+    assert sorted(stopped) == sorted(before.values())
+    assert not worker_pids(service.state_dir)
+    assert not any(alive(pid) for pid in stopped)
