@@ -53,6 +53,15 @@ def running(state_dir: Path, pid: int) -> bool:
     return state != "Z" and MODULE.encode() in parts and str(state_dir).encode() in parts
 
 
+def exited(pid: int) -> bool:
+    """Whether `pid` has ended (gone, or a zombie; its command line goes first, on exit)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
 def worker_pids(state_dir: Path) -> dict[int, int]:
     """slot -> pid of the gateway workers of `state_dir` that run now."""
     found = {}
@@ -75,12 +84,14 @@ def stop_workers(state_dir: Path, timeout_s: float = 10.0) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while any(running(state_dir, p) for p in pids.values()) and time.monotonic() < deadline:
+    while not all(exited(p) for p in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.02)
     for pid in pids.values():
-        if running(state_dir, pid):
+        if not exited(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+    while not all(exited(p) for p in pids.values()) and time.monotonic() < deadline + 5:
+        time.sleep(0.02)
     for slot in pids:
         pid_file(state_dir, slot).unlink(missing_ok=True)
     return list(pids.values())
@@ -206,6 +217,8 @@ class Fleet:
                 self.log.warning("gateway worker %d (pid %s) is gone: starting another",
                                  slot, self.pids.get(slot))
                 self.restarts += 1
+                # what it had in flight is no one's now: the others must not count it
+                board.Board(board_path(self.state_dir), slot, self.count).close()
                 try:
                     self.spawn(slot)
                 except OSError:

@@ -58,6 +58,7 @@ class Hub:
         self.peers: dict[int, Peer] = {}  # pid -> peer
         self.version = 0
         self.pings = 0
+        self.noted: set[tuple[str, str]] = set()  # (node, message) told already
         self.on_peer: Callable[[Peer | None], None] = lambda peer: None  # joined or left
         self._scheduled = False
         self._acked = asyncio.Event()
@@ -191,8 +192,12 @@ class Hub:
             alias = self.routes.aliases.get(message["alias"])
             if alias is not None:
                 alias.shadow_record.add(message["entry"])
-        elif kind == "note":
-            self.note(message["node"], message["message"])
+        elif kind == "note":  # each worker finds it: told once
+            told = (message["node"], message["message"])
+            self.noted = {n for n in self.noted if n[0] in self.routes.nodes}
+            if told not in self.noted and told[0] in self.routes.nodes:
+                self.noted.add(told)
+                self.note(*told)
         elif kind == "missed":
             route = self.routes.nodes.get(message["node"])
             if route is not None:

@@ -5,6 +5,7 @@ service uses them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -58,11 +59,15 @@ class GatewayWorkers:
             async with asyncio.timeout(READY_TIMEOUT_S):
                 while not self.ready():
                     self._joined.clear()
-                    await self._joined.wait()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.5):
+                            await self._joined.wait()
+                    if self.fleet.restarts >= 2 * self.fleet.count:
+                        raise TimeoutError  # they die as they start: no use waiting
         except TimeoutError:
             await self.stop(everything=True)
-            raise RuntimeError(f"the gateway workers did not start within {READY_TIMEOUT_S:g}"
-                               f" s: see {self.state_dir / 'gateway'}/worker-*.log") from None
+            raise RuntimeError(f"the gateway workers did not start: see "
+                               f"{self.state_dir / 'gateway'}/worker-*.log") from None
         self.fleet.release()
         adopted = len(self.fleet.adopted)
         self.log.info("jupyter_deploy: %d gateway workers (%d taken back)", self.fleet.count,
@@ -96,9 +101,14 @@ class GatewayWorkers:
         """Whether what the workers reported so far came in (the captured requests)."""
         return self.hub is None or await self.hub.reports(timeout_s)
 
-    def pids(self) -> dict[int, int]:
-        """slot -> pid of each worker."""
-        return dict(self.fleet.pids)
+    def status(self) -> list[dict[str, Any]]:
+        """Each worker: its slot, pid, whether it is connected and listens, its routes."""
+        peers = {p.slot: p for p in self.hub.peers.values()} if self.hub else {}
+        return [{"slot": slot, "pid": pid, "connected": slot in peers,
+                 "serving": slot in peers and peers[slot].serving,
+                 "routes_version": peers[slot].version if slot in peers else None,
+                 "taken_back": slot in self.fleet.adopted}
+                for slot, pid in sorted(self.fleet.pids.items())]
 
     async def stop(self, everything: bool = False) -> None:
         """Close the channel; the workers serve on from the routes they have, unless

@@ -194,6 +194,10 @@ class DeployService:
         self.gateway_port, self.gateway_grpc_port = self.workers.port, self.workers.grpc_port
         self.gateway.metrics.multiprocess = self.workers.metrics_dir  # the panel's figures
 
+    def gateway_processes(self) -> list[dict[str, Any]]:
+        """The gateway worker processes (none when the gateway runs in this process)."""
+        return [] if self.workers is None else self.workers.status()
+
     def _routes_out(self) -> None:
         """A control-API change is on its way to every gateway worker before the call
         returns (each applies it on its next loop turn)."""
