@@ -149,13 +149,16 @@ class Service:
         self.kernel_env = {**self.env, discovery.URL_ENV: self.url,
                            discovery.TOKEN_ENV: self.token}
 
-    def stop(self) -> None:
+    def stop(self, everything: bool = True) -> None:
+        """SIGTERM; with `everything`, its gateway workers too (a SIGTERM leaves them)."""
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if everything:
+            stop_workers(self.state_dir)
 
     def create_node(self, name: str, checkpoint: dict[str, Any], **spec: Any
                     ) -> tuple[dict[str, Any], str]:
@@ -177,7 +180,6 @@ def standalone(root: Path, *options: str) -> Iterator[Service]:
         yield running
     finally:
         running.stop()
-        stop_workers(running.state_dir)  # a service's stop leaves its gateway serving
     wait_for(lambda: not worker_pids(running.state_dir), timeout=10,
              message="every instance to stop with the service")
 

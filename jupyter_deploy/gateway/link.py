@@ -56,6 +56,11 @@ class Link:
                     reader, writer = await asyncio.open_unix_connection(self.path,
                                                                         limit=1 << 20)
                 except OSError:
+                    if not self.path.parent.exists():  # the state folder was deleted
+                        log.warning("gateway worker %d: %s is gone: stopping", self.slot,
+                                    self.path.parent)
+                        self.stopped.set()
+                        break
                     await asyncio.sleep(wait)
                     wait = min(BACKOFF_S[1], wait * 2)
                     continue
