@@ -11,15 +11,18 @@ in flight), `missed`, `stuck`, `capture`, `shadow`, `note`, `pong`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
 MAX_MESSAGE = 64 * 1024 * 1024  # a state of many nodes, or a captured request of 2 x 1 MB
 HEADER = 4
+SOCKET_PATH_MAX = 100  # bytes of a Unix socket's path, with room under Linux's 108
 
 
 class ChannelClosed(Exception):
@@ -53,7 +56,17 @@ def opens(sent: Any, expected: str) -> bool:
 
 
 def socket_path(state_dir: Path) -> Path:
-    return folder(state_dir) / "channel.sock"
+    """The channel's socket: in the state folder, unless that path is too long for a Unix
+    socket (108 bytes); then in a folder of the user's own (0700) under the temporary one."""
+    path = folder(state_dir) / "channel.sock"
+    if len(str(path).encode()) < SOCKET_PATH_MAX:
+        return path
+    digest = hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:16]
+    short = Path(tempfile.gettempdir()) / f"jupyter-deploy-{os.getuid()}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    if short.stat().st_uid != os.getuid() or short.stat().st_mode & 0o077:
+        raise OSError(f"{short} is not this user's own folder (0700)")
+    return short / f"{digest}.sock"
 
 
 class Channel:

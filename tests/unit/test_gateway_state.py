@@ -108,3 +108,15 @@ def test_the_board_sums_the_other_workers_columns(tmp_path: Path):
     finally:
         first.close()
         second.close()
+
+
+def test_the_channel_socket_of_a_deep_state_folder_fits_a_unix_socket(tmp_path: Path):
+    from jupyter_deploy.gateway.channel import SOCKET_PATH_MAX, socket_path
+
+    shallow = socket_path(tmp_path)
+    assert shallow.parent == tmp_path / "gateway"
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    path = socket_path(deep)
+    assert len(str(path).encode()) < SOCKET_PATH_MAX and path == socket_path(deep)
+    assert path.parent.stat().st_mode & 0o777 == 0o700
