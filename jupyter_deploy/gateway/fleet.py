@@ -111,6 +111,16 @@ def reserve(host: str, port: int) -> socket.socket:
     return sock
 
 
+def code_digest() -> str:
+    """Digest of the package's code: workers that run other code (an upgrade) are replaced,
+    since the routing state they are sent may have another shape."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 class Fleet:
     """Keeps `count` gateway workers running for a state folder."""
 
@@ -118,7 +128,7 @@ class Fleet:
                  log: logging.Logger) -> None:
         self.state_dir = Path(state_dir)
         self.count = count
-        self.settings = settings  # host, port, grpc_port, request_timeout_s, ...
+        self.settings = {**settings, "code": code_digest()}  # host, port, grpc_port, ...
         self.log = log
         self.children: dict[int, subprocess.Popen[bytes]] = {}  # slot -> the worker we started
         self.pids: dict[int, int] = {}  # slot -> pid

@@ -105,7 +105,7 @@ class Hub:
     async def synced(self, timeout_s: float = ACK_TIMEOUT_S) -> bool:
         """Whether every connected worker applied the latest state, waiting `timeout_s`."""
         return await self._heard(
-            lambda: all(p.version >= self.version for p in self.peers.values()), timeout_s)
+            lambda: all(p.version >= self.version for p in self._current()), timeout_s)
 
     async def reports(self, timeout_s: float = ACK_TIMEOUT_S) -> bool:
         """Whether what every worker reported so far (captured requests, shadow answers)
@@ -113,19 +113,27 @@ class Hub:
         self.pings += 1
         for peer in list(self.peers.values()):
             peer.channel.send({"t": "ping", "n": self.pings})
-        return await self._heard(lambda: all(p.pong >= self.pings for p in self.peers.values()),
+        return await self._heard(lambda: all(p.pong >= self.pings for p in self._current()),
                                  timeout_s)
 
     async def _heard(self, done: Callable[[], bool], timeout_s: float) -> bool:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while not done():
-            self._acked.clear()
+            heard = self._acked  # a new event each time a worker answers: none is missed
             try:
                 async with asyncio.timeout_at(deadline):
-                    await self._acked.wait()
+                    await heard.wait()
             except TimeoutError:
                 return False
         return True
+
+    def _answered(self) -> None:
+        self._acked.set()
+        self._acked = asyncio.Event()
+
+    def _current(self) -> list[Peer]:
+        """The workers of the current settings (the others are being replaced)."""
+        return [p for p in self.peers.values() if p.config == self.config]
 
     def stop_workers(self) -> None:
         """Tell every connected worker to stop serving and exit."""
@@ -171,10 +179,10 @@ class Hub:
         kind = message.get("t")
         if kind == "ack":
             peer.version = int(message["version"])
-            self._acked.set()
+            self._answered()
         elif kind == "pong":
             peer.pong = int(message["n"])
-            self._acked.set()
+            self._answered()
         elif kind == "serving":
             peer.serving = True
             self.on_peer(peer)

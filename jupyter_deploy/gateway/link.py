@@ -64,22 +64,28 @@ class Link:
                     await asyncio.sleep(wait)
                     wait = min(BACKOFF_S[1], wait * 2)
                     continue
-                wait = BACKOFF_S[0]
-                await self._session(Channel(reader, writer))
+                if await self._session(Channel(reader, writer)):
+                    wait = BACKOFF_S[0]
+                elif not self.stopped.is_set():  # refused, or gone at once: not too often
+                    await asyncio.sleep(wait)
+                    wait = min(BACKOFF_S[1], wait * 2)
         finally:
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
 
-    async def _session(self, channel: Channel) -> None:
+    async def _session(self, channel: Channel) -> bool:
+        """Apply the service's states until the channel closes; whether one came."""
         channel.send({"t": "hello", "token": self.token, "pid": os.getpid(), "slot": self.slot,
                       "config": self.config, "serving": self.serving})
         self.channel = channel
         self._last_load = {}
+        applied = False
         try:
             while True:
                 message = await channel.receive()
                 if message.get("t") == "state":
                     self.applied.apply(message["state"], int(message["version"]))
+                    applied = True
                     channel.send({"t": "ack", "version": message["version"]})
                     self.first_state.set()
                     self.on_state()
@@ -87,12 +93,15 @@ class Link:
                     channel.send({"t": "pong", "n": message["n"]})
                 elif message.get("t") == "stop":
                     self.stopped.set()
-                    return
+                    return applied
         except ChannelClosed:
             log.info("gateway worker %d: the service went away; serving on", self.slot)
+        except Exception:  # a state it cannot apply: it serves on from the last, and retries
+            log.exception("gateway worker %d: the channel failed", self.slot)
         finally:
             self.channel = None
             channel.close()
+        return applied
 
     def listening(self) -> None:
         """The worker serves: the service waits for this at its start."""

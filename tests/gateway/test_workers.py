@@ -353,3 +353,22 @@ def test_a_sigterm_of_the_service_leaves_the_workers_serving(tmp_path: Path):
     assert sorted(stopped) == sorted(before.values())
     assert not worker_pids(service.state_dir)
     assert not any(alive(pid) for pid in stopped)
+
+
+def test_workers_of_other_settings_are_replaced_by_the_next_service(tmp_path: Path):
+    first = Service(tmp_path, WORKERS)
+    second: Service | None = None
+    try:
+        before = worker_pids(first.state_dir)
+        first.stop(everything=False)
+        second = Service(tmp_path, WORKERS, "--DeployApp.gateway_public_url=http://gw.test")
+        after = worker_pids(second.state_dir)
+        assert set(after) == {0, 1} and not set(after.values()) & set(before.values())
+        wait_for(lambda: not any(alive(pid) for pid in before.values()), timeout=10,
+                 message="the workers of the old settings to stop")
+        assert second.gateway_url == first.gateway_url  # the same port, taken over
+    finally:
+        for running in (second, first):
+            if running is not None and running.process.poll() is None:
+                running.stop()
+        stop_workers(tmp_path / "state")
