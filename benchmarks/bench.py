@@ -42,6 +42,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LUA = HERE / "post.lua"
+sys.path.insert(0, str(ROOT))
+
+from jupyter_deploy.gateway.fleet import stop_workers  # noqa: E402
 
 SUM = {
     "name": "sum",
@@ -96,10 +99,11 @@ def clean_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def start_service(tmp: Path, python: str, sut_cpu: str | None, log_file) -> tuple[subprocess.Popen, dict]:
+def start_service(tmp: Path, python: str, sut_cpu: str | None, log_file,
+                  extra: list[str] | None = None) -> tuple[subprocess.Popen, dict]:
     command = [python, "-m", "jupyter_deploy.cli", "serve", "--gateway-port=0",
                "--gateway-grpc-port=0",
-               f"--port={free_port()}", f"--state-dir={tmp / 'state'}"]
+               f"--port={free_port()}", f"--state-dir={tmp / 'state'}", *(extra or [])]
     if sut_cpu is not None:
         command = ["taskset", "-c", sut_cpu, *command]
     process = subprocess.Popen(command, env=clean_env(tmp), cwd=tmp, stdin=subprocess.DEVNULL,
@@ -140,7 +144,7 @@ def leftovers(tmp: Path) -> list[tuple[int, str]]:
 
 
 def with_service(prefix: str, sut_cpu: str | None, body, python: str = sys.executable,
-                 keep: bool = False) -> bool:
+                 keep: bool = False, extra: list[str] | None = None) -> bool:
     """Start a service in a temporary folder, call `body(info)` (`info["folder"]` is that
     folder), stop it and every instance. The folder is removed unless `keep` or it failed.
 
@@ -153,10 +157,12 @@ def with_service(prefix: str, sut_cpu: str | None, body, python: str = sys.execu
     with open(tmp / "service.log", "wb") as service_log:
         try:
             log(f"starting the service (CPU {sut_cpu}), folder {tmp}")
-            service, info = start_service(tmp, python, sut_cpu, service_log)
+            service, info = start_service(tmp, python, sut_cpu, service_log, extra)
             log(f"service pid {service.pid}: control {info['url']}, "
                 f"gateway {info['gateway_url']}")
-            body({**info, "folder": tmp})
+            context = {**info, "folder": tmp, "process": service}
+            body(context)
+            service = context["process"]  # a body may have restarted it
         except Exception as exc:  # noqa: BLE001 - report, clean up, exit non-zero
             failed = True
             log(f"FAILED: {type(exc).__name__}: {exc}")
@@ -167,6 +173,9 @@ def with_service(prefix: str, sut_cpu: str | None, body, python: str = sys.execu
             if service is not None:
                 log(f"stopping the service (SIGTERM to {service.pid})")
                 stop_service(service)
+            stopped = stop_workers(tmp / "state")  # a service's stop leaves them serving
+            if stopped:
+                log(f"stopped the gateway workers {stopped}")
     left = leftovers(tmp)
     for pid, command in left:
         log(f"left over, terminating: {pid} {command}")

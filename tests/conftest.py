@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from jupyter_deploy.client import DeployClient, discovery
+from jupyter_deploy.gateway.fleet import stop_workers
 from jupyter_deploy.kernel.capture import capture
 from jupyter_deploy.types import parse_fields
 
@@ -98,7 +99,7 @@ def jp_server_config(tmp_path: Path) -> dict[str, Any]:
                                               "jupyter_server_terminals": False},
                       "allow_unauthenticated_access": False},
         "DeployApp": {"state_dir": str(tmp_path / "state"), "gateway_port": 0,
-                      "gateway_grpc_port": 0},
+                      "gateway_grpc_port": 0, "gateway_workers": 0},  # in the server's process
     }
 
 
@@ -160,13 +161,16 @@ class Service:
         self.kernel_env = {**self.env, discovery.URL_ENV: self.url,
                            discovery.TOKEN_ENV: self.token}
 
-    def stop(self) -> None:
+    def stop(self, everything: bool = True) -> None:
+        """SIGTERM; with `everything`, its gateway workers too (a SIGTERM leaves them)."""
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if everything:
+            stop_workers(self.state_dir)
 
     def create_node(self, name: str, checkpoint: dict[str, Any], **spec: Any
                     ) -> tuple[dict[str, Any], str]:

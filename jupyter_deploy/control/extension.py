@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,9 @@ class DeployApp(ExtensionApp):
     # Set by `jupyter deploy serve`: a service that cannot start ends the process.
     exit_on_failure = False
     failure = ""
+    gateway_workers = Integer(min(os.cpu_count() or 1, 4), config=True, help=(
+        "Processes serving the gateway's REST and gRPC ports (SO_REUSEPORT); they outlive "
+        "a restart of the service. 0: the gateway runs inside the service's process."))
 
     @default("state_dir")
     def _default_state_dir(self) -> str:
@@ -146,6 +150,7 @@ class DeployApp(ExtensionApp):
             default_runtime=self.default_runtime,
             swarm={"manager": self.swarm_manager, "registry": self.registry,
                    "pull_registry": self.registry_pull},
+            gateway_workers=self.gateway_workers,
         )
         self.settings["deploy_service"] = self.service
 

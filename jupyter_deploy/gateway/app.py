@@ -21,7 +21,7 @@ from ..http.listener import HttpServer
 from ..http.messages import Request, Response
 from . import openapi, passthrough
 from .auth import holds_key, refusal
-from .capture import Recorder
+from .capture import Sampler
 from .execute import Mirrors, execute, execute_alias
 from .ids import request_id
 from .metrics import GatewayMetrics
@@ -54,7 +54,8 @@ class Gateway:
 
     def __init__(self, routes: Routes, request_timeout_s: float = 15.0,
                  idle_timeout_s: float = 300.0, describe: Describe | None = None,
-                 limits: Limits | None = None, public_url: str = "") -> None:
+                 limits: Limits | None = None, public_url: str = "",
+                 multiprocess: str = "") -> None:
         self.routes = routes
         self.limits = limits or Limits()  # what one connection of a stranger may cost
         self.public_url = public_url.rstrip("/")  # what documents name as their server
@@ -63,16 +64,21 @@ class Gateway:
         self.idle_timeout_s = idle_timeout_s
         self.http: HttpServer | None = None
         self.mirrors = Mirrors()  # its shadow requests under way
-        self.recorder: Recorder | None = None  # samples requests of nodes that capture them
+        self.recorder: Sampler | None = None  # samples requests of nodes that capture them
         self.proto_text: Callable[[str], str | None] = lambda node: None  # node -> .proto
-        self.metrics = GatewayMetrics()
+        self.metrics = GatewayMetrics(multiprocess=multiprocess)
+        self.metrics.routes = routes
         self.oip = OipRest(self)  # the Open Inference Protocol under /v2
+        self.healthy = HEALTHY  # what /healthz answers
         routes.on_reject.append(self.metrics.reject)
 
-    async def listen(self, host: str, port: int) -> int:
-        """Start serving; return the bound port (useful when `port` is 0)."""
+    async def listen(self, host: str, port: int, reuse_port: bool = False) -> int:
+        """Start serving; return the bound port (useful when `port` is 0). `reuse_port`:
+        share the port with the other gateway workers (the kernel balances connections)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -172,7 +178,7 @@ class Gateway:
     def handle(self, request: Request, target: Context) -> Response | Awaitable[Response]:
         """Answer a request routed by `check`."""
         if target is None:
-            return HEALTHY
+            return self.healthy
         if isinstance(target, Route | AliasRoute):
             return self._execute(request, target)
         return target(request)

@@ -35,33 +35,11 @@ log = logging.getLogger("jupyter_deploy.capture")
 Answer = Coroutine[Any, Any, Response]
 
 
-class Recorder:
-    """Samples the requests of nodes whose route has a capture rule, and stores them."""
+class Sampler:
+    """Samples the requests of nodes whose route has a capture rule; `keep` holds them."""
 
-    def __init__(self, routes: Routes, store: Store, period_s: float = 0.5) -> None:
+    def __init__(self, routes: Routes) -> None:
         self.routes = routes
-        self.store = store
-        self.period_s = period_s
-        self.pending: list[tuple[Any, ...]] = []
-        self.pending_bytes = 0  # of the pending rows and of those being written
-        self.dropped = 0
-        self._task: asyncio.Task[None] | None = None
-        self._batch_ready = asyncio.Event()
-        self._writing = asyncio.Lock()  # one batch at a time, in the order taken
-        self._writer = Writer(store)
-
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        """Write what is pending, then close the writer."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        try:
-            await self.flush()
-        finally:
-            await self._writer.close()
 
     def watch(self, target: Route | AliasRoute, body: bytes, answer: Answer,
               request_id: str | None = None) -> Answer:
@@ -89,17 +67,54 @@ class Recorder:
             node = route.node
         else:
             node = target.node
-        size = _held(body, response.body)
+        self.keep((node, time.time(), request_id or headers.get("x-request-id"),
+                   headers.get("x-instance-id"), response.status, latency_ms, body,
+                   response.body))
+        return response
+
+    def keep(self, row: tuple[Any, ...]) -> None:
+        """Hold a sampled request: (node, time, request id, instance, status, latency_ms,
+        input body, output body)."""
+        raise NotImplementedError
+
+
+class Recorder(Sampler):
+    """Samples the requests of nodes whose route has a capture rule, and stores them."""
+
+    def __init__(self, routes: Routes, store: Store, period_s: float = 0.5) -> None:
+        super().__init__(routes)
+        self.store = store
+        self.period_s = period_s
+        self.pending: list[tuple[Any, ...]] = []
+        self.pending_bytes = 0  # of the pending rows and of those being written
+        self.dropped = 0
+        self._task: asyncio.Task[None] | None = None
+        self._batch_ready = asyncio.Event()
+        self._writing = asyncio.Lock()  # one batch at a time, in the order taken
+        self._writer = Writer(store)
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        """Write what is pending, then close the writer."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await self.flush()
+        finally:
+            await self._writer.close()
+
+    def keep(self, row: tuple[Any, ...]) -> None:
+        size = _held(row[6], row[7])
         if len(self.pending) >= MAX_PENDING or self.pending_bytes + size > MAX_PENDING_BYTES:
             self.dropped += 1
-            return response
+            return
         self.pending_bytes += size
-        self.pending.append((node, time.time(), request_id or headers.get("x-request-id"),
-                             headers.get("x-instance-id"), response.status, latency_ms,
-                             body, response.body))
+        self.pending.append(row)
         if self.pending_bytes >= BATCH_BYTES or len(self.pending) >= BATCH_ROWS:
             self._batch_ready.set()
-        return response
 
     async def flush(self) -> None:
         """Write what is pending, off the loop; return once it is in the store."""

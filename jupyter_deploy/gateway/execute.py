@@ -79,7 +79,8 @@ async def send(route: Route, head: bytes, body: bytes, deadline: float, *,
                 raise NoInstance(route.node)
             await _hold(route, deadline - loop.time())
             continue
-        if queue and (backend is None or not route.free(backend) or route.queue and not woken):
+        if queue and (backend is None or not route.free(backend) or not woken and (
+                route.queue or route.first_elsewhere())):
             await _wait_turn(route, deadline, woken)
             woken = True
             continue
@@ -101,7 +102,7 @@ async def _attempt(route: Route, backend: Backend, head: bytes, body: bytes, dea
                    stuck_after_s: float | None) -> tuple[int, dict[str, str], bytes]:
     """One try on `backend`; its time there counts into the node's mean service time."""
     loop = asyncio.get_running_loop()
-    backend.in_flight += 1
+    backend.add(1)
     sent = loop.time()
     if route.batch_head:  # the instance drops a caller whose deadline passed (issue 18)
         head += route.batch_head + b"x-deadline-ms: %d\r\n" % int((deadline - sent) * 1000)
@@ -115,7 +116,7 @@ async def _attempt(route: Route, backend: Backend, head: bytes, body: bytes, dea
             route.on_stuck(backend)
         raise
     finally:
-        backend.in_flight -= 1
+        backend.add(-1)
         route.wake_waiters()  # its slot is free
     route.served(loop.time() - sent)
     return answer
@@ -125,7 +126,7 @@ async def _wait_turn(route: Route, deadline: float, first: bool) -> None:
     """Wait in the node's queue, or be refused at once when it is full or its wait would
     take much of the time the request has left (it could not be served in time)."""
     left = deadline - asyncio.get_running_loop().time()
-    if not first and (len(route.queue) >= route.queue_limit
+    if not first and (route.queued() >= route.queue_limit
                       or route.expected_wait() > WAIT_SHARE * left):
         raise QueueFull(route.node)
     try:
@@ -234,7 +235,7 @@ def _refused(route: Route, exc: QueueFull | Overdue, extra: dict[str, str]) -> R
     """429 (come back later) or 504 (the deadline passed in the queue): never run."""
     if isinstance(exc, QueueFull):
         route.reject("queue_full")
-        return error("queue_full", f"node {route.node!r} has {len(route.queue)} requests "
+        return error("queue_full", f"node {route.node!r} has {route.queued()} requests "
                      "waiting already; retry later", headers={**extra, "Retry-After": "1"})
     route.reject("overdue")
     return error("timeout", "the request waited in the node's queue past its deadline; it "
@@ -355,7 +356,7 @@ async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, payload: Any,
     response = None if route is None else await _forward(route, body, payload, timeout_s, None,
                                                           {}, False, request_id=request_id)
     response = response or unavailable(f"node {node!r}")
-    alias.shadow_record.add({
+    entry = {
         "time": time.time(),
         "node": node,
         "status": response.status,
@@ -363,4 +364,7 @@ async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, payload: Any,
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         # both bodies come from the same serializer: equal outputs are equal bytes
         "same_output": response.status == primary.status and response.body == primary.body,
-    })
+    }
+    alias.shadow_record.add(entry)
+    for listener in routes.on_shadow:  # a gateway worker tells the service
+        listener(alias.name, entry)

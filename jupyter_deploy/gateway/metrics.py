@@ -25,6 +25,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from ..http.client import ClientProtocol, ResponseTooLarge, UpstreamError
 from ..http.messages import Response
@@ -86,8 +87,13 @@ class Family:
 class GatewayMetrics:
     """The gateway's counters, on a registry of its own (not prometheus_client's global)."""
 
-    def __init__(self, report: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, report: Callable[[str, str], None] | None = None,
+                 multiprocess: str = "") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # the folder where every gateway worker keeps its counters (prometheus_client's
+        # multiprocess mode): any worker's /metrics sums them all; "": this process's own
+        self.multiprocess = multiprocess
+        self.routes: Routes | None = None  # with `multiprocess`: series of these names only
         self.nodes = Family(self.registry, "node", "node_id")
         self.aliases = Family(self.registry, "alias", "alias_name")
         self.rejections = Counter("node_rejections", "Requests the node's admission control "
@@ -141,7 +147,7 @@ class GatewayMetrics:
         """The node's counters summed over paths and protocols: what the panel's sparklines
         difference into a request rate and a mean latency."""
         totals = {"requests": 0.0, "errors": 0.0, "duration_sum": 0.0}
-        for family in self.registry.collect():
+        for family in self.own():
             for sample in family.samples:
                 if sample.labels.get("node_id") != node:
                     continue
@@ -177,11 +183,28 @@ class GatewayMetrics:
         return families
 
     def own(self) -> list[Metric]:
-        """The gateway's families, without the `_created` series."""
+        """The gateway's families (of every worker), without the `_created` series."""
         families = list(self.registry.collect())
+        summed: dict[str, Metric] = {}
+        if self.multiprocess:  # this process's families, with the samples of every worker
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, self.multiprocess)  # type: ignore[no-untyped-call]
+            summed = {family.name: family for family in registry.collect()}
         for family in families:
+            if self.multiprocess:  # the files keep every series: those of live names only
+                found = summed.get(family.name)
+                family.samples = [s for s in found.samples if self._known(s.labels)] \
+                    if found is not None else []
             family.samples = [s for s in family.samples if not s.name.endswith("_created")]
         return families
+
+    def _known(self, labels: dict[str, str]) -> bool:
+        """Whether a series is of a node and an alias that exist (or of neither)."""
+        if self.routes is None:
+            return True
+        node, alias = labels.get("node_id"), labels.get("alias_name")
+        return (node is None or node in self.routes.nodes) and \
+            (alias is None or alias in self.routes.aliases)
 
     @staticmethod
     def text(families: list[Metric]) -> str:

@@ -12,13 +12,19 @@ import hashlib
 import hmac
 import math
 import secrets
-from collections import Counter, deque
+import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from ..types import InputCheck
+from .backends import Backend as Backend  # where the supervisor and the gateway import it
+from .backends import Turn
+from .board import Board
+from .board import now as board_now
+from .shadow import ShadowRecord
 from .upstream import Pool
 
 MAX_BYTES = 16 * 1024 * 1024  # of a request and of its answer, for callers
@@ -35,6 +41,7 @@ PIPELINE_S = 0.05
 MAX_PIPELINE = 64
 WAIT_SHARE = 0.5  # of its time left, the most a request is expected to wait in the queue
 SERVICE_WEIGHT = 0.2  # of the newest answer in the running mean of a node's service time
+POLL_S = 0.001  # with requests waiting, how often a gateway worker looks at the board
 
 
 def new_key() -> str:
@@ -69,43 +76,8 @@ def pick_node(weights: tuple[tuple[str, int], ...], point: float) -> str:
     return weights[-1][0]
 
 
-@dataclass
-class Backend:
-    """A healthy instance, as the gateway sends it requests."""
-
-    instance_id: str
-    pool: Pool
-    check: InputCheck  # the inputs of the checkpoint this instance runs (updates roll)
-    # where its own metrics are: "" its /metrics, a URL elsewhere, None nowhere
-    telemetry: str | None = ""
-    in_flight: int = 0
-    # a request ran past the request timeout on it: out of balancing until the cell ends
-    stuck: bool = False
-
-
 class QueueFull(Exception):
     """The node's queue is at its bound, or could not serve the request in time (429)."""
-
-
-class Turn:
-    """A request's place in a node's queue: woken for a slot, or refused."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def done(self) -> bool:
-        return self.future.done()
-
-    def woken(self) -> bool:
-        return self.future.done() and not self.future.cancelled() and \
-            self.future.exception() is None
-
-    def set_result(self, value: None) -> None:
-        self.future.set_result(value)
-
-    def set_exception(self, exc: Exception) -> None:
-        self.future.set_exception(exc)
 
 
 @dataclass
@@ -129,6 +101,7 @@ class Route:
     expose_tracebacks: bool = False  # anonymous callers of a public alias see them too
     # a batching node (issue 18): its instances are sent max_size requests at once, each
     # with this head field, so that one run of the cell serves them all
+    batch: dict[str, Any] | None = None
     batch_size: int = 0
     batch_head: bytes = b""
     queue: deque[Turn] = field(default_factory=deque)
@@ -136,6 +109,11 @@ class Route:
     # set by Routes: a request ran past the request timeout there; a request was refused
     on_stuck: Callable[[Backend], None] = lambda backend: None
     reject: Callable[[str], None] = lambda reason: None
+    on_change: Callable[[], None] = lambda: None  # set by Routes: what workers see changed
+    reported: int = 0  # requests the gateway workers hold waiting (gateway/hub.py)
+    board: Board | None = None  # in a gateway worker: the other workers' queues of the node
+    row: int = -1
+    polling: asyncio.Task[None] | None = None  # looks for slots the other workers freed
 
     def key_matches(self, key: str) -> bool:
         return key_opens(key, self.key_hash)
@@ -143,7 +121,21 @@ class Route:
     @property
     def in_flight(self) -> int:
         """Requests being served or waiting for an instance: the node's load."""
-        return self.waiting + len(self.queue) + sum(b.in_flight for b in self.backends.values())
+        return self.waiting + len(self.queue) + self.reported + sum(
+            b.in_flight for b in self.backends.values())
+
+    def queued(self) -> int:
+        """Requests waiting for a slot, in every gateway worker."""
+        if self.board is None:
+            return len(self.queue)
+        return len(self.queue) + self.board.waiting_elsewhere(self.row)
+
+    def first_elsewhere(self) -> bool:
+        """Whether a request of another worker waits since before this one's first."""
+        if self.board is None:
+            return False
+        head = self.queue[0].since if self.queue else board_now()
+        return self.board.oldest_elsewhere(self.row) < head
 
     @property
     def queue_limit(self) -> int:
@@ -184,7 +176,7 @@ class Route:
     def expected_wait(self) -> float:
         """Seconds a request joining the queue now should wait for a slot (0: unknown)."""
         slots = self.per_instance * sum(not b.stuck for b in self.backends.values())
-        return (len(self.queue) + 1) * self.service_s / slots if slots else 0.0
+        return (self.queued() + 1) * self.service_s / slots if slots else 0.0
 
     def has_instance(self, exclude: set[str]) -> bool:
         """Whether an instance not in `exclude` exists, in balancing or not (stuck)."""
@@ -197,7 +189,7 @@ class Route:
     def wake_waiters(self, every: bool = False) -> None:
         """Give the slots free now to the requests first in the queue (`every`: wake them
         all, to look again: the last instance went)."""
-        if not self.queue:
+        if not self.queue or not every and self.first_elsewhere():
             return
         free = len(self.queue) if every else sum(
             max(0, self.per_instance - b.in_flight) for b in self.backends.values()
@@ -207,6 +199,21 @@ class Route:
             if not turn.done():
                 turn.set_result(None)
                 free -= 1
+        self.post()
+
+    def post(self) -> None:
+        """Put this worker's queue of the node on the board; while it has requests waiting,
+        look every POLL_S for a slot another worker freed (they cannot wake this one)."""
+        if self.board is None:
+            return
+        self.board.queue(self.row, len(self.queue), self.queue[0].since if self.queue else 0.0)
+        if self.queue and (self.polling is None or self.polling.done()):
+            self.polling = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        while self.queue:
+            await asyncio.sleep(POLL_S)
+            self.wake_waiters()
 
     async def wait_turn(self, deadline: float, first: bool = False) -> None:
         """Wait in the queue for a slot, by the loop's `deadline`; `first`: at its head (it
@@ -216,6 +223,7 @@ class Route:
             self.queue.appendleft(turn)
         else:
             self.queue.append(turn)
+        self.post()
         try:
             async with asyncio.timeout_at(deadline):
                 await turn.future
@@ -224,11 +232,13 @@ class Route:
                 self.wake_waiters()  # woken as it gave up: the slot goes to the next one
             with contextlib.suppress(ValueError):
                 self.queue.remove(turn)
+            self.post()
             raise
 
     def set_stuck(self, backend: Backend, stuck: bool) -> None:
         """Take `backend` out of balancing (a request ran past the timeout), or put it back."""
         backend.stuck = stuck
+        self.on_change()
         if not stuck:
             self.wake_waiters()
 
@@ -236,13 +246,16 @@ class Route:
         """Slots per instance from the node's target concurrency, and its queue's bound."""
         self.slots = max(1, math.ceil(target_concurrency))
         self.max_queue = max_queue
+        self.on_change()
         self.wake_waiters()
 
     def configure_batch(self, batch: dict[str, Any] | None) -> None:
         """A batching node's {"max_size", "max_wait_ms"}, or None: not batching."""
+        self.batch = batch
         self.batch_size = batch["max_size"] if batch else 0
         self.batch_head = b"x-batch: %d %g\r\n" % (batch["max_size"], batch["max_wait_ms"]) \
             if batch else b""
+        self.on_change()
         self.wake_waiters()
 
     def pick(self, exclude: set[str], key: str | None = None) -> Backend | None:
@@ -256,33 +269,10 @@ class Route:
         if key is not None:
             return max(candidates, key=lambda b: _score(key, b.instance_id))
         self.turn += 1
-        low = min(b.in_flight for b in candidates)
-        least = [b for b in candidates if b.in_flight == low]
+        loads = [(b.in_flight, b) for b in candidates]  # read once: other workers change them
+        low = min(load for load, _ in loads)
+        least = [b for load, b in loads if load == low]
         return least[self.turn % len(least)]
-
-
-class ShadowRecord:
-    """How a shadow node answered mirrored requests, next to the primary's answers."""
-
-    def __init__(self, limit: int = 200) -> None:
-        self.recent: deque[dict[str, Any]] = deque(maxlen=limit)
-        self.counts: Counter[str] = Counter()
-
-    def add(self, entry: dict[str, Any]) -> None:
-        self.recent.append(entry)
-        self.counts["requests"] += 1
-        self.counts["same_output" if entry["same_output"] else "different_output"] += 1
-        if entry["status"] != 200:
-            self.counts["errors"] += 1
-
-    def to_json(self) -> dict[str, Any]:
-        latencies = sorted(e["latency_ms"] for e in self.recent)
-        return {
-            **{k: self.counts[k] for k in ("requests", "same_output", "different_output",
-                                           "errors")},
-            "p50_ms": latencies[len(latencies) // 2] if latencies else None,
-            "recent": list(self.recent)[-20:],
-        }
 
 
 @dataclass(frozen=True)
@@ -314,12 +304,21 @@ class Routes:
         self.on_stuck: list[Callable[[str, str], None]] = []
         # (node, reason): admission control answered a request without running it (metrics)
         self.on_reject: list[Callable[[str, str], None]] = []
+        self.on_shadow: list[Callable[[str, dict[str, Any]], None]] = []  # (alias, entry)
+        # called on every change the gateway workers must see (none: an in-process gateway)
+        self.on_change: Callable[[], None] = lambda: None
+        # instance id -> a backend out of the routes, draining
+        self.removed: weakref.WeakValueDictionary[str, Backend] = weakref.WeakValueDictionary()
 
     def add_node(self, node: str, key_hash: str) -> Route:
         route = self.nodes[node] = Route(node, key_hash)
-        route.on_stuck = partial(self.stuck, route)
-        route.reject = partial(self.reject, node)
+        route.on_stuck, route.reject = partial(self.stuck, route), partial(self.reject, node)
+        route.on_change = self.changed
+        self.changed()
         return route
+
+    def changed(self) -> None:  # looked up at each call: the hub sets on_change later
+        self.on_change()
 
     def remove_node(self, node: str) -> None:
         route = self.nodes.pop(node, None)
@@ -329,12 +328,14 @@ class Routes:
             route.wake_waiters(every=True)
             for backend in route.backends.values():
                 backend.pool.close()
+            self.changed()
 
     def add_backend(self, node: str, instance_id: str, host: str, port: int,
                     check: InputCheck, telemetry: str | None = "", token: str = "") -> None:
         route = self.nodes[node]
         pool = Pool(host, port, UPSTREAM_BYTES, route.idle_timeout_s, token)
-        route.backends[instance_id] = Backend(instance_id, pool, check, telemetry)
+        route.backends[instance_id] = Backend(instance_id, pool, check, telemetry, node=node)
+        self.changed()
         self.wake(route)
         route.wake_waiters()
 
@@ -349,6 +350,9 @@ class Routes:
         if route is None:
             return None
         backend = route.backends.pop(instance_id, None)
+        if backend is not None:  # the gateway workers may still have requests on it
+            self.removed[instance_id] = backend
+            self.changed()
         if not route.backends:
             route.wake_waiters(every=True)  # none left: the queue gets its answer now
         return backend
@@ -375,3 +379,9 @@ class Routes:
                                key=lambda item: (-item[1], item[0])))
         record = previous.shadow_record if previous else ShadowRecord()
         self.aliases[name] = AliasRoute(name, key_hash, public, weights, shadow, sticky, record)
+        self.changed()
+
+    def remove_alias(self, name: str) -> None:
+        """Forget an alias: its callers get 404 from now on."""
+        if self.aliases.pop(name, None) is not None:
+            self.changed()

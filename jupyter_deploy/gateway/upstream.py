@@ -19,6 +19,7 @@ class Pool:
                  token: str = "") -> None:
         self.host = host
         # an instance beyond loopback answers only with its token (issue 14, worker/token.py)
+        self.instance_token = token
         self.token = b"x-instance-token: %s\r\n" % token.encode() if token else b""
         self.port = port
         self.max_response = max_response

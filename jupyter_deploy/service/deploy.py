@@ -10,17 +10,23 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from ..gateway.app import Gateway
+from ..gateway.board import MAX_INSTANCES, MAX_NODES
 from ..gateway.capture import Recorder
 from ..gateway.grpc.server import GrpcGateway
 from ..gateway.oip.versions import served_from
 from ..gateway.routing import Routes
+from ..gateway.state import Rows
+from ..gateway.state import describe as describe_routes
+from ..gateway.workers import GatewayWorkers
 from ..http.framing import check_limits
 from ..http.messages import Response
+from ..models import InstanceStatus
 from ..runtimes.interpreters import check_interpreters
 from ..runtimes.lease import LEASE_GRACE_S
 from ..runtimes.limits import DEFAULT_CONFIGS, check_configs
@@ -32,6 +38,12 @@ from .checkpoints import Checkpoints
 from .examples import Examples
 from .nodes import Nodes
 from .observe import EventLog, Observe, event_filter
+
+# Statuses of an instance on its way into balancing. Just after a start, while one of them
+# is being taken back (for up to SETTLE_S), the gateway workers keep serving those they had.
+PENDING = (InstanceStatus.UNDEFINED, InstanceStatus.CREATED, InstanceStatus.STARTED,
+           InstanceStatus.PREPARING)
+SETTLE_S = 60.0
 
 
 class DeployService:
@@ -51,6 +63,7 @@ class DeployService:
                  gateway_limits: dict[str, Any] | None = None,
                  keep_instances: bool = False, lease_grace_s: float = LEASE_GRACE_S,
                  default_runtime: str = "process", swarm: dict[str, Any] | None = None,
+                 gateway_workers: int = 0,
                  **supervisor_options: Any) -> None:
         self.state_dir = Path(state_dir)
         self.log_max_bytes = log_max_bytes
@@ -61,6 +74,10 @@ class DeployService:
         self.request_timeout_s = request_timeout_s
         self.gateway_public_url = gateway_public_url  # "": the gateway's own address
         self.gateway_limits = check_limits(gateway_limits or {})
+        self._limit_settings = dict(gateway_limits or {})
+        # processes of their own serving the gateway's ports; 0: the gateway runs here
+        self.gateway_workers = gateway_workers
+        self.workers: GatewayWorkers | None = None
         self.log = log or logging.getLogger("jupyter_deploy")
         self.supervisor_options = supervisor_options
         self.base_image = base_image  # "": the local base image if there is one, else public
@@ -114,9 +131,11 @@ class DeployService:
                                 self._checkpoints.meta)
         self._compose()
         try:
-            self.gateway_port = await self.gateway.listen(self.gateway_host, self.gateway_port)
-            self.gateway_grpc_port = await self.grpc.listen(self.gateway_host,
-                                                            self.gateway_grpc_port)
+            if not self.gateway_workers:
+                self.gateway_port = await self.gateway.listen(self.gateway_host,
+                                                              self.gateway_port)
+                self.gateway_grpc_port = await self.grpc.listen(self.gateway_host,
+                                                                self.gateway_grpc_port)
             self.gateway.proto_text = self.grpc.proto_text
             self.gateway.oip.models.served = served_from(
                 lambda: self.supervisor.nodes, lambda node: self.supervisor.instances.get(node, {}),
@@ -131,10 +150,13 @@ class DeployService:
             await self.supervisor.start()
             self.recorder.start()
             self._observe.history.start()
+            await self._start_workers()
         except BaseException:  # leave nothing half-started: the ports, the state lock
             await self.runtime.close()
             await self.gateway.stop()
             await self.grpc.stop()
+            if self.workers is not None:
+                await self.workers.stop()
             self.store.close()
             raise
         self.running = True
@@ -145,11 +167,69 @@ class DeployService:
         self.log.info("jupyter_deploy: state in %s, gateway on %s, gRPC on %s", self.state_dir,
                       self.gateway_url, self.gateway_grpc_address)
 
-    async def stop(self) -> None:
+    async def _start_workers(self) -> None:
+        """The gateway in worker processes (if any): those of a previous start are taken
+        back."""
+        if not self.gateway_workers:
+            return
+        metas: dict[str, dict[str, Any]] = {}
+
+        def meta(checkpoint_id: str) -> dict[str, Any]:
+            if checkpoint_id not in metas:  # checkpoints are immutable
+                metas[checkpoint_id] = self._checkpoints.meta(checkpoint_id)
+            return metas[checkpoint_id]
+
+        settings = {"host": self.gateway_host, "port": self.gateway_port,
+                    "grpc_port": self.gateway_grpc_port,
+                    "request_timeout_s": self.request_timeout_s,
+                    "public_url": self.gateway_public_url, "limits": self._limit_settings,
+                    "workers": self.gateway_workers}
+        started = time.monotonic()
+        rows = (Rows(MAX_NODES), Rows(MAX_INSTANCES))  # on the workers' shared board
+
+        def settling() -> bool:
+            """Instances taken back are still being checked, a little after the start."""
+            return time.monotonic() - started < SETTLE_S and any(
+                i.status in PENDING for group in self.supervisor.instances.values()
+                for i in group.values())
+
+        self.workers = workers = GatewayWorkers(
+            self.state_dir, self.gateway_workers, settings, self.routes,
+            lambda: describe_routes(self.routes, self.supervisor.nodes,
+                                    self.supervisor.instances, meta, self.store.checkpoints,
+                                    settling(), rows),
+            self.recorder, self.supervisor.note, self.log)
+        await self.workers.start()
+        # a status change can change what the workers serve (instances, the end of settling)
+        self.supervisor.listeners.append(lambda event: workers.changed())
+        self.gateway_port, self.gateway_grpc_port = self.workers.port, self.workers.grpc_port
+        self.gateway.metrics.multiprocess = self.workers.metrics_dir  # the panel's figures
+
+    def gateway_processes(self) -> list[dict[str, Any]]:
+        """The gateway worker processes (none when the gateway runs in this process)."""
+        return [] if self.workers is None else self.workers.status()
+
+    def _routes_out(self) -> None:
+        """A control-API change is on its way to every gateway worker before the call
+        returns (each applies it on its next loop turn)."""
+        if self.workers is not None:
+            self.workers.publish()
+
+    async def _routes_applied(self) -> None:
+        """Every gateway worker serves the change before the call returns."""
+        if self.workers is not None:
+            self.workers.publish()
+            await self.workers.synced()
+
+    async def stop(self, everything: bool = False) -> None:
+        """Stop the service; its gateway workers serve on from the last routes they got,
+        unless `everything` (`jupyter deploy stop --everything`): then they stop too."""
         if not self.running:
             return
         self.running = False
         self.start_error = "it has stopped"
+        if self.workers is not None:
+            await self.workers.stop(everything)
         # The gateway first: the requests in flight get their answers while instances still run.
         await asyncio.gather(self.gateway.stop(), self.grpc.stop())
         await self.supervisor.stop()
@@ -200,7 +280,9 @@ class DeployService:
 
     async def create_node(self, body: Any) -> tuple[dict[str, Any], str]:
         """Create a node; return it and its key (shown only here)."""
-        return await self._nodes.create(body)
+        created = await self._nodes.create(body)
+        await self._routes_applied()
+        return created
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node."""
@@ -212,15 +294,20 @@ class DeployService:
 
     def update_node(self, name: str, body: Any) -> dict[str, Any]:
         """Change a node's settings."""
-        return self._nodes.update(name, body)
+        updated = self._nodes.update(name, body)
+        self._routes_out()
+        return updated
 
     def suspend_node(self, name: str, suspended: bool) -> dict[str, Any]:
         """Suspend or resume a node."""
-        return self._nodes.suspend(name, suspended)
+        changed = self._nodes.suspend(name, suspended)
+        self._routes_out()
+        return changed
 
     async def delete_node(self, name: str) -> None:
         """Delete a node; its instances drain first."""
         await self._nodes.delete(name)
+        await self._routes_applied()
 
     def instances(self, name: str) -> list[dict[str, Any]]:
         """The node's instances."""
@@ -234,7 +321,9 @@ class DeployService:
 
     def set_alias(self, name: Any, body: Any, create_only: bool = False) -> AliasSet:
         """Create or re-point an alias in one step."""
-        return self._aliases.put(name, body, create_only)
+        done = self._aliases.put(name, body, create_only)
+        self._routes_out()
+        return done
 
     def aliases(self) -> list[dict[str, Any]]:
         """Every alias."""
@@ -247,6 +336,7 @@ class DeployService:
     def delete_alias(self, name: str) -> None:
         """Delete an alias."""
         self._aliases.delete(name)
+        self._routes_out()
 
     def shadow(self, name: str) -> dict[str, Any]:
         """How the alias's shadow node answered, beside the primary answers."""
@@ -267,6 +357,8 @@ class DeployService:
 
     async def requests(self, name: str, last: int = 100) -> dict[str, Any]:
         """The node's captured requests, newest last."""
+        if self.workers is not None:  # those the workers sampled until now, too
+            await self.workers.reports()
         return await self._observe.requests(name, last)
 
     async def metrics(self, name: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from jupyter_deploy.client import ClientError
 
-from ..conftest import alive, checkpoint_body, wait_for
+from ..conftest import alive, checkpoint_body, standalone, wait_for
 from .test_gateway import post
 
 TIMEOUT_S = 3.0  # the session service's request timeout
@@ -25,6 +25,16 @@ CELL_S = 0.2
 # 2-core machine; the same shape: demand far past one instance's capacity.
 CLIENTS = 100
 LOAD_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory):
+    """A service of this module's own with one gateway worker: what is measured here is one
+    queue's admission control. Across workers the board (gateway/board.py) shares the slots
+    and the order, but the early refusals are each worker's own (see test_workers.py)."""
+    with standalone(tmp_path_factory.mktemp("admission"),
+                    "--DeployApp.gateway_workers=1") as running:
+        yield running
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:

@@ -250,7 +250,7 @@ class GrpcPassthrough:
         backend = self._pick(route)
         multicallable = self._channel(backend).stream_stream(
             method, request_serializer=None, response_deserializer=None)
-        backend.in_flight += 1
+        backend.add(1)
         try:
             call = multicallable(requests, timeout=timeout, metadata=metadata)
             try:
@@ -259,7 +259,7 @@ class GrpcPassthrough:
                 call.cancel()
                 raise
         finally:
-            backend.in_flight -= 1
+            backend.add(-1)
         context.set_trailing_metadata(
             (*ending.trailing, ("x-instance-id", backend.instance_id), *added))
         if ending.code != Code.OK:

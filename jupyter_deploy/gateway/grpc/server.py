@@ -145,9 +145,11 @@ class GrpcGateway:
         schema = self.schema(node)
         return None if schema is None else schema.text()
 
-    async def listen(self, host: str, port: int) -> int:
-        """Start serving; return the bound port (useful when `port` is 0)."""
-        server = grpc.aio.server(options=OPTIONS, interceptors=(self.passthrough.interceptor,))
+    async def listen(self, host: str, port: int, reuse_port: bool = False) -> int:
+        """Start serving; return the bound port (useful when `port` is 0). `reuse_port`:
+        share the port with the other gateway workers."""
+        options = [*OPTIONS[:-1], ("grpc.so_reuseport", int(reuse_port))]
+        server = grpc.aio.server(options=options, interceptors=(self.passthrough.interceptor,))
         server.add_generic_rpc_handlers((_Handler(self),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(NodeReflection(self), server)
