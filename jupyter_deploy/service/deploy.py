@@ -105,6 +105,27 @@ class DeployService:
         return f"{self.gateway_host}:{self.gateway_grpc_port}"
 
     async def start(self) -> None:
+        self._build()
+        try:
+            await self._bring_up()
+        except BaseException:  # leave nothing half-started: the ports, the state lock
+            await self.runtime.close()
+            await self.gateway.stop()
+            await self.grpc.stop()
+            if self.workers is not None:
+                await self.workers.stop()
+            self.store.close()
+            raise
+        self.running = True
+        if self.freeze_gc:
+            # What the process has built so far lives as long as it does: keep it out of the
+            # full garbage collections that would otherwise pause the gateway for tens of ms.
+            gc.freeze()
+        self.log.info("jupyter_deploy: state in %s, gateway on %s, gRPC on %s", self.state_dir,
+                      self.gateway_url, self.gateway_grpc_address)
+
+    def _build(self) -> None:
+        """The store, runtimes, gateway and supervisor, wired together; nothing runs yet."""
         self.store = Store(self.state_dir, events_per_subject=self.events_per_subject)
         self.event_log = EventLog(self.store)
         self._checkpoints = Checkpoints(self.store, self.event_log)
@@ -130,42 +151,29 @@ class DeployService:
         self.grpc = GrpcGateway(self.gateway, lambda: self.supervisor.nodes,
                                 self._checkpoints.meta)
         self._compose()
-        try:
-            if not self.gateway_workers:
-                self.gateway_port = await self.gateway.listen(self.gateway_host,
-                                                              self.gateway_port)
-                self.gateway_grpc_port = await self.grpc.listen(self.gateway_host,
-                                                                self.gateway_grpc_port)
-            self.gateway.proto_text = self.grpc.proto_text
-            self.gateway.oip.models.served = served_from(
-                lambda: self.supervisor.nodes, lambda node: self.supervisor.instances.get(node, {}),
-                self._checkpoints.meta, self.store.checkpoints)
-            self.supervisor.listeners.append(self.grpc.health.changed)
-            self.supervisor.listeners.append(self.event_log.notify)
-            for node in self.store.nodes():
-                self.supervisor.add_node(node, is_new=False)
-            # Containers outlive the service: those still wanted are taken back.
-            await docker_nodes.adopt(self.store, self.supervisor, self.runtime, self.log)
-            self._aliases.route_all()
-            await self.supervisor.start()
-            self.recorder.start()
-            self._observe.history.start()
-            await self._start_workers()
-        except BaseException:  # leave nothing half-started: the ports, the state lock
-            await self.runtime.close()
-            await self.gateway.stop()
-            await self.grpc.stop()
-            if self.workers is not None:
-                await self.workers.stop()
-            self.store.close()
-            raise
-        self.running = True
-        if self.freeze_gc:
-            # What the process has built so far lives as long as it does: keep it out of the
-            # full garbage collections that would otherwise pause the gateway for tens of ms.
-            gc.freeze()
-        self.log.info("jupyter_deploy: state in %s, gateway on %s, gRPC on %s", self.state_dir,
-                      self.gateway_url, self.gateway_grpc_address)
+
+    async def _bring_up(self) -> None:
+        """Listen, take back what outlived the last start, and start supervising."""
+        if not self.gateway_workers:
+            self.gateway_port = await self.gateway.listen(self.gateway_host,
+                                                          self.gateway_port)
+            self.gateway_grpc_port = await self.grpc.listen(self.gateway_host,
+                                                            self.gateway_grpc_port)
+        self.gateway.proto_text = self.grpc.proto_text
+        self.gateway.oip.models.served = served_from(
+            lambda: self.supervisor.nodes, lambda node: self.supervisor.instances.get(node, {}),
+            self._checkpoints.meta, self.store.checkpoints)
+        self.supervisor.listeners.append(self.grpc.health.changed)
+        self.supervisor.listeners.append(self.event_log.notify)
+        for node in self.store.nodes():
+            self.supervisor.add_node(node, is_new=False)
+        # Containers outlive the service: those still wanted are taken back.
+        await docker_nodes.adopt(self.store, self.supervisor, self.runtime, self.log)
+        self._aliases.route_all()
+        await self.supervisor.start()
+        self.recorder.start()
+        self._observe.history.start()
+        await self._start_workers()
 
     async def _start_workers(self) -> None:
         """The gateway in worker processes (if any): those of a previous start are taken
