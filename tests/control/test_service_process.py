@@ -316,3 +316,28 @@ def test_a_browser_session_goes_through_with_its_xsrf_token_only(root):
     assert status == 403 and "_xsrf" in body["error"]["message"]
     status, body = post({"X-XSRFToken": xsrf})
     assert status == 201 and body["name"] == "adder", body
+
+
+def _connections_to(port: int) -> int:
+    """Established TCP connections (IPv4, this host) whose far end is `port`."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[2].split(":")[1], 16) == port:
+            count += 1
+    return count
+
+
+def test_a_caller_that_hangs_up_on_a_stream_frees_the_service_side(root):
+    server = NotebookServer(root, root / "state")
+    server.wait_ready()
+    client = DeployClient(server.api, server.token)
+    healthy(client)
+    port = int(discovery.read_service(root / "state")["url"].split(":")[2].split("/")[0])
+    idle = _connections_to(port)
+    follow = client.open("GET", "/nodes/adder/logs", stream=True, follow="true", tail=4096)
+    assert follow.readline()  # streaming: one connection from the proxy to the service
+    wait_for(lambda: _connections_to(port) == idle + 1, timeout=10, message="the stream")
+    follow.close()
+    wait_for(lambda: _connections_to(port) == idle, timeout=10,
+             message="the proxy to close its side of the stream")
