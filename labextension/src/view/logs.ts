@@ -1,7 +1,7 @@
 import { requestAPI, requestRaw } from '../api';
 import { __ } from '../i18n';
 import { button, ErrorLine, guarded, h } from '../panel/dom';
-import { Tab, ViewContext } from './context';
+import { PollingTab, Tab, ViewContext } from './context';
 import { Examples } from './overview';
 
 const MAX_LINES = 5000;
@@ -171,27 +171,14 @@ interface Served {
 }
 
 /** The requests the node served, newest first, from its capture (when capture is on). */
-export class RequestsTab extends Tab {
+export class RequestsTab extends PollingTab {
   private error = new ErrorLine();
-  private timer = 0;
 
   constructor(context: ViewContext, name: string) {
     super(context, name, __('Requests'), 'requests');
   }
 
-  render(): void {
-    if (!this.timer) {
-      void this.load();
-      this.timer = window.setInterval(() => void this.load(), 5000);
-    }
-  }
-
-  stop(): void {
-    window.clearInterval(this.timer);
-    this.timer = 0;
-  }
-
-  private async load(): Promise<void> {
+  protected async load(): Promise<void> {
     await guarded(this.error, async () => {
       const answer = await requestAPI<{ capture: unknown; requests: Served[] }>(`nodes/${this.name}/requests?last=200`);
       const rows = answer.requests.slice().reverse().map(r => h('tr', { 'data-status': r.status },
