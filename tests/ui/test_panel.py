@@ -236,6 +236,8 @@ def test_deploy_a_cell_and_watch_it_in_the_console(page, lab, shots):
     shoot(page, view, shots, "node-instances")
     keyboard_to_tab(page, view, "Events")
     assert "the instance exited (code -9)" in view.locator(".jp-deploy-event-table").text_content()
+    keyboard_to_tab(page, view, "Requests")
+    view.locator(".jp-deploy-request-table").wait_for()
 
     # a crash-looping node: its reason in place, in the panel
     lab.api("POST", "checkpoints", fragile_checkpoint("broken", lab.root))

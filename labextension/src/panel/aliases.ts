@@ -34,7 +34,8 @@ export class AliasesView {
 
   constructor(
     private model: DeployModel,
-    private shown: (url: string) => string
+    private shown: (url: string) => string,
+    private rate: (node: string) => number | undefined = () => undefined
   ) {
     this.node.append(this.list, this.newAlias());
   }
@@ -63,7 +64,8 @@ export class AliasesView {
     const legend = h('ul', { className: 'jp-deploy-bar-legend' },
       ...alias.routing.map(r => h('li', { 'data-node': r.node },
         h('span', { className: `jp-deploy-dot ${badgeClass(r.status)}` }),
-        `${r.node} ${r.weight}%`, h('span', { className: 'jp-deploy-muted' }, ` · ${r.status ? __(r.status) : __('missing')}`))));
+        `${r.node} ${r.weight}%`, h('span', { className: 'jp-deploy-muted' }, ` · ${r.status ? __(r.status) : __('missing')}` +
+          (this.rate(r.node) === undefined ? '' : ` · ${__('%1 req/s', this.rate(r.node)!.toFixed(1))}`)))));
     const warnings = aliasWarnings(alias.routing, __);
     return h('li', { className: 'jp-deploy-alias', 'data-alias': alias.name },
       h('div', { className: 'jp-deploy-row' }, h('span', { className: 'jp-deploy-name' }, alias.name),

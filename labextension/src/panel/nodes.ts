@@ -35,6 +35,8 @@ export class NodesView {
   readonly node = h('ul', { className: 'jp-deploy-list jp-deploy-nodes' });
   private errors = new Map<string, ErrorLine>();
   private sparklines = new Map<string, Sparkline>();
+  /** Each node's latest request rate (req/s), for the aliases' traffic per target. */
+  readonly rates = new Map<string, number>();
   private commands = new CommandRegistry();
   private menu = new Menu({ commands: this.commands });
 
@@ -77,7 +79,9 @@ export class NodesView {
       try {
         const history = await requestAPI<{ samples: { time: number; requests: number; duration_sum: number }[] }>(
           `nodes/${node.name}/history?range=300`);
-        this.sparkline(node.name).update(rates(history.samples).rate);
+        const rate = rates(history.samples).rate;
+        this.sparkline(node.name).update(rate);
+        this.rates.set(node.name, rate[rate.length - 1] ?? 0);
       } catch {
         // the row's status says more than a missing sparkline
       }

@@ -54,7 +54,7 @@ export class DeployPanel extends Panel {
       icon: settingsIcon, tooltip: __('Deploy settings'), onClick: () => settings.openSettings()
     }));
     this.nodes = new NodesView(this.model, settings.open);
-    this.aliases = new AliasesView(this.model, url => this.shown(url));
+    this.aliases = new AliasesView(this.model, url => this.shown(url), node => this.nodes.rates.get(node));
     this.body.node.append(this.summary, this.error.node,
       this.section('nodes', this.nodes.node),
       this.section('aliases', this.aliases.node),

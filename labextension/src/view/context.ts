@@ -56,3 +56,23 @@ export abstract class Tab extends Widget {
     super.dispose();
   }
 }
+
+/** A tab that loads again every few seconds while it is shown. */
+export abstract class PollingTab extends Tab {
+  private timer = 0;
+
+  /** Fetch and draw once. */
+  protected abstract load(): Promise<void>;
+
+  render(): void {
+    if (!this.timer) {
+      void this.load();
+      this.timer = window.setInterval(() => void this.load(), 5000);
+    }
+  }
+
+  stop(): void {
+    window.clearInterval(this.timer);
+    this.timer = 0;
+  }
+}

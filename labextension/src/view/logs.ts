@@ -1,7 +1,7 @@
 import { requestAPI, requestRaw } from '../api';
 import { __ } from '../i18n';
 import { button, ErrorLine, guarded, h } from '../panel/dom';
-import { Tab, ViewContext } from './context';
+import { PollingTab, Tab, ViewContext } from './context';
 import { Examples } from './overview';
 
 const MAX_LINES = 5000;
@@ -159,5 +159,38 @@ export class TryTab extends Tab {
     if (!ok) {
       this.output.textContent = '';
     }
+  }
+}
+
+interface Served {
+  time: number;
+  request_id: string;
+  instance: string;
+  status: number;
+  latency_ms: number;
+}
+
+/** The requests the node served, newest first, from its capture (when capture is on). */
+export class RequestsTab extends PollingTab {
+  private error = new ErrorLine();
+
+  constructor(context: ViewContext, name: string) {
+    super(context, name, __('Requests'), 'requests');
+  }
+
+  protected async load(): Promise<void> {
+    await guarded(this.error, async () => {
+      const answer = await requestAPI<{ capture: unknown; requests: Served[] }>(`nodes/${this.name}/requests?last=200`);
+      const rows = answer.requests.slice().reverse().map(r => h('tr', { 'data-status': r.status },
+        ...[new Date(r.time * 1000).toLocaleTimeString(), String(r.status), `${r.latency_ms.toFixed(1)} ms`,
+          r.instance ?? '', r.request_id].map(v => h('td', {}, v))));
+      this.node.replaceChildren(this.error.node,
+        answer.capture ? '' : h('p', { className: 'jp-deploy-muted' },
+          __('Capture is off for this node: turn it on in its settings (capture) to list the requests it serves.')),
+        h('table', { className: 'jp-deploy-table jp-deploy-request-table' },
+          h('thead', {}, h('tr', {}, ...[__('Time'), __('Status'), __('Latency'), __('Instance'), __('Request id')]
+            .map(t => h('th', { scope: 'col' }, t)))),
+          h('tbody', {}, ...rows)));
+    });
   }
 }

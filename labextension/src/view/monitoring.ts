@@ -3,12 +3,11 @@ import { History, RANGES, toSeries } from '../history';
 import { __ } from '../i18n';
 import { ErrorLine, guarded, h } from '../panel/dom';
 import { Chart } from './chart';
-import { Tab, ViewContext } from './context';
+import { PollingTab, ViewContext } from './context';
 
 /** Charts of the node's history as the service keeps it: rates by class, errors, latency, load. */
-export class MonitoringTab extends Tab {
+export class MonitoringTab extends PollingTab {
   private range = RANGES[0].seconds;
-  private timer = 0;
   private error = new ErrorLine();
   private picker: HTMLElement;
   private charts = {
@@ -33,18 +32,6 @@ export class MonitoringTab extends Tab {
       h('div', { className: 'jp-deploy-charts' }, ...Object.values(this.charts).map(c => c.node)));
   }
 
-  render(): void {
-    if (!this.timer) {
-      void this.load();
-      this.timer = window.setInterval(() => void this.load(), 5000);
-    }
-  }
-
-  stop(): void {
-    window.clearInterval(this.timer);
-    this.timer = 0;
-  }
-
   dispose(): void {
     Object.values(this.charts).forEach(c => c.dispose());
     super.dispose();
@@ -57,7 +44,7 @@ export class MonitoringTab extends Tab {
     void this.load();
   }
 
-  private async load(): Promise<void> {
+  protected async load(): Promise<void> {
     let history: History | null = null;
     await guarded(this.error, async () => {
       history = await requestAPI<History>(`nodes/${this.name}/history?range=${this.range}`);

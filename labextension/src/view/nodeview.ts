@@ -7,7 +7,7 @@ import { __ } from '../i18n';
 import { deployIcon } from '../icons';
 import { ViewContext, Tab } from './context';
 import { EventsTab, InstancesTab } from './instances';
-import { LogsTab, TryTab } from './logs';
+import { LogsTab, RequestsTab, TryTab } from './logs';
 import { MonitoringTab } from './monitoring';
 import { OverviewTab } from './overview';
 
@@ -32,7 +32,7 @@ export class NodeView extends MainAreaWidget<TabPanel> {
     this.tabs = [
       new OverviewTab(context, nodeName), new InstancesTab(context, nodeName),
       new MonitoringTab(context, nodeName), new LogsTab(context, nodeName),
-      new EventsTab(context, nodeName), new TryTab(context, nodeName)
+      new RequestsTab(context, nodeName), new EventsTab(context, nodeName), new TryTab(context, nodeName)
     ];
     this.tabs.forEach(tab => panel.addWidget(tab));
     panel.tabBar.node.setAttribute('aria-label', __('Views of node %1', nodeName));
