@@ -110,6 +110,7 @@ def main() -> int:
             while client.nodes() and time.monotonic() < deadline:
                 time.sleep(0.2)
             bench.stop_service(process)
+            swarm_lab.remove_images(tmp / "state")
     print(json.dumps(results, indent=1))
     return 0
 

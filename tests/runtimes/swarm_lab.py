@@ -62,6 +62,31 @@ def push_app(values: dict[str, str]) -> str:
     return f"{values['SWARM_LAB_PRIVATE_PULL']}/{APP_IMAGE}"
 
 
+def remove_app(values: dict[str, str]) -> None:
+    """The tags `push_app` made on the local engine."""
+    import docker
+
+    local = docker.from_env()
+    for tag in (APP_IMAGE, f"{values['SWARM_LAB_PRIVATE_REGISTRY']}/{APP_IMAGE}"):
+        local.images.remove(tag)
+
+
+def remove_images(state_dir: Path) -> None:
+    """The checkpoint images a service of `state_dir` built and pushed (their tags end with
+    its key's tag: see runtimes/swarm_images.py), from the local engine."""
+    import hashlib
+
+    import docker
+
+    key = bytes.fromhex((state_dir / "signing.pub").read_text().strip())
+    suffix = f"-{hashlib.sha256(key).hexdigest()[:8]}"
+    local = docker.from_env()
+    for image in local.images.list():
+        for tag in image.tags:
+            if "jupyter-deploy-checkpoint:" in tag and tag.endswith(suffix):
+                local.images.remove(tag)
+
+
 def manager(values: dict[str, str]) -> Any:
     import docker
 

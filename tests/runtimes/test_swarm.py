@@ -58,6 +58,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         wait_for(lambda: not made.service.client.nodes(), timeout=60,
                  message="the nodes to be deleted")
         made.service.stop()
+        swarm_lab.remove_images(made.root / "state")
+        swarm_lab.remove_app(values)
         assert not swarm_lab.manager(values).api.services(filters={
             "label": f"jupyter-deploy.service={(made.root / 'state').resolve()}"})
 
