@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..runtimes.lease import LEASE_FILE, holder
+from ..gateway.fleet import stop_workers
+from ..runtimes.lease import LEASE_FILE, ask_everything, holder
 from . import discovery
 from .api import ClientError, DeployClient
 from .commands import CommandError, Commands, Parser, add_shared_commands
@@ -70,12 +71,17 @@ def status(args: argparse.Namespace) -> int:
 
 
 def stop(args: argparse.Namespace) -> int:
-    """SIGTERM the service of the state folder and wait until it has let the folder go."""
+    """SIGTERM the service of the state folder and wait until it has let the folder go; with
+    --everything, its instances and gateway workers stop too."""
     folder, info = _service_of(args)
     if info is None:
-        print(f"no deploy service runs for the state folder {folder}: nothing to stop")
+        stopped = stop_workers(folder) if args.everything else []
+        print(f"no deploy service runs for the state folder {folder}: nothing to stop"
+              + (f" but {len(stopped)} gateway worker(s), stopped" if stopped else ""))
         return 0
     pid = int(info["pid"])
+    if args.everything:
+        ask_everything(folder)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + args.timeout
     # The lease, not the pid: a stopped service may linger as a zombie of its parent.
@@ -85,7 +91,11 @@ def stop(args: argparse.Namespace) -> int:
                   f"{args.timeout:g} s; `kill -9 {pid}` ends it", file=sys.stderr)
             return 1
         time.sleep(0.05)
-    print(f"stopped the deploy service of {folder} (pid {pid})")
+    if args.everything:  # a service killed before it could read the request leaves them
+        stop_workers(folder)
+    print(f"stopped the deploy service of {folder} (pid {pid})"
+          + (" with its instances and gateway workers" if args.everything else
+             "; its gateway workers and instances run on"))
     return 0
 
 
@@ -102,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
                                  "deploy/ in the Jupyter data dir")
     verb_parser.add_argument("--timeout", type=float, default=30.0,
                              help="seconds to wait for it to stop")
+    verb_parser.add_argument("--everything", action="store_true",
+                             help="stop its instances and gateway workers too (else they run "
+                             "on, and the next service adopts them)")
     run_parser = sub.add_parser("run", help="execute a notebook so its %%deploy cells pin and "
                                 "deploy, then call each node it created")
     run_parser.add_argument("notebook")

@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from ..gateway.fleet import stop_workers
+from ..runtimes.lease import ask_everything
 from ..store.sqlite import default_state_dir
 from . import discovery, render
 from .api import ClientError, DeployClient
@@ -45,13 +47,18 @@ def start_service(extra: list[str], timeout_s: float = 60.0) -> tuple[subprocess
     raise SystemExit(f"the deploy service did not start within {timeout_s:g} s")
 
 
-def stop_service(process: subprocess.Popen) -> None:
+def stop_service(process: subprocess.Popen, state_dir: Path | None = None) -> None:
+    """Stop a service `start_service` started (of `state_dir`, by default the default
+    folder), with its instances and gateway workers."""
+    state_dir = state_dir or default_state_dir()
+    ask_everything(state_dir)
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    stop_workers(state_dir)  # those of a service that had to be killed
 
 
 def run(args: argparse.Namespace) -> int:

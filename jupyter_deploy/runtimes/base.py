@@ -82,6 +82,7 @@ class Runtimes(Runtime):
     def __init__(self, runtimes: dict[str, Runtime], default: str = "process") -> None:
         self.runtimes = runtimes
         self.default = default  # what a new node runs on when it names no runtime
+        self.keep = True  # False: a stop of everything, where no instance outlives the service
 
     def of(self, instance: Instance) -> Runtime:
         return self.runtimes[instance.runtime]
@@ -99,7 +100,7 @@ class Runtimes(Runtime):
         await self.of(instance).stop(instance, timeout_s)
 
     def detach(self, instance: Instance) -> bool:
-        return self.of(instance).detach(instance)
+        return self.keep and self.of(instance).detach(instance)
 
     async def reclaim(self, node: Node, instance: Instance, checkpoint_dir: Path
                       ) -> Reclaimed | None:

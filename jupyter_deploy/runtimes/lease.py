@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import IO
 
 LEASE_FILE = "service.lock"
+# Left by `jupyter deploy stop --everything` before its SIGTERM: the service that reads it at
+# its stop takes its instances and gateway workers down with it instead of leaving them.
+EVERYTHING_FILE = "stop-everything"
 FLOCK = "hhqqi4x"  # struct flock on Linux: type, whence, start, len, pid
 LEASE_GRACE_S = 120.0  # a restart of the service, an upgrade included, fits in it
 
@@ -99,3 +102,17 @@ def _signal(pidfd: int, sig: signal.Signals) -> None:
 def _ended(pidfd: int) -> bool:
     """Whether the process of `pidfd` has exited (its pidfd is readable)."""
     return bool(select.select([pidfd], [], [], 0)[0])
+
+
+def ask_everything(state_dir: Path) -> None:
+    """Ask the folder's service to stop everything at its next stop."""
+    (Path(state_dir) / EVERYTHING_FILE).touch(mode=0o600)
+
+
+def asked_everything(state_dir: Path) -> bool:
+    """Whether a stop of everything was asked (and take the request)."""
+    try:
+        (Path(state_dir) / EVERYTHING_FILE).unlink()
+    except FileNotFoundError:
+        return False
+    return True

@@ -28,7 +28,7 @@ from ..http.framing import check_limits
 from ..http.messages import Response
 from ..models import InstanceStatus
 from ..runtimes.interpreters import check_interpreters
-from ..runtimes.lease import LEASE_GRACE_S
+from ..runtimes.lease import LEASE_GRACE_S, asked_everything
 from ..runtimes.limits import DEFAULT_CONFIGS, check_configs
 from ..store.sqlite import EVENTS_PER_SUBJECT, Store
 from ..supervisor.loop import Supervisor
@@ -230,10 +230,13 @@ class DeployService:
             await self.workers.synced()
 
     async def stop(self, everything: bool = False) -> None:
-        """Stop the service; its gateway workers serve on from the last routes they got,
-        unless `everything` (`jupyter deploy stop --everything`): then they stop too."""
+        """Stop the service; its gateway workers serve on from the last routes they got, and
+        the instances its runtimes keep run on to be adopted, unless `everything` (or
+        `jupyter deploy stop --everything` asked it): then they all stop too."""
         if not self.running:
             return
+        everything = asked_everything(self.state_dir) or everything
+        self.runtime.keep = not everything
         self.running = False
         self.start_error = "it has stopped"
         if self.workers is not None:

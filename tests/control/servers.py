@@ -125,8 +125,8 @@ def stop_all() -> None:
 
 
 def stop_service(state_dir: Path, env: dict[str, str]) -> None:
-    """`jupyter deploy stop` for the folder, then no instance of it may be left."""
-    done = jupyter_deploy("stop", f"--state-dir={state_dir}", env=env)
+    """`jupyter deploy stop --everything` for the folder, then no instance of it may be left."""
+    done = jupyter_deploy("stop", "--everything", f"--state-dir={state_dir}", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     wait_for(lambda: not worker_pids(state_dir), timeout=15,
              message="every instance to stop with the service")

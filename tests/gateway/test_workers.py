@@ -283,8 +283,8 @@ def test_workers_serve_on_while_the_service_is_killed_then_are_taken_back(tmp_pa
         assert worker_pids(restarted.state_dir) == before
         wait_for(lambda: restarted.client.node("survivor")["status"] == "Healthy", timeout=30)
         now = {i["id"] for i in restarted.client.node("survivor")["instances"]}
-        if now == instances:  # the instances were adopted (issue 13, adopt): nothing failed
-            assert not load.failures, load.failures
+        assert now == instances  # the instances were adopted: nothing failed
+        assert not load.failures, load.failures
         restarted.client.set_alias("lasting", {"nodes": {"survivor": 100}, "public": False})
 
         async def private_everywhere() -> None:

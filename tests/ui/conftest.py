@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_deploy.cli import stop_service
-
 from ..conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +116,14 @@ def lab(wheel_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         TIMINGS["lab start"] = time.monotonic() - started
         yield lab
     finally:
-        stop_service(process)
+        process.terminate()  # the Lab; the deploy service it started runs on, so then:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        _run(wheel_venv / "bin" / "jupyter-deploy", "stop", "--everything",
+             f"--state-dir={root / 'state'}", timeout=60)
         sys.stderr.write(f"\nUI timings (s): {json.dumps({k: round(v, 1) for k, v in TIMINGS.items()})}\n")
 
 
