@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_deploy.client import DeployClient, discovery
+from jupyter_deploy.gateway import fleet
 
 from ..conftest import alive, checkpoint_body, wait_for, worker_pids
 from .load import Load, Target
@@ -209,12 +210,27 @@ def test_status_and_stop(root):
     assert f"gateway:     {served['gateway_url']}" in done.stdout
     assert "nodes:       1" in done.stdout
     server.stop()
-    done = jupyter_deploy("stop", state, env=env)
-    assert done.returncode == 0 and f"(pid {info['pid']})" in done.stdout
+    instances, gateways = set(worker_pids(root / "state")), gateway_pids(root / "state")
+    assert instances and gateways
+    done = jupyter_deploy("stop", state, env=env)  # an upgrade's stop: nodes serve on
+    assert done.returncode == 0 and f"(pid {info['pid']})" in done.stdout, done.stderr
     assert not (root / "state" / "service.json").exists()
-    wait_for(lambda: not worker_pids(root / "state"), timeout=15, message="instances to stop")
+    assert set(worker_pids(root / "state")) == instances
+    assert gateway_pids(root / "state") == gateways
+    again = NotebookServer(root, root / "state", name="again")
+    again.wait_ready()  # its service takes back what the last one left
+    assert set(worker_pids(root / "state")) == instances
+    again.stop()
+    done = jupyter_deploy("stop", "--everything", state, env=env)
+    assert done.returncode == 0 and "with its instances and gateway workers" in done.stdout
+    assert not worker_pids(root / "state") and not gateway_pids(root / "state")
     done = jupyter_deploy("stop", state, env=env)
     assert done.returncode == 0 and "nothing to stop" in done.stdout
+
+
+def gateway_pids(state_dir: Path) -> set[int]:
+    """The gateway worker processes of the folder."""
+    return set(fleet.worker_pids(state_dir).values())
 
 
 def test_restarting_the_server_under_load_fails_no_request(root):
