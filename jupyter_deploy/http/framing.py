@@ -9,7 +9,7 @@ from typing import Any
 
 MAX_HEAD = 64 * 1024
 # Connections read into one buffer per thread (asyncio.BufferedProtocol): asyncio's own reads
-# allocate 256 KB each, which cost some 40 us a read here, more than parsing a small request
+# allocate 256 KB each, and a 1-byte read cost 47 us that way against 4 us into a buffer here
 READ_SIZE = 64 * 1024
 _reads = threading.local()
 VERSIONS = ("1.0", "1.1")

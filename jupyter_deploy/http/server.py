@@ -63,8 +63,7 @@ class ServerProtocol(asyncio.BufferedProtocol):
         self.idle_timeout_s = idle_timeout_s
         self.body_timeout_s = body_timeout_s
         self.limits = limits or Limits()
-        # the timer looks at least this often, so that a deadline begun between two looks is
-        # never passed by the next one
+        # how often the timer looks at least, so that no deadline begun between looks is missed
         self.step_s = min(idle_timeout_s, body_timeout_s, self.limits.head_timeout_s,
                           self.limits.stall_timeout_s)
         self.parser = httptools.HttpRequestParser(self)
@@ -195,10 +194,8 @@ class ServerProtocol(asyncio.BufferedProtocol):
         self.timer = self.loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
-        """Close idle connections and heads or bodies that take longer than their deadline.
-
-        One timer per connection, moved by no byte: it fires at the deadline of what the
-        connection is doing, or `step_s` from now if that is sooner."""
+        """Close idle connections, and heads or bodies past their deadline: one timer per
+        connection, moved by no byte, fires at the deadline of what it does (or in step_s)."""
         if self.transport is None:
             return
         now, head_s = self.loop.time(), self.limits.head_timeout_s
