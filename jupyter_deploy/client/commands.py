@@ -65,9 +65,8 @@ def add_shared_commands(sub: Any) -> None:
                             help="requests kept (default 1000), the oldest dropped")
         parser.add_argument("--expose-tracebacks", action=argparse.BooleanOptionalAction,
                             help="anonymous callers of a public alias see the cell's traceback")
-        parser.add_argument("--batch", action=argparse.BooleanOptionalAction,
-                            help="one run of the cell serves many callers (a checkpoint "
-                            "pinned with --batch); --no-batch: off")
+        parser.add_argument("--batch", action=argparse.BooleanOptionalAction, help="one run "
+                            "serves many callers (a checkpoint pinned with --batch)")
         parser.add_argument("--batch-size", type=int, metavar="N",
                             help="callers one run serves, at most (default 32; implies --batch)")
         parser.add_argument("--batch-wait-ms", type=float, metavar="MS",
@@ -135,8 +134,8 @@ def add_container_options(create: argparse.ArgumentParser) -> None:
                        "unlike --secret, not shown by docker inspect)")
     group.add_argument("--base-image", help="base of the checkpoint's image (docker runtime)")
     group.add_argument("--placement", action="append", default=[], metavar="CONSTRAINT",
-                       help="swarm runtime: a Swarm constraint every host of the node's "
-                       "instances meets, e.g. node.labels.zone==b (repeatable)")
+                       help="swarm runtime: a constraint on the hosts, e.g. "
+                       "node.labels.zone==b (repeatable)")
     group.add_argument("--network", choices=("host", "bridge"),
                        help="host (default: the instance listens on $PORT, on 127.0.0.1) or "
                        "bridge (its --port published on 127.0.0.1)")
@@ -218,10 +217,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     """`strict`, `expose_tracebacks`, `capture` and `batch` of a node, as far as the command
     gives them."""
     options: dict[str, Any] = {}
-    if args.strict:
-        options["strict"] = True
-    elif args.strict is False:
-        options["strict"] = False
+    if args.strict is not None:
+        options["strict"] = bool(args.strict)
     if args.expose_tracebacks is not None:
         options["expose_tracebacks"] = args.expose_tracebacks
     if args.capture is not None or args.capture_limit is not None:
