@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,8 +70,11 @@ def main() -> None:
         sock.listen(128)
         fd = sock.detach()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(serve(args.checkpoint, fd, args.busy_limit, public_key, args.lease,
+        code = runner.run(serve(args.checkpoint, fd, args.busy_limit, public_key, args.lease,
                          args.lease_grace, owner, token, gated))
+    # the exit status leaves the event loop as a value: a SystemExit raised inside it could
+    # be printed as a traceback after the one that explains the failure
+    sys.exit(code)
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

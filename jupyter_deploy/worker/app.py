@@ -267,11 +267,11 @@ class Worker:
 
 async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
                 public_key: bytes = b"", lease: Path | None = None, lease_grace_s: float = 30.0,
-                owner: int = 0, token: str = "", gated: bool = False) -> None:
-    """Serve on the listening socket passed as `fd` until SIGTERM, a MemoryError (exit
+                owner: int = 0, token: str = "", gated: bool = False) -> int:
+    """Serve on the listening socket passed as `fd` until SIGTERM, a MemoryError (return
     RECYCLE_EXIT), or the state folder's `lease` not held by `owner` (the service that
     started or adopted us) for `lease_grace_s`. A checkpoint that does not verify with
-    `public_key` exits REFUSED_EXIT before anything is unpickled. `token` is the instance's
+    `public_key` returns REFUSED_EXIT before anything is unpickled. `token` is the instance's
     own (a restarted service adopts it with it); `gated`: only health checks are answered
     without it (worker/token.py)."""
     import signal
@@ -298,18 +298,17 @@ async def serve(checkpoint_dir: Path, fd: int, busy_limit_s: float = 15.0,
         restore.result()
     except Refused as exc:
         log.error("%s%s", PREFIX, exc)
-        sys.exit(REFUSED_EXIT)
+        return REFUSED_EXIT
     except Exception:
         log.exception("could not restore the checkpoint in %s", checkpoint_dir)
-        sys.exit(3)
+        return 3
     gc.freeze()  # the restored state lives as long as the instance: no full GC scans of it
     await stopped
     if watch is not None:
         watch.cancel()
     await server.stop(10.0)  # the answers in flight are given first
     log.info("stopped")
-    if worker.poisoned:
-        sys.exit(RECYCLE_EXIT)
+    return RECYCLE_EXIT if worker.poisoned else 0
 
 
 async def _watch_lease(lease: Path, grace_s: float, worker: Worker, stop: asyncio.Event
