@@ -159,6 +159,9 @@ class DeployApp(ExtensionApp):
         config: dict[str, Any] = {}
         for name, value in self.config.get("DeployApp", {}).items():
             if name not in self.CLIENT_TRAITS:
+                # the value as this server read it: one from the command line is still text
+                if self.has_trait(name):
+                    value = getattr(self, name)
                 try:
                     config[name] = json.loads(json.dumps(value))
                 except (TypeError, ValueError):  # a lazy value: the service reads its own

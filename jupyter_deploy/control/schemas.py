@@ -19,6 +19,7 @@ from ..service.validation.nodes import (
     MAX_QUEUE,
     RUNTIMES,
 )
+from ..service.validation.placement import CONSTRAINT, MAX_CONSTRAINTS
 from ..service.validation.ranges import (
     MAX_METADATA_BYTES,
     MAX_VARIABLE_NAME,
@@ -118,6 +119,9 @@ def _node_settings(creating: bool) -> Schema:
         "session_timeout_s": ranged("session_timeout_s"),
         "idle_timeout_s": ranged("idle_timeout_s"),
         "base_image": {"type": "string"}, "network": {"enum": ["host", "bridge"]},
+        "placement": {"type": "array", "maxItems": MAX_CONSTRAINTS,
+                      "items": {"type": "string", "pattern": pattern(CONSTRAINT)},
+                      "description": "swarm runtime: constraints on the hosts"},
         "max_queue": nullable({"type": "integer", "minimum": 0, "maximum": MAX_QUEUE}),
         "expose_tracebacks": BOOLEAN, "secret_files": VARIABLES,
     }

@@ -44,7 +44,7 @@ class NotebookServer:
     """`jupyter server` with jupyter_deploy enabled, on a free port, with its own token."""
 
     def __init__(self, root: Path, state_dir: Path, name: str = "server", port: int = 0,
-                 **deploy_app: Any) -> None:
+                 argv: tuple[str, ...] = (), **deploy_app: Any) -> None:
         self.root, self.state_dir, self.name = root, state_dir, name
         self.env = environment(root)
         self.token = secrets.token_hex(16)  # a new one at each start, as Jupyter does
@@ -60,7 +60,8 @@ class NotebookServer:
         self.log = root / f"{name}.log"
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyter_server", f"--config={config}"], env=self.env,
+                [sys.executable, "-m", "jupyter_server", f"--config={config}", *argv],
+                env=self.env,
                 cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         STARTED.append(self)
         info_file = root / "runtime" / f"jpserver-{self.process.pid}.json"

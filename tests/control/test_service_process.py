@@ -195,6 +195,16 @@ def test_serve_with_its_gateway_port_taken_exits_with_the_reason(root):
                            f"gateway cannot listen on 127.0.0.1:{port}"), last
 
 
+def test_settings_from_the_command_line_reach_the_service_it_starts(root):
+    # as JupyterLab is started by hand: these arrive as text, and the service wants numbers
+    server = NotebookServer(root, root / "state", argv=(
+        "--DeployApp.gateway_port=0", "--DeployApp.request_timeout=4"))
+    served = server.wait_ready()
+    assert served["gateway_url"].startswith("http://127.0.0.1:")
+    config = json.loads((root / "state" / "serve_config.json").read_text())["DeployApp"]
+    assert config["gateway_port"] == 0 and config["request_timeout"] == 4.0
+
+
 def test_status_and_stop(root):
     env = environment(root)
     state = f"--state-dir={root / 'state'}"
