@@ -10,6 +10,7 @@ runs in a thread; `alive()` reads a view of the containers that a background tas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -165,8 +166,16 @@ class DockerRuntime(Runtime):
         log_path = self.log_dir / node.name / f"{instance.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         instance.log_path = str(log_path)
-        container = await asyncio.to_thread(secretfiles.run, client, tag, options,
-                                            secretfiles.files_of(self.secrets(node.name)))
+        run = asyncio.ensure_future(asyncio.to_thread(
+            secretfiles.run, client, tag, options, secretfiles.files_of(self.secrets(node.name))))
+        try:
+            container = await asyncio.shield(run)
+        except asyncio.CancelledError:
+            # A start called off (its node deleted, the service stopping) cannot stop the
+            # thread, which goes on to make the container: remove it once it exists.
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(_remove, client, (await run).id, 0)
+            raise
         instance.container_id = container.id
         self._watch()
         self._states[container.id] = (True, None)
