@@ -98,7 +98,7 @@ class Observe:
         self.gateway = gateway
         self.recorder = recorder
         self.running = running
-        self.history = MetricHistory(gateway.metrics.registry.collect, routes)
+        self.history = MetricHistory(gateway.metrics.own, routes)  # summed over workers
 
     async def logs(self, name: str, instance: str | None = None, tail_bytes: int = 64 * 1024,
                    request_id: str | None = None) -> list[dict[str, Any]]:
