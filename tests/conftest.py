@@ -18,6 +18,7 @@ import pytest
 
 from jupyter_deploy.client import DeployClient, discovery
 from jupyter_deploy.gateway.fleet import stop_workers
+from jupyter_deploy.gateway.fleet import worker_pids as fleet_pids
 from jupyter_deploy.kernel.capture import capture
 from jupyter_deploy.types import parse_fields
 
@@ -122,8 +123,11 @@ def deploy(jp_serverapp, jp_asyncio_loop, monkeypatch):
     app.service.keep_instances = False  # the test's server leaves no instance behind
     jp_asyncio_loop.run_until_complete(jp_serverapp.extension_manager.start_all_extensions())
     yield app.service
+    # everything: a test's server that configured gateway workers leaves none of them either
+    jp_asyncio_loop.run_until_complete(app.service.stop(everything=True))
     jp_asyncio_loop.run_until_complete(app.stop_extension())
     assert not worker_pids(app.service.state_dir), "instances left running"
+    assert not fleet_pids(app.service.state_dir), "gateway workers left running"
 
 
 # Standalone: `jupyter deploy serve` in its own process, shared by a test session ---------
