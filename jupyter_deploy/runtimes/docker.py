@@ -10,7 +10,6 @@ runs in a thread; `alive()` reads a view of the containers that a background tas
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
@@ -26,6 +25,7 @@ from . import engine, secretfiles
 from .base import Runtime
 from .limits import Limits, limits
 from .logfiles import RotatingLog
+from .making import Makings
 
 LABEL = "jupyter-deploy"
 EXITED = re.compile(r"Exited \((-?\d+)\)")
@@ -80,6 +80,7 @@ class DockerRuntime(Runtime):
         self._client: Any = None
         self._states: dict[str, tuple[bool, int | None]] = {}  # container id -> (running, code)
         self._fresh: set[str] = set()  # created since the last complete poll began
+        self._makings = Makings()  # engine calls of creates under way
         self._verdicts: dict[str, str] = {}  # container id -> why it ended, when known
         self._poller: asyncio.Task[None] | None = None
         self._builds: dict[str, asyncio.Future[str]] = {}  # one build per image at a time
@@ -166,17 +167,10 @@ class DockerRuntime(Runtime):
         log_path = self.log_dir / node.name / f"{instance.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         instance.log_path = str(log_path)
-        run = asyncio.ensure_future(asyncio.to_thread(
-            secretfiles.run, client, tag, options, secretfiles.files_of(self.secrets(node.name))))
-        try:
-            container = await asyncio.shield(run)
-        except asyncio.CancelledError:
-            # A start called off (its node deleted, the service stopping) cannot stop the
-            # thread, which goes on to make the container: remove it once it exists.
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(_remove, client, (await run).id, 0)
-            raise
+        container = await self._makings.run(instance.id, secretfiles.run, client, tag, options,
+                                            secretfiles.files_of(self.secrets(node.name)))
         instance.container_id = container.id
+        self._makings.made(instance.id)
         self._watch()
         self._states[container.id] = (True, None)
         self._fresh.add(container.id)
@@ -269,6 +263,9 @@ class DockerRuntime(Runtime):
         return self._states.get(instance.container_id, (False, None))[1]
 
     async def stop(self, instance: Instance, timeout_s: float) -> None:
+        made = await self._makings.settled(instance.id)  # by a create called off meanwhile
+        if made is not None:
+            instance.container_id = instance.container_id or made.id
         if not instance.container_id:
             return
         client = await self.client()

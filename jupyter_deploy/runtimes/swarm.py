@@ -33,6 +33,7 @@ from .engine import connect
 from .images import USER as CHECKPOINT_USER
 from .limits import check_capacity, limits
 from .logfiles import RotatingLog
+from .making import Makings
 from .swarm_spec import LABEL, TaskView
 
 TOKEN_HEADER = "x-instance-token"
@@ -66,6 +67,7 @@ class SwarmRuntime(Runtime):
         self._local: Any = None
         self._views: dict[str, TaskView] = {}  # service id -> its task, as last seen
         self._fresh: set[str] = set()  # created since the last complete poll began
+        self._makings = Makings()  # engine calls of creates under way
         self._poller: asyncio.Task[None] | None = None
         self._builds: dict[str, asyncio.Future[str]] = {}  # one build and push per image
         self._pins: dict[str, str] = {}  # node/generation -> its image by digest
@@ -130,8 +132,8 @@ class SwarmRuntime(Runtime):
         files.update(secretfiles.files_of(stored))
         if not node.from_image:
             files[spec.TOKEN_FILE] = self.token(instance)
-        refs = await asyncio.to_thread(self._secrets, manager, instance, labels, files,
-                                       node.from_image)
+        refs = await self._makings.run(instance.id, self._secrets, manager, instance, labels,
+                                       files, node.from_image)
         env = {**node.env, "JUPYTER_DEPLOY_INSTANCE": instance.id}
         if node.from_image:
             env.update({"PORT": str(node.port), "HOST": "0.0.0.0"})
@@ -139,9 +141,11 @@ class SwarmRuntime(Runtime):
             node, instance.id, self._service_name(instance), image, labels, env,
             self._args(node), "" if node.from_image else CHECKPOINT_USER,
             limits(node, self.configs), refs)
-        created = await asyncio.to_thread(swarm_engine.create_service, manager, service,
-                                          swarm_engine.auth(node, stored) if node.from_image else None)
+        created = await self._makings.run(
+            instance.id, swarm_engine.create_service, manager, service,
+            swarm_engine.auth(node, stored) if node.from_image else None)
         instance.container_id = created["ID"]
+        self._makings.made(instance.id)
         self._watch()
         self._fresh.add(instance.container_id)
         self._views[instance.container_id] = spec.task_view(None, {}, 0)
@@ -271,6 +275,9 @@ class SwarmRuntime(Runtime):
         return f"its Swarm task is {view.state}: {view.message}"
 
     async def stop(self, instance: Instance, timeout_s: float) -> None:
+        made = await self._makings.settled(instance.id)  # by a create called off meanwhile
+        if isinstance(made, dict) and "ID" in made:  # its service (else secrets: by label)
+            instance.container_id = instance.container_id or made["ID"]
         if not instance.container_id and self._manager is None:
             return  # refused before anything was made
         manager = await self.manager()  # secrets may exist without a service: removed too

@@ -304,3 +304,50 @@ def test_configs_beyond_the_engine_are_refused_at_create(service, engine, app_im
     finally:
         if any(n["name"] == "too-big" for n in service.client.nodes()):
             service.client.delete_node("too-big")
+
+
+def test_a_start_called_off_twice_leaves_no_container(engine, app_image, tmp_path, monkeypatch):
+    """A start called off while its container is being made, and called off again before it
+    ends (as an event loop that closes does), leaves no container once the instance is
+    stopped: the engine call in its thread goes on, and stop() waits for what it made.
+
+    The engine call is held on an event (the real call, made late), so the start is called
+    off at the same point every time."""
+    import asyncio
+    import threading
+
+    from jupyter_deploy.models import Instance, Node
+    from jupyter_deploy.runtimes import secretfiles
+    from jupyter_deploy.runtimes.docker import DockerRuntime
+
+    from ..conftest import until
+
+    under_way, release = threading.Event(), threading.Event()
+    real_run = secretfiles.run
+
+    def held_run(*args: Any) -> Any:
+        under_way.set()
+        release.wait(30)
+        return real_run(*args)
+    monkeypatch.setattr(secretfiles, "run", held_run)
+    runtime = DockerRuntime(tmp_path / "state", "", {}, lambda node: {})
+    node = Node(name="called-off", checkpoint_id="", checkpoint="",
+                image="jupyter-deploy-test-app:latest", port=8080)
+    instance = Instance(id="called-off-1", node="called-off")
+
+    async def called_off_twice() -> None:
+        start = asyncio.create_task(runtime.create(node, instance, tmp_path))
+        await until(under_way.is_set, timeout=30, message="the container to be under way")
+        start.cancel()
+        for _ in range(3):  # the start takes its cancellation, then is cancelled again
+            await asyncio.sleep(0)
+        start.cancel()
+        await asyncio.gather(start, return_exceptions=True)
+        release.set()
+        await runtime.stop(instance, 1.0)
+        await runtime.close()
+    try:
+        asyncio.run(called_off_twice())
+    finally:
+        release.set()
+    assert not containers(engine, "called-off"), "the called-off start left its container"
