@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..models import InstanceStatus
 from ..types import InputCheck
 from .board import MAX_INSTANCES, MAX_NODES, Board
 from .routing import Route, Routes
@@ -70,13 +71,20 @@ class Rows:
         return self.rows
 
 
+# Statuses of an instance on its way into balancing. Just after a start, while one of them
+# is being taken back, the gateway workers keep serving those they had.
+PENDING = (InstanceStatus.UNDEFINED, InstanceStatus.CREATED, InstanceStatus.STARTED,
+           InstanceStatus.PREPARING)
+
+
 def describe(routes: Routes, nodes: Mapping[str, Any], instances: Mapping[str, Mapping[str, Any]],
              meta: Callable[[str], dict[str, Any]],
              versions: Callable[[str], list[dict[str, Any]]],
              settling: bool = False, rows: tuple[Rows, Rows] | None = None) -> dict[str, Any]:
     """The whole routing state (service side): `nodes` and `instances` are the supervisor's.
     `settling`: the service has just started and is taking instances back; until it has
-    checked them, a worker keeps those it serves (see `Applied.apply`)."""
+    checked them, a worker keeps those it serves (see `Applied.apply`), but never one the
+    service is stopping or found unhealthy."""
     described: dict[str, Any] = {}
     used: set[str] = set()
     for name, route in list(routes.nodes.items()):
@@ -92,6 +100,7 @@ def describe(routes: Routes, nodes: Mapping[str, Any], instances: Mapping[str, M
             "node": None if node is None else [node.from_image, node.checkpoint_id,
                                                node.checkpoint],
             "instances": running,
+            "keep": [i for i in list(group) if group[i].status in PENDING] if settling else [],
             "batch": route.batch,
             "backends": [[b.instance_id, b.pool.host, b.pool.port, running.get(b.instance_id),
                           b.telemetry, b.stuck, b.pool.instance_token]
@@ -116,7 +125,7 @@ def describe(routes: Routes, nodes: Mapping[str, Any], instances: Mapping[str, M
         "checkpoints": metas,
         "versions": {name: [{"id": c["id"], "version": c["version"]} for c in versions(name)]
                      for name in sorted(names)},
-        "settling": settling,
+        "settling": settling,  # what workers of the previous version read
     }
 
 
@@ -151,7 +160,7 @@ class Applied:
                 route = routes.add_node(name, spec["key_hash"])
             # a restarted service checks the instances it takes back before they are in its
             # routes again: meanwhile those the worker serves stay (issue 13: no request fails)
-            self._configure(route, spec, set(spec["instances"]) if state["settling"] else set())
+            self._configure(route, spec, set(spec.get("keep", ())))
             if spec["node"] is not None:
                 nodes[name] = NodeInfo(name, *spec["node"])
             instances[name] = {i: InstanceInfo(i, c) for i, c in spec["instances"].items()}

@@ -21,12 +21,11 @@ from ..gateway.capture import Recorder
 from ..gateway.grpc.server import GrpcGateway
 from ..gateway.oip.versions import served_from
 from ..gateway.routing import Routes
-from ..gateway.state import Rows
+from ..gateway.state import PENDING, Rows
 from ..gateway.state import describe as describe_routes
 from ..gateway.workers import GatewayWorkers
 from ..http.framing import check_limits
 from ..http.messages import Response
-from ..models import InstanceStatus
 from ..runtimes.interpreters import check_interpreters
 from ..runtimes.lease import LEASE_GRACE_S, asked_everything
 from ..runtimes.limits import DEFAULT_CONFIGS, check_configs
@@ -39,11 +38,7 @@ from .examples import Examples
 from .nodes import Nodes
 from .observe import EventLog, Observe, event_filter
 
-# Statuses of an instance on its way into balancing. Just after a start, while one of them
-# is being taken back (for up to SETTLE_S), the gateway workers keep serving those they had.
-PENDING = (InstanceStatus.UNDEFINED, InstanceStatus.CREATED, InstanceStatus.STARTED,
-           InstanceStatus.PREPARING)
-SETTLE_S = 60.0
+SETTLE_S = 60.0  # how long after a start the gateway workers may keep what they served
 
 
 class DeployService:

@@ -12,6 +12,7 @@ from jupyter_deploy.gateway import board
 from jupyter_deploy.gateway.board import Board
 from jupyter_deploy.gateway.routing import Routes
 from jupyter_deploy.gateway.state import Applied, Rows, describe
+from jupyter_deploy.models import InstanceStatus
 from jupyter_deploy.types import InputCheck
 
 META = {"c1": {"name": "adder", "version": 1, "inputs": [{"name": "a", "type": "float"}],
@@ -25,7 +26,8 @@ def _service_routes() -> tuple[Routes, dict, dict]:
     routes.set_alias("public", "", True, {"adder": 100}, None, {"header": "x-user"})
     nodes = {"adder": SimpleNamespace(from_image=False, checkpoint_id="c1",
                                       checkpoint="adder@1")}
-    instances = {"adder": {"adder-1": SimpleNamespace(checkpoint_id="c1")}}
+    instances = {"adder": {"adder-1": SimpleNamespace(checkpoint_id="c1",
+                                                      status=InstanceStatus.PREPARING)}}
     return routes, nodes, instances
 
 
@@ -53,7 +55,8 @@ def test_a_worker_applies_the_state_whole_and_checks_inputs_itself():
         # a second instance, the alias gone: the same backend object stays (its pool, its
         # count), the new one comes, the alias goes, in one call
         routes.add_backend("adder", "adder-2", "127.0.0.1", 9002, InputCheck([]))
-        instances["adder"]["adder-2"] = SimpleNamespace(checkpoint_id="c1")
+        instances["adder"]["adder-2"] = SimpleNamespace(checkpoint_id="c1",
+                                                        status=InstanceStatus.HEALTHY)
         routes.remove_alias("public")
         worker.apply(_state(routes, nodes, instances), 2)
         assert route.backends["adder-1"] is backend and "adder-2" in route.backends
@@ -76,6 +79,24 @@ def test_while_the_service_settles_the_worker_keeps_the_instances_it_serves():
         worker.apply(_state(routes, nodes, instances, settling=True), 2)
         assert "adder-1" in worker.routes.nodes["adder"].backends
         worker.apply(_state(routes, nodes, instances, settling=False), 3)
+        assert "adder-1" not in worker.routes.nodes["adder"].backends
+
+    asyncio.run(run())
+
+
+def test_while_the_service_settles_an_instance_it_stops_is_not_kept():
+    """A rolling update just after a start: the old instance, out of the service's routes
+    and being stopped, leaves the workers' routes too (they kept it, and its last requests
+    failed when it stopped)."""
+    async def run() -> None:
+        routes, nodes, instances = _service_routes()
+        worker = Applied(Routes())
+        worker.apply(_state(routes, nodes, instances), 1)
+        instances["adder"]["adder-new"] = SimpleNamespace(checkpoint_id="c1",
+                                                          status=InstanceStatus.CREATED)
+        instances["adder"]["adder-1"].status = InstanceStatus.DELETING
+        routes.remove_backend("adder", "adder-1")  # draining: the workers must stop using it
+        worker.apply(_state(routes, nodes, instances, settling=True), 2)
         assert "adder-1" not in worker.routes.nodes["adder"].backends
 
     asyncio.run(run())
