@@ -20,7 +20,7 @@ from typing import Any
 
 from .capture import Recorder
 from .channel import Channel, ChannelClosed, opens
-from .routing import Route, Routes
+from .routing import Route, Routes, applied_at_once
 
 ACK_TIMEOUT_S = 2.0  # a worker that does not apply a state by then is not waited for
 
@@ -72,10 +72,12 @@ class Hub:
                                                        limit=1 << 20)
         self.path.chmod(0o600)
         self.routes.on_change = self.publish
+        self.routes.applied = self.applied
 
     async def stop(self) -> None:
         """Close the channels; the workers keep serving from the last state they had."""
         self.routes.on_change = lambda: None
+        self.routes.applied = applied_at_once
         if self._server is not None:
             self._server.close()
         for peer in list(self.peers.values()):
@@ -92,7 +94,11 @@ class Hub:
         """Send the routes at the end of this loop turn (once for a burst of changes)."""
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.publish_now)
+            asyncio.get_running_loop().call_soon(self._publish_scheduled)
+
+    def _publish_scheduled(self) -> None:
+        if self._scheduled:  # else sent already, by publish_now
+            self.publish_now()
 
     def publish_now(self) -> None:
         """Send the whole routing state to every worker now."""
@@ -106,6 +112,13 @@ class Hub:
         """Whether every connected worker applied the latest state, waiting `timeout_s`."""
         return await self._heard(
             lambda: all(p.version >= self.version for p in self._current()), timeout_s)
+
+    async def applied(self) -> bool:
+        """Send the routes now if a change waits, and wait until every worker applied them;
+        the in-flight counts each worker sent with its ack are then current (a drain)."""
+        if self._scheduled:
+            self.publish_now()
+        return await self.synced()
 
     async def reports(self, timeout_s: float = ACK_TIMEOUT_S) -> bool:
         """Whether what every worker reported so far (captured requests, shadow answers)
@@ -177,7 +190,8 @@ class Hub:
 
     def _take(self, peer: Peer, message: dict[str, Any]) -> None:
         kind = message.get("t")
-        if kind == "ack":
+        if kind == "ack":  # with its load as it was when it applied the state
+            self._loads(peer, message.get("nodes", peer.load))
             peer.version = int(message["version"])
             self._answered()
         elif kind == "pong":

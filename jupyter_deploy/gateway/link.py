@@ -86,7 +86,11 @@ class Link:
                 if message.get("t") == "state":
                     self.applied.apply(message["state"], int(message["version"]))
                     applied = True
-                    channel.send({"t": "ack", "version": message["version"]})
+                    # what it has in flight now: nothing more goes to an instance the
+                    # state took out, so the service's drain can count down from this
+                    self._last_load = self._load()
+                    channel.send({"t": "ack", "version": message["version"],
+                                  "nodes": self._last_load})
                     self.first_state.set()
                     self.on_state()
                 elif message.get("t") == "ping":  # after what it reported so far
@@ -135,24 +139,32 @@ class Link:
     def _tell_load(self) -> None:
         """Requests held and in flight per node, when they changed; demand an alias sent
         elsewhere (missed); pools of instances gone from the routes, once they are idle."""
+        for name, route in list(self.routes.nodes.items()):
+            if route.missed:
+                self.send({"t": "missed", "node": name, "count": route.missed})
+                route.missed = 0
+        for instance_id, backend in list(self.routes.removed.items()):
+            if not backend.local:
+                backend.pool.close()
+                del self.routes.removed[instance_id]
+        load = self._load()
+        if load != self._last_load:
+            self.send({"t": "load", "nodes": load})
+            self._last_load = load
+
+    def _load(self) -> dict[str, Any]:
+        """Per node: [requests held, {instance id: requests in flight}], instances out of
+        the routes but still draining included."""
         load: dict[str, Any] = {}
         for name, route in list(self.routes.nodes.items()):
             flights = {i: b.local for i, b in route.backends.items() if b.local}
             held = route.waiting + len(route.queue)
             if held or flights:
                 load[name] = [held, flights]
-            if route.missed:
-                self.send({"t": "missed", "node": name, "count": route.missed})
-                route.missed = 0
         for instance_id, backend in list(self.routes.removed.items()):
             if backend.local:
                 load.setdefault(backend.node, [0, {}])[1][instance_id] = backend.local
-            else:
-                backend.pool.close()
-                del self.routes.removed[instance_id]
-        if load != self._last_load:
-            self.send({"t": "load", "nodes": load})
-            self._last_load = load
+        return load
 
 
 class Forwarder(Sampler):

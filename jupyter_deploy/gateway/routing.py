@@ -14,7 +14,7 @@ import math
 import secrets
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -307,6 +307,8 @@ class Routes:
         self.on_shadow: list[Callable[[str, dict[str, Any]], None]] = []  # (alias, entry)
         # called on every change the gateway workers must see (none: an in-process gateway)
         self.on_change: Callable[[], None] = lambda: None
+        # waits until every gateway worker serves the routes as they are now (the hub)
+        self.applied: Callable[[], Awaitable[object]] = applied_at_once
         # instance id -> a backend out of the routes, draining
         self.removed: weakref.WeakValueDictionary[str, Backend] = weakref.WeakValueDictionary()
 
@@ -385,3 +387,7 @@ class Routes:
         """Forget an alias: its callers get 404 from now on."""
         if self.aliases.pop(name, None) is not None:
             self.changed()
+
+
+async def applied_at_once() -> None:
+    """An in-process gateway serves a change of the routes as it is made."""
