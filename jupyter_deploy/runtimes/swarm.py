@@ -29,7 +29,7 @@ from . import secretfiles, swarm_engine, swarm_images
 from . import swarm_spec as spec
 from .base import Runtime
 from .docker import LOCAL_BASE_IMAGE, generation_label
-from .engine import connect
+from .engine import connect, registry_auth
 from .images import USER as CHECKPOINT_USER
 from .limits import check_capacity, limits
 from .logfiles import RotatingLog
@@ -113,7 +113,7 @@ class SwarmRuntime(Runtime):
         check_capacity(node, wanted, swarm_engine.largest(swarm_nodes))
         if node.from_image:
             await asyncio.to_thread(swarm_images.pinned, manager, node.image,
-                                    swarm_engine.auth(node, secrets))
+                                    registry_auth(node, secrets))
         elif not self.registry:
             raise InvalidInput("the swarm runtime runs checkpoint images from a registry: set "
                                "c.DeployApp.registry (see docs/swarm.md)", field="runtime")
@@ -140,7 +140,7 @@ class SwarmRuntime(Runtime):
             self._args(node), "" if node.from_image else CHECKPOINT_USER,
             limits(node, self.configs), refs)
         created = await asyncio.to_thread(swarm_engine.create_service, manager, service,
-                                          swarm_engine.auth(node, stored) if node.from_image else None)
+                                          registry_auth(node, stored) if node.from_image else None)
         instance.container_id = created["ID"]
         self._watch()
         self._fresh.add(instance.container_id)
@@ -156,7 +156,7 @@ class SwarmRuntime(Runtime):
             if pin not in self._pins:
                 manager = await self.manager()
                 self._pins[pin] = await asyncio.to_thread(
-                    swarm_images.pinned, manager, node.image, swarm_engine.auth(node, stored))
+                    swarm_images.pinned, manager, node.image, registry_auth(node, stored))
             return self._pins[pin]
         local = await self.local()
         base = node.base_image or self.base_image or LOCAL_BASE_IMAGE
