@@ -19,7 +19,7 @@ log = logging.getLogger("jupyter_deploy.swarm")
 
 def look(manager: Any, filters: dict[str, list[str]]) -> dict[str, TaskView]:
     """The newest task of each Swarm service `filters` selects, with the state and address
-    of its Swarm node (its ports are left out: they stay as the instance was placed)."""
+    of its Swarm node (its ports are left out: they are read once, as an instance is placed)."""
     swarm_nodes = manager.api.nodes()
     down = {n["ID"]: n["Status"]["State"] for n in swarm_nodes if n["Status"]["State"] != "ready"}
     addresses = {n["ID"]: n["Status"].get("Addr", "") for n in swarm_nodes}
