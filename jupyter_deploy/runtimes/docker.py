@@ -182,7 +182,8 @@ class DockerRuntime(PolledRuntime[tuple[bool, int | None]]):
         build = self._builds.get(key)
         if build is None or build.done():  # a build under way is shared, not repeated
             build = asyncio.ensure_future(asyncio.to_thread(
-                engine.build_checkpoint_image, client, checkpoint_dir, base, report))
+                engine.build_checkpoint_image, client, checkpoint_dir, base, report,
+                self.public_key))
             self._builds[key] = build
         return await asyncio.shield(build)
 
