@@ -15,7 +15,6 @@ import hashlib
 import logging
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 from ..models import Instance, Node
 from . import engine, secretfiles
 from .limits import Limits, limits
-from .logfiles import RotatingLog
+from .logfiles import copy_stream
 from .polled import PolledRuntime
 
 LABEL = "jupyter-deploy"
@@ -238,23 +237,9 @@ class DockerRuntime(PolledRuntime[tuple[bool, int | None]]):
 
     def _follow_logs(self, container: Any, log_path: Path, since: int | None = None,
                      stamped: bool = False) -> None:
-        """Copy the container's output into the instance's rotating log as it comes; a
-        checkpoint's worker writes its lines `stamped` (its time, the request id)."""
-        def follow() -> None:
-            log = RotatingLog(str(log_path), self.log_max_bytes, self.log_files)
-            pending = b""
-            try:
-                for chunk in container.logs(stream=True, follow=True, since=since):
-                    *lines, pending = (pending + chunk).split(b"\n")
-                    for line in lines:
-                        log.write(line.decode("utf-8", "replace"), stamped=stamped)
-                if pending:
-                    log.write(pending.decode("utf-8", "replace"), stamped=stamped)
-            except Exception:  # noqa: BLE001 - the container went away: nothing more to copy
-                pass
-            finally:
-                log.close()
-        threading.Thread(target=follow, name=f"logs-{container.short_id}", daemon=True).start()
+        """Copy the container's output into the instance's rotating log as it comes."""
+        copy_stream(lambda: container.logs(stream=True, follow=True, since=since), str(log_path),
+                    self.log_max_bytes, self.log_files, stamped, f"logs-{container.short_id}")
 
     async def stop(self, instance: Instance, timeout_s: float) -> None:
         if not instance.container_id:

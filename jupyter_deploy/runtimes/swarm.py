@@ -18,7 +18,6 @@ import hmac
 import logging
 import os
 import secrets as random
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,7 @@ from .docker import LOCAL_BASE_IMAGE, generation_label
 from .engine import connect, registry_auth
 from .images import USER as CHECKPOINT_USER
 from .limits import check_capacity, limits
-from .logfiles import RotatingLog
+from .logfiles import copy_stream
 from .polled import PolledRuntime
 from .swarm_spec import LABEL, TaskView
 
@@ -240,20 +239,9 @@ class SwarmRuntime(PolledRuntime[TaskView]):
     def _follow_logs(self, service_id: str, log_path: Path, since: int = 0,
                      stamped: bool = False) -> None:
         """Copy the service's output into the instance's rotating log as it comes."""
-        def follow() -> None:
-            log = RotatingLog(str(log_path), self.log_max_bytes, self.log_files)
-            pending = b""
-            try:
-                for chunk in self._manager.api.service_logs(
-                        service_id, follow=True, stdout=True, stderr=True, since=since):
-                    *lines, pending = (pending + chunk).split(b"\n")
-                    for line in lines:
-                        log.write(line.decode("utf-8", "replace"), stamped=stamped)
-            except Exception:  # noqa: BLE001 - the service went away: nothing more to copy
-                pass
-            finally:
-                log.close()
-        threading.Thread(target=follow, name=f"logs-{service_id[:12]}", daemon=True).start()
+        copy_stream(lambda: self._manager.api.service_logs(
+            service_id, follow=True, stdout=True, stderr=True, since=since), str(log_path),
+            self.log_max_bytes, self.log_files, stamped, f"logs-{service_id[:12]}")
 
     def ended(self, instance: Instance) -> str:
         view = self._states.get(instance.container_id)
