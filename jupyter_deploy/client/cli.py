@@ -24,7 +24,8 @@ __all__ = ["main", "serve", "stop_service"]
 
 def serve(argv: list[str]) -> int:
     """Host the deploy service in a Jupyter server of its own (no other extensions); 1 with
-    a one-line reason when the service cannot start (its folder in use, a port taken)."""
+    a one-line reason when the service cannot start (its folder in use, a port taken, a
+    setting refused)."""
     from ..control.extension import DeployApp
     from ..service.deploy import DeployService
 
@@ -37,11 +38,14 @@ def serve(argv: list[str]) -> int:
         "gateway-grpc-port": "DeployApp.gateway_grpc_port",
         "gateway-host": "DeployApp.gateway_host",
     }
+    # a setting the extension refuses ends the start, not just the extension: else the
+    # server runs on without it, and, not hosting, starts a service of its own
     defaults = ["--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1",
-                "--DeployApp.host_service=True"]
+                "--DeployApp.host_service=True",
+                "--ServerApp.reraise_server_extension_failures=True"]
     if os.geteuid() == 0:  # a headless service; no browser is opened as root
         defaults.append("--ServerApp.allow_root=True")
-    DeployApp.launch_instance(defaults + argv)
+    DeployApp.launch_instance(defaults + argv)  # a refused setting: logged, exit status 1
     if DeployApp.failure:
         print(f"jupyter deploy serve: {DeployApp.failure}", file=sys.stderr)
         return 1

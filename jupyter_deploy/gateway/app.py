@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -17,7 +16,7 @@ from typing import Any
 
 from ..errors import error
 from ..http.framing import Limits
-from ..http.listener import HttpServer
+from ..http.listener import HttpServer, bind
 from ..http.messages import Request, Response
 from . import openapi, passthrough
 from .auth import holds_key, refusal
@@ -75,15 +74,7 @@ class Gateway:
     async def listen(self, host: str, port: int, reuse_port: bool = False) -> int:
         """Start serving; return the bound port (useful when `port` is 0). `reuse_port`:
         share the port with the other gateway workers (the kernel balances connections)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            raise OSError(f"the gateway cannot listen on {host}:{port}: {exc.strerror}") from exc
+        sock = bind(host, port, reuse_port, who="the gateway")
         self.http = HttpServer(self, MAX_BYTES, self.idle_timeout_s, self.request_timeout_s,
                                self.limits)
         await self.http.start(sock, backlog=1024)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..http.listener import bind
 from . import board
 from .channel import folder
 
@@ -100,15 +101,7 @@ def stop_workers(state_dir: Path, timeout_s: float = 10.0) -> list[int]:
 def reserve(host: str, port: int) -> socket.socket:
     """A socket bound to `port` (0: any free one) with SO_REUSEPORT, not listening: it keeps
     the port for the workers, which bind it too."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(f"the gateway cannot listen on {host}:{port}: {exc.strerror}") from exc
-    return sock
+    return bind(host, port, reuse_port=True, who="the gateway")
 
 
 def code_digest() -> str:

@@ -221,14 +221,24 @@ class Applied:
     def describe(self, kind: str, name: str) -> tuple[dict[str, Any], bool] | None:
         """The checkpoint a node serves (an alias: its heaviest node's), and whether it is
         public: as `Examples.describe` in the service."""
-        public = False
-        if kind == "alias":
-            alias = self.routes.aliases.get(name)
-            if alias is None or not alias.weights:
-                return None
-            name, public = alias.weights[0][0], alias.public
-        node = self.nodes.get(name)
-        if node is None or node.from_image or node.checkpoint_id not in self.checkpoints:
+        return served(self.routes, self.nodes, self.checkpoints.get, kind, name)
+
+
+def served(routes: Routes, nodes: Mapping[str, Any], meta: Callable[[str], dict[str, Any] | None],
+           kind: str, name: str) -> tuple[dict[str, Any], bool] | None:
+    """The checkpoint a node serves (for an alias: its heaviest node's, named in "node"), and
+    whether it is public; None for a Docker-image node, or one whose checkpoint `meta` does
+    not know."""
+    public = False
+    if kind == "alias":
+        alias = routes.aliases.get(name)
+        if alias is None or not alias.weights:
             return None
-        return ({**self.checkpoints[node.checkpoint_id], "ref": node.checkpoint,
-                 "node": node.name}, public)
+        name, public = alias.weights[0][0], alias.public
+    node = nodes.get(name)
+    if node is None or node.from_image:
+        return None
+    checkpoint = meta(node.checkpoint_id)
+    if checkpoint is None:
+        return None
+    return {**checkpoint, "ref": node.checkpoint, "node": node.name}, public

@@ -12,6 +12,23 @@ from .messages import App
 from .server import ServerProtocol
 
 
+def bind(host: str, port: int, reuse_port: bool = False, who: str = "the server"
+         ) -> socket.socket:
+    """A socket bound to `port` (0: any free one), not listening yet; `reuse_port`: others
+    may bind the same port (the kernel balances connections). An address in use is an
+    OSError that says `who` cannot listen where."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"{who} cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
+
+
 class HttpServer:
     """A listening socket and the connections it accepted, so that it can stop in order."""
 

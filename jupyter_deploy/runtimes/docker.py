@@ -14,7 +14,6 @@ import hashlib
 import logging
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,10 +21,10 @@ from typing import Any
 
 from ..models import Instance, Node
 from . import engine, secretfiles
-from .base import Runtime
 from .limits import Limits, limits
-from .logfiles import RotatingLog
+from .logfiles import copy_stream
 from .making import Makings
+from .polled import PolledRuntime
 
 LABEL = "jupyter-deploy"
 EXITED = re.compile(r"Exited \((-?\d+)\)")
@@ -45,7 +44,7 @@ def generation_label(node: Node) -> str:
     return hashlib.sha256(node.generation.encode()).hexdigest()[:16]
 
 
-class DockerRuntime(Runtime):
+class DockerRuntime(PolledRuntime[tuple[bool, int | None]]):
     """Instances as containers of the engine `DOCKER_HOST` names (the local one by default).
 
     `secrets(node)` gives a node's stored secrets; `note(node, line)` reports progress (image
@@ -53,6 +52,7 @@ class DockerRuntime(Runtime):
     """
 
     name = "docker"
+    listed = "containers"
 
     def __init__(self, state_dir: Path, base_image: str, configs: dict[str, dict[str, Any]],
                  secrets: Callable[[str], dict[str, str]],
@@ -61,6 +61,8 @@ class DockerRuntime(Runtime):
                  keep_containers: bool = True, poll_s: float = 0.5,
                  log: logging.Logger | None = None, log_max_bytes: int = 10 * 1024 * 1024,
                  log_files: int = 3, public_key: bytes = b"") -> None:
+        # the view: container id -> (running, exit code)
+        super().__init__(poll_s, log or logging.getLogger("jupyter_deploy.docker"))
         self.log_max_bytes, self.log_files = log_max_bytes, log_files
         # the service's own key, given to every checkpoint container: an image rebuilt with
         # another manifest and key of its own still does not verify (the image's key is only
@@ -75,14 +77,9 @@ class DockerRuntime(Runtime):
         self.host = host
         self.busy_limit_s = busy_limit_s
         self.keep_containers = keep_containers
-        self.poll_s = poll_s
-        self.log = log or logging.getLogger("jupyter_deploy.docker")
         self._client: Any = None
-        self._states: dict[str, tuple[bool, int | None]] = {}  # container id -> (running, code)
-        self._fresh: set[str] = set()  # created since the last complete poll began
         self._makings = Makings()  # engine calls of creates under way
         self._verdicts: dict[str, str] = {}  # container id -> why it ended, when known
-        self._poller: asyncio.Task[None] | None = None
         self._builds: dict[str, asyncio.Future[str]] = {}  # one build per image at a time
         self._pythons: dict[str, str] = {}
         self._service_hash = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:6]
@@ -96,11 +93,6 @@ class DockerRuntime(Runtime):
         if self._client is None:
             self._client = await asyncio.to_thread(engine.connect)
         return self._client
-
-    def _watch(self) -> None:
-        """Keep `alive()` fresh from the first container on."""
-        if self._poller is None:
-            self._poller = asyncio.create_task(self._poll())
 
     # before a node is created ---------------------------------------------------------------
 
@@ -183,7 +175,8 @@ class DockerRuntime(Runtime):
         build = self._builds.get(key)
         if build is None or build.done():  # a build under way is shared, not repeated
             build = asyncio.ensure_future(asyncio.to_thread(
-                engine.build_checkpoint_image, client, checkpoint_dir, base, report))
+                engine.build_checkpoint_image, client, checkpoint_dir, base, report,
+                self.public_key))
             self._builds[key] = build
         return await asyncio.shield(build)
 
@@ -238,29 +231,9 @@ class DockerRuntime(Runtime):
 
     def _follow_logs(self, container: Any, log_path: Path, since: int | None = None,
                      stamped: bool = False) -> None:
-        """Copy the container's output into the instance's rotating log as it comes; a
-        checkpoint's worker writes its lines `stamped` (its time, the request id)."""
-        def follow() -> None:
-            log = RotatingLog(str(log_path), self.log_max_bytes, self.log_files)
-            pending = b""
-            try:
-                for chunk in container.logs(stream=True, follow=True, since=since):
-                    *lines, pending = (pending + chunk).split(b"\n")
-                    for line in lines:
-                        log.write(line.decode("utf-8", "replace"), stamped=stamped)
-                if pending:
-                    log.write(pending.decode("utf-8", "replace"), stamped=stamped)
-            except Exception:  # noqa: BLE001 - the container went away: nothing more to copy
-                pass
-            finally:
-                log.close()
-        threading.Thread(target=follow, name=f"logs-{container.short_id}", daemon=True).start()
-
-    def alive(self, instance: Instance) -> bool:
-        return self._states.get(instance.container_id, (False, None))[0]
-
-    def exit_code(self, instance: Instance) -> int | None:
-        return self._states.get(instance.container_id, (False, None))[1]
+        """Copy the container's output into the instance's rotating log as it comes."""
+        copy_stream(lambda: container.logs(stream=True, follow=True, since=since), str(log_path),
+                    self.log_max_bytes, self.log_files, stamped, f"logs-{container.short_id}")
 
     async def stop(self, instance: Instance, timeout_s: float) -> None:
         made = await self._makings.settled(instance.id)  # by a create called off meanwhile
@@ -280,9 +253,7 @@ class DockerRuntime(Runtime):
 
     async def running(self) -> list[dict[str, Any]]:
         """This service's containers: id, labels, and whether each is running."""
-        client = await self.client()
-        found = await asyncio.to_thread(client.api.containers, all=True, filters={
-            "label": [f"{k}={v}" for k, v in self.labels.items()]})
+        found = await asyncio.to_thread(self._containers, await self.client())
         return [{"id": c["Id"], "labels": c["Labels"], "running": c["State"] == "running"}
                 for c in found]
 
@@ -301,30 +272,25 @@ class DockerRuntime(Runtime):
         client = await self.client()
         await asyncio.to_thread(_remove, client, container_id, 5.0)
 
-    async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            self._poller = None
+    def _containers(self, client: Any) -> list[dict[str, Any]]:
+        """This service's containers as the engine lists them, stopped ones too."""
+        found: list[dict[str, Any]] = client.api.containers(all=True, filters={
+            "label": [f"{k}={v}" for k, v in self.labels.items()]})
+        return found
 
-    async def _poll(self) -> None:
-        """Keep `alive()`'s view of this service's containers fresh."""
-        while True:
-            await asyncio.sleep(self.poll_s)
-            self._fresh.clear()
-            try:
-                found = await asyncio.to_thread(self._client.api.containers, all=True, filters={
-                    "label": [f"{k}={v}" for k, v in self.labels.items()]})
-            except Exception:  # noqa: BLE001 - the engine hiccuped: keep the last view
-                self.log.warning("cannot list containers", exc_info=True)
-                continue
-            states = {c["Id"]: _state(c) for c in found}
-            for fresh in self._fresh:  # created while the list was made
-                states.setdefault(fresh, self._states.get(fresh, (True, None)))
-            ended = [i for i, (running, _) in states.items()
-                     if not running and self._states.get(i, (False, None))[0]]
-            if ended:  # why, before alive() says they are gone
-                self._verdicts.update(await asyncio.to_thread(_oom_killed, self._client, ended))
-            self._states = states
+    async def _listing(self) -> dict[str, tuple[bool, int | None]]:
+        found = await asyncio.to_thread(self._containers, self._client)
+        return {c["Id"]: _state(c) for c in found}
+
+    def _running(self, entry: tuple[bool, int | None]) -> bool:
+        return entry[0]
+
+    def _code(self, entry: tuple[bool, int | None]) -> int | None:
+        return entry[1]
+
+    async def _ending(self, ids: list[str]) -> None:
+        """Whether Docker's OOM killer ended them: told before alive() says they are gone."""
+        self._verdicts.update(await asyncio.to_thread(_oom_killed, self._client, ids))
 
     def ended(self, instance: Instance) -> str:
         return self._verdicts.pop(instance.container_id, None) or super().ended(instance)

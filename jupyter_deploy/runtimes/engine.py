@@ -5,6 +5,7 @@ callers run them with `asyncio.to_thread`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Callable
@@ -88,14 +89,15 @@ def ensure_image(client: Any, image: str, auth: dict[str, str] | None,
 
 
 def build_checkpoint_image(client: Any, checkpoint_dir: Path, base: str,
-                           progress: Callable[[str], None], key_tag: str = "") -> str:
-    """The checkpoint's image on `base`, built unless it is there already; its tag.
-    `key_tag` names the key the image's snapshot is signed with: the same checkpoint pinned
-    in another state folder is signed with another key, and its image is another one."""
+                           progress: Callable[[str], None], public_key: bytes = b"") -> str:
+    """The checkpoint's image on `base`, built unless it is there already; its tag. The tag
+    names `public_key`, the key its instances verify the snapshot with: the same checkpoint
+    pinned in another state folder is signed with another key, and its image is another one."""
     import docker
 
     meta = json.loads((checkpoint_dir / "checkpoint.json").read_text())
     base_image = client.images.get(base)
+    key_tag = hashlib.sha256(public_key).hexdigest()[:8] if public_key else ""
     tag = checkpoint_image.image_tag(meta["id"], base_image.id) + (
         f"-{key_tag}" if key_tag else "")
     try:

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 STAMP_LENGTH = 24  # len("2026-11-24T20:19:05.123Z")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")  # what the gateway accepts from callers
@@ -80,6 +80,28 @@ class RotatingLog:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def copy_stream(chunks: Callable[[], Iterable[bytes]], path: str, max_bytes: int, files: int,
+                stamped: bool, name: str) -> None:
+    """Copy an engine's output stream (what `chunks()` opens) into the rotating log at `path`
+    line by line, on a thread of its own, until the stream ends or fails; a worker of a
+    checkpoint writes its lines `stamped` (its time, the request id)."""
+    def copy() -> None:
+        log = RotatingLog(path, max_bytes, files)
+        pending = b""
+        try:
+            for chunk in chunks():
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    log.write(line.decode("utf-8", "replace"), stamped=stamped)
+            if pending:
+                log.write(pending.decode("utf-8", "replace"), stamped=stamped)
+        except Exception:  # noqa: BLE001 - the source went away: nothing more to copy
+            pass
+        finally:
+            log.close()
+    threading.Thread(target=copy, name=name, daemon=True).start()
 
 
 def log_files(path: str) -> list[str]:

@@ -18,7 +18,6 @@ import hmac
 import logging
 import os
 import secrets as random
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,24 +26,25 @@ from typing import Any
 from ..models import Instance, InvalidInput, Node
 from . import secretfiles, swarm_engine, swarm_images
 from . import swarm_spec as spec
-from .base import Runtime
 from .docker import LOCAL_BASE_IMAGE, generation_label
-from .engine import connect
+from .engine import connect, registry_auth
 from .images import USER as CHECKPOINT_USER
 from .limits import check_capacity, limits
-from .logfiles import RotatingLog
+from .logfiles import copy_stream
 from .making import Makings
+from .polled import PolledRuntime
 from .swarm_spec import LABEL, TaskView
 
 TOKEN_HEADER = "x-instance-token"
 
 
-class SwarmRuntime(Runtime):
+class SwarmRuntime(PolledRuntime[TaskView]):
     """Instances as single-replica services of the Swarm whose manager is `manager` (a
     Docker engine URL); checkpoint images go to `registry`, which Swarm's nodes reach at
     `pull_registry` (default: the same address)."""
 
     name = "swarm"
+    listed = "Swarm tasks"
 
     def __init__(self, state_dir: Path, manager: str, registry: str, configs: dict[str, Any],
                  secrets: Callable[[str], dict[str, str]],
@@ -53,22 +53,20 @@ class SwarmRuntime(Runtime):
                  public_key: bytes = b"", keep_services: bool = True, poll_s: float = 0.5,
                  start_timeout_s: float = 120.0, log: logging.Logger | None = None,
                  log_max_bytes: int = 10 * 1024 * 1024, log_files: int = 3) -> None:
+        # the view: service id -> its task
+        super().__init__(poll_s, log or logging.getLogger("jupyter_deploy.swarm"))
         self.state_dir = Path(state_dir).resolve()
         self.manager_url, self.registry = manager, registry
         self.pull_registry = pull_registry or registry
         self.configs, self.secrets, self.note = configs, secrets, note
         self.base_image = base_image
         self.busy_limit_s, self.public_key = busy_limit_s, public_key
-        self.keep_services, self.poll_s = keep_services, poll_s
+        self.keep_services = keep_services
         self.start_timeout_s = start_timeout_s
-        self.log = log or logging.getLogger("jupyter_deploy.swarm")
         self.log_max_bytes, self.log_files = log_max_bytes, log_files
         self._manager: Any = None
         self._local: Any = None
-        self._views: dict[str, TaskView] = {}  # service id -> its task, as last seen
-        self._fresh: set[str] = set()  # created since the last complete poll began
         self._makings = Makings()  # engine calls of creates under way
-        self._poller: asyncio.Task[None] | None = None
         self._builds: dict[str, asyncio.Future[str]] = {}  # one build and push per image
         self._pins: dict[str, str] = {}  # node/generation -> its image by digest
         self._hash = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:6]
@@ -115,7 +113,7 @@ class SwarmRuntime(Runtime):
         check_capacity(node, wanted, swarm_engine.largest(swarm_nodes))
         if node.from_image:
             await asyncio.to_thread(swarm_images.pinned, manager, node.image,
-                                    swarm_engine.auth(node, secrets))
+                                    registry_auth(node, secrets))
         elif not self.registry:
             raise InvalidInput("the swarm runtime runs checkpoint images from a registry: set "
                                "c.DeployApp.registry (see docs/swarm.md)", field="runtime")
@@ -143,12 +141,12 @@ class SwarmRuntime(Runtime):
             limits(node, self.configs), refs)
         created = await self._makings.run(
             instance.id, swarm_engine.create_service, manager, service,
-            swarm_engine.auth(node, stored) if node.from_image else None)
+            registry_auth(node, stored) if node.from_image else None)
         instance.container_id = created["ID"]
         self._makings.made(instance.id)
         self._watch()
         self._fresh.add(instance.container_id)
-        self._views[instance.container_id] = spec.task_view(None, {}, 0)
+        self._states[instance.container_id] = spec.task_view(None, {}, 0)
         view = await self._until_running(manager, node, instance)
         self._place(node, instance, view)
 
@@ -160,7 +158,7 @@ class SwarmRuntime(Runtime):
             if pin not in self._pins:
                 manager = await self.manager()
                 self._pins[pin] = await asyncio.to_thread(
-                    swarm_images.pinned, manager, node.image, swarm_engine.auth(node, stored))
+                    swarm_images.pinned, manager, node.image, registry_auth(node, stored))
             return self._pins[pin]
         local = await self.local()
         base = node.base_image or self.base_image or LOCAL_BASE_IMAGE
@@ -231,7 +229,7 @@ class SwarmRuntime(Runtime):
     def _place(self, node: Node, instance: Instance, view: TaskView) -> None:
         """Where the gateway reaches the instance: its Swarm node's address, Swarm's ports."""
         instance.host, instance.port = view.address, view.port
-        self._views[instance.container_id] = view
+        self._states[instance.container_id] = view
         health = node.health.port
         instance.health_port = view.port_of(health) if health and health != node.port else 0
         if node.telemetry:
@@ -245,31 +243,12 @@ class SwarmRuntime(Runtime):
     def _follow_logs(self, service_id: str, log_path: Path, since: int = 0,
                      stamped: bool = False) -> None:
         """Copy the service's output into the instance's rotating log as it comes."""
-        def follow() -> None:
-            log = RotatingLog(str(log_path), self.log_max_bytes, self.log_files)
-            pending = b""
-            try:
-                for chunk in self._manager.api.service_logs(
-                        service_id, follow=True, stdout=True, stderr=True, since=since):
-                    *lines, pending = (pending + chunk).split(b"\n")
-                    for line in lines:
-                        log.write(line.decode("utf-8", "replace"), stamped=stamped)
-            except Exception:  # noqa: BLE001 - the service went away: nothing more to copy
-                pass
-            finally:
-                log.close()
-        threading.Thread(target=follow, name=f"logs-{service_id[:12]}", daemon=True).start()
-
-    def alive(self, instance: Instance) -> bool:
-        view = self._views.get(instance.container_id)
-        return view is not None and view.alive
-
-    def exit_code(self, instance: Instance) -> int | None:
-        view = self._views.get(instance.container_id)
-        return view.exit_code if view is not None else None
+        copy_stream(lambda: self._manager.api.service_logs(
+            service_id, follow=True, stdout=True, stderr=True, since=since), str(log_path),
+            self.log_max_bytes, self.log_files, stamped, f"logs-{service_id[:12]}")
 
     def ended(self, instance: Instance) -> str:
-        view = self._views.get(instance.container_id)
+        view = self._states.get(instance.container_id)
         if view is None:
             return "its Swarm service is gone"
         return f"its Swarm task is {view.state}: {view.message}"
@@ -283,7 +262,7 @@ class SwarmRuntime(Runtime):
         manager = await self.manager()  # secrets may exist without a service: removed too
         await asyncio.to_thread(swarm_engine.remove, manager, instance.container_id,
                                 self._filters(**{f"{LABEL}.instance": instance.id}))
-        self._views.pop(instance.container_id, None)
+        self._states.pop(instance.container_id, None)
 
     def detach(self, instance: Instance) -> bool:
         """Services outlive the service (when configured so): the next start adopts them."""
@@ -306,7 +285,7 @@ class SwarmRuntime(Runtime):
         view = await asyncio.to_thread(swarm_engine.task_of, manager, instance.container_id,
                                        spec.ports_of(node)[0])
         self._watch()
-        self._views[instance.container_id] = view
+        self._states[instance.container_id] = view
         instance.host, instance.port = view.address, view.port
         if instance.log_path:
             self._follow_logs(instance.container_id, Path(instance.log_path),
@@ -330,32 +309,11 @@ class SwarmRuntime(Runtime):
 
     # the view ------------------------------------------------------------------------------
 
-    def _watch(self) -> None:
-        if self._poller is None:
-            self._poller = asyncio.create_task(self._poll())
+    async def _listing(self) -> dict[str, TaskView]:
+        return await asyncio.to_thread(swarm_engine.look, self._manager, self._filters())
 
-    async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            self._poller = None
+    def _running(self, entry: TaskView) -> bool:
+        return entry.alive
 
-    async def _poll(self) -> None:
-        """Keep `alive()`'s view of the tasks fresh."""
-        while True:
-            await asyncio.sleep(self.poll_s)
-            self._fresh.clear()
-            try:
-                views = await asyncio.to_thread(swarm_engine.look, self._manager, self._filters())
-            except Exception:  # noqa: BLE001 - the manager hiccuped: keep the last view
-                self.log.warning("cannot list Swarm tasks", exc_info=True)
-                continue
-            for service in list(self._views):
-                if service in views:
-                    old = self._views[service]
-                    new = views[service]
-                    # the port seen at start stays: the view is about life and death
-                    self._views[service] = swarm_engine.located(new, new.address or old.address,
-                                                    new.port or old.port)
-                elif service not in self._fresh:
-                    self._views[service] = TaskView("remove", "its Swarm service is gone",
-                                                    False)
+    def _code(self, entry: TaskView) -> int | None:
+        return entry.exit_code

@@ -8,10 +8,10 @@ import contextlib
 import logging
 from typing import Any
 
-from ..models import Node, Unavailable
+from ..models import Unavailable
 from . import swarm_images
 from . import swarm_spec as spec
-from .limits import REGISTRY_PASSWORD, Capacity
+from .limits import Capacity
 from .swarm_spec import TaskView
 
 log = logging.getLogger("jupyter_deploy.swarm")
@@ -19,7 +19,7 @@ log = logging.getLogger("jupyter_deploy.swarm")
 
 def look(manager: Any, filters: dict[str, list[str]]) -> dict[str, TaskView]:
     """The newest task of each Swarm service `filters` selects, with the state and address
-    of its Swarm node (its ports are left out: they stay as the instance was placed)."""
+    of its Swarm node (its ports are left out: they are read once, as an instance is placed)."""
     swarm_nodes = manager.api.nodes()
     down = {n["ID"]: n["Status"]["State"] for n in swarm_nodes if n["Status"]["State"] != "ready"}
     addresses = {n["ID"]: n["Status"].get("Addr", "") for n in swarm_nodes}
@@ -59,15 +59,6 @@ def task_of(manager: Any, service_id: str, target: int) -> TaskView:
     address = next((n["Status"].get("Addr", "") for n in swarm_nodes
                     if task is not None and n["ID"] == task.get("NodeID")), "")
     return located(view, address)
-
-
-def auth(node: Node, secrets: dict[str, str]) -> dict[str, str] | None:
-    if not node.registry:
-        return None
-    auth = {"username": node.registry["username"], "password": secrets[REGISTRY_PASSWORD]}
-    if node.registry.get("server"):
-        auth["serveraddress"] = node.registry["server"]
-    return auth
 
 
 def largest(swarm_nodes: list[dict[str, Any]]) -> Capacity:

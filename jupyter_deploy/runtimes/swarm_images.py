@@ -5,7 +5,6 @@ function here blocks: callers run them with `asyncio.to_thread` (issue 14)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,7 @@ def publish_checkpoint(local: Any, checkpoint_dir: Path, base: str, registry: st
     """Build the checkpoint's image on `local` (cached by checkpoint, base and signing key),
     push it to `registry`; the reference Swarm's nodes pull it by:
     `pull_registry/...@sha256:...`."""
-    key_tag = hashlib.sha256(public_key).hexdigest()[:8] if public_key else ""
-    tag = engine.build_checkpoint_image(local, checkpoint_dir, base, progress, key_tag)
+    tag = engine.build_checkpoint_image(local, checkpoint_dir, base, progress, public_key)
     repository, version = repository_of(tag)
     remote = f"{registry}/{repository}"
     local.images.get(tag).tag(remote, version)

@@ -11,6 +11,7 @@ from ..gateway.grpc.server import GrpcGateway
 from ..gateway.oip import examples as oip
 from ..gateway.openapi import base_path
 from ..gateway.routing import Routes
+from ..gateway.state import served
 from ..models import Conflict, NotFound
 from ..supervisor.loop import Supervisor
 from .aliases import Aliases
@@ -78,14 +79,4 @@ class Examples:
     def describe(self, kind: str, name: str) -> tuple[dict[str, Any], bool] | None:
         """The checkpoint a node serves (for an alias: its heaviest node's, named in "node"),
         and whether it is public: what its API document is made of."""
-        public = False
-        if kind == "alias":
-            alias = self.routes.aliases.get(name)
-            if alias is None or not alias.weights:
-                return None
-            name, public = alias.weights[0][0], alias.public
-        node = self.supervisor.nodes.get(name)
-        if node is None or node.from_image:
-            return None
-        return ({**self.checkpoints.meta(node.checkpoint_id), "ref": node.checkpoint,
-                 "node": node.name}, public)
+        return served(self.routes, self.supervisor.nodes, self.checkpoints.meta, kind, name)

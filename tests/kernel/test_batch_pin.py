@@ -4,23 +4,15 @@ kernel, against the session's standalone service (issue 18)."""
 from __future__ import annotations
 
 import pytest
-from jupyter_client.manager import start_new_kernel
 
-from .test_magics import Kernel
+from .kernels import running_kernel
 
 
 @pytest.fixture(scope="module")
 def kernel(service, tmp_path_factory):
-    manager, client = start_new_kernel(kernel_name="python3", env=service.kernel_env,
-                                       cwd=str(tmp_path_factory.mktemp("kernel")))
-    try:
-        running = Kernel(client)
-        running.ok("%load_ext jupyter_deploy\nimport numpy as np\n"
-                   "w = np.eye(3) * 2\nx = np.ones((1, 3))")
+    with running_kernel(service, tmp_path_factory.mktemp("kernel")) as running:
+        running.ok("import numpy as np\nw = np.eye(3) * 2\nx = np.ones((1, 3))")
         yield running
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def test_a_batched_pin_deploys_as_a_batching_node(kernel, service):

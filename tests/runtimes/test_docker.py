@@ -351,3 +351,33 @@ def test_a_start_called_off_twice_leaves_no_container(engine, app_image, tmp_pat
     finally:
         release.set()
     assert not containers(engine, "called-off"), "the called-off start left its container"
+
+
+def test_a_checkpoint_pinned_in_two_state_folders_runs_in_both(tmp_path, engine):
+    """The same cell pinned by two services on one engine: the same checkpoint id, signed
+    with two keys; each service's instances verify against their own key, so each needs an
+    image of its own (the second reused the first's and its instances were refused)."""
+    body = checkpoint_body("tripler", "y = x * 3", "x:float", "y", x=1.0)
+    services = []
+    try:
+        for name in ("first", "second"):
+            (tmp_path / name).mkdir()
+            services.append(Service(tmp_path / name))
+        answers, ids = [], set()
+        for service in services:
+            _, key = service.create_node("tripler", body, runtime="docker")
+            ids.add(service.client.request("GET", "/checkpoints/tripler")["id"])
+            answers.append(gateway(service.gateway_url, "/v1/nodes/tripler:execute", key, "POST",
+                                   json.dumps({"input": {"x": 2}}).encode(),
+                                   {"Content-Type": "application/json"}))
+        assert len(ids) == 1  # the same checkpoint in both folders
+        assert [(status, json.loads(text)) for status, _, text in answers] == \
+            [(200, {"output": {"y": 6.0}})] * 2
+    finally:
+        images = {c.image.id for c in containers(engine, "tripler")}
+        for service in services:
+            service.client.delete_node("tripler")
+            service.stop()
+        for image in images:
+            engine.images.remove(image, force=True)
+    assert not containers(engine, "tripler")
