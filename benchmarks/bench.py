@@ -45,6 +45,7 @@ LUA = HERE / "post.lua"
 sys.path.insert(0, str(ROOT))
 
 from jupyter_deploy.gateway.fleet import stop_workers  # noqa: E402
+from jupyter_deploy.runtimes.lease import ask_everything  # noqa: E402
 
 SUM = {
     "name": "sum",
@@ -171,9 +172,10 @@ def with_service(prefix: str, sut_cpu: str | None, body, python: str = sys.execu
             print(f"--- service log (tail) ---\n{tail}", file=sys.stderr)
         finally:
             if service is not None:
-                log(f"stopping the service (SIGTERM to {service.pid})")
+                log(f"stopping the service and its instances (SIGTERM to {service.pid})")
+                ask_everything(tmp / "state")  # `jupyter deploy stop --everything`
                 stop_service(service)
-            stopped = stop_workers(tmp / "state")  # a service's stop leaves them serving
+            stopped = stop_workers(tmp / "state")  # any the service could not stop
             if stopped:
                 log(f"stopped the gateway workers {stopped}")
     left = leftovers(tmp)

@@ -8,7 +8,9 @@ The quickstart's cell (examples/quickstart.ipynb: `prediction = predict_one(x1, 
 - REST with wrk (as bench.py does);
 - REST with a Python asyncio load generator: one keep-alive connection per client;
 - gRPC with a Python grpc.aio load generator: the node's typed service, its messages taken
-  from the server's reflection, all clients on one channel (HTTP/2 streams).
+  from the server's reflection, all clients on one channel (HTTP/2 streams);
+- the same gRPC generator against grpcio alone (benchmarks/grpc_echo.py, on the service's
+  CPU): what a Python gRPC server answers here with nothing behind it, a ceiling.
 
 The two Python generators are alike (one event loop, a coroutine per client), so their
 figures compare the protocols; wrk shows what the gateway serves when the client costs less.
@@ -22,6 +24,7 @@ import asyncio
 import json
 import re
 import shutil
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -36,6 +39,7 @@ sys.path.insert(0, str(HERE.parent))
 import bench  # noqa: E402  (the helpers of the main benchmark)
 
 NODE = "predictor"
+ECHO = "gRPC, Python, grpcio alone (echo)"
 CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 
 
@@ -133,6 +137,32 @@ async def grpc_load(address: str, key: str, inputs: dict[str, Any], connections:
         return await drive([call] * connections, seconds)
 
 
+async def echo_load(address: str, connections: int, seconds: float) -> dict[str, Any]:
+    import grpc
+    from grpc_echo import METHOD
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        echo = channel.unary_unary(METHOD)
+        payload = json.dumps({"input": bench.PREDICT["input"]}).encode()
+
+        async def call() -> bool:
+            try:
+                await echo(payload, timeout=30)
+                return True
+            except grpc.aio.AioRpcError:
+                return False
+
+        return await drive([call] * connections, seconds)
+
+
+def echo_server(cpu: int) -> tuple[subprocess.Popen[str], str]:
+    """benchmarks/grpc_echo.py on `cpu`; it and its address."""
+    server = subprocess.Popen(["taskset", "-c", str(cpu), sys.executable,
+                               str(HERE / "grpc_echo.py")], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    return server, f"127.0.0.1:{server.stdout.readline().strip()}"
+
+
 def measure(kind: str, info: dict[str, Any], endpoint: str, key: str, connections: int,
             seconds: float, args: argparse.Namespace) -> dict[str, Any]:
     inputs = bench.PREDICT["input"]
@@ -141,6 +171,13 @@ def measure(kind: str, info: dict[str, Any], endpoint: str, key: str, connection
         return bench.wrk(endpoint, body, key, connections, seconds, args.load_cpu)
     if kind == "REST, Python":
         return asyncio.run(rest_load(endpoint, key, body, connections, seconds))
+    if kind == ECHO:
+        server, address = echo_server(args.sut_cpu)
+        try:
+            return asyncio.run(echo_load(address, connections, seconds))
+        finally:
+            server.kill()
+            server.wait()
     return asyncio.run(grpc_load(info["gateway_grpc_address"], key, inputs, connections, seconds))
 
 
@@ -155,7 +192,7 @@ def run(args: argparse.Namespace, info: dict[str, Any], results: dict[str, Any])
     rest = bench.check_answer(endpoint, bench.PREDICT, key)
     bench.log(f"REST answer {rest}; gRPC on {info['gateway_grpc_address']}")
     for connections in args.connections:
-        for kind in ("REST, wrk", "REST, Python", "gRPC, Python"):
+        for kind in ("REST, wrk", "REST, Python", "gRPC, Python", ECHO):
             if args.warmup > 0:
                 measure(kind, info, endpoint, key, connections, args.warmup, args)
             figures = measure(kind, info, endpoint, key, connections, args.duration, args)
