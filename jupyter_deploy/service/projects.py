@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..gateway.addresses import route_key
 from ..models import Conflict, DeployError, InvalidInput, NotFound
 from ..store.projects import DEFAULT_PROJECT
 from ..store.sqlite import Store
@@ -35,8 +36,8 @@ class QuotaExceeded(DeployError):
 
 
 def node_key(project: str, name: str) -> str:
-    """The internal key of a project's checkpoint, node or alias."""
-    return name if project == DEFAULT_PROJECT else f"{project}.{name}"
+    """The internal key of a project's checkpoint, node or alias, as the gateway routes it."""
+    return route_key(project, name)
 
 
 def split_key(key: str) -> tuple[str, str]:

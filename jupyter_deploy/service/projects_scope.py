@@ -43,6 +43,15 @@ class Scope:
         """The internal key of the project's checkpoint, node or alias `name`."""
         return node_key(self.project(need), name)
 
+    def _body(self, body: Any) -> dict[str, Any]:
+        """A copy of a creating call's body; its `project` field, if any, names the project
+        (`?project=` wins)."""
+        body = dict(body_object(body))
+        project = body.pop("project", None)
+        if self.asked is None and project is not None:
+            self.asked = check_name(project, "project")
+        return body
+
     @contextmanager
     def _change(self, need: str, action: str, target: str) -> Iterator[str]:
         """A change in the project: its events name the caller, and once it is done, the
@@ -67,7 +76,7 @@ class Scope:
 
     async def add_checkpoint(self, body: Any) -> dict[str, Any]:
         """Pin a checkpoint in the project, within its disk quota."""
-        body = body_object(body)
+        body = self._body(body)
         name = check_name(body.get("name"), "name")
         project = self.project(EDITOR)
         data = body.get("data")
@@ -96,7 +105,7 @@ class Scope:
 
     async def create_node(self, body: Any) -> tuple[dict[str, Any], str]:
         """Create a node in the project, within its quotas; return it and its key."""
-        body = dict(body_object(body))
+        body = self._body(body)
         name = check_name(body.get("name"), "name")
         project = self.project(EDITOR)
         if project == DEFAULT_PROJECT and self.projects.rows.get(name) is not None:
@@ -182,7 +191,7 @@ class Scope:
 
     def set_alias(self, name: str, body: Any, create_only: bool = False) -> Any:
         """Create or re-point an alias of the project at the project's nodes."""
-        body = dict(body_object(body))
+        body = self._body(body)
         project = self.project(EDITOR)
         weights = body.get("nodes")
         if isinstance(weights, dict):
