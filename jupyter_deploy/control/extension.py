@@ -210,7 +210,7 @@ class DeployApp(ExtensionApp):
             (r"/deploy/api/openapi.json", OpenAPIHandler),
             (r"/deploy/api/projects", ProjectsHandler),
             (rf"/deploy/api/projects/{PROJECT}", ProjectHandler),
-            (rf"/deploy/api/projects/{PROJECT}/members/(?P<kind>[^/]+)/(?P<name>[^/]+)",
+            (rf"/deploy/api/projects/{PROJECT}/members/(?P<kind>user|group)/(?P<member>[^/]+)",
              MemberHandler),
             (rf"/deploy/api/projects/{PROJECT}/quotas", QuotasHandler),
             (rf"/deploy/api/projects/{PROJECT}/events", AuditHandler),

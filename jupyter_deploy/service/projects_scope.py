@@ -257,6 +257,9 @@ class Scope:
         """Delete the project and everything in it: aliases, nodes (their instances drain
         first), checkpoints, members, quotas and audit (an admin's call)."""
         project = self.project(ADMIN)
+        if self.projects.row(project)["personal"] is not None:
+            raise Conflict(f"project {project!r} is a personal project: it cannot be "
+                           "deleted", field="project")
         with acting(self.caller.user):
             for item in self.aliases():
                 self.service.delete_alias(node_key(project, item["name"]))
