@@ -144,6 +144,8 @@ async def test_audit_names_each_user(deploy):
     await deployed(deploy, BOB, "team", "adder")
     bob.update_node("adder", {"max": 2})
     bob.set_alias("live", {"nodes": {"adder": 100}})
+    error = refused(bob.set_alias, "bad", {"nodes": {"ghost": 100}})
+    assert (error.field, error.message) == ("nodes.ghost", "no node 'ghost'")  # not its key
     seen = [(e["user"], e["action"], e["target"]) for e in alice.audit()]
     assert seen == [("alice", "created", "project team"), ("alice", "made editor", "user bob"),
                     ("bob", "pinned", "checkpoint adder"), ("bob", "created", "node adder"),
