@@ -138,7 +138,7 @@ class Projects:
         if kind not in KINDS:
             raise NotFound(f"members are users or groups, not {kind!r}", field="kind")
         role = None if body is None else body_object(body).get("role")
-        if body is not None and role not in RANK:
+        if body is not None and (not isinstance(role, str) or role not in RANK):
             raise InvalidInput(f"role must be one of {', '.join(RANK)}", field="role")
         admins = {(m["kind"], m["name"]) for m in self.row(project)["members"]
                   if m["role"] == ADMIN}

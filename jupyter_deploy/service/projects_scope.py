@@ -20,7 +20,7 @@ from .identity import Identity
 from .observe import event_filter
 from .projects import ADMIN, EDITOR, VIEWER, in_project, node_key
 from .validation.names import body_object, check_name
-from .validation.nodes import configure
+from .validation.nodes import check_update, configure
 
 if TYPE_CHECKING:
     from .deploy import DeployService
@@ -191,6 +191,7 @@ class Scope:
         if isinstance(body.get("checkpoint"), str):
             body["checkpoint"] = node_key(project, body["checkpoint"])
         node = self.service._nodes.find(key)
+        check_update(node, body)
         candidate = copy.deepcopy(node)  # the node as it would be, for the quotas only
         configure(candidate, {k: v for k, v in body.items() if k != "checkpoint"},
                   self.service.configs, self.service.store.secrets(key))

@@ -47,6 +47,8 @@ async def test_bad_project_input_is_a_clear_error(jp_fetch, deploy):
         (("projects",), {"method": "POST", "body": {}}, (422, "name")),
         (("projects", "default", "members", "user", "bob"),
          {"method": "PUT", "body": {"role": "owner"}}, (422, "role")),
+        (("projects", "default", "members", "group", "ds"),
+         {"method": "PUT", "body": {"role": {}}}, (422, "role")),  # was a 500 (fuzz)
         (("projects", "default", "members", "user", "default"),
          {"method": "PUT", "body": {"role": "viewer"}}, (409, "role")),  # the last admin
         (("projects", "default", "quotas"), {"method": "PUT", "body": {"rooms": 1}},
