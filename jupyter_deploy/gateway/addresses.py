@@ -11,6 +11,11 @@ def route_key(project: str | None, name: str) -> str:
     return name if not project or project == DEFAULT_PROJECT else f"{project}.{name}"
 
 
+def public_name(key: str) -> str:
+    """A routes' key as callers name it: `NAME`, or `PROJECT/NAME` (paths and headers)."""
+    return key.replace(".", "/", 1)
+
+
 def header_key(value: str) -> str:
     """The routes' key named by `x-node-id` / `x-node-alias`: `NAME` or `PROJECT/NAME`."""
     if "/" not in value:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from jupyter_deploy.gateway import passthrough
 from jupyter_deploy.gateway.addresses import header_key, route_key
 from jupyter_deploy.gateway.app import Gateway
+from jupyter_deploy.gateway.openapi import base_path
 from jupyter_deploy.gateway.routing import Routes, hash_key
 from jupyter_deploy.http.messages import Request, Response
 
@@ -61,3 +62,5 @@ def test_keys():
     assert [route_key(None, "a"), route_key("default", "a"), route_key("p", "a")] == [
         "a", "a", "p.a"]
     assert [header_key("a"), header_key("p/a"), header_key("default/a")] == ["a", "p.a", "a"]
+    assert [base_path("node", "a"), base_path("alias", "p.a")] == ["/v1/nodes/a",
+                                                                   "/v1/aliases/p/a"]
