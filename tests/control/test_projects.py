@@ -6,6 +6,7 @@ from __future__ import annotations
 from jupyter_deploy.service.identity import Identity
 
 from ..conftest import checkpoint_body
+from ..service.test_projects import expect_forbidden, expect_not_found, expect_quota
 from .test_api import ADDER, call, error_of
 
 
@@ -29,10 +30,9 @@ async def test_without_a_hub_there_is_one_personal_project(jp_fetch, deploy):
     quota = await call(jp_fetch, "projects", "team", "quotas", method="PUT",
                        body={"instances": 1})
     assert quota["quotas"]["instances"] == 1
-    status, body = await error_of(jp_fetch, "nodes", method="POST", params={"project": "team"},
-                                  body={"name": "more", "checkpoint": "adder", "max": 1})
-    assert (status, body["error"]["code"], body["error"]["field"]) == (
-        403, "quota_exceeded", "quotas.instances")
+    expect_quota(await error_of(jp_fetch, "nodes", method="POST", params={"project": "team"},
+                                body={"name": "more", "checkpoint": "adder", "max": 1}),
+                 "instances")
     audit = await call(jp_fetch, "projects", "team", "events")
     assert [(e["user"], e["action"]) for e in audit["events"]] == [
         ("default", "created"), ("default", "pinned"), ("default", "created"),
@@ -65,15 +65,13 @@ async def test_handlers_act_as_the_identify_hook_says(jp_fetch, deploy, jp_serve
     settings["deploy_identify"] = lambda handler: callers[handler.get_argument("as")]
     await call(jp_fetch, "projects", method="POST", body={"name": "shared"},
                params={"as": "alice"})
-    status, body = await error_of(jp_fetch, "projects", "shared", params={"as": "bob"})
-    assert (status, body["error"]["field"]) == (404, "project")
+    expect_not_found(await error_of(jp_fetch, "projects", "shared", params={"as": "bob"}))
     await call(jp_fetch, "projects", "shared", "members", "group", "ds", method="PUT",
                body={"role": "viewer"}, params={"as": "alice"})
     shared = await call(jp_fetch, "projects", "shared", params={"as": "bob"})
     assert shared["role"] == "viewer"
-    status, body = await error_of(jp_fetch, "checkpoints", method="POST",
-                                  params={"as": "bob", "project": "shared"},
-                                  body=checkpoint_body("adder", **ADDER))
-    assert status == 403 and "editor" in body["error"]["message"]
+    expect_forbidden(await error_of(jp_fetch, "checkpoints", method="POST",
+                                    params={"as": "bob", "project": "shared"},
+                                    body=checkpoint_body("adder", **ADDER)), "editor")
     mine = await call(jp_fetch, "projects", params={"as": "bob"})
     assert sorted(p["name"] for p in mine["projects"]) == ["bob", "shared"]

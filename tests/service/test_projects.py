@@ -64,14 +64,31 @@ async def deployed(deploy, caller: Identity, project: str | None, name: str, **s
     return node, key
 
 
-def expect_not_found(error: DeployError) -> None:
+def answer(refusal: DeployError | tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON body) of a refusal: the service's error, or a control-API answer
+    as the hub's end-to-end tests get it."""
+    if isinstance(refusal, DeployError):
+        return refusal.status, refusal.to_json()
+    return refusal
+
+
+def expect_not_found(refusal: DeployError | tuple[int, dict[str, Any]]) -> None:
     """A project the caller is not a member of does not exist for them."""
-    assert (error.status, error.to_json()["error"]["field"]) == (404, "project")
+    status, body = answer(refusal)
+    assert (status, body["error"]["field"]) == (404, "project"), body
 
 
-def expect_forbidden(error: DeployError, role: str) -> None:
+def expect_forbidden(refusal: DeployError | tuple[int, dict[str, Any]], role: str) -> None:
     """A member without the role is told which role the call needs."""
-    assert error.status == 403 and f"the {role} role" in error.message, error.message
+    status, body = answer(refusal)
+    assert status == 403 and f"the {role} role" in body["error"]["message"], body
+
+
+def expect_quota(refusal: DeployError | tuple[int, dict[str, Any]], quota: str) -> None:
+    """Going over a quota names it."""
+    status, body = answer(refusal)
+    assert (status, body["error"]["code"], body["error"]["field"]) == (
+        403, "quota_exceeded", f"quotas.{quota}"), body
 
 
 async def test_each_user_sees_only_their_projects_until_shared(deploy):
@@ -126,8 +143,8 @@ async def test_quotas_refuse_before_anything_is_made(deploy):
         "quotas.instances"
     assert scope.node("one")["max"] == 2
     scope.set_quotas({"memory": 1, "instances": None})  # MB: every instance has a limit
-    error = await refused_async(scope.create_node, {"name": "two", "checkpoint": "adder"})
-    assert error.to_json()["error"]["field"] == "quotas.memory"
+    expect_quota(await refused_async(scope.create_node, {"name": "two", "checkpoint": "adder"}),
+                 "memory")
     scope.set_quotas({"memory": None, "disk": 0})
     changed = checkpoint_body("adder", **{**ADDER, "source": "total = a - b"})
     error = await refused_async(scope.add_checkpoint, changed)
