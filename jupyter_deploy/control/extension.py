@@ -38,11 +38,19 @@ from .handlers.nodes import (
     SuspendHandler,
 )
 from .handlers.openapi import OpenAPIHandler
+from .handlers.projects import (
+    AuditHandler,
+    MemberHandler,
+    ProjectHandler,
+    ProjectsHandler,
+    QuotasHandler,
+)
 from .handlers.proxy import ProxyHandler
 from .handlers.requests import RequestsHandler
 from .link import ServiceLink
 
 NODE = r"(?P<name>[^/:%]+)"
+PROJECT = r"(?P<project>[^/]+)"
 COLON = r"(?::|%3[Aa])"  # clients may percent-encode the colon
 
 
@@ -200,6 +208,12 @@ class DeployApp(ExtensionApp):
             (rf"/deploy/api/aliases/{NODE}/shadow", ShadowHandler),
             (r"/deploy/api/events", EventsHandler),
             (r"/deploy/api/openapi.json", OpenAPIHandler),
+            (r"/deploy/api/projects", ProjectsHandler),
+            (rf"/deploy/api/projects/{PROJECT}", ProjectHandler),
+            (rf"/deploy/api/projects/{PROJECT}/members/(?P<kind>user|group)/(?P<member>[^/]+)",
+             MemberHandler),
+            (rf"/deploy/api/projects/{PROJECT}/quotas", QuotasHandler),
+            (rf"/deploy/api/projects/{PROJECT}/events", AuditHandler),
         ])
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:

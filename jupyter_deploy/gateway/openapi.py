@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..types import parse_type
+from .addresses import public_name
 
 STATIC_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
 ERROR_SCHEMA = {
@@ -51,8 +52,9 @@ DataFrames as records, one object per row; NaN and infinities as null."""
 
 
 def base_path(kind: str, name: str) -> str:
-    """Where the gateway serves node or alias `name`: `/v1/nodes/NAME` or `/v1/aliases/NAME`."""
-    return f"/v1/{'nodes' if kind == 'node' else 'aliases'}/{name}"
+    """Where the gateway serves node or alias `name`: `/v1/nodes/NAME` or `/v1/aliases/NAME`
+    (`.../PROJECT/NAME` in a project other than the default)."""
+    return f"/v1/{'nodes' if kind == 'node' else 'aliases'}/{public_name(name)}"
 
 
 def _fields_schema(fields: list[dict[str, str]]) -> dict[str, Any]:
@@ -133,11 +135,12 @@ def document(kind: str, name: str, checkpoint: dict[str, Any], server: str,
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": f"{kind} {name}",
+            "title": f"{kind} {public_name(name)}",
             "version": checkpoint["ref"],
             "description": f"Served by jupyter_deploy from checkpoint {checkpoint['ref']}. "
-                           "The same call: `POST /` with the header "
-                           f"`{'x-node-id' if kind == 'node' else 'x-node-alias'}: {name}`.",
+                           "The same call: `POST /` with the header `"
+                           f"{'x-node-id' if kind == 'node' else 'x-node-alias'}: "
+                           f"{public_name(name)}`.",
         },
         "servers": [{"url": server}],
         "paths": {f"{base_path(kind, name)}:execute": {"post": operation}},

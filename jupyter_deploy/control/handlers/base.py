@@ -10,6 +10,8 @@ from tornado import web
 
 from ...models import DeployError, Unavailable
 from ...service import DeployService
+from ...service.identity import LOCAL, Identity
+from ...service.projects_scope import Scope
 from .bodies import parse_body
 
 
@@ -25,6 +27,18 @@ class DeployHandler(APIHandler):
         if not service.running:
             raise Unavailable(f"the deploy service is not running: {service.start_error}")
         return service
+
+    @property
+    def identity(self) -> Identity:
+        """The caller, as the server's identify hook proves it (LOCAL without a hub)."""
+        identify = self.settings.get("deploy_identify", lambda handler: LOCAL)
+        identity: Identity = identify(self)
+        return identity
+
+    @property
+    def scope(self) -> Scope:
+        """The service's verbs as the caller, in `?project=NAME` (default: the caller's own)."""
+        return self.service.scope(self.identity, self.get_argument("project", None))
 
     def body(self) -> Any:
         """The request's JSON body (None when empty); BadRequest for any other bytes."""
