@@ -29,6 +29,17 @@ LOG_FILE = "service.log"
 CONFIG_FILE = "serve_config.json"
 
 
+def collision_hint(reason: str) -> str:
+    """Why a service did not start, and what to do when its port is another service's."""
+    if "Address already in use" not in reason:
+        return reason
+    return (f"{reason}. Another deploy service (a shared one, say) already listens there: "
+            "use it with c.DeployApp.service_url = 'http://HOST:PORT/deploy/api' (under "
+            "JupyterHub, JUPYTER_DEPLOY_SERVICE_URL in c.Spawner.environment; see "
+            "docs/jupyterhub.md), or give this server's service other ports "
+            "(c.DeployApp.gateway_port, c.DeployApp.gateway_grpc_port)")
+
+
 class ServiceDown(Exception):
     """No deploy service answers; the message says why and how to start one."""
 
@@ -170,7 +181,7 @@ class ServiceLink:
             assert self.child is not None
             if self.child.poll() is not None and not holder(self.state_dir / LEASE_FILE):
                 raise ServiceDown(f"the deploy service of {self.state_dir} did not start: "
-                                  f"{self._last_log_line()}")
+                                  f"{collision_hint(self._last_log_line())}")
             await asyncio.sleep(0.1)
         raise ServiceDown(f"the deploy service of {self.state_dir} did not answer within "
                           f"{self.start_timeout_s:g} s (its log: {self.state_dir / LOG_FILE})")

@@ -97,10 +97,20 @@ def stop_workers(state_dir: Path, timeout_s: float = 10.0) -> list[int]:
     return list(pids.values())
 
 
-def reserve(host: str, port: int) -> socket.socket:
+def reserve(host: str, port: int, exclusive: bool = False) -> socket.socket:
     """A socket bound to `port` (0: any free one) with SO_REUSEPORT, not listening: it keeps
-    the port for the workers, which bind it too."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    the port for the workers, which bind it too. `exclusive`: the port must be free first,
+    since SO_REUSEPORT would let another service's gateway share it and split its traffic."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if exclusive and port:
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise OSError(f"the gateway cannot listen on {host}:{port}: "
+                              f"{exc.strerror}") from exc
+    sock = socket.socket(family)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
@@ -155,7 +165,7 @@ class Fleet:
                 self.settings[name] = previous.get(name, 0)
         host = self.settings["host"]
         for name in ("port", "grpc_port"):
-            sock = reserve(host, self.settings[name])
+            sock = reserve(host, self.settings[name], exclusive=not live)
             self._reserved.append(sock)
             self.settings[name] = sock.getsockname()[1]
         if not live:  # a fresh start: the counters start again, as they did in one process
