@@ -1,0 +1,30 @@
+"""One real JupyterHub per test module (it takes seconds to start, each server more)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .hub import PROXY, Hub
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[Hub]:
+    pytest.importorskip("jupyterhub", reason="make install brings jupyterhub")
+    if not PROXY.exists():
+        pytest.skip(f"no configurable-http-proxy at {PROXY}: make install brings it")
+    root = Path(tempfile.mkdtemp(prefix="deploy-hub-"))
+    started = None
+    try:
+        started = Hub(root)
+        yield started
+    finally:
+        if started is not None:
+            started.stop()
+        if not os.environ.get("KEEP_HUB"):
+            shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,45 @@
+"""The deploy service under a real JupyterHub (issue 19): it runs once, as a hub service;
+every user's server reaches it as that user, whatever a caller claims to be."""
+
+from __future__ import annotations
+
+import pytest
+
+from .hub import Hub, call, deploy_services
+
+
+@pytest.fixture(scope="module")
+def tokens(hub: Hub) -> dict[str, str]:
+    return hub.start_servers("alice", "bob")
+
+
+def test_one_service_for_every_users_server(hub, tokens):
+    (service,) = deploy_services(hub.root)  # the hub's, and no user's server started one
+    for user, token in tokens.items():
+        status, body = call("GET", f"{hub.url}/user/{user}/deploy/api", token)
+        assert status == 200, body
+        assert body["state_dir"] == str(hub.root / "deploy-state")
+        home = hub.root / "home" / user / ".local" / "share" / "jupyter" / "deploy"
+        assert not (home / "service.json").exists()
+    assert deploy_services(hub.root) == [service]
+
+
+def test_requests_arrive_as_the_hubs_user(hub, tokens):
+    alice = call("GET", f"{hub.url}/user/alice/deploy/api/identity", tokens["alice"])
+    assert alice == (200, {"user": "alice", "groups": ["analysts"], "admin": False})
+    bob = call("GET", f"{hub.url}/user/bob/deploy/api/identity", tokens["bob"])
+    assert bob == (200, {"user": "bob", "groups": [], "admin": False})
+
+
+def test_a_claimed_name_changes_nothing(hub, tokens):
+    claims = {"X-Forwarded-User": "bob", "X-Remote-User": "bob", "X-Deploy-User": "bob",
+              "X-JupyterHub-User": "bob"}
+    through_server = call("GET", f"{hub.url}/user/alice/deploy/api/identity?user=bob",
+                          tokens["alice"], headers=claims)
+    assert through_server[1]["user"] == "alice"
+    direct = f"{hub.service_url}/deploy/api/identity"
+    assert call("GET", direct, tokens["alice"], headers=claims)[1]["user"] == "alice"
+    status, _ = call("GET", direct, headers=claims)  # a name and no token: refused
+    assert status in (401, 403)
+    status, _ = call("GET", direct, "made-up-token", headers=claims)
+    assert status in (401, 403)
