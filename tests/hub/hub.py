@@ -37,52 +37,43 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def documented_config() -> str:
+    """The `jupyterhub_config.py` of docs/jupyterhub.md."""
+    text = (REPO / "docs" / "jupyterhub.md").read_text()
+    return text.split("```python\n", 1)[1].split("```", 1)[0]
+
+
 def hub_config(root: Path, ports: list[int], harness_token: str) -> str:
-    """The `jupyterhub_config.py` of docs/jupyterhub.md, on free ports under `root`."""
+    """The documented configuration on free ports under `root`, plus what only tests need:
+    the proxy's address and command, the harness's admin service, the users' test settings."""
     public, hub, proxy_api, service = ports
-    return f"""
-import sys
-c = get_config()  # noqa
-c.JupyterHub.bind_url = "http://127.0.0.1:{public}"
-c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub}"
+    settings = {"HUB_URL": f"http://127.0.0.1:{public}", "HUB_API": f"http://127.0.0.1:{hub}",
+                "DEPLOY_URL": f"http://127.0.0.1:{service}",
+                "STATE_DIR": f"{root}/deploy-state", "HOMES": f"{root}/home"}
+    lines = []
+    for line in documented_config().splitlines():
+        name = line.split(" = ", 1)[0]
+        lines.append(f"{name} = {settings.pop(name)!r}" if name in settings else line)
+    assert not settings, f"docs/jupyterhub.md no longer sets {sorted(settings)}"
+    return "\n".join(lines) + f"""
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
 c.ConfigurableHTTPProxy.command = [{str(PROXY)!r}]
+c.ConfigurableHTTPProxy.pid_file = "{root}/proxy.pid"
 c.JupyterHub.db_url = "sqlite:///{root}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{root}/cookie_secret"
-c.ConfigurableHTTPProxy.pid_file = "{root}/proxy.pid"
-c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = {PASSWORD!r}
-c.Authenticator.allow_all = True
-c.JupyterHub.load_groups = {{"analysts": {{"users": ["alice"]}}}}
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = "{root}/home/{{username}}"
 c.Spawner.cmd = [{str(Path(sys.executable).parent / "jupyterhub-singleuser")!r}]
 c.Spawner.args = ["--allow-root"]
 c.Spawner.start_timeout = 60
-c.Spawner.environment = {{
-    "JUPYTER_DEPLOY_SERVICE_URL": "http://127.0.0.1:{service}/services/deploy/deploy/api",
-    "JUPYTER_CONFIG_DIR": "{root}/user-config",
-    "{MARK}": "{root}",
-}}
-c.JupyterHub.services = [
-    {{"name": "deploy", "url": "http://127.0.0.1:{service}", "oauth_no_confirm": True,
-      "command": [sys.executable, "-m", "jupyter_deploy.cli", "serve",
-                  "--state-dir={root}/deploy-state", "--gateway-port=0",
-                  "--gateway-grpc-port=0", "--DeployApp.gateway_workers=0"],
-      "environment": {{"PYTHONPATH": {os.environ.get("PYTHONPATH", "")!r}, "{MARK}": "{root}"}}}},
-    {{"name": "harness", "api_token": {harness_token!r}}},
-]
-c.JupyterHub.load_roles = [
-    {{"name": "harness", "scopes": ["admin:users", "admin:servers", "tokens"],
-      "services": ["harness"]}},
-    # the deploy service reads who a token's user is: groups, admin flag
-    {{"name": "deploy-service", "scopes": ["read:users:name", "read:users:groups"],
-      "services": ["deploy"]}},
-    # a user's server calls the deploy service with its token, as its user
-    {{"name": "server", "scopes": ["users:activity!user", "access:servers!server",
-                                  "access:services!service=deploy"]}},
-    {{"name": "user", "scopes": ["self", "access:services!service=deploy"]}},
-]
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # spawn users' servers at once
+c.Spawner.environment.update({{"JUPYTER_CONFIG_DIR": "{root}/user-config", "{MARK}": "{root}"}})
+deploy = c.JupyterHub.services[0]
+deploy["command"] += ["--gateway-port=0", "--gateway-grpc-port=0",
+                      "--DeployApp.gateway_workers=0"]
+deploy["environment"] = {{"PYTHONPATH": {os.environ.get("PYTHONPATH", "")!r}, "{MARK}": "{root}"}}
+c.JupyterHub.services.append({{"name": "harness", "api_token": {harness_token!r}}})
+c.JupyterHub.load_roles.append({{"name": "harness", "services": ["harness"],
+                                "scopes": ["admin:users", "admin:servers", "tokens"]}})
 """
 
 
