@@ -94,6 +94,8 @@ def manifest_bytes(folder: Path, expected_id: str) -> bytes:
     spec = {key: meta.get(key) for key in ("source", "inputs", "outputs", "environment")}
     if meta.get("batch"):  # pinned with --batch (issue 18): covered only when set
         spec["batch"] = True
+    if meta.get("project"):  # pinned in a project other than `default` (issue 19)
+        spec["project"] = meta["project"]
     if meta.get("id") != expected_id or content_id(spec, folder / "state.pkl") != expected_id:
         raise Refused(f"its files do not hash to its content id {expected_id}")
     with open(folder / "state.pkl", "rb") as f:

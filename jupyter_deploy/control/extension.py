@@ -41,11 +41,19 @@ from .handlers.nodes import (
     SuspendHandler,
 )
 from .handlers.openapi import OpenAPIHandler
+from .handlers.projects import (
+    AuditHandler,
+    MemberHandler,
+    ProjectHandler,
+    ProjectsHandler,
+    QuotasHandler,
+)
 from .handlers.proxy import ProxyHandler
 from .handlers.requests import RequestsHandler
 from .link import ServiceLink, collision_hint
 
 NODE = r"(?P<name>[^/:%]+)"
+PROJECT = r"(?P<project>[^/]+)"
 SERVICE_URL_ENV = "JUPYTER_DEPLOY_SERVICE_URL"
 SERVICE_TOKEN_ENV = "JUPYTER_DEPLOY_SERVICE_TOKEN"
 HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
@@ -221,6 +229,12 @@ class DeployApp(ExtensionApp):
             (r"/deploy/api/events", EventsHandler),
             (r"/deploy/api/openapi.json", OpenAPIHandler),
             (r"/deploy/api/identity", IdentityHandler),
+            (r"/deploy/api/projects", ProjectsHandler),
+            (rf"/deploy/api/projects/{PROJECT}", ProjectHandler),
+            (rf"/deploy/api/projects/{PROJECT}/members/(?P<kind>[^/]+)/(?P<name>[^/]+)",
+             MemberHandler),
+            (rf"/deploy/api/projects/{PROJECT}/quotas", QuotasHandler),
+            (rf"/deploy/api/projects/{PROJECT}/events", AuditHandler),
         ])
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:

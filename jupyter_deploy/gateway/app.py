@@ -20,6 +20,7 @@ from ..http.framing import Limits
 from ..http.listener import HttpServer
 from ..http.messages import Request, Response
 from . import openapi, passthrough
+from .addresses import header_key, route_key
 from .auth import holds_key, refusal
 from .capture import Sampler
 from .execute import Mirrors, execute, execute_alias
@@ -28,10 +29,12 @@ from .metrics import GatewayMetrics
 from .oip.rest import OipRest
 from .routing import MAX_BYTES, AliasRoute, Route, Routes
 
-EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)(?::|%3[Aa])execute\Z")
-DOCS_PATH = re.compile(r"/v1/(nodes|aliases)/([^/:%]+)/(openapi\.json|docs)\Z")
+# `/v1/nodes/{node}` or, in a project other than the default (issue 19),
+# `/v1/nodes/{project}/{node}`; likewise aliases
+EXECUTE_PATH = re.compile(r"/v1/(nodes|aliases)/(?:([^/:%]+)/)?([^/:%]+)(?::|%3[Aa])execute\Z")
+DOCS_PATH = re.compile(r"/v1/(nodes|aliases)/(?:([^/:%]+)/)?([^/:%]+)/(openapi\.json|docs)\Z")
 STATIC_PATH = re.compile(r"/v1/docs/static/([^/]+)\Z")
-PROTO_PATH = re.compile(r"/v1/nodes/([^/:%]+)\.proto\Z")
+PROTO_PATH = re.compile(r"/v1/nodes/(?:([^/:%]+)/)?([^/:%]+)\.proto\Z")
 HEALTHY = Response(200, b'{"status": "ok"}')
 # (kind, name) -> (the checkpoint it serves, public) or None: what its API document is made of
 Describe = Callable[[str, str], "tuple[dict[str, Any], bool] | None"]
@@ -116,10 +119,14 @@ class Gateway:
                 if request.method == "GET":
                     return self._page(path)
                 return error("not_found", f"no endpoint {request.method} {path}")
-            kind, name = match.groups()
+            kind, project, name = match.groups()
+            name = route_key(project, name)
             node, alias = (name, None) if kind == "nodes" else (None, name)
         elif path != "/":
             return error("not_found", "with x-node-id or x-node-alias, execute on POST /")
+        else:
+            node, alias = (header_key(node) if node is not None else None,
+                           header_key(alias) if alias is not None else None)
         if request.method != "POST":
             return error("method_not_allowed", "use POST to execute", headers={"Allow": "POST"})
         if alias is not None:
@@ -141,8 +148,8 @@ class Gateway:
             return None
         match = DOCS_PATH.match(path)
         if match is not None:
-            kind, name, page = match.groups()
-            kind = "node" if kind == "nodes" else "alias"
+            kind, project, name, page = match.groups()
+            kind, name = "node" if kind == "nodes" else "alias", route_key(project, name)
             if self.describe(kind, name) is None:
                 return error("not_found", f"unknown {kind} {name!r}", field=kind)
             if page == "docs":
@@ -151,7 +158,7 @@ class Gateway:
             return partial(self._document, kind, name)
         match = PROTO_PATH.match(path)
         if match is not None:
-            return self._proto(match.group(1))
+            return self._proto(route_key(*match.groups()))
         match = STATIC_PATH.match(path)
         found = openapi.static_file(match.group(1)) if match else None
         if found is not None:

@@ -17,11 +17,14 @@ from ..errors import error, too_large, unavailable, upstream_failure
 from ..http.client import Fields
 from ..http.framing import tokens
 from ..http.messages import Request, Response
+from .addresses import header_key, route_key
 from .auth import refusal
 from .execute import UPSTREAM_ERRORS, NoInstance, send
 from .routing import MAX_BYTES, Route, Routes
 
 NODE_PATH = re.compile(r"/v1/nodes/([^/:%]+)(/[^?]*)?(\?.*)?\Z")
+# /v1/nodes/{project}/{node}/PATH: a default-project node's name is never a project's
+PROJECT_PATH = re.compile(r"/([^/:%?]+)(/[^?]*)?\Z")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
               "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
 ADDED = {"x-forwarded-for", "x-forwarded-proto", "via"}  # set here, from what came
@@ -35,12 +38,14 @@ def check(routes: Routes, request: Request, timeout_s: float) -> Handler | Respo
     None when it is none of this module's business."""
     name = request.headers.get("x-node-id")
     if name is not None:
-        target = request.target
+        name, target = header_key(name), request.target
     else:
         match = NODE_PATH.match(request.target)
         if match is None:
             return None
         name, path, query = match.groups()
+        if name not in routes.nodes and path and (inner := PROJECT_PATH.match(path)):
+            name, path = route_key(name, inner.group(1)), inner.group(2)
         target = (path or "/") + (query or "")
     route = routes.nodes.get(name)
     if route is None or not route.passthrough:

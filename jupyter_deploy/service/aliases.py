@@ -48,14 +48,17 @@ class Aliases:
         self.routes.set_alias(alias.name, alias.key_hash, alias.public, alias.nodes,
                               alias.shadow, alias.sticky)
 
-    def put(self, name: Any, body: Any, create_only: bool = False) -> AliasSet:
-        """Create or re-point an alias in one step."""
+    def put(self, name: Any, body: Any, create_only: bool = False,
+            key: str | None = None) -> AliasSet:
+        """Create or re-point an alias in one step; `key`: its internal key, when it is not
+        `name` (an alias of a project other than `default`)."""
         body = {**body_object(body), "name": name}
-        previous = self._stored().get(name)
+        previous = self._stored().get(key or name)
         if previous is not None and create_only:
             raise Conflict(f"alias {name!r} exists already: PUT /aliases/{name} re-points it",
                            field="name")
         alias, warnings = alias_settings(body, self.supervisor.nodes, self._serving(), previous)
+        alias.name = key or alias.name
         key = None
         if not alias.public and not alias.key_hash:
             key = new_key()

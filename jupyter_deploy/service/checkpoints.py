@@ -12,10 +12,12 @@ from typing import Any
 
 from ..models import InvalidInput
 from ..signing import InstallationKey, is_signed
+from ..store.projects import DEFAULT_PROJECT
 from ..store.sqlite import Store
 from ..types import InputCheck
 from ..worker.verify import Refused
 from .observe import EventLog
+from .projects import node_key
 from .validation.checkpoints import checkpoint_spec
 
 
@@ -28,9 +30,13 @@ class Checkpoints:
         self.events = events
         self.key = InstallationKey.open(store.root)
 
-    async def add(self, body: Any) -> dict[str, Any]:
+    async def add(self, body: Any, project: str = DEFAULT_PROJECT) -> dict[str, Any]:
         """Store a checkpoint sent by a kernel: its metadata and base64 pickled state."""
         spec, extra = checkpoint_spec(body)
+        if project != DEFAULT_PROJECT:
+            # in the content address too: the same cell pinned in two projects makes two
+            # folders, so that instances of different projects share no files
+            spec["project"], extra["name"] = project, node_key(project, extra["name"])
         # A model can weigh hundreds of MB: decode, hash and write off the event loop.
         meta, state = await asyncio.to_thread(self._write, spec, extra, body["data"])
         if not self.store.checkpoint_dir(meta["id"]).exists():  # deleted meanwhile

@@ -36,8 +36,11 @@ from . import docker_nodes
 from .aliases import Aliases, AliasSet
 from .checkpoints import Checkpoints
 from .examples import Examples
+from .identity import Identity
 from .nodes import Nodes
 from .observe import EventLog, Observe, event_filter
+from .projects import Projects
+from .projects_scope import Scope
 
 # Statuses of an instance on its way into balancing. Just after a start, while one of them
 # is being taken back (for up to SETTLE_S), the gateway workers keep serving those they had.
@@ -128,6 +131,7 @@ class DeployService:
         """The store, runtimes, gateway and supervisor, wired together; nothing runs yet."""
         self.store = Store(self.state_dir, events_per_subject=self.events_per_subject)
         self.event_log = EventLog(self.store)
+        self.projects = Projects(self.store)
         self._checkpoints = Checkpoints(self.store, self.event_log)
         self._checkpoints.sign_existing()
         self.routes = Routes()
@@ -260,6 +264,10 @@ class DeployService:
                                 self.routes, self.gateway, self.recorder, lambda: self.running)
         self._examples = Examples(self._nodes, self._aliases, self._checkpoints,
                                   self.supervisor, self.routes, self.grpc, url, grpc_address)
+
+    def scope(self, caller: Identity, project: str | None = None) -> Scope:
+        """The control API's verbs as `caller` in `project` (None: the caller's own)."""
+        return Scope(self, caller, project)
 
     # checkpoints -----------------------------------------------------------------------------
 

@@ -13,10 +13,12 @@ from ..gateway.routing import Routes, hash_key, new_key
 from ..http.messages import Response
 from ..models import Conflict, InvalidInput, Node, NotFound, node_status
 from ..runtimes.base import Runtimes
+from ..store.projects import DEFAULT_PROJECT
 from ..store.sqlite import Store
 from ..supervisor.loop import Supervisor
 from . import docker_nodes
 from .checkpoints import Checkpoints, ref
+from .projects import node_key
 from .validation.names import body_object, check_name
 from .validation.nodes import (
     check_batch,
@@ -45,11 +47,13 @@ class Nodes:
         self.gateway_url = gateway_url
         self.request_timeout_s = request_timeout_s
 
-    async def create(self, body: Any) -> tuple[dict[str, Any], str]:
+    async def create(self, body: Any, project: str = DEFAULT_PROJECT,
+                     admit: Callable[[Node], None] | None = None) -> tuple[dict[str, Any], str]:
         """Create a node from a checkpoint or a Docker image; return it and its key (shown
-        only here). Nothing of it exists until every setting has been checked."""
+        only here). Nothing of it exists until every setting has been checked, `admit` (the
+        project's quotas) last."""
         body = body_object(body)
-        name = check_name(body.get("name"), "name")
+        name = node_key(project, check_name(body.get("name"), "name"))
         self._check_new(name)
         runtime = new_node_runtime(body, self.runtimes.default)
         key = new_key()
@@ -65,6 +69,8 @@ class Nodes:
         if runtime in ("docker", "swarm"):
             await docker_nodes.check_node(self.runtimes, node, secrets or {}, checkpoint)
             self._check_new(name)  # created meanwhile?
+        if admit is not None:
+            admit(node)
         if secrets is not None:
             self.store.save_secrets(name, secrets)
         self.store.save_node(node)

@@ -45,13 +45,15 @@ class EventLog:
         return event
 
     async def wait(self, since: int = 0, wait_s: float = 0.0, kind: str | None = None,
-                   subject: str | None = None) -> list[dict[str, Any]]:
+                   subject: str | None = None, project: str | None = None
+                   ) -> list[dict[str, Any]]:
         """Events after `since` of `kind` (about `subject`); with `wait_s`, wait that long
         for the next one."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while True:
-            events = self.store.events(since=since, kind=kind, subject=subject)
+            events = self.store.events(since=since, kind=kind, subject=subject,
+                                       project=project)
             left = deadline - loop.time()
             if events or left <= 0:
                 return events

@@ -45,7 +45,28 @@ ALTER TABLE events_2 RENAME TO events;
 CREATE INDEX events_by_subject ON events (kind, subject, seq);
 """
 
-STEPS = [SCHEMA, EVENT_SUBJECTS]
+# Step 3: projects (issue 19). Every checkpoint, node and alias belongs to one; the rows
+# above keep one internal key each (`name` in the default project, `project.name` in the
+# others), so what was stored before belongs to `default`. Members are users or hub groups
+# with a role; quotas are a JSON object; the audit is bounded per project (sqlite.py).
+PROJECTS = """
+CREATE TABLE projects (
+    name TEXT PRIMARY KEY, personal TEXT, created REAL NOT NULL, creator TEXT NOT NULL,
+    quotas TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE members (
+    project TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
+    PRIMARY KEY (project, kind, name));
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, project TEXT NOT NULL, time REAL NOT NULL,
+    user TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, message TEXT);
+CREATE INDEX audit_by_project ON audit (project, seq);
+ALTER TABLE events ADD COLUMN user TEXT;
+INSERT INTO projects (name, personal, created, creator) VALUES
+    ('default', 'default', CAST(strftime('%s', 'now') AS REAL), 'default');
+INSERT INTO members (project, kind, name, role) VALUES ('default', 'user', 'default', 'admin');
+"""
+
+STEPS = [SCHEMA, EVENT_SUBJECTS, PROJECTS]
 
 
 def version(db: sqlite3.Connection) -> int:

@@ -22,12 +22,13 @@ from typing import Any
 
 from ..models import Alias, Conflict, Instance, InstanceStatus, Node, NotFound
 from ..runtimes.lease import LEASE_FILE, hold
+from .projects import DEFAULT_PROJECT, ProjectRows, acting_user
 from .schema import migrate
 
 EVENT_KINDS = ("node", "checkpoint", "alias")
 EVENTS_PER_SUBJECT = 1000  # events kept per node, checkpoint or alias; older ones are trimmed
 EVENT_FIELDS = ("seq", "time", "node", "instance", "status", "message", "kind", "subject",
-                "action")
+                "action", "user")
 
 
 def default_state_dir() -> Path:
@@ -76,6 +77,7 @@ class Store:
         except BaseException:
             self.close()
             raise
+        self.projects = ProjectRows(self.db)
         self._trim_events()  # events from before the bound, or from a larger one
         for name in ("deploy.db-wal", "deploy.db-shm"):  # made before this release: 0644
             with contextlib.suppress(FileNotFoundError):
@@ -254,17 +256,19 @@ class Store:
             count = self.db.execute("SELECT COUNT(*) FROM events WHERE kind=? AND subject=?",
                                     key).fetchone()[0]
         excess = count + 1 - self.events_per_subject
+        user = acting_user()  # who caused it, when a control-API call did
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO events (time, node, instance, status, message, kind, subject, "
-                "action) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (now, node, instance, status, message, kind, subject, action))
+                "action, user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (now, node, instance, status, message, kind, subject, action, user))
             if excess > 0:
                 self.db.execute(
                     "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE kind=? AND "
                     "subject=? ORDER BY seq LIMIT ?)", (*key, excess))
         self._event_counts[key] = count + 1 - max(excess, 0)
-        values = (cursor.lastrowid, now, node, instance, status, message, kind, subject, action)
+        values = (cursor.lastrowid, now, node, instance, status, message, kind, subject, action,
+                  user)
         return dict(zip(EVENT_FIELDS, values, strict=True))
 
     def _trim_events(self) -> None:
@@ -275,10 +279,17 @@ class Store:
             "WHERE newer > ?)", (self.events_per_subject,))
 
     def events(self, node: str | None = None, since: int = 0, limit: int = 1000,
-               kind: str | None = None, subject: str | None = None) -> list[dict[str, Any]]:
-        """Events after `since`, oldest first: of one node, or of a kind and subject."""
+               kind: str | None = None, subject: str | None = None,
+               project: str | None = None) -> list[dict[str, Any]]:
+        """Events after `since`, oldest first: of one node, or of a kind and subject; of one
+        project's subjects (their keys, see service/projects_keys.py)."""
         query = f"SELECT {', '.join(EVENT_FIELDS)} FROM events WHERE seq > ?"
         args: list[Any] = [since]
+        if project == DEFAULT_PROJECT:  # its keys have no dot; the others' start `project.`
+            query += " AND instr(subject, '.') = 0"
+        elif project is not None:
+            query += " AND substr(subject, 1, ?) = ?"
+            args += [len(project) + 1, f"{project}."]
         for column, value in (("node", node), ("kind", kind), ("subject", subject)):
             if value is not None:
                 query += f" AND {column} = ?"

@@ -21,7 +21,7 @@ class AliasesHandler(DeployHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply({"aliases": self.service.aliases()})
+        self.reply({"aliases": self.scope.aliases()})
 
     @web.authenticated
     @authorized
@@ -29,25 +29,25 @@ class AliasesHandler(DeployHandler):
         """Create an alias: {"name", "nodes": {"node": weight}, "public", "metadata", ...}."""
         body = body_object(self.body())
         name = check_name(body.get("name"), "name")
-        _reply_set(self, self.service.set_alias(name, body, create_only=True))
+        _reply_set(self, self.scope.set_alias(name, body, create_only=True))
 
 
 class AliasHandler(DeployHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        self.reply(self.service.alias(name))
+        self.reply(self.scope.alias(name))
 
     @web.authenticated
     @authorized
     async def put(self, name: str) -> None:
         """Create or re-point the alias, atomically."""
-        _reply_set(self, self.service.set_alias(name, self.body()))
+        _reply_set(self, self.scope.set_alias(name, self.body()))
 
     @web.authenticated
     @authorized
     async def delete(self, name: str) -> None:
-        self.service.delete_alias(name)
+        self.scope.delete_alias(name)
         self.set_status(204)
         self.finish()
 
@@ -57,4 +57,4 @@ class ShadowHandler(DeployHandler):
     @authorized
     async def get(self, name: str) -> None:
         """The shadow node's answers compared with the primary's."""
-        self.reply(self.service.shadow(name))
+        self.reply(self.service.shadow(self.scope.key(name)))

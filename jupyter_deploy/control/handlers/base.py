@@ -11,6 +11,7 @@ from tornado import web
 from ...models import DeployError, Unavailable
 from ...service import DeployService
 from ...service.identity import LOCAL, Identity
+from ...service.projects_scope import Scope
 from .bodies import parse_body
 
 
@@ -33,6 +34,11 @@ class DeployHandler(APIHandler):
         identify = self.settings.get("deploy_identify", lambda handler: LOCAL)
         identity: Identity = identify(self)
         return identity
+
+    @property
+    def scope(self) -> Scope:
+        """The service's verbs as the caller, in `?project=NAME` (default: the caller's own)."""
+        return self.service.scope(self.identity, self.get_argument("project", None))
 
     def body(self) -> Any:
         """The request's JSON body (None when empty); BadRequest for any other bytes."""

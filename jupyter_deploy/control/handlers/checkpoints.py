@@ -13,13 +13,13 @@ class CheckpointsHandler(DeployHandler):
     @authorized
     async def get(self) -> None:
         """Every version of every checkpoint."""
-        self.reply({"checkpoints": self.service.checkpoints()})
+        self.reply({"checkpoints": self.scope.checkpoints()})
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
         """Store a checkpoint pinned in a kernel."""
-        self.reply(await self.service.add_checkpoint(self.body()), status=201)
+        self.reply(await self.scope.add_checkpoint(self.body()), status=201)
 
 
 class CheckpointHandler(DeployHandler):
@@ -27,14 +27,15 @@ class CheckpointHandler(DeployHandler):
     @authorized
     async def get(self, ref: str) -> None:
         """`NAME` (the latest, with the list of versions) or `NAME@VERSION`."""
-        checkpoint = self.service.checkpoint(ref)
-        versions = [c["version"] for c in self.service.checkpoints() if c["name"] == checkpoint["name"]]
+        checkpoint = self.scope.checkpoint(ref)
+        versions = [c["version"] for c in self.scope.checkpoints()
+                    if c["name"] == checkpoint["name"]]
         self.reply({**checkpoint, "versions": versions})
 
     @web.authenticated
     @authorized
     async def delete(self, ref: str) -> None:
         """Delete one version or all of them; refused while a node uses one."""
-        self.service.delete_checkpoint(ref)
+        self.scope.delete_checkpoint(ref)
         self.set_status(204)
         self.finish()

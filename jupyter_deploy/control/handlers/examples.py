@@ -5,6 +5,7 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ...service import projects_shown as shown
 from .base import DeployHandler
 
 
@@ -13,4 +14,6 @@ class ExamplesHandler(DeployHandler):
     @authorized
     async def get(self, kind: str, name: str) -> None:
         """Calls to paste (curl), filled with the pin-time input, and where the API is described."""
-        self.reply(self.service.examples("node" if kind == "nodes" else "alias", name))
+        scope = self.scope
+        self.reply(shown.examples(self.service.examples(
+            "node" if kind == "nodes" else "alias", scope.key(name)), scope.project()))

@@ -21,4 +21,4 @@ class HistoryHandler(DeployHandler):
         if not 1 <= range_s <= HISTORY_SPAN_S:
             raise InvalidInput(f"range must be from 1 to {int(HISTORY_SPAN_S)} seconds",
                                field="range")
-        self.reply(self.service.history(name, range_s))
+        self.reply(self.service.history(self.scope.key(name), range_s))

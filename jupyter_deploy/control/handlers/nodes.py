@@ -26,13 +26,13 @@ class NodesHandler(DeployHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply({"nodes": self.service.nodes()})
+        self.reply({"nodes": self.scope.nodes()})
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
         """Create a node; the answer carries its key, which is not shown again."""
-        node, key = await self.service.create_node(self.body())
+        node, key = await self.scope.create_node(self.body())
         self.reply({"node": node, "key": key}, status=201)
 
 
@@ -40,19 +40,19 @@ class NodeHandler(DeployHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        self.reply(self.service.node(name))
+        self.reply(self.scope.node(name))
 
     @web.authenticated
     @authorized
     async def patch(self, name: str) -> None:
         """Change the instance range."""
-        self.reply(self.service.update_node(name, self.body()))
+        self.reply(self.scope.update_node(name, self.body()))
 
     @web.authenticated
     @authorized
     async def delete(self, name: str) -> None:
         """Delete a node; its instances drain first."""
-        await self.service.delete_node(name)
+        await self.scope.delete_node(name)
         self.set_status(204)
         self.finish()
 
@@ -63,7 +63,7 @@ class ExecuteHandler(DeployHandler):
     async def post(self, name: str) -> None:
         """Call the node for the signed-in user (what `%deploy call` uses)."""
         self.body()  # any bytes: JSON the instance can take, or 400 here
-        response = await self.service.execute(name, self.request.body)
+        response = await self.scope.execute(name, self.request.body)
         self.set_status(response.status)
         for header, value in (response.headers or {}).items():
             self.set_header(header, value)
@@ -76,14 +76,14 @@ class SuspendHandler(DeployHandler):
     @authorized
     async def post(self, name: str, action: str) -> None:
         """`:suspend` stops every instance and keeps the node; `:resume` restores its minimum."""
-        self.reply(self.service.suspend_node(name, action == "suspend"))
+        self.reply(self.scope.suspend_node(name, action == "suspend"))
 
 
 class InstancesHandler(DeployHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        self.reply({"instances": self.service.instances(name)})
+        self.reply({"instances": self.scope.node(name)["instances"]})
 
 
 class LogsHandler(DeployHandler):
@@ -92,11 +92,11 @@ class LogsHandler(DeployHandler):
     async def get(self, name: str) -> None:
         """`?instance=ID` for one instance, `?tail=BYTES` for how much of each log,
         `?request_id=ID` for one request's lines, `?follow=true` to stream new lines."""
-        query = log_query(self)
+        query, key = log_query(self), self.scope.key(name)
         if not query.pop("follow"):
-            self.reply({"logs": await self.service.logs(name, **query)})
+            self.reply({"logs": await self.service.logs(key, **query)})
             return
-        await stream_logs(self, self.service.follow_logs(name, **query))
+        await stream_logs(self, self.service.follow_logs(key, **query))
 
     def on_connection_close(self) -> None:
         self.closed = True  # a follow ends at its next poll
@@ -107,7 +107,7 @@ class MetricsHandler(DeployHandler):
     @authorized
     async def get(self, name: str) -> None:
         """The node's instances' own metrics (telemetry), with node_id and instance_id."""
-        text = await self.service.metrics(name)
+        text = await self.service.metrics(self.scope.key(name))
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.finish(text)
 
@@ -118,8 +118,9 @@ class StatsHandler(DeployHandler):
     async def get(self, name: str) -> None:
         """The gateway's counters for the node now: requests, errors (5xx, gRPC failures),
         duration_sum (seconds), and the server's time, for the panel's sparklines."""
-        self.service.node(name)
-        totals = self.service.gateway.metrics.totals(name)
+        key = self.scope.key(name)
+        self.service.node(key)
+        totals = self.service.gateway.metrics.totals(key)
         self.reply({"node": name, "time": time.time(), **totals})
 
 
@@ -132,8 +133,8 @@ class EventsHandler(DeployHandler):
         since = _int_argument(self, "since", 0)
         wait = min(max(_int_argument(self, "wait", 0), 0), 60)
         named = {k: self.get_argument(k, None) for k in ("kind", "alias", "checkpoint")}
-        events = await self.service.events(since, self.get_argument("node", None), wait,
-                                           **named)
+        events = await self.scope.events(since, self.get_argument("node", None), wait,
+                                         **named)
         self.reply({"events": events})
 
 

@@ -20,4 +20,4 @@ class RequestsHandler(DeployHandler):
         last = _int_argument(self, "last", 100)
         if not 1 <= last <= MAX_LAST:
             raise InvalidInput(f"last must be from 1 to {MAX_LAST}", field="last")
-        self.reply(await self.service.requests(name, last))
+        self.reply(await self.service.requests(self.scope.key(name), last))

@@ -31,6 +31,7 @@ from typing import Any
 import grpc
 
 from ...errors import ERRORS
+from ..addresses import header_key
 from ..app import Gateway
 from ..auth import key_problem
 from ..ids import request_id
@@ -116,10 +117,10 @@ class GrpcPassthrough:
         headers = {k: v for k, v in metadata if isinstance(v, str)}
         routes = self.gateway.routes
         if "x-node-alias" in headers:
-            alias = routes.aliases.get(headers["x-node-alias"])
+            alias = routes.aliases.get(header_key(headers["x-node-alias"]))
             names = [name for name, _ in alias.weights] if alias is not None else []
         else:
-            names = [headers.get("x-node-id", "")]
+            names = [header_key(headers.get("x-node-id", ""))]
         return any(r is not None and _speaks_grpc(r) is None for r in map(routes.nodes.get, names))
 
     def handler(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
@@ -143,6 +144,7 @@ class GrpcPassthrough:
         headers = {k: v for k, v in metadata if isinstance(v, str)}
         alias = headers.get("x-node-alias")
         node = None if alias is not None else headers.get("x-node-id")
+        alias, node = (None if n is None else header_key(n) for n in (alias, node))
         call_id = request_id(headers)
         code, route = Code.UNKNOWN, None
         try:
