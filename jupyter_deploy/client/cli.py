@@ -30,6 +30,7 @@ def serve(argv: list[str]) -> int:
 
     DeployApp.load_other_extensions = False
     DeployApp.exit_on_failure = True
+    DeployApp.stop_on_sigint = True
     DeployService.freeze_gc = True  # this process is the service's own
     DeployApp.aliases = {
         "state-dir": "DeployApp.state_dir",

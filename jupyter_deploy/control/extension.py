@@ -11,6 +11,8 @@ import asyncio
 import atexit
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,7 @@ class DeployApp(ExtensionApp):
     CLIENT_TRAITS = ("host_service", "service_url", "service_token", "service_start_timeout")
     # Set by `jupyter deploy serve`: a service that cannot start ends the process.
     exit_on_failure = False
+    stop_on_sigint = False  # set by `jupyter deploy serve`: the process is the service's
     failure = ""
     gateway_workers = Integer(min(os.cpu_count() or 1, 4), config=True, help=(
         "Processes serving the gateway's REST and gRPC ports (SO_REUSEPORT); they outlive "
@@ -249,6 +252,10 @@ class DeployApp(ExtensionApp):
             atexit.register(discovery.withdraw, self._announcement)
             self._starting = asyncio.ensure_future(self._connect())
             return
+        if self.stop_on_sigint and not (sys.stdin and sys.stdin.isatty()):
+            # A hub stops its services with SIGINT, stdin not a terminal: without this the
+            # server exits at once and the service never stops (its supervisor, its lease).
+            signal.signal(signal.SIGINT, serverapp._signal_stop)
         try:
             await self.service.start()
         except Exception as exc:  # the server runs on; the control API explains

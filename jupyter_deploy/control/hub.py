@@ -46,6 +46,7 @@ class HubIdentityProvider(JupyterHubIdentityProvider):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.hub_auth.cache_max_age = int(self.cache_ttl)  # token → user, same short TTL
+        self.hub_auth._patch_xsrf = self._patch_xsrf
         self._details: dict[str, tuple[float, Identity]] = {}
         self._http = AsyncHTTPClient(force_instance=True)
 
@@ -53,6 +54,7 @@ class HubIdentityProvider(JupyterHubIdentityProvider):
         """The hub's user of the request's token or cookie, None when it has none."""
         if self._own_token(handler):
             # The service's own token (its service.json): only its operator can read it.
+            handler._token_authenticated = True  # type: ignore[attr-defined]
             return HubUser(Identity(os.environ.get(SERVICE_ENV, "deploy"), admin=True))
         user = await super().get_user(handler)
         if user is None or not hasattr(user, "hub_user"):
@@ -61,6 +63,10 @@ class HubIdentityProvider(JupyterHubIdentityProvider):
         if model.get("kind", "user") != "user":
             return None  # another service's token is no user of a project
         return HubUser(await self._identity(str(model["name"])))
+
+    def _patch_xsrf(self, handler: RequestHandler) -> None:
+        """jupyter_server's own XSRF check stays: it skips token-authenticated requests and
+        runs after the user is known (the hub's patch ran before, and refused every POST)."""
 
     def _own_token(self, handler: RequestHandler) -> bool:
         token = self.hub_auth.get_token(handler, in_cookie=False)

@@ -1,4 +1,4 @@
-"""One real JupyterHub per test module (it takes seconds to start, each server more)."""
+"""One real JupyterHub for the hub tests (it takes seconds to start, each server more)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from .hub import PROXY, Hub
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def hub() -> Iterator[Hub]:
     pytest.importorskip("jupyterhub", reason="make install brings jupyterhub")
     if not PROXY.exists():

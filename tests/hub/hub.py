@@ -15,7 +15,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ..conftest import wait_for
+from jupyter_deploy.runtimes.lease import ask_everything
+
+from ..conftest import wait_for, worker_pids
 
 REPO = Path(__file__).resolve().parents[2]
 PROXY = REPO / ".cache" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -69,7 +71,7 @@ c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # spawn users' serv
 c.Spawner.environment.update({{"JUPYTER_CONFIG_DIR": "{root}/user-config", "{MARK}": "{root}"}})
 deploy = c.JupyterHub.services[0]
 deploy["command"] += ["--gateway-port=0", "--gateway-grpc-port=0",
-                      "--DeployApp.gateway_workers=0"]
+                      "--DeployApp.gateway_workers=1"]
 deploy["environment"] = {{"PYTHONPATH": {os.environ.get("PYTHONPATH", "")!r}, "{MARK}": "{root}"}}
 c.JupyterHub.services.append({{"name": "harness", "api_token": {harness_token!r}}})
 c.JupyterHub.load_roles.append({{"name": "harness", "services": ["harness"],
@@ -90,12 +92,17 @@ class Hub:
         (root / "user-config" / "jupyter_server_config.json").write_text(json.dumps(USER_SERVER))
         config = root / "jupyterhub_config.py"
         config.write_text(hub_config(root, self.ports, self.token))
+        self.config = config
         self.log = root / "hub.log"
+        self.start()
+
+    def start(self) -> None:
+        """Start the hub (again: the same ports, database and users)."""
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyterhub", f"--config={config}"], cwd=root,
-                env={**os.environ, MARK: str(root)}, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                [sys.executable, "-m", "jupyterhub", f"--config={self.config}"], cwd=self.root,
+                env={**os.environ, MARK: str(self.root)}, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: self._up(), timeout=60, interval=0.2, message="the hub")
 
     def _up(self) -> bool:
@@ -123,9 +130,14 @@ class Hub:
         return {user: self.api("POST", f"/users/{user}/tokens",
                                {"note": "tests"})[1]["token"] for user in users}
 
-    def stop(self) -> None:
-        """SIGTERM the hub (it stops the proxy, the servers and the service), then check
-        that no process it started is left."""
+    def restart(self) -> None:
+        """Stop the hub (its proxy, the users' servers and the service stop with it) and
+        start it again; nodes, their instances and the gateway's workers run on."""
+        self.halt()
+        self.start()
+
+    def halt(self) -> None:
+        """SIGTERM the hub and wait for it to exit."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
@@ -133,7 +145,14 @@ class Hub:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        wait_for(lambda: not marked(self.root), timeout=30, message="the hub's processes to end")
+
+    def stop(self) -> None:
+        """Stop the hub, the service with everything it runs, then check that no process
+        started for this hub is left."""
+        ask_everything(self.root / "deploy-state")  # the service stops at the hub's SIGINT
+        self.halt()
+        wait_for(lambda: not marked(self.root) and not worker_pids(self.root), timeout=30,
+                 message="the hub's processes to end")
 
 
 def marked(root: Path) -> list[int]:
