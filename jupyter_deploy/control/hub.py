@@ -17,9 +17,11 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from jupyter_server.auth import User
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.utils import url_path_join
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.web import RequestHandler
+from tornado.web import RequestHandler, authenticated
 from traitlets import Float
 
 from ..service.identity import Identity
@@ -35,6 +37,14 @@ class HubUser(User):
     def __init__(self, identity: Identity) -> None:
         super().__init__(username=identity.user)
         self.identity = identity
+
+
+class LoginHandler(JupyterHandler):
+    """`/deploy/login`: a browser signs in through the hub's OAuth, then sees who it is."""
+
+    @authenticated
+    def get(self) -> None:
+        self.redirect(url_path_join(self.base_url, "deploy/api/identity"))
 
 
 class HubIdentityProvider(JupyterHubIdentityProvider):
@@ -63,6 +73,10 @@ class HubIdentityProvider(JupyterHubIdentityProvider):
         if model.get("kind", "user") != "user":
             return None  # another service's token is no user of a project
         return HubUser(await self._identity(str(model["name"])))
+
+    def get_handlers(self) -> list[tuple[str, Any]]:
+        """The hub's OAuth callback and logout, and the browser's way in."""
+        return [*super().get_handlers(), ("/deploy/login", LoginHandler)]
 
     def _patch_xsrf(self, handler: RequestHandler) -> None:
         """jupyter_server's own XSRF check stays: it skips token-authenticated requests and

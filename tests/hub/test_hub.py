@@ -3,9 +3,12 @@ every user's server reaches it as that user, whatever a caller claims to be."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from .hub import Hub, call, deploy_services
+import pytest
+import requests
+
+from .hub import PASSWORD, Hub, call, deploy_services
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +25,10 @@ def test_one_service_for_every_users_server(hub, tokens):
         home = hub.root / "home" / user / ".local" / "share" / "jupyter" / "deploy"
         assert not (home / "service.json").exists()
     assert deploy_services(hub.root) == [service]
+    # its operator (who can read its 0600 service.json) is its admin, as `jupyter deploy` is
+    info = json.loads((hub.root / "deploy-state" / "service.json").read_text())
+    assert call("GET", f"{info['url']}/identity", info["token"]) == \
+        (200, {"user": "deploy", "groups": [], "admin": True})
 
 
 def test_requests_arrive_as_the_hubs_user(hub, tokens):
@@ -43,3 +50,16 @@ def test_a_claimed_name_changes_nothing(hub, tokens):
     assert status in (401, 403)
     status, _ = call("GET", direct, "made-up-token", headers=claims)
     assert status in (401, 403)
+
+
+def test_a_browser_signs_in_to_the_service_through_the_hubs_oauth(hub, tokens):
+    browser = requests.Session()
+    browser.get(f"{hub.url}/hub/login", timeout=30)
+    signed_in = browser.post(f"{hub.url}/hub/login", timeout=30, data={
+        "username": "bob", "password": PASSWORD, "_xsrf": browser.cookies.get("_xsrf")})
+    assert signed_in.status_code == 200, signed_in.text[-500:]
+    # through the hub's proxy, as a browser opens it: the hub's OAuth, then the service's cookie
+    answer = browser.get(f"{hub.url}/services/deploy/deploy/login", timeout=30)
+    assert answer.history and answer.json() == {"user": "bob", "groups": [], "admin": False}
+    stranger = requests.get(f"{hub.url}/services/deploy/deploy/api/identity", timeout=30)
+    assert stranger.status_code == 403
