@@ -26,6 +26,9 @@ from ..client import discovery
 from ..runtimes.lease import LEASE_FILE, holder
 
 LOG_FILE = "service.log"
+# A service that failed to start is not started again sooner: every request of a polling
+# panel would start one more that fails the same way (a port taken, say).
+START_AGAIN_S = 10.0
 CONFIG_FILE = "serve_config.json"
 
 
@@ -66,6 +69,7 @@ class ServiceLink:
         self.child: subprocess.Popen[bytes] | None = None  # the service this link started
         self._target: Target | None = None
         self._found_once = False  # a service answered once: one stopped later stays stopped
+        self._failed: tuple[float, ServiceDown] | None = None  # when, and why it did not start
         self._lock = asyncio.Lock()
         self._http = AsyncHTTPClient(force_instance=True)
 
@@ -105,8 +109,15 @@ class ServiceLink:
         if not start or not await self._may_start():
             raise ServiceDown(f"no deploy service runs for the state folder {self.state_dir}; "
                               f"{self.how_to_start()}")
+        now = asyncio.get_running_loop().time()
+        if self._failed is not None and now - self._failed[0] < START_AGAIN_S:
+            raise self._failed[1]
         self._spawn()
-        return await self._wait_started()
+        try:
+            return await self._wait_started()
+        except ServiceDown as exc:
+            self._failed = (asyncio.get_running_loop().time(), exc)
+            raise
 
     async def _running(self) -> Target | None:
         """The folder's live service if it answers with the token its file gives."""
