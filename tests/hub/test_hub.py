@@ -63,3 +63,17 @@ def test_a_browser_signs_in_to_the_service_through_the_hubs_oauth(hub, tokens):
     assert answer.history and answer.json() == {"user": "bob", "groups": [], "admin": False}
     stranger = requests.get(f"{hub.url}/services/deploy/deploy/api/identity", timeout=30)
     assert stranger.status_code == 403
+
+
+def test_a_kernel_claiming_another_user_is_still_its_servers_user(hub, tokens):
+    # What alice's kernels are given: her server's control API and its token.
+    runtime = hub.root / "home" / "alice" / ".local" / "share" / "jupyter" / "runtime"
+    (announced,) = runtime.glob("jupyter_deploy-*.json")
+    kernel = json.loads(announced.read_text())
+    status, made = call("POST", f"{kernel['url']}/projects", kernel["token"],
+                        {"name": "lab", "user": "bob", "owner": "bob"},
+                        headers={"X-Forwarded-User": "bob"})
+    assert status == 201, made
+    status, audit = call("GET", f"{kernel['url']}/projects/lab/events", kernel["token"])
+    assert [(e["user"], e["action"]) for e in audit["events"]] == [("alice", "created")]
+    assert call("GET", f"{hub.url}/user/bob/deploy/api/projects/lab", tokens["bob"])[0] == 404
