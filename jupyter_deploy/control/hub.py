@@ -10,6 +10,7 @@ never looked at. See docs/jupyterhub.md.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import time
@@ -84,7 +85,7 @@ class HubIdentityProvider(JupyterHubIdentityProvider):
 
     def _own_token(self, handler: RequestHandler) -> bool:
         token = self.hub_auth.get_token(handler, in_cookie=False)
-        return bool(token) and token == self.hub_auth.api_token
+        return bool(token) and hmac.compare_digest(token, self.hub_auth.api_token or "")
 
     async def _identity(self, name: str) -> Identity:
         """The user's groups and admin flag, read with the service's token."""
@@ -96,7 +97,7 @@ class HubIdentityProvider(JupyterHubIdentityProvider):
                               connect_timeout=5, request_timeout=10)
         try:
             model = json.loads((await self._http.fetch(request)).body)
-        except HTTPClientError as exc:
+        except (HTTPClientError, OSError) as exc:
             # The name is proven; without the scope to read more it has no groups.
             self.log.warning("jupyter_deploy: the hub did not give %s's groups (%s); grant "
                              "the service read:users:groups and read:users:name", name, exc)

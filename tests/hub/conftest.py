@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -26,5 +25,4 @@ def hub() -> Iterator[Hub]:
     finally:
         if started is not None:
             started.stop()
-        if not os.environ.get("KEEP_HUB"):
-            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
