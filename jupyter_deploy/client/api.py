@@ -27,6 +27,8 @@ NOT_FOUND = ("no deploy service found: open this notebook in a Jupyter server wi
 # Answers after which discovery is read again: the service or the Jupyter server in front
 # of it may have restarted on another port or with another token (issue 13).
 STALE = (401, 403)
+# 403s that are the service's own answer, not a refused token: a role or a quota (issue 19)
+REFUSALS = ("forbidden", "quota_exceeded")
 
 
 class DeployClient:
@@ -36,6 +38,7 @@ class DeployClient:
         self.token = token
         self.timeout_s = timeout_s
         self.rediscover = rediscover  # found by discovery: may look again when refused
+        self.project: str | None = None  # `?project=` of every call (None: the caller's own)
 
     @classmethod
     def discover(cls) -> DeployClient:
@@ -71,7 +74,7 @@ class DeployClient:
         try:
             return self._open(method, path, body, raw, stream, **params)
         except ClientError as exc:
-            if not (self.rediscover and (exc.status in STALE or exc.status == 0)
+            if not (self.rediscover and (_stale(exc) or exc.status == 0)
                     and self._refresh()):
                 raise _explained(exc, self.url) from None
         try:
@@ -82,6 +85,7 @@ class DeployClient:
     def _open(self, method: str, path: str, body: Any, raw: bytes | None, stream: bool,
               **params: Any) -> Any:
         url = self.url + path
+        params.setdefault("project", self.project)
         query = {k: v for k, v in params.items() if v is not None}
         if query:
             url += "?" + urllib.parse.urlencode(query)
@@ -176,13 +180,20 @@ class DeployClient:
 def _explained(exc: ClientError, url: str) -> ClientError:
     """A refusal of the token says why: Jupyter's own words ('_xsrf' argument missing,
     Forbidden) only say that the request was not authenticated."""
-    if exc.status not in STALE:
+    if not _stale(exc):
         return exc
     message = (f"{exc.message}: {url} did not accept this client's token (HTTP {exc.status}). "
                "The Jupyter server or the deploy service was probably restarted with a new "
                "token and no running service was found to switch to; check `jupyter deploy "
                "status`, or set JUPYTER_DEPLOY_URL and JUPYTER_DEPLOY_TOKEN")
     return ClientError(message, exc.status, exc.body)
+
+
+def _stale(exc: ClientError) -> bool:
+    """Whether the answer refused this client's token (not a role or a quota)."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return exc.status in STALE and code not in REFUSALS
 
 
 def error_message(detail: Any) -> str:

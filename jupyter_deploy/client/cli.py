@@ -17,6 +17,7 @@ from . import discovery
 from .api import ClientError, DeployClient
 from .commands import CommandError, Commands, Parser, add_shared_commands
 from .headless import run, stop_service
+from .projects import add_project_commands, in_project, run_project_command, take_project
 from .wait import NodeNotHealthy
 
 __all__ = ["main", "serve", "stop_service"]
@@ -106,7 +107,8 @@ def stop(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="jupyter deploy")
+    parser = Parser(prog="jupyter deploy", epilog="--project NAME, anywhere in a command: act "
+                    "in that project (default: your personal project)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("serve", help="host the deploy service standalone (Jupyter server options "
                    "apply, plus --state-dir, --gateway-port, --gateway-grpc-port, "
@@ -137,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--gateway-grpc-port", type=int,
                             help="gateway gRPC port of the service it starts, if it starts one")
     add_shared_commands(sub)
+    add_project_commands(sub, Parser)
     return parser
 
 
@@ -145,10 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["serve"]:
         return serve(argv[1:])
     try:
+        argv, project = take_project(argv)
         args = _parser().parse_args(argv)
         if args.command in ("run", "status", "stop"):
             return {"run": run, "status": status, "stop": stop}[args.command](args)
-        output = Commands(DeployClient.discover()).run(args)
+        client = in_project(DeployClient.discover(), project)
+        if args.command == "project":
+            run_project_command(client, args)
+            return 0
+        output = Commands(client).run(args)
     except (CommandError, ClientError, NodeNotHealthy) as exc:
         print(f"jupyter deploy: {exc.message if isinstance(exc, ClientError) else exc}",
               file=sys.stderr)

@@ -234,7 +234,7 @@ class DeployApp(ExtensionApp):
             (r"/deploy/api/identity", IdentityHandler),
             (r"/deploy/api/projects", ProjectsHandler),
             (rf"/deploy/api/projects/{PROJECT}", ProjectHandler),
-            (rf"/deploy/api/projects/{PROJECT}/members/(?P<kind>[^/]+)/(?P<name>[^/]+)",
+            (rf"/deploy/api/projects/{PROJECT}/members/(?P<kind>user|group)/(?P<member>[^/]+)",
              MemberHandler),
             (rf"/deploy/api/projects/{PROJECT}/quotas", QuotasHandler),
             (rf"/deploy/api/projects/{PROJECT}/events", AuditHandler),

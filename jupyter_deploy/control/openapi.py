@@ -11,6 +11,7 @@ from typing import Any
 from .. import __version__
 from .handlers.logs import MAX_TAIL_BYTES
 from .handlers.requests import MAX_LAST
+from .openapi_projects import PROJECT_QUERY, PROJECT_SCHEMAS, project_paths
 from .schemas import NAME, REQUEST_ID_PATTERN, SCHEMAS, Schema, obj, ref
 
 API = "/deploy/api"
@@ -168,14 +169,21 @@ def _other_paths() -> dict[str, dict[str, Any]]:
     }
 
 
-PARAMETERS = {"{node}": NAME, "{alias}": NAME, "{checkpoint}": CHECKPOINT_REF}
+PARAMETERS: dict[str, Schema] = {
+    "{node}": NAME, "{alias}": NAME, "{checkpoint}": CHECKPOINT_REF, "{project}": NAME,
+    "{member}": {"type": "string", "minLength": 1}}
+# paths that act in no project, or name theirs in the path
+UNSCOPED = (API, f"{API}/openapi.json", f"{API}/projects")
 
 
 def _with_path_parameters(paths: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Declare each path's template parameters once, on the path."""
+    """Declare each path's template parameters once, on the path; `?project=` on every path
+    that acts in a project."""
     for path, item in paths.items():
         item["parameters"] = [_path_parameter(name.strip("{}"), schema)
                               for name, schema in PARAMETERS.items() if name in path]
+        if path not in UNSCOPED and not path.startswith(f"{API}/projects/"):
+            item["parameters"].append(PROJECT_QUERY)
         if not item["parameters"]:
             del item["parameters"]
     return paths
@@ -190,9 +198,10 @@ def document(base_url: str = "/") -> dict[str, Any]:
                                 "like every Jupyter API: `Authorization: token TOKEN`."},
         "servers": [{"url": base_url.rstrip("/") or "/"}],
         "security": [{"token": []}],
-        "paths": _with_path_parameters({**_node_paths(), **_other_paths()}),
+        "paths": _with_path_parameters({**_node_paths(), **_other_paths(),
+                                        **project_paths(API, _op, _answer, _listing)}),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **PROJECT_SCHEMAS},
             "securitySchemes": {"token": {"type": "apiKey", "in": "header",
                                           "name": "Authorization",
                                           "description": "`token TOKEN` (the Jupyter token)"}},

@@ -128,8 +128,8 @@ def _node_settings(creating: bool) -> Schema:
     if not creating:
         return obj(settings, closed=True)
     image = {"type": "string", "pattern": pattern(IMAGE_RE)}
-    return obj({"name": NAME, "runtime": {"enum": list(RUNTIMES)}, "image": image, **settings},
-               ("name",), closed=True)
+    return obj({"name": NAME, "project": NAME, "runtime": {"enum": list(RUNTIMES)},
+                "image": image, **settings}, ("name",), closed=True)
 
 
 FIELD = obj({"name": STRING, "type": STRING}, ("name",))
@@ -148,6 +148,7 @@ NODE = obj({
     "batch": nullable(obj({"max_size": {"type": "integer"}, "max_wait_ms": NUMBER})),
     "secrets": {"type": "array", "items": STRING, "description": "names only"},
     "endpoint": STRING, "instances": {"type": "array", "items": ref("Instance")},
+    "project": NAME,
 }, ("name", "status", "min", "max", "runtime", "instances", "endpoint"))
 CHECKPOINT = obj({
     "id": STRING, "name": NAME, "version": {"type": "integer", "minimum": 1}, "source": STRING,
@@ -155,7 +156,7 @@ CHECKPOINT = obj({
     "environment": {"type": "object"}, "state": {"type": "array", "items": STRING},
     "example": {"type": "object"}, "created": NUMBER,
     "batch": {"type": "boolean", "description": "pinned with --batch"},
-    "versions": {"type": "array", "items": {"type": "integer"}},
+    "versions": {"type": "array", "items": {"type": "integer"}}, "project": NAME,
 }, ("id", "name", "version", "source", "inputs", "outputs"))
 CHECKPOINT_BODY = obj({
     "name": NAME, "source": STRING, "inputs": {"type": "array", "items": FIELD},
@@ -178,13 +179,14 @@ ALIAS_FIELDS: dict[str, Schema] = {
     "force": {"type": "boolean", "description": "route all traffic to a node not serving"},
 }
 ALIAS = obj({"name": NAME, "nodes": {"type": "object"}, "metadata": METADATA,
-             "public": BOOLEAN, "endpoint": STRING,
+             "public": BOOLEAN, "endpoint": STRING, "project": NAME,
              "routing": {"type": "array", "items": obj({"node": STRING, "weight": {
                  "type": "integer"}, "status": nullable(STRING)})}},
             ("name", "nodes", "public", "endpoint", "routing"))
 EVENT = obj({"seq": {"type": "integer"}, "time": NUMBER, "kind": {"enum": list(EVENT_KINDS)},
              "subject": STRING, "node": nullable(STRING), "instance": nullable(STRING),
-             "status": nullable(STRING), "message": STRING, "action": nullable(STRING)},
+             "status": nullable(STRING), "message": STRING, "action": nullable(STRING),
+             "user": nullable(STRING), "project": NAME},
             ("seq", "time", "kind", "message"))
 LOG = obj({"instance": STRING, "status": STRING, "removed": BOOLEAN, "log": STRING},
           ("instance", "log"))
@@ -193,7 +195,8 @@ SCHEMAS: dict[str, Schema] = {
     "Error": ERROR, "Instance": INSTANCE, "Node": NODE, "Checkpoint": CHECKPOINT,
     "CheckpointBody": CHECKPOINT_BODY, "NodeCreate": _node_settings(creating=True),
     "NodeUpdate": _node_settings(creating=False), "Alias": ALIAS,
-    "AliasCreate": obj({"name": NAME, **ALIAS_FIELDS}, ("name", "nodes"), closed=True),
+    "AliasCreate": obj({"name": NAME, "project": NAME, **ALIAS_FIELDS}, ("name", "nodes"),
+                       closed=True),
     "AliasSet": obj(ALIAS_FIELDS, ("nodes",), closed=True),
     "AliasAnswer": obj({"alias": ref("Alias"), "key": nullable(STRING),
                         "warnings": {"type": "array", "items": STRING}},

@@ -16,6 +16,7 @@ from IPython.display import display
 from ..client import render, requests_view
 from ..client.api import ClientError, DeployClient
 from ..client.commands import CommandError, Commands, Parser, add_shared_commands
+from ..client.projects import in_project, take_project
 from ..models import InvalidInput
 from ..types import cell_annotations, parse_fields, parse_type
 from ..types.values import Mismatch, as_instance_sees, encode
@@ -92,22 +93,24 @@ class DeployMagics(Magics):
         %deploy checkpoint list
         %deploy call NODE a=1 b=2
         %deploy requests NODE [--last 100]       → a pandas DataFrame of captured requests
+        --project NAME on any of them: act in that project (default: your personal one)
         """
         try:
-            args = _parser().parse_args(words(line))
+            line_words, project = take_project(words(line))
+            args = _parser().parse_args(line_words)
             if (args.command == "pin") != (cell is not None):
                 raise UsageError("pin is a cell magic: %%deploy pin NAME ... on the cell's "
                                  "first line" if cell is None else
                                  "only pin takes a cell: use %deploy (one %)")
             if args.command == "pin" and cell is not None:
-                return self._pin(args, cell)
-            return _Commands(self.client).run(args)
+                return self._pin(args, cell, in_project(self.client, project))
+            return _Commands(in_project(self.client, project)).run(args)
         except (CommandError, ClientError, InvalidInput) as exc:
             raise UsageError(str(exc) if isinstance(exc, CommandError) else exc.message) from None
         except SystemExit:  # after `--help`, which argparse has printed
             return None
 
-    def _pin(self, args: argparse.Namespace, cell: str) -> None:
+    def _pin(self, args: argparse.Namespace, cell: str, client: DeployClient) -> None:
         shell = self.shell
         if shell is None:
             raise UsageError("%%deploy pin runs in an IPython kernel")
@@ -141,7 +144,7 @@ class DeployMagics(Magics):
             check_batchable(source, shell.user_ns, meta["inputs"], meta["outputs"], example)
             meta["batch"] = True
         meta["data"] = base64.b64encode(data).decode()
-        checkpoint = self.client.add_checkpoint(meta)
+        checkpoint = client.add_checkpoint(meta)
         print(render.checkpoint_pinned(checkpoint))
         shipped = checkpoint["environment"].get("local_code")
         if shipped:

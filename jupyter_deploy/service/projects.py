@@ -64,6 +64,13 @@ class Projects:
         self.store = store
         self.rows = store.projects
 
+    def row(self, project: str) -> dict[str, Any]:
+        """The project's stored row, or NotFound."""
+        row = self.rows.get(project)
+        if row is None:
+            raise NotFound(f"no project {project!r}", field="project")
+        return row
+
     def role(self, caller: Identity, project: str) -> str | None:
         """The caller's strongest role in the project (None: not a member)."""
         if caller.admin:
@@ -105,9 +112,7 @@ class Projects:
 
     def show(self, caller: Identity, project: str) -> dict[str, Any]:
         """The project as the API shows it."""
-        row = self.rows.get(project)
-        if row is None:
-            raise NotFound(f"no project {project!r}", field="project")
+        row = self.row(project)
         return {"name": row["name"], "personal": row["personal"] is not None,
                 "role": self.role(caller, project), "created": row["created"],
                 "creator": row["creator"], "members": row["members"],
@@ -133,8 +138,13 @@ class Projects:
         if kind not in KINDS:
             raise NotFound(f"members are users or groups, not {kind!r}", field="kind")
         role = None if body is None else body_object(body).get("role")
-        if body is not None and role not in RANK:
+        if body is not None and (not isinstance(role, str) or role not in RANK):
             raise InvalidInput(f"role must be one of {', '.join(RANK)}", field="role")
+        admins = {(m["kind"], m["name"]) for m in self.row(project)["members"]
+                  if m["role"] == ADMIN}
+        if role != ADMIN and admins == {(kind, name)}:
+            raise Conflict(f"{kind} {name} is the last admin of project {project!r}: make "
+                           "another one first", field="role")
         self.rows.set_member(project, kind, name, role)
         action = "removed member" if role is None else f"made {role}"
         self.audit(project, caller, action, f"{kind} {name}")
@@ -143,7 +153,7 @@ class Projects:
     def set_quotas(self, caller: Identity, project: str, body: Any) -> dict[str, Any]:
         """Set any of the project's quotas; null is unlimited."""
         body = body_object(body)
-        quotas = dict(self.rows.get(project)["quotas"])  # type: ignore[index]
+        quotas = dict(self.row(project)["quotas"])
         for name, value in body.items():
             if name not in QUOTAS:
                 raise InvalidInput(f"{name} is not a quota ({', '.join(QUOTAS)})",
@@ -160,7 +170,7 @@ class Projects:
 
     def check_quotas(self, project: str, usage: dict[str, float]) -> None:
         """QuotaExceeded naming the first quota the project's usage would go over."""
-        quotas = self.rows.get(project)["quotas"]  # type: ignore[index]
+        quotas = self.row(project)["quotas"]
         for name in QUOTAS:
             limit = quotas.get(name)
             if limit is not None and usage.get(name, 0) > limit:

@@ -5,12 +5,14 @@ back, and records who did what in the project's audit."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..http.messages import Response
-from ..models import Conflict, Node
+from ..models import Conflict, DeployError, Node
 from ..runtimes.limits import limits
 from ..store.projects import DEFAULT_PROJECT, acting
 from . import projects_shown as shown
@@ -18,12 +20,33 @@ from .identity import Identity
 from .observe import event_filter
 from .projects import ADMIN, EDITOR, VIEWER, in_project, node_key
 from .validation.names import body_object, check_name
-from .validation.nodes import configure
+from .validation.nodes import check_update, configure
 
 if TYPE_CHECKING:
     from .deploy import DeployService
 
 MB = 1024 * 1024
+
+
+def plain(verb: Callable[..., Any]) -> Callable[..., Any]:
+    """A verb whose refusals name the project's checkpoints, nodes and aliases as its
+    members do (the parts below the scope name internal keys)."""
+    if inspect.iscoroutinefunction(verb):
+        @functools.wraps(verb)
+        async def waited(self: Scope, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await verb(self, *args, **kwargs)
+            except DeployError as exc:
+                raise self.unkeyed(exc) from None
+        return waited
+
+    @functools.wraps(verb)
+    def called(self: Scope, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return verb(self, *args, **kwargs)
+        except DeployError as exc:
+            raise self.unkeyed(exc) from None
+    return called
 
 
 class Scope:
@@ -33,11 +56,22 @@ class Scope:
         self.service = service
         self.caller = caller
         self.asked = project
+        self.resolved: str | None = None  # once a verb has resolved it
         self.projects = service.projects
 
     def project(self, need: str = VIEWER) -> str:
         """The project, once the caller holds `need` there."""
-        return self.projects.resolve(self.caller, self.asked, need)
+        self.resolved = self.projects.resolve(self.caller, self.asked, need)
+        return self.resolved
+
+    def unkeyed(self, exc: DeployError) -> DeployError:
+        """The refusal with the project's keys written as its members name them."""
+        project = self.resolved
+        if project is not None and project != DEFAULT_PROJECT:
+            exc.message = shown.text(shown.public_paths(exc.message, project), project)
+            exc.field = None if exc.field is None else shown.text(exc.field, project)
+            exc.args = (exc.message,)
+        return exc
 
     def key(self, name: str, need: str = VIEWER) -> str:
         """The internal key of the project's checkpoint, node or alias `name`."""
@@ -69,11 +103,13 @@ class Scope:
         return [shown.checkpoint(c, project) for c in self.service.checkpoints()
                 if in_project(c["name"], project)]
 
+    @plain
     def checkpoint(self, ref: str) -> dict[str, Any]:
         """`NAME` (the latest version) or `NAME@VERSION`."""
         project = self.project()
         return shown.checkpoint(self.service.checkpoint(node_key(project, ref)), project)
 
+    @plain
     async def add_checkpoint(self, body: Any) -> dict[str, Any]:
         """Pin a checkpoint in the project, within its disk quota."""
         body = self._body(body)
@@ -95,6 +131,7 @@ class Scope:
             total += state.stat().st_size if state.exists() else 0
         return total
 
+    @plain
     def delete_checkpoint(self, ref: str) -> list[dict[str, Any]]:
         """Delete one version or every version of a checkpoint of the project."""
         with self._change(EDITOR, "deleted", f"checkpoint {ref}") as project:
@@ -103,6 +140,7 @@ class Scope:
 
     # nodes ---------------------------------------------------------------------------------
 
+    @plain
     async def create_node(self, body: Any) -> tuple[dict[str, Any], str]:
         """Create a node in the project, within its quotas; return it and its key."""
         body = self._body(body)
@@ -138,11 +176,13 @@ class Scope:
         return [shown.node(self.service.node(key), project)
                 for key in list(self.service.supervisor.nodes) if in_project(key, project)]
 
+    @plain
     def node(self, name: str) -> dict[str, Any]:
         """One node of the project."""
         project = self.project()
         return shown.node(self.service.node(node_key(project, name)), project)
 
+    @plain
     def update_node(self, name: str, body: Any) -> dict[str, Any]:
         """Change a node's settings, within the project's quotas."""
         body = dict(body_object(body))
@@ -151,6 +191,7 @@ class Scope:
         if isinstance(body.get("checkpoint"), str):
             body["checkpoint"] = node_key(project, body["checkpoint"])
         node = self.service._nodes.find(key)
+        check_update(node, body)
         candidate = copy.deepcopy(node)  # the node as it would be, for the quotas only
         configure(candidate, {k: v for k, v in body.items() if k != "checkpoint"},
                   self.service.configs, self.service.store.secrets(key))
@@ -160,6 +201,7 @@ class Scope:
             updated = self.service.update_node(key, body)
         return shown.node(updated, project)
 
+    @plain
     def suspend_node(self, name: str, suspended: bool) -> dict[str, Any]:
         """Suspend or resume a node of the project."""
         action = "suspended" if suspended else "resumed"
@@ -167,11 +209,13 @@ class Scope:
             changed = self.service.suspend_node(node_key(project, name), suspended)
         return shown.node(changed, project)
 
+    @plain
     async def delete_node(self, name: str) -> None:
         """Delete a node of the project (an admin's call)."""
         with self._change(ADMIN, "deleted", f"node {name}") as project:
             await self.service.delete_node(node_key(project, name))
 
+    @plain
     async def execute(self, name: str, body: bytes) -> Response:
         """Call a node of the project."""
         return await self.service.execute(self.key(name), body)
@@ -184,11 +228,13 @@ class Scope:
         return [shown.alias(a, project) for a in self.service.aliases()
                 if in_project(a["name"], project)]
 
+    @plain
     def alias(self, name: str) -> dict[str, Any]:
         """One alias of the project."""
         project = self.project()
         return shown.alias(self.service.alias(node_key(project, name)), project)
 
+    @plain
     def set_alias(self, name: str, body: Any, create_only: bool = False) -> Any:
         """Create or re-point an alias of the project at the project's nodes."""
         body = self._body(body)
@@ -206,6 +252,7 @@ class Scope:
         done.warnings = [shown.text(w, project) for w in done.warnings]
         return done
 
+    @plain
     def delete_alias(self, name: str) -> None:
         """Delete an alias of the project."""
         with self._change(EDITOR, "deleted", f"alias {name}") as project:
@@ -257,6 +304,9 @@ class Scope:
         """Delete the project and everything in it: aliases, nodes (their instances drain
         first), checkpoints, members, quotas and audit (an admin's call)."""
         project = self.project(ADMIN)
+        if self.projects.row(project)["personal"] is not None:
+            raise Conflict(f"project {project!r} is a personal project: it cannot be "
+                           "deleted", field="project")
         with acting(self.caller.user):
             for item in self.aliases():
                 self.service.delete_alias(node_key(project, item["name"]))

@@ -20,7 +20,8 @@ from ..conftest import checkpoint_body, until
 from .test_api import ADDER, call, error_of
 
 VERBS = ("get", "post", "put", "patch", "delete")
-PARAMETER = {"nodes": "{node}", "aliases": "{alias}", "checkpoints": "{checkpoint}"}
+PARAMETER = {"nodes": "{node}", "aliases": "{alias}", "checkpoints": "{checkpoint}",
+             "projects": "{project}", "user": "{member}", "group": "{member}"}
 
 
 def openapi_paths(pattern: str) -> list[str]:
@@ -54,9 +55,9 @@ def test_the_document_describes_every_route_and_only_those(jp_serverapp):
     assert documented - served == set(), "operations the document has and no handler serves"
     schemas = doc["components"]["schemas"]
     assert set(schemas["NodeCreate"]["properties"]) == NODE_FIELDS | CONTAINER_FIELDS | {
-        "name", "runtime"}, "node settings the document and the validation disagree on"
+        "name", "runtime", "project"}, "node settings the document and the validation disagree on"
     assert set(schemas["NodeUpdate"]["properties"]) == NODE_FIELDS | CONTAINER_FIELDS - {"image"}
-    assert set(schemas["AliasCreate"]["properties"]) == ALIAS_FIELDS
+    assert set(schemas["AliasCreate"]["properties"]) == ALIAS_FIELDS | {"project"}
     schemathesis.openapi.from_dict(doc)  # a document schemathesis takes (it checks the shape)
     for schema in doc["components"]["schemas"].values():
         Draft202012Validator.check_schema(schema)
@@ -99,7 +100,9 @@ async def test_real_answers_validate_against_the_document(jp_fetch, deploy):
              "nodes/adder": f"{api}/nodes/{{node}}", "aliases/a": f"{api}/aliases/{{alias}}",
              **{f"nodes/adder/{tail}": f"{api}/nodes/{{node}}/{tail}" for tail in
                 ("instances", "logs", "stats", "examples", "requests")},
-             "aliases/a/shadow": f"{api}/aliases/{{alias}}/shadow"}
+             "aliases/a/shadow": f"{api}/aliases/{{alias}}/shadow",
+             "projects": f"{api}/projects", "projects/default": f"{api}/projects/{{project}}",
+             "projects/default/events": f"{api}/projects/{{project}}/events"}
     for where, path in reads.items():
         answers.append((path, "get", 200, await call(jp_fetch, *filter(None, where.split("/")))))
     code, error = await error_of(jp_fetch, "nodes", method="POST", body={"name": "Bad"})

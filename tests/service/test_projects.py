@@ -9,6 +9,7 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,6 +85,9 @@ async def test_each_user_sees_only_their_projects_until_shared(deploy):
     # the same cell pinned in two projects: two folders, no file shared
     ids = {c["id"] for c in deploy.scope(ALICE).checkpoints() + deploy.scope(BOB).checkpoints()}
     assert len(ids) == 2
+    logs = {Path(deploy.scope(who).node("adder")["instances"][0]["log_path"]).parent.name
+            for who in (ALICE, BOB)}
+    assert logs == {"alice.adder", "bob.adder"}  # each instance's files under its node's
 
     deploy.scope(ALICE).create_project({"name": "team"})
     node, key = await deployed(deploy, ALICE, "team", "adder", max=2)
@@ -140,6 +144,8 @@ async def test_audit_names_each_user(deploy):
     await deployed(deploy, BOB, "team", "adder")
     bob.update_node("adder", {"max": 2})
     bob.set_alias("live", {"nodes": {"adder": 100}})
+    error = refused(bob.set_alias, "bad", {"nodes": {"ghost": 100}})
+    assert (error.field, error.message) == ("nodes.ghost", "no node 'ghost'")  # not its key
     seen = [(e["user"], e["action"], e["target"]) for e in alice.audit()]
     assert seen == [("alice", "created", "project team"), ("alice", "made editor", "user bob"),
                     ("bob", "pinned", "checkpoint adder"), ("bob", "created", "node adder"),
@@ -148,4 +154,7 @@ async def test_audit_names_each_user(deploy):
     events = await bob.events(alias="live")
     assert [(e["user"], e["subject"], e["project"]) for e in events] == [("bob", "live", "team")]
     assert [a["nodes"] for a in bob.aliases()] == [{"adder": 100}]
+    node_events = await bob.events(node="adder")
+    assert (node_events[0]["user"], node_events[0]["status"]) == ("bob", "Created")
+    assert {e["user"] for e in node_events if e["status"] == "Healthy"} == {None}  # its loop
     expect_not_found(refused(deploy.scope(Identity("carol"), "team").audit))

@@ -41,17 +41,17 @@ class ProjectHandler(DeployHandler):
 class MemberHandler(DeployHandler):
     @web.authenticated
     @authorized
-    async def put(self, project: str, kind: str, name: str) -> None:
+    async def put(self, project: str, kind: str, member: str) -> None:
         """Give a user or group a role: {"role": "viewer" | "editor" | "admin"} (admin)."""
         body = self.body()
         scope = self.service.scope(self.identity, project)
-        self.reply(scope.set_member(kind, name, {} if body is None else body))
+        self.reply(scope.set_member(kind, member, {} if body is None else body))
 
     @web.authenticated
     @authorized
-    async def delete(self, project: str, kind: str, name: str) -> None:
+    async def delete(self, project: str, kind: str, member: str) -> None:
         """Take the member's role back (admin)."""
-        self.service.scope(self.identity, project).set_member(kind, name, None)
+        self.service.scope(self.identity, project).set_member(kind, member, None)
         self.set_status(204)
         self.finish()
 
