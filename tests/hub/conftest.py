@@ -18,11 +18,10 @@ def hub() -> Iterator[Hub]:
     if not PROXY.exists():
         pytest.skip(f"no configurable-http-proxy at {PROXY}: make install brings it")
     root = Path(tempfile.mkdtemp(prefix="deploy-hub-"))
-    started = None
+    started = Hub(root)
     try:
-        started = Hub(root)
+        started.start()
         yield started
     finally:
-        if started is not None:
-            started.stop()
+        started.stop()
         shutil.rmtree(root, ignore_errors=True)

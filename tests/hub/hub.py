@@ -94,7 +94,7 @@ class Hub:
         config.write_text(hub_config(root, self.ports, self.token))
         self.config = config
         self.log = root / "hub.log"
-        self.start()
+        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start the hub (again: the same ports, database and users)."""
@@ -106,7 +106,7 @@ class Hub:
         wait_for(lambda: self._up(), timeout=60, interval=0.2, message="the hub")
 
     def _up(self) -> bool:
-        assert self.process.poll() is None, self.log.read_text()[-3000:]
+        assert self.process is not None and self.process.poll() is None, self.log.read_text()[-3000:]
         try:
             return self.api("GET", "")[0] == 200
         except OSError:  # not listening yet
@@ -138,6 +138,8 @@ class Hub:
 
     def halt(self) -> None:
         """SIGTERM the hub and wait for it to exit."""
+        if self.process is None:
+            return
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
@@ -149,10 +151,15 @@ class Hub:
     def stop(self) -> None:
         """Stop the hub, the service with everything it runs, then check that no process
         started for this hub is left."""
-        ask_everything(self.root / "deploy-state")  # the service stops at the hub's SIGINT
+        if (self.root / "deploy-state").is_dir():
+            ask_everything(self.root / "deploy-state")  # the service stops at the hub's SIGINT
         self.halt()
-        wait_for(lambda: not marked(self.root) and not worker_pids(self.root), timeout=30,
-                 message="the hub's processes to end")
+        try:
+            wait_for(lambda: not marked(self.root) and not worker_pids(self.root), timeout=30,
+                     message="the hub's processes to end")
+        finally:
+            for pid in marked(self.root) + worker_pids(self.root):  # ours, by pid
+                os.kill(pid, signal.SIGKILL)
 
 
 def marked(root: Path) -> list[int]:
