@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint engine swarm-lab browser promtool ui-unit demo test bench bench-docker clean
+.PHONY: install hub lint engine swarm-lab browser promtool ui-unit demo test bench bench-docker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,15 @@ $(VENV)/.installed: pyproject.toml $(UI_SOURCES) | $(BIN)/python
 	touch $@
 
 install: $(VENV)/.installed
+
+# The JupyterHub tests (tests/hub) run a real hub: jupyterhub from PyPI and
+# configurable-http-proxy from npm, under .cache/chp; without npm they are skipped.
+CHP := .cache/chp/node_modules/.bin/configurable-http-proxy
+hub: install
+	$(BIN)/python -m pip install -q 'jupyterhub>=6.1,<7'
+	@[ -x $(CHP) ] || (command -v npm >/dev/null && \
+	  npm install --silent --no-audit --no-fund --prefix .cache/chp configurable-http-proxy@5) || \
+	  echo "make: no npm: the JupyterHub tests will be skipped" >&2
 
 # The gate: ruff (pyflakes, bugbear, imports, pyupgrade, async, simplify) and mypy, strict on
 # the gateway, the supervisor, the HTTP layer and the runtimes (pyproject.toml).
@@ -67,7 +76,7 @@ ui-unit: install
 
 # The lint and type gate first, then the pure policies (tests/unit, about a second), then
 # everything else, the browser tests included.
-test: install lint engine swarm-lab browser promtool ui-unit
+test: install hub lint engine swarm-lab browser promtool ui-unit
 	$(BIN)/python -m pytest -q --confcutdir=tests/unit tests/unit
 	$(BIN)/python -m pytest --ignore=tests/unit; status=$$?; scripts/swarm-lab.sh down; exit $$status
 

@@ -32,6 +32,7 @@ def serve(argv: list[str]) -> int:
 
     DeployApp.load_other_extensions = False
     DeployApp.exit_on_failure = True
+    DeployApp.stop_on_sigint = True
     DeployService.freeze_gc = True  # this process is the service's own
     DeployApp.aliases = {
         "state-dir": "DeployApp.state_dir",
@@ -46,6 +47,11 @@ def serve(argv: list[str]) -> int:
                 "--ServerApp.reraise_server_extension_failures=True"]
     if os.geteuid() == 0:  # a headless service; no browser is opened as root
         defaults.append("--ServerApp.allow_root=True")
+    if os.environ.get("JUPYTERHUB_SERVICE_NAME") and os.environ.get("JUPYTERHUB_API_TOKEN"):
+        from ..control.hub import serve_options  # a hub's service: its address, its auth
+
+        defaults = [option for option in defaults if not option.startswith("--ServerApp.ip=")]
+        defaults += serve_options()
     DeployApp.launch_instance(defaults + argv)  # a refused setting: logged, exit status 1
     if DeployApp.failure:
         print(f"jupyter deploy serve: {DeployApp.failure}", file=sys.stderr)

@@ -8,8 +8,11 @@ detached when none runs) and proxies the control API to it; in `jupyter deploy s
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +23,13 @@ from ..client import discovery
 from ..runtimes.lease import LEASE_GRACE_S
 from ..runtimes.limits import DEFAULT, DEFAULT_CONFIGS, DEFAULT_MEMORY_MB
 from ..service.deploy import DeployService
+from ..service.identity import LOCAL, Identity
 from ..store.sqlite import EVENTS_PER_SUBJECT, default_state_dir
 from .handlers.aliases import AliasesHandler, AliasHandler, ShadowHandler
 from .handlers.checkpoints import CheckpointHandler, CheckpointsHandler
 from .handlers.examples import ExamplesHandler
 from .handlers.history import HistoryHandler
+from .handlers.identity import IdentityHandler
 from .handlers.nodes import (
     EventsHandler,
     ExecuteHandler,
@@ -47,10 +52,13 @@ from .handlers.projects import (
 )
 from .handlers.proxy import ProxyHandler
 from .handlers.requests import RequestsHandler
-from .link import ServiceLink
+from .link import ServiceLink, collision_hint
 
 NODE = r"(?P<name>[^/:%]+)"
 PROJECT = r"(?P<project>[^/]+)"
+SERVICE_URL_ENV = "JUPYTER_DEPLOY_SERVICE_URL"
+SERVICE_TOKEN_ENV = "JUPYTER_DEPLOY_SERVICE_TOKEN"
+HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 COLON = r"(?::|%3[Aa])"  # clients may percent-encode the colon
 
 
@@ -128,6 +136,7 @@ class DeployApp(ExtensionApp):
     CLIENT_TRAITS = ("host_service", "service_url", "service_token", "service_start_timeout")
     # Set by `jupyter deploy serve`: a service that cannot start ends the process.
     exit_on_failure = False
+    stop_on_sigint = False  # set by `jupyter deploy serve`: the process is the service's
     failure = ""
     gateway_workers = Integer(min(os.cpu_count() or 1, 4), config=True, help=(
         "Processes serving the gateway's REST and gRPC ports (SO_REUSEPORT); they outlive "
@@ -136,6 +145,19 @@ class DeployApp(ExtensionApp):
     @default("state_dir")
     def _default_state_dir(self) -> str:
         return str(default_state_dir())
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        # a hub passes the shared service to every user's server in c.Spawner.environment
+        return os.environ.get(SERVICE_URL_ENV, "")
+
+    @default("service_token")
+    def _default_service_token(self) -> str:
+        if os.environ.get(SERVICE_TOKEN_ENV):
+            return os.environ[SERVICE_TOKEN_ENV]
+        # Under a hub, the user's own hub token: the shared service asks the hub whose it is,
+        # so it acts as this server's user and no one else.
+        return os.environ.get(HUB_TOKEN_ENV, "") if self.service_url else ""
 
     def initialize_settings(self) -> None:
         self._announcement: Path | None = None
@@ -161,6 +183,7 @@ class DeployApp(ExtensionApp):
             gateway_workers=self.gateway_workers,
         )
         self.settings["deploy_service"] = self.service
+        self.settings["deploy_identify"] = identify
 
     def _service_config(self) -> dict[str, Any]:
         """This server's DeployApp settings that the service it starts should have."""
@@ -208,6 +231,7 @@ class DeployApp(ExtensionApp):
             (rf"/deploy/api/aliases/{NODE}/shadow", ShadowHandler),
             (r"/deploy/api/events", EventsHandler),
             (r"/deploy/api/openapi.json", OpenAPIHandler),
+            (r"/deploy/api/identity", IdentityHandler),
             (r"/deploy/api/projects", ProjectsHandler),
             (rf"/deploy/api/projects/{PROJECT}", ProjectHandler),
             (rf"/deploy/api/projects/{PROJECT}/members/(?P<kind>user|group)/(?P<member>[^/]+)",
@@ -223,13 +247,20 @@ class DeployApp(ExtensionApp):
         if not self.host_service:
             # Kernels call this server, which proxies; the service comes up meanwhile.
             self._announcement = discovery.announce(url, token, "", "", self.state_dir)
+            # A hub stops a server with SIGINT and stdin not a terminal: jupyter_server then
+            # skips stop_extension, so the announcement also goes at the interpreter's exit.
+            atexit.register(discovery.withdraw, self._announcement)
             self._starting = asyncio.ensure_future(self._connect())
             return
+        if self.stop_on_sigint and not (sys.stdin and sys.stdin.isatty()):
+            # A hub stops its services with SIGINT, stdin not a terminal: without this the
+            # server exits at once and the service never stops (its supervisor, its lease).
+            signal.signal(signal.SIGINT, serverapp._signal_stop)
         try:
             await self.service.start()
         except Exception as exc:  # the server runs on; the control API explains
             self.log.error("jupyter_deploy: the deploy service did not start: %s", exc)
-            self.service.start_error = str(exc)
+            self.service.start_error = collision_hint(str(exc))
             if self.exit_on_failure:
                 DeployApp.failure = f"the deploy service did not start: {exc}"
                 serverapp.stop()
@@ -239,6 +270,8 @@ class DeployApp(ExtensionApp):
         self._service_file = discovery.write_service(self.state_dir, {
             "url": url, "token": token, "gateway_url": self.service.gateway_url,
             "gateway_grpc_address": self.service.gateway_grpc_address})
+        atexit.register(discovery.withdraw, self._announcement)
+        atexit.register(discovery.remove_service, self._service_file)
 
     async def _connect(self) -> None:
         try:
@@ -256,3 +289,10 @@ class DeployApp(ExtensionApp):
             return
         discovery.remove_service(self._service_file)
         await self.service.stop()
+
+
+def identify(handler: Any) -> Identity:
+    """Who calls the hosted service: the identity its identity provider proved (a hub's,
+    control/hub.py), else the one personal project of a single JupyterLab."""
+    identity = getattr(handler.current_user, "identity", None)
+    return identity if isinstance(identity, Identity) else LOCAL

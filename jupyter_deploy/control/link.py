@@ -26,7 +26,21 @@ from ..client import discovery
 from ..runtimes.lease import LEASE_FILE, holder
 
 LOG_FILE = "service.log"
+# A service that failed to start is not started again sooner: every request of a polling
+# panel would start one more that fails the same way (a port taken, say).
+START_AGAIN_S = 10.0
 CONFIG_FILE = "serve_config.json"
+
+
+def collision_hint(reason: str) -> str:
+    """Why a service did not start, and what to do when its port is another service's."""
+    if "Address already in use" not in reason:
+        return reason
+    return (f"{reason}. Another deploy service (a shared one, say) already listens there: "
+            "use it with c.DeployApp.service_url = 'http://HOST:PORT/deploy/api' (under "
+            "JupyterHub, JUPYTER_DEPLOY_SERVICE_URL in c.Spawner.environment; see "
+            "docs/jupyterhub.md), or give this server's service other ports "
+            "(c.DeployApp.gateway_port, c.DeployApp.gateway_grpc_port)")
 
 
 class ServiceDown(Exception):
@@ -55,6 +69,7 @@ class ServiceLink:
         self.child: subprocess.Popen[bytes] | None = None  # the service this link started
         self._target: Target | None = None
         self._found_once = False  # a service answered once: one stopped later stays stopped
+        self._failed: tuple[float, ServiceDown] | None = None  # when, and why it did not start
         self._lock = asyncio.Lock()
         self._http = AsyncHTTPClient(force_instance=True)
 
@@ -94,8 +109,15 @@ class ServiceLink:
         if not start or not await self._may_start():
             raise ServiceDown(f"no deploy service runs for the state folder {self.state_dir}; "
                               f"{self.how_to_start()}")
+        now = asyncio.get_running_loop().time()
+        if self._failed is not None and now - self._failed[0] < START_AGAIN_S:
+            raise self._failed[1]
         self._spawn()
-        return await self._wait_started()
+        try:
+            return await self._wait_started()
+        except ServiceDown as exc:
+            self._failed = (asyncio.get_running_loop().time(), exc)
+            raise
 
     async def _running(self) -> Target | None:
         """The folder's live service if it answers with the token its file gives."""
@@ -170,7 +192,7 @@ class ServiceLink:
             assert self.child is not None
             if self.child.poll() is not None and not holder(self.state_dir / LEASE_FILE):
                 raise ServiceDown(f"the deploy service of {self.state_dir} did not start: "
-                                  f"{self._last_log_line()}")
+                                  f"{collision_hint(self._last_log_line())}")
             await asyncio.sleep(0.1)
         raise ServiceDown(f"the deploy service of {self.state_dir} did not answer within "
                           f"{self.start_timeout_s:g} s (its log: {self.state_dir / LOG_FILE})")

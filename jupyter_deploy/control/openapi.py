@@ -173,7 +173,9 @@ PARAMETERS: dict[str, Schema] = {
     "{node}": NAME, "{alias}": NAME, "{checkpoint}": CHECKPOINT_REF, "{project}": NAME,
     "{member}": {"type": "string", "minLength": 1}}
 # paths that act in no project, or name theirs in the path
-UNSCOPED = (API, f"{API}/openapi.json", f"{API}/projects")
+UNSCOPED = (API, f"{API}/openapi.json", f"{API}/projects", f"{API}/identity")
+IDENTITY = obj({"user": {"type": "string"}, "groups": {"type": "array", "items": {
+    "type": "string"}}, "admin": {"type": "boolean"}}, ("user", "groups", "admin"))
 
 
 def _with_path_parameters(paths: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -199,7 +201,10 @@ def document(base_url: str = "/") -> dict[str, Any]:
         "servers": [{"url": base_url.rstrip("/") or "/"}],
         "security": [{"token": []}],
         "paths": _with_path_parameters({**_node_paths(), **_other_paths(),
-                                        **project_paths(API, _op, _answer, _listing)}),
+                                        **project_paths(API, _op, _answer, _listing),
+                                        f"{API}/identity": {"get": _op(
+                                            "Who the service takes the caller for",
+                                            _answer(200, "the caller", IDENTITY))}}),
         "components": {
             "schemas": {**SCHEMAS, **PROJECT_SCHEMAS},
             "securitySchemes": {"token": {"type": "apiKey", "in": "header",

@@ -98,9 +98,12 @@ def stop_workers(state_dir: Path, timeout_s: float = 10.0) -> list[int]:
     return list(pids.values())
 
 
-def reserve(host: str, port: int) -> socket.socket:
+def reserve(host: str, port: int, exclusive: bool = False) -> socket.socket:
     """A socket bound to `port` (0: any free one) with SO_REUSEPORT, not listening: it keeps
-    the port for the workers, which bind it too."""
+    the port for the workers, which bind it too. `exclusive`: the port must be free first,
+    since SO_REUSEPORT would let another service's gateway share it and split its traffic."""
+    if exclusive and port:
+        bind(host, port, who="the gateway").close()
     return bind(host, port, reuse_port=True, who="the gateway")
 
 
@@ -148,7 +151,7 @@ class Fleet:
                 self.settings[name] = previous.get(name, 0)
         host = self.settings["host"]
         for name in ("port", "grpc_port"):
-            sock = reserve(host, self.settings[name])
+            sock = reserve(host, self.settings[name], exclusive=not live)
             self._reserved.append(sock)
             self.settings[name] = sock.getsockname()[1]
         if not live:  # a fresh start: the counters start again, as they did in one process

@@ -102,7 +102,8 @@ async def test_real_answers_validate_against_the_document(jp_fetch, deploy):
                 ("instances", "logs", "stats", "examples", "requests")},
              "aliases/a/shadow": f"{api}/aliases/{{alias}}/shadow",
              "projects": f"{api}/projects", "projects/default": f"{api}/projects/{{project}}",
-             "projects/default/events": f"{api}/projects/{{project}}/events"}
+             "projects/default/events": f"{api}/projects/{{project}}/events",
+             "identity": f"{api}/identity"}
     for where, path in reads.items():
         answers.append((path, "get", 200, await call(jp_fetch, *filter(None, where.split("/")))))
     code, error = await error_of(jp_fetch, "nodes", method="POST", body={"name": "Bad"})

@@ -118,7 +118,10 @@ class ProxyHandler(APIHandler):
             except ServiceDown as exc:
                 return self._unavailable(str(exc))
             try:
-                relay = await self._send(target, hold_refusals=attempt == 1)
+                # A refusal from a configured service is its answer (its token does not
+                # change with a restart): a refused request is not sent twice.
+                relay = await self._send(target, hold_refusals=attempt == 1 and
+                                         self.link.configured is None)
             except Unreachable as exc:
                 self.link.lost()
                 if attempt == 2:
