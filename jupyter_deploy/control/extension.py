@@ -40,6 +40,7 @@ from .handlers.nodes import (
 from .handlers.openapi import OpenAPIHandler
 from .handlers.proxy import ProxyHandler
 from .handlers.requests import RequestsHandler
+from .handlers.usage import UsageHandler
 from .link import ServiceLink
 
 NODE = r"(?P<name>[^/:%]+)"
@@ -193,6 +194,7 @@ class DeployApp(ExtensionApp):
             (rf"/deploy/api/nodes/{NODE}/metrics", MetricsHandler),
             (rf"/deploy/api/nodes/{NODE}/stats", StatsHandler),
             (rf"/deploy/api/nodes/{NODE}/history", HistoryHandler),
+            (rf"/deploy/api/nodes/{NODE}/usage", UsageHandler),
             (rf"/deploy/api/(?P<kind>nodes|aliases)/{NODE}/examples", ExamplesHandler),
             (rf"/deploy/api/nodes/{NODE}/requests", RequestsHandler),
             (r"/deploy/api/aliases", AliasesHandler),

@@ -11,7 +11,7 @@ from typing import Any
 from .. import __version__
 from .handlers.logs import MAX_TAIL_BYTES
 from .handlers.requests import MAX_LAST
-from .schemas import NAME, REQUEST_ID_PATTERN, SCHEMAS, Schema, obj, ref
+from .schemas import NAME, NUMBER, REQUEST_ID_PATTERN, SCHEMAS, Schema, nullable, obj, ref
 
 API = "/deploy/api"
 MAX_WAIT_S = 60  # the longest long poll of GET /events
@@ -111,6 +111,15 @@ def _node_paths() -> dict[str, dict[str, Any]]:
                 ("node", "samples"))),
             params=[_query("range", {"type": "integer", "minimum": 1, "maximum": 86400},
                            "seconds back from now (default 300)")])},
+        f"{node}/usage": {"get": _op("Each instance's CPU, memory and last health check", _answer(
+            200, "read from each process or container now", obj(
+                {"node": NAME, "time": {"type": "number"}, "instances": {"type": "array", "items": obj(
+                    {"id": {"type": "string"}, "cpu_percent": nullable(NUMBER),
+                     "memory_bytes": nullable({"type": "integer"}),
+                     "last_check": nullable(obj({"time": NUMBER, "ok": {"type": "boolean"},
+                                                 "in_a_row": {"type": "integer"}}))},
+                    ("id", "cpu_percent", "memory_bytes", "last_check"))}},
+                ("node", "time", "instances"))))},
         f"{node}/examples": {"get": _op("Calls to paste, filled with the pin-time input",
                                         _answer(200, "examples", examples))},
         f"{node}/requests": {"get": _op("The requests the node captured", _answer(
