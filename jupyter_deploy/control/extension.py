@@ -40,6 +40,7 @@ from .handlers.nodes import (
 from .handlers.openapi import OpenAPIHandler
 from .handlers.proxy import ProxyHandler
 from .handlers.requests import RequestsHandler
+from .handlers.stored import CheckpointFilesHandler
 from .handlers.usage import UsageHandler
 from .link import ServiceLink
 
@@ -185,6 +186,7 @@ class DeployApp(ExtensionApp):
             (r"/deploy/api", ServiceHandler),
             (r"/deploy/api/checkpoints", CheckpointsHandler),
             (r"/deploy/api/checkpoints/(?P<ref>[^/]+)", CheckpointHandler),
+            (r"/deploy/api/checkpoints/(?P<ref>[^/]+)/files", CheckpointFilesHandler),
             (r"/deploy/api/nodes", NodesHandler),
             (rf"/deploy/api/nodes/{NODE}", NodeHandler),
             (rf"/deploy/api/nodes/{NODE}{COLON}execute", ExecuteHandler),

@@ -157,6 +157,13 @@ def _other_paths() -> dict[str, dict[str, Any]]:
                        _answer(200, "the checkpoint", ref("Checkpoint"))),
             "delete": _op("Delete one version or all; refused while a node uses one",
                           _answer(204, "deleted"))},
+        f"{checkpoint}/files": {"get": _op("The files the checkpoint stores, its size, signed or not",
+                                           _answer(200, "its stored folder", obj(
+            {"name": NAME, "version": {"type": "integer"}, "id": {"type": "string"},
+             "size_bytes": {"type": "integer"}, "signed": {"type": "boolean"},
+             "files": {"type": "array", "items": obj({"path": {"type": "string"},
+                                                      "bytes": {"type": "integer"}})}},
+            ("name", "version", "id", "size_bytes", "signed", "files"))))},
         f"{API}/aliases": {
             "get": _op("Every alias", _answer(200, "the aliases", _listing("aliases", "Alias"))),
             "post": _op("Create an alias", _answer(201, "created; its key is shown only here",

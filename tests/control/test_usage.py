@@ -1,5 +1,5 @@
-"""Each instance's CPU, memory and last health check, for the panel's instance table
-(issue 17)."""
+"""Each instance's CPU, memory and last health check, and a checkpoint's stored files, for
+the panel's instance table and checkpoint view (issue 17)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import psutil
 
-from ..conftest import until
-from .test_api import call, error_of, healthy_node
+from ..conftest import checkpoint_body, until
+from .test_api import ADDER, call, error_of, healthy_node
 
 
 async def test_usage_reads_each_instance_and_its_last_health_check(jp_fetch, deploy):
@@ -33,3 +33,14 @@ async def test_usage_reads_each_instance_and_its_last_health_check(jp_fetch, dep
 async def test_usage_of_an_unknown_node_is_404(jp_fetch, deploy):
     code, body = await error_of(jp_fetch, "nodes", "nope", "usage")
     assert code == 404 and body["error"]["field"] == "node"
+
+
+async def test_a_checkpoint_lists_its_stored_files_size_and_signature(jp_fetch, deploy):
+    await call(jp_fetch, "checkpoints", method="POST", body=checkpoint_body("adder", **ADDER))
+    stored = await call(jp_fetch, "checkpoints", "adder@1", "files")
+    assert (stored["name"], stored["version"], stored["signed"]) == ("adder", 1, True)
+    paths = {f["path"] for f in stored["files"]}
+    assert "checkpoint.json" in paths
+    assert stored["size_bytes"] == sum(f["bytes"] for f in stored["files"]) > 0
+    code, body = await error_of(jp_fetch, "checkpoints", "nope", "files")
+    assert code == 404 and body["error"]["field"] == "checkpoint"
