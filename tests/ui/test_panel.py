@@ -24,19 +24,8 @@ from ..control.test_api import ADDER
 from ..runtimes.test_docker import _engine
 from .conftest import TIMINGS
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 PREDICT = "%%deploy pin predict --inputs x1"
 SHOWN_GATEWAY = "https://models.example.org"  # the gateway URL setting: what users are shown
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go: docs/ only when asked (JUPYTER_DEPLOY_SCREENSHOTS=1), so a test
-    run leaves the committed ones alone."""
-    if os.environ.get("JUPYTER_DEPLOY_SCREENSHOTS") == "1":
-        DOCS.mkdir(exist_ok=True)
-        return DOCS
-    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.mark.timeout(900)  # the first test carries the wheel's build and install

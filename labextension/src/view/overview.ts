@@ -75,7 +75,7 @@ export class OverviewTab extends Tab {
             className: 'jp-deploy-docs-link' }, __('Open API docs (Swagger)'))
           : h('span', { className: 'jp-deploy-muted' }, node.image ? __('an image node has no API document') : '…')),
         h('dt', {}, node.image ? __('Image') : __('Checkpoint')),
-        h('dd', {}, node.image || this.examples?.checkpoint || node.checkpoint),
+        h('dd', {}, node.image || this.checkpointLink(node.checkpoint_id ?? '', this.examples?.checkpoint || node.checkpoint)),
         h('dt', {}, __('Runtime')), h('dd', {}, node.runtime + (node.config ? ` · ${node.config}` : '')),
         h('dt', {}, __('Instances')), h('dd', {}, readiness(node, __)),
         h('dt', {}, __('Aliases')), h('dd', {}, aliases.length
@@ -83,6 +83,19 @@ export class OverviewTab extends Tab {
           : __('none'))),
       (this.scale ??= this.scaleForm(node.min, node.max)),
       this.snippets());
+  }
+
+  /** The node's checkpoint version as a link to its view. */
+  private checkpointLink(id: string, fallback: string): HTMLElement | string {
+    const version = this.context.model.checkpoints.find(c => c.id === id);
+    if (!version) {
+      return fallback;
+    }
+    const ref = `${version.name}@${version.version}`;
+    return h('button', {
+      type: 'button', className: 'jp-deploy-link jp-deploy-checkpoint-link', title: __('Open checkpoint %1', ref),
+      onclick: () => this.context.openCheckpoint(ref)
+    }, ref);
   }
 
   private async load(): Promise<void> {
