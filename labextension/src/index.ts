@@ -4,7 +4,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator } from '@jupyterlab/translation';
@@ -14,12 +14,10 @@ import { deployCell } from './deploycell';
 import { DeployEvent } from './follow';
 import { __, setTranslator } from './i18n';
 import { deployIcon } from './icons';
-import { recreateMagic } from './magic';
 import { h } from './panel/dom';
-import { DeployModel } from './panel/model';
 import { DeployPanel } from './panel/panel';
 import { instanceRecords } from './state';
-import { CheckpointView } from './view/checkpoint';
+import { addRecordCommands, RecordCommandIDs } from './records';
 import { NodeView } from './view/nodeview';
 
 const PLUGIN_ID = 'jupyterlab-deploy:plugin';
@@ -28,20 +26,8 @@ export namespace CommandIDs {
   export const deployCell = 'deploy:deploy-cell';
   export const openPanel = 'deploy:open-panel';
   export const openNode = 'deploy:open-node';
-  export const openCheckpoint = 'deploy:open-checkpoint';
-  export const writeMagic = 'deploy:write-magic-cell';
-}
-
-/** The node's `%deploy` record, from what the model holds now; null when the node is gone. */
-function recordOf(model: DeployModel, name: string): string | null {
-  const node = model.nodes.find(n => n.name === name);
-  if (!node) {
-    return null;
-  }
-  const version = model.checkpoints.find(c => c.id === node.checkpoint_id);
-  const checkpoint = version ? `${version.name}@${version.version}` : node.checkpoint;
-  const aliases = model.aliases.filter(a => a.routing.some(r => r.node === name && r.weight > 0));
-  return recreateMagic(node, checkpoint, aliases, new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC');
+  export const openCheckpoint = RecordCommandIDs.openCheckpoint;
+  export const writeMagic = RecordCommandIDs.writeMagic;
 }
 
 /** What a user must hear of an event even when the panel is closed: a replacement, a node down. */
@@ -82,7 +68,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
     const current = { gatewayUrl: '', refresh: 5, runtime: 'process' };
     const views = new Map<string, NodeView>();
-    const checkpointViews = new Map<string, CheckpointView>();
     const open = (node: string, tab?: string) => void app.commands.execute(CommandIDs.openNode, { node, tab: tab ?? '' });
     const openCheckpoint = (ref: string) => void app.commands.execute(CommandIDs.openCheckpoint, { checkpoint: ref });
     const writeMagic = (node: string) => void app.commands.execute(CommandIDs.writeMagic, { node });
@@ -157,42 +142,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(view.id);
       }
     });
-    app.commands.addCommand(CommandIDs.openCheckpoint, {
-      label: args => (args.checkpoint ? __('Open checkpoint %1', String(args.checkpoint)) : __('Open a checkpoint')),
-      execute: args => {
-        const [name, version] = String(args.checkpoint ?? '').split('@');
-        if (!name) {
-          return;
-        }
-        let view = checkpointViews.get(name);
-        if (!view || view.isDisposed) {
-          view = new CheckpointView(panel.model, name, version ? Number(version) : null);
-          checkpointViews.set(name, view);
-          app.shell.add(view, 'main');
-        } else {
-          void view.showVersion(version ? Number(version) : null);
-        }
-        app.shell.activateById(view.id);
-      }
-    });
-    app.commands.addCommand(CommandIDs.writeMagic, {
-      label: args => __('Write a %deploy cell for node %1', String(args.node ?? '')),
-      caption: __('Insert into the active notebook the %deploy commands that make the node again (no key)'),
-      isEnabled: () => tracker.currentWidget !== null,
-      execute: async args => {
-        const notebook = tracker.currentWidget;
-        const record = recordOf(panel.model, String(args.node ?? ''));
-        if (!notebook || record === null) {
-          DeployPanel.toast(notebook ? __('Node %1 no longer exists', String(args.node ?? ''))
-            : __('Open a notebook first: the %deploy cell goes into it'), true);
-          return;
-        }
-        NotebookActions.insertBelow(notebook.content);
-        notebook.content.activeCell!.model.sharedModel.setSource(record);
-        app.shell.activateById(notebook.id);
-        DeployPanel.toast(__('The %deploy cell of node %1 is in %2', String(args.node), notebook.title.label), false);
-      }
-    });
+    addRecordCommands(app, tracker, panel);
     app.commands.addCommand(CommandIDs.deployCell, {
       label: __('Deploy cell'),
       caption: __('Pin the active cell as a checkpoint and deploy it as a node'),

@@ -7,6 +7,8 @@ export interface DeployRequest {
   runtime: string;
   min: number;
   max: number;
+  /** Write the `%deploy` commands that make the node again into a cell below. */
+  record?: boolean;
 }
 
 const PIN = /^%%deploy\s+pin\s+(\S+)(.*)$/;
@@ -43,6 +45,11 @@ export function magics(request: DeployRequest, body: string): [string, string] {
     `%deploy node create ${request.node} --checkpoint ${request.checkpoint}` +
     ` --min ${request.min} --max ${request.max} --runtime ${request.runtime}`;
   return [`${pin}\n${body}`, create];
+}
+
+/** When, as a record cell says it: "2026-12-01 15:20 UTC". */
+export function deployedAt(date: Date = new Date()): string {
+  return `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
 /** A word as the magics' shell-like parser reads it back. */

@@ -3,11 +3,14 @@ the panel's instance table and checkpoint view (issue 17)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import psutil
+import pytest
 
 from ..conftest import checkpoint_body, until
+from ..runtimes.test_docker import APP, BASE, FAST_HEALTH, _engine
 from .test_api import ADDER, call, error_of, healthy_node
 
 
@@ -44,3 +47,31 @@ async def test_a_checkpoint_lists_its_stored_files_size_and_signature(jp_fetch, 
     assert stored["size_bytes"] == sum(f["bytes"] for f in stored["files"]) > 0
     code, body = await error_of(jp_fetch, "checkpoints", "nope", "files")
     assert code == 404 and body["error"]["field"] == "checkpoint"
+
+
+async def test_usage_of_a_container_comes_from_the_docker_stats_api(jp_fetch, deploy):
+    engine = _engine()
+    if isinstance(engine, str):
+        pytest.skip(f"no Docker engine: {engine}")
+    tag = "jupyter-deploy-usage-test:latest"  # an image of this test's own, removed after
+    image, _ = await asyncio.to_thread(engine.images.build, path=str(APP),
+                                       buildargs={"BASE": BASE}, rm=True, tag=tag)
+    try:
+        await call(jp_fetch, "nodes", method="POST", body={
+            "name": "web", "image": tag, "port": 8080,
+            "health": {"path": "/healthz", **FAST_HEALTH}})
+        await until(lambda: deploy.node("web")["status"] == "Healthy", timeout=60,
+                    message="the image node to be Healthy")
+        found: dict = {}
+
+        async def sampled() -> bool:
+            found.update((await call(jp_fetch, "nodes", "web", "usage"))["instances"][0])
+            return found["memory_bytes"] is not None and found["last_check"] is not None
+
+        await until(sampled, timeout=20, interval=0.5, message="a sample of the container")
+        assert 1 << 20 < found["memory_bytes"] < 1 << 30  # a Python HTTP server's few MB
+        assert isinstance(found["cpu_percent"], float) and found["cpu_percent"] >= 0
+        assert found["last_check"]["ok"] is True
+        await call(jp_fetch, "nodes", "web", method="DELETE")
+    finally:
+        await asyncio.to_thread(engine.images.remove, image.id, force=True)

@@ -73,7 +73,7 @@ def alias_editor(page, lab) -> None:
     """A weight to a node that is not Healthy warns as it is typed; shadow and sticky saved."""
     alias = page.locator(".jp-deploy-panel li[data-alias='summed']")
     alias.get_by_role("button", name="Edit alias summed").click()
-    alias.locator("button", has_text="Add node").click()
+    alias.locator("jp-button", has_text="Add node").click()
     rows = alias.locator(".jp-deploy-weight-row")
     rows.nth(1).locator("select").select_option("fragile")
     rows.nth(1).locator("input[name=weight]").fill("20")
@@ -87,12 +87,12 @@ def alias_editor(page, lab) -> None:
     alias.get_by_label("Shadow node").select_option("summing")
     assert "the shadow node summing takes traffic already" in alias.locator(
         ".jp-deploy-validation").text_content()
-    assert alias.locator("button.jp-deploy-save").is_disabled()
+    assert alias.locator("jp-button.jp-deploy-save").get_attribute("aria-disabled") == "true"
     alias.get_by_label("Shadow node").select_option("fragile")
     alias.get_by_label("Shadow percent").fill("10")
     alias.get_by_label("Sticky").select_option("header")
     alias.get_by_label("Header or input name").fill("x-user")
-    alias.locator("button.jp-deploy-save").click()
+    alias.locator("jp-button.jp-deploy-save").click()
     alias.locator(".jp-deploy-alias-rules-line",
                   has_text="shadow fragile 10% · sticky by header x-user").wait_for()
     stored = lab.api("GET", "aliases/summed")

@@ -7,7 +7,7 @@ import { aliasWarnings } from '../state';
 import { badgeClass } from '../statuses';
 import { AliasRules, balance, promote, rulesBody, rulesOf, toRouting, validateRules, validateWeights, WeightRow } from '../weights';
 import { editorWarnings, rulesForm, rulesLine } from './aliasrules';
-import { button, copyButton, ErrorLine, guarded, h, iconButton } from './dom';
+import { button, copyButton, ErrorLine, guarded, h, iconButton, setEnabled } from './dom';
 import { AliasInfo, DeployModel } from './model';
 import { confirm, WidgetOf } from './nodes';
 
@@ -105,7 +105,7 @@ export class AliasesView {
     const check = () => {
       const errors = [...validateWeights(rows), ...validateRules(rules, rows)];
       problems.textContent = errors.join('; ');
-      save.disabled = errors.length > 0;
+      setEnabled(save, errors.length === 0);
       warnings.replaceChildren(...editorWarnings(this.model, rows).map(w =>
         h('div', { className: 'jp-deploy-warning', role: 'note' }, `⚠ ${w}`)));
     };

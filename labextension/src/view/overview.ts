@@ -1,6 +1,6 @@
 import { json, requestAPI } from '../api';
 import { __ } from '../i18n';
-import { button, copyButton, ErrorLine, guarded, h } from '../panel/dom';
+import { button, copyButton, ErrorLine, guarded, h, setEnabled } from '../panel/dom';
 import { nodeReason, readiness, validateRange } from '../state';
 import { Tab, ViewContext, shownUrl } from './context';
 
@@ -122,7 +122,7 @@ export class OverviewTab extends Tab {
     const check = () => {
       const errors = validateRange(low.value, high.value, __);
       problems.textContent = errors.join('; ');
-      save.disabled = errors.length > 0;
+      setEnabled(save, errors.length === 0);
     };
     low.addEventListener('input', check);
     high.addEventListener('input', check);
