@@ -111,15 +111,6 @@ def _node_paths() -> dict[str, dict[str, Any]]:
                 ("node", "samples"))),
             params=[_query("range", {"type": "integer", "minimum": 1, "maximum": 86400},
                            "seconds back from now (default 300)")])},
-        f"{node}/usage": {"get": _op("Each instance's CPU, memory and last health check", _answer(
-            200, "read from each process or container now", obj(
-                {"node": NAME, "time": {"type": "number"}, "instances": {"type": "array", "items": obj(
-                    {"id": {"type": "string"}, "cpu_percent": nullable(NUMBER),
-                     "memory_bytes": nullable({"type": "integer"}),
-                     "last_check": nullable(obj({"time": NUMBER, "ok": {"type": "boolean"},
-                                                 "in_a_row": {"type": "integer"}}))},
-                    ("id", "cpu_percent", "memory_bytes", "last_check"))}},
-                ("node", "time", "instances"))))},
         f"{node}/examples": {"get": _op("Calls to paste, filled with the pin-time input",
                                         _answer(200, "examples", examples))},
         f"{node}/requests": {"get": _op("The requests the node captured", _answer(
@@ -127,6 +118,30 @@ def _node_paths() -> dict[str, dict[str, Any]]:
                                      "requests": {"type": "array"}}, ("node", "requests"))),
             params=[_query("last", {"type": "integer", "minimum": 1, "maximum": MAX_LAST},
                            "how many (default 100)")])},
+    }
+
+
+def _console_paths() -> dict[str, dict[str, Any]]:
+    """Read-only views for the console's instance table and checkpoint view (issue 17)."""
+    integer, boolean = {"type": "integer"}, {"type": "boolean"}
+    check = obj({"time": NUMBER, "ok": boolean, "in_a_row": integer})
+    usage = obj({"id": {"type": "string"}, "cpu_percent": nullable(NUMBER),
+                 "memory_bytes": nullable(integer), "last_check": nullable(check)},
+                ("id", "cpu_percent", "memory_bytes", "last_check"))
+    files = obj({"name": NAME, "version": integer, "id": {"type": "string"},
+                 "size_bytes": integer, "signed": boolean,
+                 "files": {"type": "array", "items": obj({"path": {"type": "string"},
+                                                          "bytes": integer})}},
+                ("name", "version", "id", "size_bytes", "signed", "files"))
+    return {
+        f"{API}/nodes/{{node}}/usage": {"get": _op(
+            "Each instance's CPU, memory and last health check", _answer(
+                200, "read from each process or container now", obj(
+                    {"node": NAME, "time": NUMBER, "instances": {"type": "array", "items": usage}},
+                    ("node", "time", "instances"))))},
+        f"{API}/checkpoints/{{checkpoint}}/files": {"get": _op(
+            "The files the checkpoint stores, its size, signed or not",
+            _answer(200, "its stored folder", files))},
     }
 
 
@@ -157,13 +172,6 @@ def _other_paths() -> dict[str, dict[str, Any]]:
                        _answer(200, "the checkpoint", ref("Checkpoint"))),
             "delete": _op("Delete one version or all; refused while a node uses one",
                           _answer(204, "deleted"))},
-        f"{checkpoint}/files": {"get": _op("The files the checkpoint stores, its size, signed or not",
-                                           _answer(200, "its stored folder", obj(
-            {"name": NAME, "version": {"type": "integer"}, "id": {"type": "string"},
-             "size_bytes": {"type": "integer"}, "signed": {"type": "boolean"},
-             "files": {"type": "array", "items": obj({"path": {"type": "string"},
-                                                      "bytes": {"type": "integer"}})}},
-            ("name", "version", "id", "size_bytes", "signed", "files"))))},
         f"{API}/aliases": {
             "get": _op("Every alias", _answer(200, "the aliases", _listing("aliases", "Alias"))),
             "post": _op("Create an alias", _answer(201, "created; its key is shown only here",
@@ -206,7 +214,7 @@ def document(base_url: str = "/") -> dict[str, Any]:
                                 "like every Jupyter API: `Authorization: token TOKEN`."},
         "servers": [{"url": base_url.rstrip("/") or "/"}],
         "security": [{"token": []}],
-        "paths": _with_path_parameters({**_node_paths(), **_other_paths()}),
+        "paths": _with_path_parameters({**_node_paths(), **_console_paths(), **_other_paths()}),
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"token": {"type": "apiKey", "in": "header",
