@@ -27,7 +27,8 @@ NOTEBOOK = {"cells": [{"cell_type": "code", "source": "", "metadata": {}, "outpu
 def open_lab_with_a_notebook(page, lab) -> None:
     """A notebook of its own open (the record cell goes there), the panel shown."""
     lab.api("PUT", "record.ipynb", {"type": "notebook", "content": NOTEBOOK}, base="/api/contents/")
-    page.goto(f"{lab.url}/lab/tree/record.ipynb?token={lab.token}")
+    # ?reset: a layout of its own, not the one the session's earlier tests left
+    page.goto(f"{lab.url}/lab/tree/record.ipynb?reset&token={lab.token}")
     page.locator(".jp-NotebookPanel").first.wait_for(timeout=60_000)
     page.locator("#jupyterlab-splash").wait_for(state="detached")
     panel = page.locator(".jp-deploy-panel")
