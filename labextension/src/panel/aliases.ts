@@ -32,6 +32,7 @@ export class AliasesView {
   private list = h('ul', { className: 'jp-deploy-list' });
   private editing = new Map<string, HTMLElement>();
   private errors = new Map<string, ErrorLine>();
+  private shownState = '';
 
   constructor(
     private model: DeployModel,
@@ -42,6 +43,17 @@ export class AliasesView {
   }
 
   render(): void {
+    // Drawn again only when what it shows changed: redrawing moves an open editor out of the
+    // page and back, and a click landing meanwhile would be lost.
+    const shown = JSON.stringify([this.model.aliases, this.model.nodes.map(n => [n.name, n.status]),
+      [...this.editing.keys()], this.model.aliases.map(a => a.routing.map(r => this.rate(r.node)?.toFixed(1)))]);
+    if (shown !== this.shownState) {
+      this.shownState = shown;
+      this.draw();
+    }
+  }
+
+  private draw(): void {
     this.list.replaceChildren(...this.model.aliases.map(a => this.row(a)));
     if (this.model.aliases.length === 0) {
       this.list.append(h('li', { className: 'jp-deploy-empty' }, __('No alias yet.')));

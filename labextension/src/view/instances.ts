@@ -59,6 +59,7 @@ function cells(...values: (string | Node)[]): HTMLTableCellElement[] {
 export class InstancesTab extends Tab {
   private usage = new Map<string, InstanceUsage>();
   private timer = 0;
+  private sampling = false;
 
   constructor(context: ViewContext, name: string) {
     super(context, name, __('Instances'), 'instances');
@@ -66,8 +67,10 @@ export class InstancesTab extends Tab {
 
   render(): void {
     if (!this.timer) {
-      void this.sample();
       this.timer = window.setInterval(() => void this.sample(), USAGE_EVERY_MS);
+      void this.sample();
+    } else if ((this.info?.instances ?? []).some(i => !this.usage.has(i.id))) {
+      void this.sample(); // a new instance: its figures now, not at the next tick
     }
     this.draw();
   }
@@ -79,11 +82,17 @@ export class InstancesTab extends Tab {
 
   /** CPU, memory and the last check of each instance, read by the service now. */
   private async sample(): Promise<void> {
+    if (this.sampling) {
+      return;
+    }
+    this.sampling = true;
     try {
       const answer = await requestAPI<{ instances: InstanceUsage[] }>(`nodes/${this.name}/usage`);
       this.usage = new Map(answer.instances.map(u => [u.id, u]));
     } catch {
       this.usage.clear(); // the node is gone or the service away: the cells show dashes
+    } finally {
+      this.sampling = false;
     }
     if (this.isVisible) {
       this.draw();
