@@ -52,6 +52,8 @@ from .handlers.projects import (
 )
 from .handlers.proxy import ProxyHandler
 from .handlers.requests import RequestsHandler
+from .handlers.stored import CheckpointFilesHandler
+from .handlers.usage import UsageHandler
 from .link import ServiceLink, collision_hint
 
 NODE = r"(?P<name>[^/:%]+)"
@@ -215,6 +217,7 @@ class DeployApp(ExtensionApp):
             (r"/deploy/api", ServiceHandler),
             (r"/deploy/api/checkpoints", CheckpointsHandler),
             (r"/deploy/api/checkpoints/(?P<ref>[^/]+)", CheckpointHandler),
+            (r"/deploy/api/checkpoints/(?P<ref>[^/]+)/files", CheckpointFilesHandler),
             (r"/deploy/api/nodes", NodesHandler),
             (rf"/deploy/api/nodes/{NODE}", NodeHandler),
             (rf"/deploy/api/nodes/{NODE}{COLON}execute", ExecuteHandler),
@@ -224,6 +227,7 @@ class DeployApp(ExtensionApp):
             (rf"/deploy/api/nodes/{NODE}/metrics", MetricsHandler),
             (rf"/deploy/api/nodes/{NODE}/stats", StatsHandler),
             (rf"/deploy/api/nodes/{NODE}/history", HistoryHandler),
+            (rf"/deploy/api/nodes/{NODE}/usage", UsageHandler),
             (rf"/deploy/api/(?P<kind>nodes|aliases)/{NODE}/examples", ExamplesHandler),
             (rf"/deploy/api/nodes/{NODE}/requests", RequestsHandler),
             (r"/deploy/api/aliases", AliasesHandler),

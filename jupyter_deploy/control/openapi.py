@@ -12,7 +12,7 @@ from .. import __version__
 from .handlers.logs import MAX_TAIL_BYTES
 from .handlers.requests import MAX_LAST
 from .openapi_projects import PROJECT_QUERY, PROJECT_SCHEMAS, project_paths
-from .schemas import NAME, REQUEST_ID_PATTERN, SCHEMAS, Schema, obj, ref
+from .schemas import NAME, NUMBER, REQUEST_ID_PATTERN, SCHEMAS, Schema, nullable, obj, ref
 
 API = "/deploy/api"
 MAX_WAIT_S = 60  # the longest long poll of GET /events
@@ -122,6 +122,30 @@ def _node_paths() -> dict[str, dict[str, Any]]:
     }
 
 
+def _console_paths() -> dict[str, dict[str, Any]]:
+    """Read-only views for the console's instance table and checkpoint view (issue 17)."""
+    integer, boolean = {"type": "integer"}, {"type": "boolean"}
+    check = obj({"time": NUMBER, "ok": boolean, "in_a_row": integer})
+    usage = obj({"id": {"type": "string"}, "cpu_percent": nullable(NUMBER),
+                 "memory_bytes": nullable(integer), "last_check": nullable(check)},
+                ("id", "cpu_percent", "memory_bytes", "last_check"))
+    files = obj({"name": NAME, "version": integer, "id": {"type": "string"},
+                 "size_bytes": integer, "signed": boolean,
+                 "files": {"type": "array", "items": obj({"path": {"type": "string"},
+                                                          "bytes": integer})}},
+                ("name", "version", "id", "size_bytes", "signed", "files"))
+    return {
+        f"{API}/nodes/{{node}}/usage": {"get": _op(
+            "Each instance's CPU, memory and last health check", _answer(
+                200, "read from each process or container now", obj(
+                    {"node": NAME, "time": NUMBER, "instances": {"type": "array", "items": usage}},
+                    ("node", "time", "instances"))))},
+        f"{API}/checkpoints/{{checkpoint}}/files": {"get": _op(
+            "The files the checkpoint stores, its size, signed or not",
+            _answer(200, "its stored folder", files))},
+    }
+
+
 def _other_paths() -> dict[str, dict[str, Any]]:
     alias = f"{API}/aliases/{{alias}}"
     checkpoint = f"{API}/checkpoints/{{checkpoint}}"
@@ -200,7 +224,7 @@ def document(base_url: str = "/") -> dict[str, Any]:
                                 "like every Jupyter API: `Authorization: token TOKEN`."},
         "servers": [{"url": base_url.rstrip("/") or "/"}],
         "security": [{"token": []}],
-        "paths": _with_path_parameters({**_node_paths(), **_other_paths(),
+        "paths": _with_path_parameters({**_node_paths(), **_console_paths(), **_other_paths(),
                                         **project_paths(API, _op, _answer, _listing),
                                         f"{API}/identity": {"get": _op(
                                             "Who the service takes the caller for",

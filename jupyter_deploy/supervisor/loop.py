@@ -283,6 +283,10 @@ class Supervisor:
         self._failures[node.name] = 0
         self.transition(node, instance, Event.READY, "ready")
 
+    def checks(self, instance_id: str) -> Checks | None:
+        """The instance's health-check results so far (None before it is admitted)."""
+        return self._checks.get(instance_id)
+
     def _add_backend(self, node: Node, instance: Instance) -> None:
         check = NO_INPUTS if node.from_image else self.input_check(instance.checkpoint_id)
         # a checkpoint instance serves its metrics itself; an image's, where told, if at all

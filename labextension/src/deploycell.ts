@@ -7,7 +7,7 @@ import { Widget } from '@lumino/widgets';
 import { APIError, requestAPI } from './api';
 import { DeployEvent, describeNode, FollowAPI, followNode } from './follow';
 import { __ } from './i18n';
-import { DeployRequest, magics, splitPin, toName } from './magic';
+import { DeployRequest, deployedAt, magics, recreateMagic, splitPin, toName } from './magic';
 import { showKey } from './panel/aliases';
 import { h } from './panel/dom';
 import { NodeInfo } from './panel/model';
@@ -91,14 +91,16 @@ class DeployForm extends Widget {
       note ? h('div', { className: 'jp-deploy-muted' }, note) : '',
       label(__('Checkpoint'), 'checkpoint'), label(__('Node'), 'node'),
       label(__('Inputs'), 'inputs'), label(__('Outputs'), 'outputs'),
-      label(__('Runtime'), 'runtime'), label(__('Minimum instances'), 'min'), label(__('Maximum instances'), 'max'));
+      label(__('Runtime'), 'runtime'), label(__('Minimum instances'), 'min'), label(__('Maximum instances'), 'max'),
+      h('label', { className: 'jp-deploy-check-label' }, fields.record, __('Write the %deploy commands into a cell below')));
   }
 
   getValue(): DeployRequest {
     const f = this.fields;
     return {
       checkpoint: f.checkpoint.value.trim(), node: f.node.value.trim(), inputs: f.inputs.value,
-      outputs: f.outputs.value, runtime: f.runtime.value, min: Number(f.min.value), max: Number(f.max.value)
+      outputs: f.outputs.value, runtime: f.runtime.value, min: Number(f.min.value), max: Number(f.max.value),
+      record: (f.record as HTMLInputElement).checked
     };
   }
 }
@@ -153,15 +155,28 @@ export async function deployCell(panel: NotebookPanel, defaultRuntime: string,
   const form = new DeployForm({
     checkpoint: input('checkpoint', checkpoint), node: input('node', `${checkpoint}-node`),
     inputs: input('inputs', guessed.inputs.join(',')), outputs: input('outputs', guessed.outputs.join(',')),
-    runtime, min: input('min', 1, 'number'), max: input('max', 1, 'number')
+    runtime, min: input('min', 1, 'number'), max: input('max', 1, 'number'), record: input('record', '', 'checkbox')
   }, note);
   const result = await showDialog({
     title: __('Deploy cell'), body: form,
     buttons: [Dialog.cancelButton({ label: __('Cancel') }), Dialog.okButton({ label: __('Deploy') })]
   });
   if (result.button.accept && result.value) {
-    void deploy(kernel, result.value, body, cell, open); // the notebook stays usable meanwhile
+    void deploy(kernel, result.value, body, cell, open).then(node => {
+      if (node && result.value?.record) {
+        writeRecord(panel, cell, result.value, node);
+      }
+    }); // the notebook stays usable meanwhile
   }
+}
+
+/** The `%deploy` commands that make the node again, in a new cell below the deployed one. */
+function writeRecord(panel: NotebookPanel, cell: Cell, request: DeployRequest, node: NodeInfo): void {
+  const index = panel.content.widgets.indexOf(cell);
+  const source = recreateMagic(node, node.checkpoint.includes('@') ? node.checkpoint : request.checkpoint, [],
+    deployedAt());
+  panel.content.model?.sharedModel.insertCell(index < 0 ? panel.content.widgets.length : index + 1,
+    { cell_type: 'code', source, metadata: {} });
 }
 
 /** Show a failure's traceback in a dialog. */
@@ -174,13 +189,14 @@ function showTraceback(title: string, traceback: string): void {
 
 /** Pin, create and follow the node, with progress in a notification (not a modal dialog). */
 async function deploy(kernel: Kernel.IKernelConnection, request: DeployRequest, body: string, cell: Cell,
-  open: (node: string, tab?: string) => void): Promise<void> {
+  open: (node: string, tab?: string) => void): Promise<NodeInfo | null> {
   const openNode = { label: __('Open node'), callback: () => open(request.node) };
   const id = Notification.emit(__('Deploying %1: loading jupyter_deploy…', request.node), 'in-progress', { autoClose: false });
   const say = (message: string, type: Notification.TypeOptions = 'in-progress', actions: Notification.IAction[] = []) =>
     Notification.update({ id, message, type, autoClose: type === 'success' ? 10000 : false, actions });
   const [pin, create] = magics(request, body);
   let created: Created | null = null;
+  let deployed: NodeInfo | null = null;
   const steps: [string, string][] = [
     [__('Deploying %1: loading jupyter_deploy…', request.node), "get_ipython().extension_manager.load_extension('jupyter_deploy')"],
     [__('Deploying %1: pinning checkpoint %2 (runs the cell)…', request.node, request.checkpoint), pin],
@@ -200,10 +216,11 @@ async function deploy(kernel: Kernel.IKernelConnection, request: DeployRequest, 
         ...(traceback ? [{ label: __('Show traceback'), callback: () => showTraceback(message, traceback) }] : []),
         ...(code === create ? [openNode] : [])
       ]);
-      return;
+      return null;
     }
     const node = await following?.stop();
     if (code === create) {
+      deployed = node ?? null;
       const made = created as Created | null;
       if (made?.key) {
         showKey(__('node %1', request.node), made.key);
@@ -215,6 +232,7 @@ async function deploy(kernel: Kernel.IKernelConnection, request: DeployRequest, 
       [openNode, ...(endpoint ? [{ label: __('Copy endpoint'), callback: () => Clipboard.copyToSystem(endpoint) }] : [])]);
     }
   }
+  return deployed;
 }
 
 /** What was deployed from this cell, in its metadata: the notebook keeps the record. */

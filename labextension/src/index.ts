@@ -17,6 +17,7 @@ import { deployIcon } from './icons';
 import { h } from './panel/dom';
 import { DeployPanel } from './panel/panel';
 import { instanceRecords } from './state';
+import { addRecordCommands, RecordCommandIDs } from './records';
 import { NodeView } from './view/nodeview';
 
 const PLUGIN_ID = 'jupyterlab-deploy:plugin';
@@ -25,6 +26,8 @@ export namespace CommandIDs {
   export const deployCell = 'deploy:deploy-cell';
   export const openPanel = 'deploy:open-panel';
   export const openNode = 'deploy:open-node';
+  export const openCheckpoint = RecordCommandIDs.openCheckpoint;
+  export const writeMagic = RecordCommandIDs.writeMagic;
 }
 
 /** What a user must hear of an event even when the panel is closed: a replacement, a node down. */
@@ -66,11 +69,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const current = { gatewayUrl: '', refresh: 5, runtime: 'process' };
     const views = new Map<string, NodeView>();
     const open = (node: string, tab?: string) => void app.commands.execute(CommandIDs.openNode, { node, tab: tab ?? '' });
+    const openCheckpoint = (ref: string) => void app.commands.execute(CommandIDs.openCheckpoint, { checkpoint: ref });
+    const writeMagic = (node: string) => void app.commands.execute(CommandIDs.writeMagic, { node });
     const panel = new DeployPanel({
       gatewayUrl: () => current.gatewayUrl,
       refresh: () => current.refresh,
       runtime: () => current.runtime,
       open,
+      openCheckpoint,
+      writeMagic,
       openSettings: () => void app.commands.execute('settingeditor:open', { query: 'Deploy' })
     });
     if (registry) {
@@ -123,7 +130,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (!view || view.isDisposed) {
           view = new NodeView({
             model: panel.model,
-            gateway: () => ({ actual: panel.model.gatewayUrl, shown: current.gatewayUrl })
+            gateway: () => ({ actual: panel.model.gatewayUrl, shown: current.gatewayUrl }),
+            openCheckpoint, writeMagic
           }, name);
           views.set(name, view);
           app.shell.add(view, 'main');
@@ -134,6 +142,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(view.id);
       }
     });
+    addRecordCommands(app, tracker, panel);
     app.commands.addCommand(CommandIDs.deployCell, {
       label: __('Deploy cell'),
       caption: __('Pin the active cell as a checkpoint and deploy it as a node'),

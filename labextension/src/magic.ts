@@ -7,6 +7,8 @@ export interface DeployRequest {
   runtime: string;
   min: number;
   max: number;
+  /** Write the `%deploy` commands that make the node again into a cell below. */
+  record?: boolean;
 }
 
 const PIN = /^%%deploy\s+pin\s+(\S+)(.*)$/;
@@ -43,4 +45,72 @@ export function magics(request: DeployRequest, body: string): [string, string] {
     `%deploy node create ${request.node} --checkpoint ${request.checkpoint}` +
     ` --min ${request.min} --max ${request.max} --runtime ${request.runtime}`;
   return [`${pin}\n${body}`, create];
+}
+
+/** When, as a record cell says it: "2026-12-01 15:20 UTC". */
+export function deployedAt(date: Date = new Date()): string {
+  return `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+/** A word as the magics' shell-like parser reads it back. */
+export function quoted(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+/** What a node was made with, as the record cell needs it. */
+export interface DeployedNode {
+  name: string;
+  image: string;
+  runtime: string;
+  min: number;
+  max: number;
+  config?: string;
+  env?: Record<string, string>;
+  port?: number;
+}
+
+/** An alias routing to the node, as the record cell needs it. */
+export interface DeployedAlias {
+  name: string;
+  nodes: Record<string, number>;
+  public: boolean;
+  shadow?: { node: string; percent: number } | null;
+  sticky?: Record<string, string> | null;
+}
+
+/** The `%deploy` commands that would make the node (and the aliases that route to it) again;
+ * no key: a key is shown once, when it is made. */
+export function recreateMagic(node: DeployedNode, checkpoint: string, aliases: DeployedAlias[], when: string): string {
+  let create = `%deploy node create ${node.name} ` + (node.image
+    ? `--image ${quoted(node.image)}${node.port ? ` --port ${node.port}` : ''}`
+    : `--checkpoint ${checkpoint}`);
+  create += ` --min ${node.min} --max ${node.max} --runtime ${node.runtime}`;
+  if (node.config) {
+    create += ` --config ${quoted(node.config)}`;
+  }
+  for (const [key, value] of Object.entries(node.env ?? {})) {
+    create += ` --env ${quoted(`${key}=${value}`)}`;
+  }
+  const lines = [
+    `# node ${node.name}, as deployed ${when}` + (node.image ? '' : ` from checkpoint ${checkpoint}`),
+    '# (its key is not recorded: the service shows a key once, when it is made; secrets neither)',
+    '%load_ext jupyter_deploy',
+    create
+  ];
+  for (const alias of aliases) {
+    let set = `%deploy alias set ${alias.name} ` +
+      Object.entries(alias.nodes).map(([n, w]) => `${n}=${w}`).join(' ');
+    if (alias.public) {
+      set += ' --public';
+    }
+    if (alias.shadow) {
+      set += ` --shadow ${alias.shadow.node}=${alias.shadow.percent}`;
+    }
+    const [kind, name] = Object.entries(alias.sticky ?? {})[0] ?? [];
+    if (kind) {
+      set += ` --sticky ${quoted(`${kind}:${name}`)}`;
+    }
+    lines.push(set);
+  }
+  return lines.join('\n');
 }

@@ -130,3 +130,28 @@ export function aliasWarnings(
     .filter(r => r.weight > 0 && r.status !== 'Healthy')
     .map(r => __('%1 gets %2% of the traffic but is %3', r.node, r.weight, r.status ?? __('missing')));
 }
+
+/** How many times each instance's place was restarted: an instance that replaces a failed
+ * one carries on its count, plus one (a scale-up starts at 0). */
+export function restartsByInstance(events: DeployEvent[]): Map<string, number> {
+  const restarts = new Map<string, number>();
+  const failed = new Set<string>();
+  const waiting: number[] = []; // counts of failed instances whose replacement has not come yet
+  for (const event of events) {
+    const id = event.instance;
+    if (!id) {
+      continue;
+    }
+    if (!restarts.has(id)) {
+      const before = waiting.shift();
+      restarts.set(id, before === undefined ? 0 : before + 1);
+    }
+    const message = event.message ?? '';
+    const failing = event.status === 'Deleting' && !NOT_A_REASON.test(message) && !PLANNED.test(message);
+    if (failing && !failed.has(id)) {
+      failed.add(id);
+      waiting.push(restarts.get(id)!);
+    }
+  }
+  return restarts;
+}

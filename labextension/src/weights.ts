@@ -63,3 +63,48 @@ export function balance(rows: WeightRow[]): WeightRow[] {
 export function promote(rows: WeightRow[], node: string): WeightRow[] {
   return rows.map(r => ({ ...r, weight: r.node === node ? 100 : 0 }));
 }
+
+/** An alias's shadow and sticky settings as the editor holds them. */
+export interface AliasRules {
+  shadowNode: string;
+  shadowPercent: number | string;
+  stickyKind: '' | 'header' | 'input';
+  stickyName: string;
+}
+
+/** The rules of an alias as the API gives them ({"node", "percent"}, {"header": NAME}). */
+export function rulesOf(alias: { shadow?: { node: string; percent: number } | null;
+  sticky?: Record<string, string> | null }): AliasRules {
+  const [kind, name] = Object.entries(alias.sticky ?? {})[0] ?? ['', ''];
+  return {
+    shadowNode: alias.shadow?.node ?? '', shadowPercent: alias.shadow?.percent ?? 10,
+    stickyKind: kind === 'header' || kind === 'input' ? kind : '', stickyName: name
+  };
+}
+
+/** What is wrong with the shadow and sticky settings, given the routing being edited. */
+export function validateRules(rules: AliasRules, rows: WeightRow[]): string[] {
+  const errors: string[] = [];
+  if (rules.shadowNode) {
+    const percent = Number(rules.shadowPercent);
+    if (String(rules.shadowPercent).trim() === '' || !(percent >= 0 && percent <= 100)) {
+      errors.push('the shadow percent must be a number from 0 to 100');
+    }
+    if (rows.some(r => r.node === rules.shadowNode && Number(r.weight) > 0)) {
+      errors.push(`the shadow node ${rules.shadowNode} takes traffic already: give it a weight of 0 or pick another`);
+    }
+  }
+  if (rules.stickyKind && !rules.stickyName.trim()) {
+    errors.push(`name the ${rules.stickyKind} that keeps a caller on one node`);
+  }
+  return errors;
+}
+
+/** The rules as the API takes them: null turns each off. */
+export function rulesBody(rules: AliasRules): { shadow: { node: string; percent: number } | null;
+  sticky: Record<string, string> | null } {
+  return {
+    shadow: rules.shadowNode ? { node: rules.shadowNode, percent: Number(rules.shadowPercent) } : null,
+    sticky: rules.stickyKind ? { [rules.stickyKind]: rules.stickyName.trim() } : null
+  };
+}

@@ -1,7 +1,8 @@
-import { magics, splitPin, toName } from '../src/magic';
+import { magics, recreateMagic, splitPin, toName } from '../src/magic';
+import { restartsByInstance } from '../src/state';
 import { rates } from '../src/panel/sparkline';
 import { badgeClass, InstanceStatus, NodeStatus } from '../src/statuses';
-import { toRouting, validateWeights } from '../src/weights';
+import { rulesBody, rulesOf, toRouting, validateRules, validateWeights } from '../src/weights';
 
 describe('status badges', () => {
   it('colours each status by what it means', () => {
@@ -78,5 +79,60 @@ describe('sparklines', () => {
     ]);
     expect(series.rate).toEqual([5, 0]);
     expect(series.latency).toEqual([50, 0]);
+  });
+});
+
+describe('restarts per instance', () => {
+  const e = (seq: number, instance: string, status: string, message = '') => ({ seq, time: seq, node: 'n', instance, status, message });
+
+  it('carries a failed instance\'s count to its replacement, not to a scale-up', () => {
+    const events = [
+      e(1, 'a', 'Created', 'pid 10'), e(2, 'a', 'Healthy'),
+      e(3, 'a', 'Deleting', 'the instance exited (code -9)'), e(4, 'a', '', 'removed'),
+      e(5, 'b', 'Created', 'pid 11'), e(6, 'b', 'Healthy'),
+      e(7, 'b', 'Deleting', 'the instance exited (code 3)'), e(8, 'b', 'Deleting', 'the instance exited (code 3)'),
+      e(9, 'c', 'Created', 'pid 12'),
+      e(10, 'd', 'Created', 'pid 13'),
+      e(11, 'd', 'Deleting', 'scaled down: fewer requests')
+    ];
+    const restarts = restartsByInstance(events);
+    expect([...restarts]).toEqual([['a', 0], ['b', 1], ['c', 2], ['d', 0]]);
+  });
+});
+
+describe('alias shadow and sticky rules', () => {
+  const rows = [{ node: 'a', weight: 100 }, { node: 'b', weight: 0 }];
+
+  it('reads the API\'s rules and gives them back', () => {
+    const rules = rulesOf({ shadow: { node: 'b', percent: 5 }, sticky: { header: 'x-user' } });
+    expect(rules).toEqual({ shadowNode: 'b', shadowPercent: 5, stickyKind: 'header', stickyName: 'x-user' });
+    expect(validateRules(rules, rows)).toEqual([]);
+    expect(rulesBody(rules)).toEqual({ shadow: { node: 'b', percent: 5 }, sticky: { header: 'x-user' } });
+    expect(rulesBody(rulesOf({}))).toEqual({ shadow: null, sticky: null });
+  });
+
+  it('refuses a shadow that takes traffic, a bad percent and an unnamed sticky key', () => {
+    const rules = { shadowNode: 'a', shadowPercent: 150, stickyKind: 'input' as const, stickyName: ' ' };
+    expect(validateRules(rules, rows)).toEqual([
+      'the shadow percent must be a number from 0 to 100',
+      'the shadow node a takes traffic already: give it a weight of 0 or pick another',
+      'name the input that keeps a caller on one node'
+    ]);
+  });
+});
+
+describe('the %deploy record cell', () => {
+  it('recreates the node and its aliases, quoting what needs it, with no key', () => {
+    const cell = recreateMagic(
+      { name: 'predictor', image: '', runtime: 'process', min: 1, max: 2, env: { GREETING: 'hello world' } },
+      'predict@3', [{ name: 'stable', nodes: { predictor: 80, other: 20 }, public: true,
+        shadow: { node: 'canary', percent: 5 }, sticky: { header: 'x-user' } }], '2026-12-01');
+    expect(cell.split('\n').slice(2)).toEqual([
+      '%load_ext jupyter_deploy',
+      "%deploy node create predictor --checkpoint predict@3 --min 1 --max 2 --runtime process --env 'GREETING=hello world'",
+      '%deploy alias set stable predictor=80 other=20 --public --shadow canary=5 --sticky header:x-user'
+    ]);
+    expect(recreateMagic({ name: 'web', image: 'nginx:1.27', runtime: 'docker', min: 1, max: 1, port: 80 }, '', [], 'now'))
+      .toContain('%deploy node create web --image nginx:1.27 --port 80 --min 1 --max 1 --runtime docker');
   });
 });

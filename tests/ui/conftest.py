@@ -21,6 +21,7 @@ import pytest
 from ..conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
 CHROMIUM = os.environ.get("JUPYTER_DEPLOY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -125,6 +126,16 @@ def lab(wheel_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         _run(wheel_venv / "bin" / "jupyter-deploy", "stop", "--everything",
              f"--state-dir={root / 'state'}", timeout=60)
         sys.stderr.write(f"\nUI timings (s): {json.dumps({k: round(v, 1) for k, v in TIMINGS.items()})}\n")
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: docs/ only when asked (JUPYTER_DEPLOY_SCREENSHOTS=1), so a test
+    run leaves the committed ones alone."""
+    if os.environ.get("JUPYTER_DEPLOY_SCREENSHOTS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        return DOCS
+    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="module")

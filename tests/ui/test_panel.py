@@ -24,19 +24,8 @@ from ..control.test_api import ADDER
 from ..runtimes.test_docker import _engine
 from .conftest import TIMINGS
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 PREDICT = "%%deploy pin predict --inputs x1"
 SHOWN_GATEWAY = "https://models.example.org"  # the gateway URL setting: what users are shown
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go: docs/ only when asked (JUPYTER_DEPLOY_SCREENSHOTS=1), so a test
-    run leaves the committed ones alone."""
-    if os.environ.get("JUPYTER_DEPLOY_SCREENSHOTS") == "1":
-        DOCS.mkdir(exist_ok=True)
-        return DOCS
-    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.mark.timeout(900)  # the first test carries the wheel's build and install
@@ -88,6 +77,7 @@ def deploy_cell(page) -> str:
     assert dialog.locator("input[name=checkpoint]").input_value() == "predict"
     dialog.locator("input[name=node]").fill("predictor")
     dialog.locator("input[name=max]").fill("2")
+    dialog.locator("input[name=record]").check()  # the %deploy record, as a cell below
     dialog.locator("button", has_text="Deploy").click()
     dialog.wait_for(state="detached")
     toast = page.locator(".Toastify__toast", has_text="predictor")
@@ -95,6 +85,8 @@ def deploy_cell(page) -> str:
     key = close_key_dialog(page)
     page.locator(".Toastify__toast", has_text="Node predictor is Healthy:").first.wait_for(
         timeout=120_000)
+    page.locator(".jp-CodeCell", has_text="%deploy node create predictor --checkpoint predict@"
+                 ).wait_for()
     assert key not in page.locator(".Toastify").text_content()
     assert key not in page.locator(".jp-Notebook").text_content()
     return key
@@ -254,22 +246,22 @@ def test_deploy_a_cell_and_watch_it_in_the_console(page, lab, shots):
     aliases.locator("summary", has_text="Add an alias").click()
     aliases.get_by_label("Alias name").fill("stable")
     aliases.locator("select[name=alias-node]").select_option("predictor")
-    aliases.locator("button.jp-deploy-add-alias").click()
+    aliases.locator("jp-button.jp-deploy-add-alias").click()
     close_key_dialog(page)
     alias = aliases.locator("li[data-alias='stable']")
     alias.locator(".jp-deploy-bar-legend", has_text="predictor 100%").wait_for()
     assert alias.locator("a.jp-deploy-endpoint").text_content().startswith(SHOWN_GATEWAY)
     alias.get_by_role("button", name="Edit alias stable").click()
-    alias.locator("button", has_text="Add node").click()
+    alias.locator("jp-button", has_text="Add node").click()
     rows = alias.locator(".jp-deploy-weight-row")
     rows.nth(1).locator("select").select_option("broken-node")
     rows.nth(1).locator("input[name=weight]").fill("20")
     assert "sum to 120" in alias.locator(".jp-deploy-validation").text_content()
-    assert alias.locator("button.jp-deploy-save").is_disabled()
-    alias.locator("button.jp-deploy-balance").click()
+    assert alias.locator("jp-button.jp-deploy-save").get_attribute("aria-disabled") == "true"
+    alias.locator("jp-button.jp-deploy-balance").click()
     rows.nth(0).locator("input[name=weight]").fill("80")
     rows.nth(1).locator("input[name=weight]").fill("20")
-    alias.locator("button.jp-deploy-save").click()
+    alias.locator("jp-button.jp-deploy-save").click()
     alias.locator(".jp-deploy-warning",
                   has_text="broken-node gets 20% of the traffic but is Unhealthy").wait_for()
 

@@ -5,8 +5,9 @@ import { json, requestAPI } from '../api';
 import { __ } from '../i18n';
 import { aliasWarnings } from '../state';
 import { badgeClass } from '../statuses';
-import { balance, promote, toRouting, validateWeights, WeightRow } from '../weights';
-import { button, copyButton, ErrorLine, guarded, h, iconButton } from './dom';
+import { AliasRules, balance, promote, rulesBody, rulesOf, toRouting, validateRules, validateWeights, WeightRow } from '../weights';
+import { editorWarnings, rulesForm, rulesLine } from './aliasrules';
+import { button, copyButton, ErrorLine, guarded, h, iconButton, setEnabled } from './dom';
 import { AliasInfo, DeployModel } from './model';
 import { confirm, WidgetOf } from './nodes';
 
@@ -31,6 +32,7 @@ export class AliasesView {
   private list = h('ul', { className: 'jp-deploy-list' });
   private editing = new Map<string, HTMLElement>();
   private errors = new Map<string, ErrorLine>();
+  private shownState = '';
 
   constructor(
     private model: DeployModel,
@@ -41,6 +43,17 @@ export class AliasesView {
   }
 
   render(): void {
+    // Drawn again only when what it shows changed: redrawing moves an open editor out of the
+    // page and back, and a click landing meanwhile would be lost.
+    const shown = JSON.stringify([this.model.aliases, this.model.nodes.map(n => [n.name, n.status]),
+      [...this.editing.keys()], this.model.aliases.map(a => a.routing.map(r => this.rate(r.node)?.toFixed(1)))]);
+    if (shown !== this.shownState) {
+      this.shownState = shown;
+      this.draw();
+    }
+  }
+
+  private draw(): void {
     this.list.replaceChildren(...this.model.aliases.map(a => this.row(a)));
     if (this.model.aliases.length === 0) {
       this.list.append(h('li', { className: 'jp-deploy-empty' }, __('No alias yet.')));
@@ -67,6 +80,7 @@ export class AliasesView {
         `${r.node} ${r.weight}%`, h('span', { className: 'jp-deploy-muted' }, ` · ${r.status ? __(r.status) : __('missing')}` +
           (this.rate(r.node) === undefined ? '' : ` · ${__('%1 req/s', this.rate(r.node)!.toFixed(1))}`)))));
     const warnings = aliasWarnings(alias.routing, __);
+    const rules = rulesLine(rulesOf(alias));
     return h('li', { className: 'jp-deploy-alias', 'data-alias': alias.name },
       h('div', { className: 'jp-deploy-row' }, h('span', { className: 'jp-deploy-name' }, alias.name),
         alias.public && h('span', { className: 'jp-deploy-muted' }, __('public')),
@@ -77,6 +91,7 @@ export class AliasesView {
         h('a', { href: endpoint, target: '_blank', rel: 'noopener', className: 'jp-deploy-endpoint' }, endpoint),
         copyButton(() => endpoint, __('endpoint of %1', alias.name))),
       bars, legend,
+      rules && h('div', { className: 'jp-deploy-meta jp-deploy-alias-rules-line' }, rules),
       ...warnings.map(w => h('div', { className: 'jp-deploy-warning', role: 'note' }, `⚠ ${w}`)),
       this.errorOf(alias.name).node, this.editing.get(alias.name));
   }
@@ -85,21 +100,26 @@ export class AliasesView {
     if (this.editing.has(alias.name)) {
       this.editing.delete(alias.name);
     } else {
-      this.editing.set(alias.name, this.editor(alias.name, alias.routing.map(r => ({ node: r.node, weight: r.weight }))));
+      this.editing.set(alias.name, this.editor(alias.name, alias.routing.map(r => ({ node: r.node, weight: r.weight })),
+        rulesOf(alias)));
     }
     this.render();
   }
 
-  /** Rows of node (a list), weight, status and share; balance, promote, the check, Save. */
-  private editor(name: string, initial: WeightRow[]): HTMLElement {
+  /** Rows of node (a list), weight, status and share; balance, promote, shadow and sticky,
+   * the checks and warnings as they are typed, Save. */
+  private editor(name: string, initial: WeightRow[], rules: AliasRules): HTMLElement {
     let rows = initial.map(r => ({ ...r }));
     const table = h('div', { className: 'jp-deploy-weights' });
     const problems = h('div', { className: 'jp-deploy-error jp-deploy-validation', role: 'status' });
-    const save = button(__('Save'), () => void this.save(name, rows), 'jp-mod-accept jp-deploy-save');
+    const warnings = h('div', { className: 'jp-deploy-editor-warnings', role: 'status' });
+    const save = button(__('Save'), () => void this.save(name, rows, rules), 'jp-mod-accept jp-deploy-save');
     const check = () => {
-      const errors = validateWeights(rows);
+      const errors = [...validateWeights(rows), ...validateRules(rules, rows)];
       problems.textContent = errors.join('; ');
-      save.disabled = errors.length > 0;
+      setEnabled(save, errors.length === 0);
+      warnings.replaceChildren(...editorWarnings(this.model, rows).map(w =>
+        h('div', { className: 'jp-deploy-warning', role: 'note' }, `⚠ ${w}`)));
     };
     const draw = () => {
       table.replaceChildren(...rows.map((row, i) => {
@@ -122,12 +142,13 @@ export class AliasesView {
     return h('div', { className: 'jp-deploy-editor' }, table,
       h('div', { className: 'jp-deploy-row' },
         button(__('Add node'), () => { rows.push({ node: '', weight: 0 }); draw(); }),
-        button(__('Balance to 100'), () => { rows = balance(rows); draw(); }, 'jp-deploy-balance'), save),
-      problems);
+        button(__('Balance to 100'), () => { rows = balance(rows); draw(); }, 'jp-deploy-balance')),
+      warnings, rulesForm(this.model, name, rules, check), h('div', { className: 'jp-deploy-row' }, save), problems);
   }
 
-  private async save(name: string, rows: WeightRow[]): Promise<void> {
-    if (await guarded(this.errorOf(name), () => requestAPI(`aliases/${name}`, json('PUT', { nodes: toRouting(rows) })))) {
+  private async save(name: string, rows: WeightRow[], rules: AliasRules): Promise<void> {
+    const body = { nodes: toRouting(rows), ...rulesBody(rules) };
+    if (await guarded(this.errorOf(name), () => requestAPI(`aliases/${name}`, json('PUT', body)))) {
       this.editing.delete(name);
       await this.model.refresh();
     }

@@ -40,18 +40,41 @@ export function badge(status: string, title = ''): HTMLElement {
   return h('span', { className: badgeClass(status), title: title || undefined }, __(status));
 }
 
-/** A minimal JupyterLab icon button, named for what it does to what ("Delete predictor"). */
-export function iconButton(icon: LabIcon, label: string, onclick: () => void, extra = ''): HTMLButtonElement {
-  const button = h('button', {
-    className: `jp-ToolbarButtonComponent jp-mod-minimal jp-Button jp-deploy-icon-button ${extra}`,
-    title: label, 'aria-label': label, type: 'button', onclick
+/** The Jupyter toolkit's button (`jp-button`, registered by JupyterLab itself: its toolbar
+ * buttons are these), whose `disabled` the toolkit draws as disabled. */
+export type ToolkitButton = HTMLElement & { disabled: boolean };
+
+function toolkitButton(appearance: 'accent' | 'neutral' | 'stealth', className: string, onclick: () => void
+): ToolkitButton {
+  const element = document.createElement('jp-button') as ToolkitButton;
+  element.setAttribute('appearance', appearance);
+  element.className = className;
+  element.addEventListener('click', () => {
+    if (!element.hasAttribute('disabled')) {
+      onclick();
+    }
   });
+  return element;
+}
+
+/** Enable or disable a toolkit button, for pointers and for screen readers alike. */
+export function setEnabled(button: ToolkitButton, enabled: boolean): void {
+  button.toggleAttribute('disabled', !enabled);
+  button.setAttribute('aria-disabled', String(!enabled));
+}
+
+/** An icon button as JupyterLab's ToolbarButtonComponent draws it, named for what it does to
+ * what ("Delete predictor"). */
+export function iconButton(icon: LabIcon, label: string, onclick: () => void, extra = ''): ToolkitButton {
+  const button = toolkitButton('stealth', `jp-ToolbarButtonComponent jp-deploy-icon-button ${extra}`, onclick);
+  button.title = label;
+  button.setAttribute('aria-label', label);
   button.append(icon.element({ tag: 'span', className: 'jp-ToolbarButtonComponent-icon' }));
   return button;
 }
 
 /** A Copy button that puts `text()` on the clipboard and says so. */
-export function copyButton(text: () => string, what: string): HTMLButtonElement {
+export function copyButton(text: () => string, what: string): ToolkitButton {
   const button = iconButton(copyIcon, __('Copy %1', what), () => {
     Clipboard.copyToSystem(text());
     button.classList.add('jp-deploy-copied');
@@ -64,9 +87,12 @@ export function copyButton(text: () => string, what: string): HTMLButtonElement 
   return button;
 }
 
-/** A JupyterLab-styled button. */
-export function button(label: string, onclick: () => void, extra = ''): HTMLButtonElement {
-  return h('button', { className: `jp-mod-styled jp-deploy-button ${extra}`, onclick }, label);
+/** A text button of the toolkit; `jp-mod-accept` in `extra` makes it the accent one. */
+export function button(label: string, onclick: () => void, extra = ''): ToolkitButton {
+  const appearance = extra.includes('jp-mod-accept') ? 'accent' : 'neutral';
+  const element = toolkitButton(appearance, `jp-deploy-button ${extra}`, onclick);
+  element.append(label);
+  return element;
 }
 
 /** Where a control shows what the API answered wrong: beside it, dismissible, cleared on success. */

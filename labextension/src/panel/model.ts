@@ -49,6 +49,8 @@ export interface AliasInfo {
   public: boolean;
   endpoint: string;
   routing: { node: string; weight: number; status: string | null }[];
+  shadow?: { node: string; percent: number } | null;
+  sticky?: Record<string, string> | null;
 }
 
 const EVENTS_KEPT = 2000;

@@ -42,7 +42,8 @@ export class NodesView {
 
   constructor(
     private model: DeployModel,
-    private open: (node: string, tab?: string) => void
+    private open: (node: string, tab?: string) => void,
+    writeMagic: (node: string) => void = () => undefined
   ) {
     this.menu.addClass('jp-deploy-node-menu');
     const node = (args: any) => this.model.nodes.find(n => n.name === args.node);
@@ -55,6 +56,9 @@ export class NodesView {
     });
     this.commands.addCommand('update', {
       label: __('Settings…'), execute: args => this.open(String(args.node), __('Overview'))
+    });
+    this.commands.addCommand('write-magic', {
+      label: __('Write a %deploy cell'), execute: args => writeMagic(String(args.node))
     });
     this.commands.addCommand('delete', {
       label: __('Delete'), className: 'jp-deploy-menu-delete', execute: args => void this.remove(String(args.node))
@@ -112,7 +116,7 @@ export class NodesView {
     const reason = nodeReason(node, this.model.eventsOf(node.name), __);
     const more = iconButton(ellipsesIcon, __('Actions of %1', node.name), () => {
       this.menu.clearItems();
-      for (const command of ['scale', 'suspend', 'update', 'delete']) {
+      for (const command of ['scale', 'suspend', 'update', 'write-magic', 'delete']) {
         this.menu.addItem({ command, args: { node: node.name } });
       }
       const box = more.getBoundingClientRect();

@@ -16,6 +16,10 @@ export interface PanelSettings {
   runtime: () => string;
   /** Open a node's view in the main area, on a tab. */
   open: (node: string, tab?: string) => void;
+  /** Open a checkpoint version (NAME@VERSION) in the main area. */
+  openCheckpoint: (ref: string) => void;
+  /** Write a node's `%deploy` record into the active notebook. */
+  writeMagic: (node: string) => void;
   openSettings: () => void;
 }
 
@@ -53,7 +57,7 @@ export class DeployPanel extends Panel {
     this.toolbar.addItem('settings', new ToolbarButton({
       icon: settingsIcon, tooltip: __('Deploy settings'), onClick: () => settings.openSettings()
     }));
-    this.nodes = new NodesView(this.model, settings.open);
+    this.nodes = new NodesView(this.model, settings.open, settings.writeMagic);
     this.aliases = new AliasesView(this.model, url => this.shown(url), node => this.nodes.rates.get(node));
     this.body.node.append(this.summary, this.error.node,
       this.section('nodes', this.nodes.node),
@@ -132,7 +136,10 @@ export class DeployPanel extends Panel {
       const usedBy = this.model.nodes.filter(n => versions.some(v => v.id === n.checkpoint_id)).map(n => n.name);
       const created = latest.created ? new Date(latest.created * 1000).toLocaleString() : '';
       return h('li', { className: 'jp-deploy-checkpoint', 'data-checkpoint': name },
-        h('div', { className: 'jp-deploy-row' }, h('span', { className: 'jp-deploy-name' }, name),
+        h('div', { className: 'jp-deploy-row' }, h('button', {
+          type: 'button', className: 'jp-deploy-name jp-deploy-link', title: __('Open checkpoint %1', name),
+          onclick: () => this.settings.openCheckpoint(`${name}@${latest.version}`)
+        }, name),
           h('span', { className: 'jp-deploy-muted' }, __('version %1', latest.version) + (created ? ` · ${created}` : '')),
           h('span', { className: 'jp-deploy-spacer' }),
           button(__('Deploy'), () => void this.newNode('checkpoint', `${name}@${latest.version}`), 'jp-deploy-deploy-checkpoint')),

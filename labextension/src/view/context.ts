@@ -7,6 +7,10 @@ export interface ViewContext {
   model: DeployModel;
   /** The gateway's address as the service has it, and as users are shown it (a setting). */
   gateway: () => { actual: string; shown: string };
+  /** Open a checkpoint version (NAME@VERSION) in the main area. */
+  openCheckpoint: (ref: string) => void;
+  /** Write the node's `%deploy` record into the active notebook as a new cell. */
+  writeMagic: (node: string) => void;
 }
 
 /** `text` with the gateway's own address replaced by the one users are shown. */

@@ -1,6 +1,5 @@
 import { MainAreaWidget } from '@jupyterlab/apputils';
-import { refreshIcon } from '@jupyterlab/ui-components';
-import { ToolbarButton } from '@jupyterlab/ui-components';
+import { addIcon, refreshIcon, ToolbarButton } from '@jupyterlab/ui-components';
 import { TabPanel } from '@lumino/widgets';
 
 import { __ } from '../i18n';
@@ -39,6 +38,11 @@ export class NodeView extends MainAreaWidget<TabPanel> {
     this.toolbar.addItem('refresh', new ToolbarButton({
       icon: refreshIcon, tooltip: __('Refresh node %1', nodeName),
       onClick: () => void context.model.refresh()
+    }));
+    this.toolbar.addItem('write-magic', new ToolbarButton({
+      icon: addIcon, label: __('%deploy cell'), className: 'jp-deploy-write-magic',
+      tooltip: __('Write the %deploy commands that make node %1 again into the active notebook', nodeName),
+      onClick: () => context.writeMagic(nodeName)
     }));
     context.model.changed.connect(this.changed);
   }

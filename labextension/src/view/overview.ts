@@ -1,6 +1,6 @@
 import { json, requestAPI } from '../api';
 import { __ } from '../i18n';
-import { button, copyButton, ErrorLine, guarded, h } from '../panel/dom';
+import { button, copyButton, ErrorLine, guarded, h, setEnabled } from '../panel/dom';
 import { nodeReason, readiness, validateRange } from '../state';
 import { Tab, ViewContext, shownUrl } from './context';
 
@@ -75,7 +75,7 @@ export class OverviewTab extends Tab {
             className: 'jp-deploy-docs-link' }, __('Open API docs (Swagger)'))
           : h('span', { className: 'jp-deploy-muted' }, node.image ? __('an image node has no API document') : '…')),
         h('dt', {}, node.image ? __('Image') : __('Checkpoint')),
-        h('dd', {}, node.image || this.examples?.checkpoint || node.checkpoint),
+        h('dd', {}, node.image || this.checkpointLink(node.checkpoint_id ?? '', this.examples?.checkpoint || node.checkpoint)),
         h('dt', {}, __('Runtime')), h('dd', {}, node.runtime + (node.config ? ` · ${node.config}` : '')),
         h('dt', {}, __('Instances')), h('dd', {}, readiness(node, __)),
         h('dt', {}, __('Aliases')), h('dd', {}, aliases.length
@@ -83,6 +83,19 @@ export class OverviewTab extends Tab {
           : __('none'))),
       (this.scale ??= this.scaleForm(node.min, node.max)),
       this.snippets());
+  }
+
+  /** The node's checkpoint version as a link to its view. */
+  private checkpointLink(id: string, fallback: string): HTMLElement | string {
+    const version = this.context.model.checkpoints.find(c => c.id === id);
+    if (!version) {
+      return fallback;
+    }
+    const ref = `${version.name}@${version.version}`;
+    return h('button', {
+      type: 'button', className: 'jp-deploy-link jp-deploy-checkpoint-link', title: __('Open checkpoint %1', ref),
+      onclick: () => this.context.openCheckpoint(ref)
+    }, ref);
   }
 
   private async load(): Promise<void> {
@@ -109,7 +122,7 @@ export class OverviewTab extends Tab {
     const check = () => {
       const errors = validateRange(low.value, high.value, __);
       problems.textContent = errors.join('; ');
-      save.disabled = errors.length > 0;
+      setEnabled(save, errors.length === 0);
     };
     low.addEventListener('input', check);
     high.addEventListener('input', check);
