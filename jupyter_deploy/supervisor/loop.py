@@ -336,11 +336,9 @@ class Supervisor:
         """Let the requests in flight on `backend` end, up to the drain timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.drain_timeout_s
-        # Gateway workers send it requests until they have applied the routes without it;
-        # their acks carry what they then had in flight on it, and later reports the rest.
+        # Gateway workers send it requests until they apply the routes without it (their
+        # acks say what they then had on it); the count is sampled: no end is signalled.
         await self.routes.applied()
-        # The gateway counts a backend's requests but signals nothing when they end, so the
-        # count is sampled.
         while backend.in_flight and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
