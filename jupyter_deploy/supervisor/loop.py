@@ -350,8 +350,6 @@ class Supervisor:
         self._update_node_status(node)
         self._wake.set()
 
-    # stuck instances (issue 11) -------------------------------------------------------------
-
     def _stuck(self, name: str, instance_id: str) -> None:
         """The gateway took an instance out of balancing: a request ran past the timeout."""
         node = self.nodes.get(name)
