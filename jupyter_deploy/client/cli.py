@@ -48,7 +48,7 @@ def serve(argv: list[str]) -> int:
     if os.geteuid() == 0:  # a headless service; no browser is opened as root
         defaults.append("--ServerApp.allow_root=True")
     if os.environ.get("JUPYTERHUB_SERVICE_NAME") and os.environ.get("JUPYTERHUB_API_TOKEN"):
-        from ..control.hub import serve_options  # a hub's service: its address, its auth
+        from ..control.jupyterhub import serve_options  # a hub's service: its address, its auth
 
         defaults = [option for option in defaults if not option.startswith("--ServerApp.ip=")]
         defaults += serve_options()

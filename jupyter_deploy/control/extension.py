@@ -297,6 +297,6 @@ class DeployApp(ExtensionApp):
 
 def identify(handler: Any) -> Identity:
     """Who calls the hosted service: the identity its identity provider proved (a hub's,
-    control/hub.py), else the one personal project of a single JupyterLab."""
+    control/jupyterhub.py), else the one personal project of a single JupyterLab."""
     identity = getattr(handler.current_user, "identity", None)
     return identity if isinstance(identity, Identity) else LOCAL

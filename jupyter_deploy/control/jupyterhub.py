@@ -112,7 +112,7 @@ def serve_options() -> list[str]:
     """The Jupyter server options of a service the hub started: its address and prefix as
     the hub gave them, and the hub's authentication."""
     options = ["--ServerApp.identity_provider_class="
-               "jupyter_deploy.control.hub.HubIdentityProvider"]
+               "jupyter_deploy.control.jupyterhub.HubIdentityProvider"]
     url = os.environ.get("JUPYTERHUB_SERVICE_URL", "")
     if url:
         parts = urlsplit(url)
