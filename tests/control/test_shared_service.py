@@ -8,6 +8,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,13 @@ def test_a_second_service_on_the_same_port_says_to_use_the_shared_one(root):
     alice = NotebookServer(root / "alice", root / "alice" / "state", "alice", gateway_port=port)
     alice.wait_ready()
     bob = NotebookServer(root / "bob", root / "bob" / "state", "bob", gateway_port=port)
-    status, body = bob.call("GET", "/nodes", timeout=90)
+
+    def answered() -> tuple[int, Any] | None:
+        try:
+            return bob.call("GET", "/nodes", timeout=90)
+        except OSError:  # bob's server is not listening yet
+            return None
+    status, body = wait_for(answered, timeout=90, interval=0.1, message="bob's server to answer")
     assert status == 503, body
     message = body["error"]["message"]  # what the panel shows
     assert f"the gateway cannot listen on 127.0.0.1:{port}: Address already in use" in message
