@@ -78,7 +78,7 @@ ui-unit: install
 # everything else, the browser tests included.
 test: install hub lint engine swarm-lab browser promtool ui-unit
 	$(BIN)/python -m pytest -q --confcutdir=tests/unit tests/unit
-	$(BIN)/python -m pytest --ignore=tests/unit; status=$$?; scripts/swarm-lab.sh down; exit $$status
+	$(BIN)/python -m pytest --ignore=tests/unit --durations=20; status=$$?; scripts/swarm-lab.sh down; exit $$status
 
 # Needs Debian's wrk (apt-get install wrk) and two cores: see benchmarks/README.md.
 bench: install
