@@ -181,9 +181,13 @@ export class DeployModel {
   private async follow(): Promise<void> {
     while (!this.stopped) {
       try {
+        const project = this.project;
         const { events } = await requestAPI<{ events: DeployEvent[] }>(
           `events?since=${this.seq}&wait=${LONG_POLL_S}`
         );
+        if (project !== this.project) {
+          continue; // another project was picked meanwhile: these were the last one's
+        }
         if (events.length) {
           this.seq = events[events.length - 1].seq;
           this.keep(events);
