@@ -40,7 +40,7 @@ def sections(page, *names: str) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_a_shared_project_in_the_picker_audit_and_members(page, lab):
+def test_a_shared_project_in_the_picker_audit_and_members(page, lab, shots):
     started = time.monotonic()
     assert lab.api("POST", "projects", {"name": "team"})["role"] == "admin"
     try:
@@ -79,6 +79,8 @@ def test_a_shared_project_in_the_picker_audit_and_members(page, lab):
                  message="alice to be an editor of team")
         audit.filter(has_text="user alice").first.wait_for()
         assert "made editor" in audit.first.text_content()
+        page.add_style_tag(content=".Toastify { display: none !important; }")
+        page.locator(".jp-deploy-panel").screenshot(path=str(shots / "panel-project.png"))
     finally:
         with contextlib.suppress(OSError):  # not made: the test failed before
             lab.api("DELETE", "projects/team")

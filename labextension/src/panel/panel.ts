@@ -9,8 +9,8 @@ import { createNode } from './create';
 import { button, ErrorLine, h } from './dom';
 import { CheckpointInfo, DeployModel } from './model';
 import { NodesView } from './nodes';
-import { AuditView, MembersView, ProjectPicker } from './project';
-import { serviceDown } from '../projects';
+import { AuditView, gate, MembersView, needs, ProjectPicker } from './project';
+import { allows, serviceDown } from '../projects';
 
 export interface PanelSettings {
   gatewayUrl: () => string;
@@ -40,6 +40,7 @@ export class DeployPanel extends Panel {
   private nodes: NodesView;
   private aliases: AliasesView;
   private picker: ProjectPicker;
+  private creators: ToolbarButton[];
   private members: MembersView;
   private auditView: AuditView;
   private timer: number;
@@ -58,12 +59,13 @@ export class DeployPanel extends Panel {
     this.toolbar.addItem('refresh', new ToolbarButton({
       icon: refreshIcon, tooltip: __('Refresh'), onClick: () => void this.model.refresh()
     }));
-    this.toolbar.addItem('new-node', new ToolbarButton({
+    this.creators = [new ToolbarButton({
       icon: addIcon, tooltip: __('New node from a checkpoint'), onClick: () => void this.newNode('checkpoint')
-    }));
-    this.toolbar.addItem('new-image-node', new ToolbarButton({
+    }), new ToolbarButton({
       icon: addIcon, label: __('Image'), tooltip: __('New node from a Docker image'), onClick: () => void this.newNode('image')
-    }));
+    })];
+    this.toolbar.addItem('new-node', this.creators[0]);
+    this.toolbar.addItem('new-image-node', this.creators[1]);
     this.toolbar.addItem('settings', new ToolbarButton({
       icon: settingsIcon, tooltip: __('Deploy settings'), onClick: () => settings.openSettings()
     }));
@@ -104,6 +106,11 @@ export class DeployPanel extends Panel {
     this.sections.forEach(section => { section.hidden = Boolean(down); });
     this.error.show(down ? null : this.model.error);
     this.picker.render();
+    const editor = this.editor();
+    for (const creator of this.creators) {
+      creator.enabled = editor;
+      creator.node.title = editor ? '' : needs('editor');
+    }
     const project = this.model.project;
     this.title.caption = project ? __('Deploy: project %1', project) : __('Deploy');
     const nodes = this.model.nodes;
@@ -125,6 +132,12 @@ export class DeployPanel extends Panel {
     this.count('audit', this.model.audit.length);
     this.members.render();
     this.auditView.render();
+  }
+
+  /** Whether the caller may deploy in the shown project (an editor or an admin). */
+  private editor(): boolean {
+    const info = this.model.info;
+    return !info || allows(info.role, 'editor');
   }
 
   private async pick(project: string): Promise<void> {
@@ -178,7 +191,8 @@ export class DeployPanel extends Panel {
         }, name),
           h('span', { className: 'jp-deploy-muted' }, __('version %1', latest.version) + (created ? ` · ${created}` : '')),
           h('span', { className: 'jp-deploy-spacer' }),
-          button(__('Deploy'), () => void this.newNode('checkpoint', `${name}@${latest.version}`), 'jp-deploy-deploy-checkpoint')),
+          gate(button(__('Deploy'), () => void this.newNode('checkpoint', `${name}@${latest.version}`), 'jp-deploy-deploy-checkpoint'),
+            this.editor(), 'editor')),
         h('div', { className: 'jp-deploy-meta' }, __('in: %1', fields(latest.inputs))),
         h('div', { className: 'jp-deploy-meta' }, __('out: %1', fields(latest.outputs))),
         h('div', { className: 'jp-deploy-meta' }, __('used by: %1', usedBy.join(', ') || __('no node'))));

@@ -1,4 +1,4 @@
-import { closeIcon } from '@jupyterlab/ui-components';
+import { caretDownEmptyIcon, closeIcon } from '@jupyterlab/ui-components';
 
 import { json, requestAPI } from '../api';
 import { __ } from '../i18n';
@@ -10,7 +10,7 @@ const QUOTA_LABELS: Record<QuotaName, string> = {
   instances: 'Instances', memory: 'Memory (MB)', cpus: 'CPUs', gpus: 'GPUs', disk: 'Disk (MB)'
 };
 
-/** A select in JupyterLab's own style (its HTMLSelect: the wrapper draws the caret). */
+/** A select as JupyterLab's HTMLSelect draws it: the styled wrapper and its caret. */
 export function select(name: string, label: string, options: [string, string][], value: string,
   onchange?: (value: string) => void): HTMLSelectElement {
   const element = h('select', { name, 'aria-label': label, title: label, onchange: onchange ? () => onchange(element.value) : undefined },
@@ -19,7 +19,8 @@ export function select(name: string, label: string, options: [string, string][],
 }
 
 function styled(element: HTMLSelectElement): HTMLElement {
-  return h('div', { className: 'jp-HTMLSelect jp-DefaultStyle jp-deploy-select' }, element);
+  return h('div', { className: 'jp-HTMLSelect jp-DefaultStyle jp-deploy-select' }, element,
+    caretDownEmptyIcon.element({ tag: 'span', stylesheet: 'select', right: '4px', top: '4px' }));
 }
 
 /** The toolbar's project picker: a select when the caller has several, a quiet label otherwise. */
@@ -30,6 +31,8 @@ export class ProjectPicker {
 
   render(): void {
     const projects = this.model.projects;
+    // a 250 px panel has no room for both: the picker, named "Project", takes the title's place
+    this.node.closest('.jp-deploy-toolbar')?.classList.toggle('jp-deploy-toolbar-picking', projects.length > 1);
     if (projects.length <= 1) {
       this.node.replaceChildren(h('span', { className: 'jp-deploy-muted jp-deploy-project-label', title: __('Project') },
         this.model.project));
@@ -40,16 +43,22 @@ export class ProjectPicker {
   }
 }
 
+/** The tooltip of a control the caller's role does not allow. */
+export function needs(role: Role): string {
+  return __('Needs the %1 role in this project', __(role));
+}
+
 /** A control the caller's role does not allow: disabled, with a tooltip naming the role needed. */
-function gate(control: HTMLElement, allowed: boolean, need: Role): void {
-  if ('disabled' in control && control.tagName !== 'JP-BUTTON') {
-    (control as HTMLInputElement).disabled = !allowed;
+export function gate<T extends HTMLElement>(control: T, allowed: boolean, need: Role): T {
+  if (control.tagName === 'JP-BUTTON') {
+    setEnabled(control as unknown as ToolkitButton, allowed);
   } else {
-    setEnabled(control as ToolkitButton, allowed);
+    (control as unknown as HTMLInputElement).disabled = !allowed;
   }
   if (!allowed) {
-    control.title = __('Needs the %1 role in this project', __(need));
+    control.title = needs(need);
   }
+  return control;
 }
 
 /** The project's members (admins change them) and quotas (admins edit them). */
