@@ -86,3 +86,7 @@ def test_a_shared_project_in_the_picker_audit_and_members(page, lab, shots):
             lab.api("DELETE", "projects/team")
     TIMINGS["projects test"] = time.monotonic() - started
     assert [p["name"] for p in lab.api("GET", "projects")["projects"]] == ["default"]
+    # one project again, once the panel refreshes: a quiet label, the toolbar as before
+    page.locator(".jp-deploy-toolbar jp-button[title='Refresh']").click()
+    page.locator(".jp-deploy-project-label", has_text="default").wait_for()
+    page.locator(".jp-deploy-panel").screenshot(path=str(shots / "panel-default.png"))

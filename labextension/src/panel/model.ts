@@ -198,6 +198,7 @@ export class DeployModel {
         this.error = error;
         this.changed.emit();
         await new Promise(resolve => setTimeout(resolve, 3000)); // the server is away: retry
+        await this.refresh(); // or the project is gone: refresh picks one the caller still has
       }
     }
   }

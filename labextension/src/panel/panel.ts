@@ -103,7 +103,10 @@ export class DeployPanel extends Panel {
     const down = serviceDown(this.model.error);
     this.down.replaceChildren(...(down ? [h('strong', {}, __('No node can be shown')), h('p', {}, down)] : []));
     this.down.classList.toggle('jp-deploy-service-down-shown', Boolean(down));
-    this.sections.forEach(section => { section.hidden = Boolean(down); });
+    const single = this.model.projects.length <= 1; // a single Lab: no members or audit to show
+    this.sections.forEach((section, name) => {
+      section.hidden = Boolean(down) || (single && (name === 'members' || name === 'audit'));
+    });
     this.error.show(down ? null : this.model.error);
     this.picker.render();
     const editor = this.editor();

@@ -34,7 +34,7 @@ export class ProjectPicker {
     // a 250 px panel has no room for both: the picker, named "Project", takes the title's place
     this.node.closest('.jp-deploy-toolbar')?.classList.toggle('jp-deploy-toolbar-picking', projects.length > 1);
     if (projects.length <= 1) {
-      this.node.replaceChildren(h('span', { className: 'jp-deploy-muted jp-deploy-project-label', title: __('Project') },
+      this.node.replaceChildren(h('span', { className: 'jp-deploy-muted jp-deploy-project-label', title: __('Project %1', this.model.project) },
         this.model.project));
       return;
     }
