@@ -1,6 +1,20 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { inProject } from './projects';
+
+let project = '';
+
+/** The project every call acts in from now on ('' : the caller's personal one). */
+export function setProject(name: string): void {
+  project = name;
+}
+
+/** The project the console shows. */
+export function currentProject(): string {
+  return project;
+}
+
 /** An error answered by the control API, with its message and field when it gave them. */
 export class APIError extends Error {
   constructor(
@@ -12,13 +26,14 @@ export class APIError extends Error {
   }
 }
 
-/** The raw response of a control-API call under /deploy/api (for streams). */
+/** The raw response of a control-API call under /deploy/api (for streams), in the current
+ * project unless the path names one. */
 export async function requestRaw(
   endPoint: string,
   init: RequestInit = {}
 ): Promise<Response> {
   const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'deploy', 'api', endPoint);
+  const url = URLExt.join(settings.baseUrl, 'deploy', 'api', inProject(endPoint, project));
   let response: Response;
   try {
     response = await ServerConnection.makeRequest(url, init, settings);

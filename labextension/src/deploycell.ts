@@ -113,7 +113,7 @@ function input(name: string, value: string | number, type = 'text'): HTMLInputEl
 const api: FollowAPI = {
   async node(name) {
     try {
-      return await requestAPI<NodeInfo>(`nodes/${name}`);
+      return await requestAPI<NodeInfo>(`nodes/${name}?project=`);
     } catch (error) {
       if (error instanceof APIError && error.status === 404) {
         return null; // not created yet
@@ -122,7 +122,7 @@ const api: FollowAPI = {
     }
   },
   async events(name, since, wait, signal) {
-    const query = `node=${encodeURIComponent(name)}&since=${since}&wait=${wait}`;
+    const query = `project=&node=${encodeURIComponent(name)}&since=${since}&wait=${wait}`;
     return (await requestAPI<{ events: DeployEvent[] }>(`events?${query}`, { signal })).events;
   }
 };

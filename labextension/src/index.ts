@@ -78,7 +78,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       open,
       openCheckpoint,
       writeMagic,
-      openSettings: () => void app.commands.execute('settingeditor:open', { query: 'Deploy' })
+      openSettings: () => void app.commands.execute('settingeditor:open', { query: 'Deploy' }),
+      projectChanged: () => views.forEach(view => view.close()) // they showed the last project's nodes
     });
     if (registry) {
       try {

@@ -1,7 +1,8 @@
 import { Signal } from '@lumino/signaling';
 
-import { requestAPI } from '../api';
+import { currentProject, requestAPI, setProject } from '../api';
 import { DeployEvent, LONG_POLL_S } from '../follow';
+import { AuditEvent, auditRows, orderProjects, pickProject, ProjectInfo } from '../projects';
 
 export interface InstanceInfo {
   id: string;
@@ -62,6 +63,10 @@ export class DeployModel {
   aliases: AliasInfo[] = [];
   gatewayUrl = '';
   error: unknown = null;
+  /** The caller's projects, the personal one first, each with the caller's role. */
+  projects: ProjectInfo[] = [];
+  /** The shown project's audit, newest first. */
+  audit: AuditEvent[] = [];
   /** Each node's events, oldest first (the last EVENTS_KEPT). */
   readonly events = new Map<string, DeployEvent[]>();
   /** Called with each new event after the first load (toasts, announcements). */
@@ -70,11 +75,22 @@ export class DeployModel {
   private seq = 0;
   private stopped = false;
 
+  /** The project shown, and that every call acts in. */
+  get project(): string {
+    return currentProject();
+  }
+
+  /** The shown project's entry (its role, members, quotas), if listed. */
+  get info(): ProjectInfo | undefined {
+    return this.projects.find(p => p.name === this.project);
+  }
+
   /** Load everything, then follow the events until dispose(). */
   async start(): Promise<void> {
     try {
       const service = await requestAPI<{ gateway_url: string }>('');
       this.gatewayUrl = service.gateway_url;
+      await this.loadProjects();
       this.seq = await this.latestSeq(); // what is loaded next already shows these
     } catch (error) {
       this.error = error;
@@ -87,17 +103,37 @@ export class DeployModel {
     this.stopped = true;
   }
 
+  /** Show another project: every call acts in it from now on. */
+  async switchTo(project: string): Promise<void> {
+    setProject(project);
+    this.events.clear();
+    this.nodes = [];
+    this.checkpoints = [];
+    this.aliases = [];
+    this.audit = [];
+    try {
+      this.seq = await this.latestSeq();
+    } catch (error) {
+      this.error = error;
+    }
+    await this.refresh();
+  }
+
   /** Fetch the lists again; an error is kept for the panel to show. */
   async refresh(): Promise<void> {
     try {
-      const [nodes, checkpoints, aliases] = await Promise.all([
+      await this.loadProjects();
+      const project = encodeURIComponent(this.project);
+      const [nodes, checkpoints, aliases, audit] = await Promise.all([
         requestAPI<{ nodes: NodeInfo[] }>('nodes'),
         requestAPI<{ checkpoints: CheckpointInfo[] }>('checkpoints'),
-        requestAPI<{ aliases: AliasInfo[] }>('aliases')
+        requestAPI<{ aliases: AliasInfo[] }>('aliases'),
+        project ? requestAPI<{ events: AuditEvent[] }>(`projects/${project}/events`) : { events: [] }
       ]);
       this.nodes = nodes.nodes;
       this.checkpoints = checkpoints.checkpoints;
       this.aliases = aliases.aliases;
+      this.audit = auditRows(audit.events);
       this.error = null;
     } catch (error) {
       this.error = error;
@@ -108,6 +144,13 @@ export class DeployModel {
   /** The events of a node so far. */
   eventsOf(node: string): DeployEvent[] {
     return this.events.get(node) ?? [];
+  }
+
+  /** The caller's projects; the shown one stays if the caller still has it. */
+  private async loadProjects(): Promise<void> {
+    const { projects } = await requestAPI<{ projects: ProjectInfo[] }>('projects');
+    this.projects = orderProjects(projects);
+    setProject(pickProject(this.projects, this.project));
   }
 
   private keep(events: DeployEvent[]): void {
@@ -138,9 +181,13 @@ export class DeployModel {
   private async follow(): Promise<void> {
     while (!this.stopped) {
       try {
+        const project = this.project;
         const { events } = await requestAPI<{ events: DeployEvent[] }>(
           `events?since=${this.seq}&wait=${LONG_POLL_S}`
         );
+        if (project !== this.project) {
+          continue; // another project was picked meanwhile: these were the last one's
+        }
         if (events.length) {
           this.seq = events[events.length - 1].seq;
           this.keep(events);
@@ -151,6 +198,7 @@ export class DeployModel {
         this.error = error;
         this.changed.emit();
         await new Promise(resolve => setTimeout(resolve, 3000)); // the server is away: retry
+        await this.refresh(); // or the project is gone: refresh picks one the caller still has
       }
     }
   }

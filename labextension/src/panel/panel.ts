@@ -9,6 +9,8 @@ import { createNode } from './create';
 import { button, ErrorLine, h } from './dom';
 import { CheckpointInfo, DeployModel } from './model';
 import { NodesView } from './nodes';
+import { AuditView, gate, MembersView, needs, ProjectPicker } from './project';
+import { allows, serviceDown } from '../projects';
 
 export interface PanelSettings {
   gatewayUrl: () => string;
@@ -21,6 +23,8 @@ export interface PanelSettings {
   /** Write a node's `%deploy` record into the active notebook. */
   writeMagic: (node: string) => void;
   openSettings: () => void;
+  /** Another project is shown: what was opened from the last one closes. */
+  projectChanged?: (project: string) => void;
 }
 
 /** The left-area panel: a toolbar, a summary, then nodes, aliases and checkpoints, live. */
@@ -30,10 +34,15 @@ export class DeployPanel extends Panel {
   private body = new Widget({ node: h('div', { className: 'jp-deploy-panel-body' }) });
   private error = new ErrorLine();
   private summary = h('div', { className: 'jp-deploy-summary', role: 'status' });
+  private down = h('div', { className: 'jp-deploy-service-down', role: 'alert' });
   private sections = new Map<string, HTMLDetailsElement>();
   private checkpoints = h('ul', { className: 'jp-deploy-list' });
   private nodes: NodesView;
   private aliases: AliasesView;
+  private picker: ProjectPicker;
+  private creators: ToolbarButton[];
+  private members: MembersView;
+  private auditView: AuditView;
   private timer: number;
 
   constructor(private settings: PanelSettings) {
@@ -44,25 +53,32 @@ export class DeployPanel extends Panel {
     this.addClass('jp-deploy-panel');
     this.toolbar.addClass('jp-deploy-toolbar');
     this.toolbar.addItem('title', new Widget({ node: h('h1', { className: 'jp-deploy-title' }, __('Deploy')) }));
+    this.picker = new ProjectPicker(this.model, project => void this.pick(project));
+    this.toolbar.addItem('project', new Widget({ node: this.picker.node }));
     this.toolbar.addItem('spacer', Toolbar.createSpacerItem());
     this.toolbar.addItem('refresh', new ToolbarButton({
       icon: refreshIcon, tooltip: __('Refresh'), onClick: () => void this.model.refresh()
     }));
-    this.toolbar.addItem('new-node', new ToolbarButton({
+    this.creators = [new ToolbarButton({
       icon: addIcon, tooltip: __('New node from a checkpoint'), onClick: () => void this.newNode('checkpoint')
-    }));
-    this.toolbar.addItem('new-image-node', new ToolbarButton({
+    }), new ToolbarButton({
       icon: addIcon, label: __('Image'), tooltip: __('New node from a Docker image'), onClick: () => void this.newNode('image')
-    }));
+    })];
+    this.toolbar.addItem('new-node', this.creators[0]);
+    this.toolbar.addItem('new-image-node', this.creators[1]);
     this.toolbar.addItem('settings', new ToolbarButton({
       icon: settingsIcon, tooltip: __('Deploy settings'), onClick: () => settings.openSettings()
     }));
     this.nodes = new NodesView(this.model, settings.open, settings.writeMagic);
     this.aliases = new AliasesView(this.model, url => this.shown(url), node => this.nodes.rates.get(node));
-    this.body.node.append(this.summary, this.error.node,
+    this.members = new MembersView(this.model);
+    this.auditView = new AuditView(this.model);
+    this.body.node.append(this.summary, this.error.node, this.down,
       this.section('nodes', this.nodes.node),
       this.section('aliases', this.aliases.node),
-      this.section('checkpoints', this.checkpoints));
+      this.section('checkpoints', this.checkpoints),
+      this.section('members', this.members.node, false),
+      this.section('audit', this.auditView.node, false));
     this.addWidget(this.toolbar);
     this.addWidget(this.body);
     this.model.changed.connect(() => this.render());
@@ -83,11 +99,28 @@ export class DeployPanel extends Panel {
   }
 
   render(): void {
-    this.error.show(this.model.error);
+    // the service not running is said where the nodes would be, plainly, not as a passing error
+    const down = serviceDown(this.model.error);
+    this.down.replaceChildren(...(down ? [h('strong', {}, __('No node can be shown')), h('p', {}, down)] : []));
+    this.down.classList.toggle('jp-deploy-service-down-shown', Boolean(down));
+    const single = this.model.projects.length <= 1; // a single Lab: no members or audit to show
+    this.sections.forEach((section, name) => {
+      section.hidden = Boolean(down) || (single && (name === 'members' || name === 'audit'));
+    });
+    this.error.show(down ? null : this.model.error);
+    this.picker.render();
+    const editor = this.editor();
+    for (const creator of this.creators) {
+      creator.enabled = editor;
+      creator.node.title = editor ? '' : needs('editor');
+    }
+    const project = this.model.project;
+    this.title.caption = project ? __('Deploy: project %1', project) : __('Deploy');
     const nodes = this.model.nodes;
     const unhealthy = nodes.filter(n => n.status === 'Unhealthy').length;
     const gateway = this.settings.gatewayUrl() || this.model.gatewayUrl;
     this.summary.replaceChildren(
+      this.model.projects.length > 1 ? h('span', { className: 'jp-deploy-summary-project' }, __('Project %1', project), ' · ') : '',
       `${nodes.length === 1 ? __('1 node') : __('%1 nodes', nodes.length)} · ${__('%1 unhealthy', unhealthy)}`,
       gateway ? ' · ' : '',
       gateway ? h('a', { href: gateway, target: '_blank', rel: 'noopener', className: 'jp-deploy-gateway' }, __('gateway ↗')) : '');
@@ -98,11 +131,30 @@ export class DeployPanel extends Panel {
     this.nodes.render();
     this.aliases.render();
     this.renderCheckpoints();
+    this.count('members', this.model.info?.members.length ?? 0);
+    this.count('audit', this.model.audit.length);
+    this.members.render();
+    this.auditView.render();
   }
 
-  private section(name: string, content: HTMLElement): HTMLElement {
-    const titles: Record<string, string> = { nodes: __('Nodes'), aliases: __('Aliases'), checkpoints: __('Checkpoints') };
-    const details = h('details', { className: `jp-deploy-section jp-deploy-section-${name}`, open: true },
+  /** Whether the caller may deploy in the shown project (an editor or an admin). */
+  private editor(): boolean {
+    const info = this.model.info;
+    return !info || allows(info.role, 'editor');
+  }
+
+  private async pick(project: string): Promise<void> {
+    if (project !== this.model.project) {
+      await this.model.switchTo(project);
+      this.settings.projectChanged?.(project);
+    }
+  }
+
+  private section(name: string, content: HTMLElement, open = true): HTMLElement {
+    const titles: Record<string, string> = {
+      nodes: __('Nodes'), aliases: __('Aliases'), checkpoints: __('Checkpoints'), members: __('Members and quotas'), audit: __('Audit')
+    };
+    const details = h('details', { className: `jp-deploy-section jp-deploy-section-${name}`, open },
       h('summary', { className: 'jp-deploy-heading' }, titles[name], h('span', { className: 'jp-deploy-count' })), content);
     this.sections.set(name, details);
     return details;
@@ -142,7 +194,8 @@ export class DeployPanel extends Panel {
         }, name),
           h('span', { className: 'jp-deploy-muted' }, __('version %1', latest.version) + (created ? ` · ${created}` : '')),
           h('span', { className: 'jp-deploy-spacer' }),
-          button(__('Deploy'), () => void this.newNode('checkpoint', `${name}@${latest.version}`), 'jp-deploy-deploy-checkpoint')),
+          gate(button(__('Deploy'), () => void this.newNode('checkpoint', `${name}@${latest.version}`), 'jp-deploy-deploy-checkpoint'),
+            this.editor(), 'editor')),
         h('div', { className: 'jp-deploy-meta' }, __('in: %1', fields(latest.inputs))),
         h('div', { className: 'jp-deploy-meta' }, __('out: %1', fields(latest.outputs))),
         h('div', { className: 'jp-deploy-meta' }, __('used by: %1', usedBy.join(', ') || __('no node'))));
