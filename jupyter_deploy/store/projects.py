@@ -10,7 +10,8 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any
 
@@ -45,9 +46,11 @@ def acting_user() -> str | None:
 class ProjectRows:
     """Projects, members, quotas and the audit, over the store's database."""
 
-    def __init__(self, db: sqlite3.Connection, audit_per_project: int = AUDIT_PER_PROJECT
-                 ) -> None:
+    def __init__(self, db: sqlite3.Connection,
+                 transaction: Callable[[], AbstractContextManager[None]],
+                 audit_per_project: int = AUDIT_PER_PROJECT) -> None:
         self.db = db
+        self.transaction = transaction  # the store's: statements that commit together
         self.audit_per_project = audit_per_project
 
     def get(self, name: str) -> dict[str, Any] | None:
@@ -67,7 +70,7 @@ class ProjectRows:
 
     def add(self, name: str, creator: str, personal: str | None) -> None:
         """A new project whose creator is its admin."""
-        with self._transaction():
+        with self.transaction():
             self.db.execute("INSERT INTO projects (name, personal, created, creator) "
                             "VALUES (?, ?, ?, ?)", (name, personal, time.time(), creator))
             self.db.execute("INSERT INTO members (project, kind, name, role) "
@@ -75,7 +78,7 @@ class ProjectRows:
 
     def remove(self, name: str) -> None:
         """Forget the project, its members, quotas and audit."""
-        with self._transaction():
+        with self.transaction():
             for table, column in (("projects", "name"), ("members", "project"),
                                   ("audit", "project")):
                 self.db.execute(f"DELETE FROM {table} WHERE {column}=?", (name,))
@@ -106,7 +109,7 @@ class ProjectRows:
                   message: str = "") -> dict[str, Any]:
         """Record who did what to what; keep the project's newest `audit_per_project`."""
         now = time.time()
-        with self._transaction():
+        with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO audit (project, time, user, action, target, message) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (project, now, user, action, target, message))
@@ -122,13 +125,3 @@ class ProjectRows:
             f"SELECT {', '.join(AUDIT_FIELDS)} FROM audit WHERE project=? AND seq > ? "
             "ORDER BY seq LIMIT ?", (project, since, limit)).fetchall()
         return [dict(zip(AUDIT_FIELDS, row, strict=True)) for row in rows]
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")

@@ -77,7 +77,7 @@ class Store:
         except BaseException:
             self.close()
             raise
-        self.projects = ProjectRows(self.db)
+        self.projects = ProjectRows(self.db, self.transaction)
         self._trim_events()  # events from before the bound, or from a larger one
         for name in ("deploy.db-wal", "deploy.db-shm"):  # made before this release: 0644
             with contextlib.suppress(FileNotFoundError):
