@@ -81,21 +81,8 @@ class NotebookServer:
     def call(self, method: str, path: str, body: Any = None, token: str | None = None,
              timeout: float = 30) -> tuple[int, Any]:
         """(status, JSON body) of a control-API call through this server."""
-        request = urllib.request.Request(
-            self.api + path, method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"token {self.token if token is None else token}",
-                     "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                payload = response.read()
-                return response.status, json.loads(payload) if payload else None
-        except urllib.error.HTTPError as exc:
-            payload = exc.read()
-            try:
-                return exc.code, json.loads(payload)
-            except ValueError:
-                return exc.code, payload.decode(errors="replace")
+        return call(method, self.api + path, self.token if token is None else token, body,
+                    timeout=timeout)
 
     def wait_ready(self, timeout: float = 60) -> dict[str, Any]:
         """The service's answer to `GET /deploy/api` once it comes through this server."""
@@ -131,3 +118,22 @@ def stop_service(state_dir: Path, env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     wait_for(lambda: not worker_pids(state_dir), timeout=15,
              message="every instance to stop with the service")
+
+
+def call(method: str, url: str, token: str = "", body: Any = None,
+         headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Any]:
+    """(status, JSON body) of one request with `Authorization: token TOKEN`."""
+    request = urllib.request.Request(
+        url, method=method, data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **(headers or {}),
+                 **({"Authorization": f"token {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = response.read()
+            return response.status, json.loads(payload) if payload else None
+    except urllib.error.HTTPError as exc:
+        payload = exc.read()
+        try:
+            return exc.code, json.loads(payload)
+        except ValueError:
+            return exc.code, payload.decode(errors="replace")

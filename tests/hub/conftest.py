@@ -16,7 +16,7 @@ from .hub import PROXY, Hub
 def hub() -> Iterator[Hub]:
     pytest.importorskip("jupyterhub", reason="make install brings jupyterhub")
     if not PROXY.exists():
-        pytest.skip(f"no configurable-http-proxy at {PROXY}: make install brings it")
+        pytest.skip(f"no configurable-http-proxy at {PROXY}: `make hub` (part of `make test`) brings it")
     root = Path(tempfile.mkdtemp(prefix="deploy-hub-"))
     started = Hub(root)
     try:

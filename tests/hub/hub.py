@@ -10,14 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from jupyter_deploy.runtimes.lease import ask_everything
 
 from ..conftest import wait_for, worker_pids
+from ..control.servers import call
 
 REPO = Path(__file__).resolve().parents[2]
 PROXY = REPO / ".cache" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -177,25 +176,6 @@ def marked(root: Path) -> list[int]:
         if needle in environ.split(b"\0") and state not in ("Z", "X"):
             found.append(int(proc.name))
     return found
-
-
-def call(method: str, url: str, token: str = "", body: Any = None,
-         headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Any]:
-    """(status, JSON body) of one request with `Authorization: token TOKEN`."""
-    request = urllib.request.Request(
-        url, method=method, data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", **(headers or {}),
-                 **({"Authorization": f"token {token}"} if token else {})})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            payload = response.read()
-            return response.status, json.loads(payload) if payload else None
-    except urllib.error.HTTPError as exc:
-        payload = exc.read()
-        try:
-            return exc.code, json.loads(payload)
-        except ValueError:
-            return exc.code, payload.decode(errors="replace")
 
 
 def commands(pid: int) -> str:

@@ -8,7 +8,8 @@ import json
 import pytest
 import requests
 
-from .hub import PASSWORD, Hub, call, deploy_services
+from ..control.servers import call
+from .hub import PASSWORD, Hub, deploy_services
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from ..conftest import checkpoint_body, wait_for
-from .hub import Hub, call
+from ..control.servers import call
+from .hub import Hub
 
 ADDER = dict(source="total = a + b", inputs="a:float,b:float", outputs="total", a=1.0, b=2.0)
 CALL = {"input": {"a": 2, "b": 3}}
