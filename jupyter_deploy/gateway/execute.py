@@ -36,6 +36,7 @@ MAX_JSON_DEPTH = 64  # arrays and objects in arrays and objects: deeper bodies g
 ARRAY_ENCODINGS = ("list", "base64")  # the values of `x-array-encoding` (its enum)
 STUCK_SHARE = 0.9  # of the request timeout spent on an instance that makes it stuck
 MAX_MIRRORS = 64  # shadow requests under way at once; past that, requests are not mirrored
+NOT_RUN = (429, 503, 504)  # the gateway's answers for a request no cell answered in time
 
 
 class NoInstance(Exception):
@@ -362,8 +363,10 @@ async def _mirror(routes: Routes, alias: AliasRoute, body: bytes, payload: Any,
         "status": response.status,
         "primary_status": primary.status,
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        # both bodies come from the same serializer: equal outputs are equal bytes
-        "same_output": response.status == primary.status and response.body == primary.body,
+        # both bodies come from the same serializer: equal outputs are equal bytes; a copy
+        # the shadow node refused or did not answer in time has no output to compare
+        "same_output": None if response.status in NOT_RUN else (
+            response.status == primary.status and response.body == primary.body),
     }
     alias.shadow_record.add(entry)
     for listener in routes.on_shadow:  # a gateway worker tells the service

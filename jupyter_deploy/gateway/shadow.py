@@ -16,7 +16,8 @@ class ShadowRecord:
     def add(self, entry: dict[str, Any]) -> None:
         self.recent.append(entry)
         self.counts["requests"] += 1
-        self.counts["same_output" if entry["same_output"] else "different_output"] += 1
+        if entry["same_output"] is not None:  # None: refused or timed out, an error only
+            self.counts["same_output" if entry["same_output"] else "different_output"] += 1
         if entry["status"] != 200:
             self.counts["errors"] += 1
 

@@ -155,6 +155,33 @@ def test_weighted_split_and_shadow_traffic(service):
         client.delete_node(name)
 
 
+def test_shadow_copies_its_node_refused_are_errors_not_different_outputs(service):
+    """A shadow node too busy for a copy (429: its queue holds none) ran no cell: the copy
+    counts as an error, never as an output that differs from the primary's."""
+    client = service.client
+    service.create_node("steady", version_cell("steady", "same"))
+    service.create_node("sleepy", version_cell("sleepy", "same", {"time": time},
+                                               "time.sleep(0.3)\nwho = 'same'"), max_queue=0)
+    alias = client.set_alias("copied", {"nodes": {"steady": 100}, "public": True,
+                                        "shadow": {"node": "sleepy", "percent": 100}})
+    url = urllib.parse.urlsplit(alias["alias"]["endpoint"])
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    for _ in range(6):  # faster than the shadow node runs them: it refuses all but the first
+        connection.request("POST", url.path, json.dumps({"input": {"x": 1}}),
+                           {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        assert (answer.status, json.loads(answer.read())["output"]) == (200, {"who": "same"})
+    connection.close()
+    shadow = wait_for(lambda: (found := client.request("GET", "/aliases/copied/shadow"))[
+        "requests"] == 6 and found, timeout=10, message="six shadow answers")
+    refused = [e for e in shadow["recent"] if e["status"] == 429]
+    assert refused and shadow["errors"] == len(refused), shadow
+    assert (shadow["same_output"], shadow["different_output"]) == (6 - len(refused), 0), shadow
+    client.delete_alias("copied")
+    for name in ("steady", "sleepy"):
+        client.delete_node(name)
+
+
 def test_sticky_callers_stay_on_one_instance(service):
     client = service.client
     service.create_node("left", version_cell("left", "left"), min=2)
