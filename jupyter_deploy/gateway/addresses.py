@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..http.messages import Response
 from ..store.projects import DEFAULT_PROJECT  # whose nodes single-segment paths name
 
 
@@ -14,6 +15,14 @@ def route_key(project: str | None, name: str) -> str:
 def public_name(key: str) -> str:
     """A routes' key as callers name it: `NAME`, or `PROJECT/NAME` (paths and headers)."""
     return key.replace(".", "/", 1)
+
+
+def answered_as_called(response: Response) -> Response:
+    """The answer with the node an alias picked (`x-node-id`) named as callers name it."""
+    node = (response.headers or {}).get("x-node-id")
+    if node is not None and "." in node:
+        response.headers = {**(response.headers or {}), "x-node-id": public_name(node)}
+    return response
 
 
 def header_key(value: str) -> str:

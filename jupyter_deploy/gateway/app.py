@@ -19,7 +19,7 @@ from ..http.framing import Limits
 from ..http.listener import HttpServer, bind
 from ..http.messages import Request, Response
 from . import openapi, passthrough
-from .addresses import header_key, route_key
+from .addresses import answered_as_called, header_key, route_key
 from .auth import holds_key, refusal
 from .capture import Sampler
 from .execute import Mirrors, execute, execute_alias
@@ -189,7 +189,7 @@ class Gateway:
         response = await self.execute(target, request.body, request.headers,
                                       self.request_timeout_s, request.id)
         self.metrics.observe(target, request.path, response, time.perf_counter() - started)
-        return response
+        return answered_as_called(response)
 
     def execute(self, target: Route | AliasRoute, body: bytes, headers: dict[str, str],
                 timeout_s: float, call_id: str, limit: int = MAX_BYTES) -> Awaitable[Response]:

@@ -175,3 +175,61 @@ async def test_audit_names_each_user(deploy):
     assert (node_events[0]["user"], node_events[0]["status"]) == ("bob", "Created")
     assert {e["user"] for e in node_events if e["status"] == "Healthy"} == {None}  # its loop
     expect_not_found(refused(deploy.scope(Identity("carol"), "team").audit))
+
+
+async def test_a_project_node_has_its_typed_grpc_service_and_its_public_name(deploy):
+    """Through gRPC a project's node is `jupyter_deploy.nodes.PROJECT.NODE.Node`, found by
+    reflection and health; every answer names it as callers do, `PROJECT/NODE`."""
+    import grpc
+    from google.protobuf import descriptor_pool, message_factory
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    deploy.scope(ALICE).create_project({"name": "my-team"})
+    _, key = await deployed(deploy, ALICE, "my-team", "adder")
+    alias = deploy.scope(ALICE, "my-team").set_alias("live", {"nodes": {"adder": 100}})
+    service = "jupyter_deploy.nodes.my_team.adder.Node"
+
+    def call() -> tuple[list[str], int, float, dict[str, str]]:
+        with grpc.insecure_channel(deploy.gateway_grpc_address) as channel:
+            database = ProtoReflectionDescriptorDatabase(channel)
+            listed = [s for s in database.get_services() if s.startswith("jupyter_deploy.nodes")]
+            method = descriptor_pool.DescriptorPool(database).FindServiceByName(
+                service).FindMethodByName("Execute")
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=10).status
+            execute = channel.unary_unary(
+                f"/{service}/Execute",
+                request_serializer=message_factory.GetMessageClass(
+                    method.input_type).SerializeToString,
+                response_deserializer=message_factory.GetMessageClass(
+                    method.output_type).FromString)
+            request = message_factory.GetMessageClass(method.input_type)(a=2, b=3)
+            reply = execute(request, metadata=(("authorization", f"Bearer {key}"),), timeout=10)
+            _, state = execute.with_call(request, timeout=10, metadata=(
+                ("authorization", f"Bearer {alias.key}"), ("x-node-alias", "my-team/live")))
+            return listed, health, reply.total.number_value, dict(state.trailing_metadata())
+
+    listed, health, total, trailing = await asyncio.to_thread(call)
+    assert (listed, health, total) == ([service], health_pb2.HealthCheckResponse.SERVING, 5.0)
+    assert trailing["x-node-id"] == "my-team/adder"
+
+    def through_alias() -> str | None:
+        request = urllib.request.Request(
+            f"{deploy.gateway_url}/v1/aliases/my-team/live:execute",
+            json.dumps({"input": {"a": 2, "b": 3}}).encode(),
+            {"Authorization": f"Bearer {alias.key}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.headers["x-node-id"]
+
+    assert await asyncio.to_thread(through_alias) == "my-team/adder"
+
+    def model() -> dict[str, Any]:  # the Open Inference Protocol's name: one path segment
+        request = urllib.request.Request(f"{deploy.gateway_url}/v2/models/my-team.adder",
+                                         headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    assert (await asyncio.to_thread(model))["name"] == "my-team.adder"

@@ -24,10 +24,17 @@ Code = grpc.StatusCode
 
 
 def _node_in(name: str) -> str | None:
-    """The node a symbol or file name of a node service belongs to, if it is one."""
+    """The node a symbol or file name of a node service belongs to, if it is one: the
+    package's lowercase parts (a node's, or a project's and its node's) before the first
+    capitalized name (`Node`, `Input`...) or `.proto`."""
     for prefix in (PACKAGE_PREFIX, FILE_PREFIX):
         if name.startswith(prefix):
-            return node_of(name[len(prefix):].split(".", 1)[0])
+            parts = []
+            for part in name[len(prefix):].removesuffix(".proto").split(".")[:2]:
+                if not part or part[0].isupper():
+                    break
+                parts.append(part)
+            return node_of(".".join(parts)) if parts else None
     return None
 
 

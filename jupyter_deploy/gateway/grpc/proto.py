@@ -2,7 +2,7 @@
 
 For node `predictor`: file `jupyter_deploy/nodes/predictor.proto`, package
 `jupyter_deploy.nodes.predictor` (a hyphen in the node's name becomes `_`, a leading digit
-gets a `_` before it), `service Node { rpc Execute(Input) returns (Output); }`, one field of
+gets a `_` before it; node `adder` of project `my-team`: `jupyter_deploy.nodes.my_team.adder`), `service Node { rpc Execute(Input) returns (Output); }`, one field of
 `Input` per declared input and one of `Output` per declared output, in their order.
 
     int -> int64        float -> double     str -> string      bool -> bool
@@ -47,15 +47,24 @@ SCALAR_NAMES = {_F.TYPE_INT64: "int64", _F.TYPE_UINT64: "uint64", _F.TYPE_DOUBLE
 
 
 def package_of(node: str) -> str:
-    """The protobuf package part of a node's name: `my-node` -> `my_node`, `2d` -> `_2d`."""
-    name = node.replace("-", "_")
-    return "_" + name if name[:1].isdigit() else name
+    """The protobuf package part of a node's routes' key: `my-node` -> `my_node`, `2d` ->
+    `_2d`; a project's node `my-team.adder` -> `my_team.adder` (each name alike)."""
+    return ".".join(_identifier(name) for name in node.split("."))
 
 
 def node_of(package: str) -> str:
-    """The node a package part names (node names have no `_`, so this is exact)."""
-    return package.lstrip("_").replace("_", "-") if package[:1] == "_" and package[1:2].isdigit() \
-        else package.replace("_", "-")
+    """The routes' key a package part names (names have no `_`, so this is exact)."""
+    return ".".join(_name(part) for part in package.split("."))
+
+
+def _identifier(name: str) -> str:
+    name = name.replace("-", "_")
+    return "_" + name if name[:1].isdigit() else name
+
+
+def _name(part: str) -> str:
+    return part[1:].replace("_", "-") if part[:1] == "_" and part[1:2].isdigit() \
+        else part.replace("_", "-")
 
 
 def service_name(node: str) -> str:

@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection_pb2_grpc
 
 from ...errors import CELL_RAISED, ERRORS, grpc_name
 from ...http.messages import Request, Response
+from ..addresses import answered_as_called
 from ..app import STOP_MARGIN_S, Gateway
 from ..ids import request_id
 from ..oip.grpc import PREFIX as OIP_PREFIX
@@ -181,7 +182,7 @@ class GrpcGateway:
             behaviour = self._generic
         elif method.startswith("/" + PACKAGE_PREFIX) and method.endswith(f".{SERVICE}/{METHOD}"):
             package = method[len(PACKAGE_PREFIX) + 1:-len(f".{SERVICE}/{METHOD}")]
-            if "." in package:
+            if package.count(".") > 1:  # a node's, or a project's and its node's
                 return None
             node = node_of(package)
 
@@ -283,7 +284,7 @@ class GrpcGateway:
 def _reply(response: Response, encode: Callable[[dict[str, Any]], bytes], context: Any,
            call_id: str) -> bytes:
     """The typed reply of the REST execute path's answer, with its ids as trailing metadata."""
-    extra = {**(response.headers or {}), "x-request-id": call_id}
+    extra = {**(answered_as_called(response).headers or {}), "x-request-id": call_id}
     if response.status != 200:
         raise failure(response)
     try:
