@@ -14,7 +14,9 @@ The quickstart's cell (examples/quickstart.ipynb: `prediction = predict_one(x1, 
 
 The two Python generators are alike (one event loop, a coroutine per client), so their
 figures compare the protocols; wrk shows what the gateway serves when the client costs less.
-Prints req/s, p50 and p99 for each.
+Prints req/s, p50 and p99 for each, and the CPU time the serving side spent per answer (the
+service, its gateway workers and the instance; or the echo server), from their processes'
+own counters: on one pinned core, req/s is about 1 / that time.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -163,22 +167,58 @@ def echo_server(cpu: int) -> tuple[subprocess.Popen[str], str]:
     return server, f"127.0.0.1:{server.stdout.readline().strip()}"
 
 
+def serving_processes(info: dict[str, Any]) -> list[psutil.Process]:
+    """The service and every process working for it: gateway workers, the instance."""
+    pids = [info["process"].pid, *(pid for pid, _ in bench.leftovers(info["folder"]))]
+    return [psutil.Process(pid) for pid in dict.fromkeys(pids)]
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """User and system CPU time the processes used so far (those still running)."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def measure(kind: str, info: dict[str, Any], endpoint: str, key: str, connections: int,
             seconds: float, args: argparse.Namespace) -> dict[str, Any]:
+    """One load run of `kind`; its figures, with `cpu_ms`: serving CPU per good answer."""
     inputs = bench.PREDICT["input"]
     body = json.dumps({"input": inputs}).encode()
-    if kind == "REST, wrk":
-        return bench.wrk(endpoint, body, key, connections, seconds, args.load_cpu)
-    if kind == "REST, Python":
-        return asyncio.run(rest_load(endpoint, key, body, connections, seconds))
     if kind == ECHO:
         server, address = echo_server(args.sut_cpu)
         try:
-            return asyncio.run(echo_load(address, connections, seconds))
+            return with_cpu([psutil.Process(server.pid)],
+                            lambda: asyncio.run(echo_load(address, connections, seconds)))
         finally:
             server.kill()
             server.wait()
-    return asyncio.run(grpc_load(info["gateway_grpc_address"], key, inputs, connections, seconds))
+    if kind == "REST, wrk":
+        def run() -> dict[str, Any]:
+            return bench.wrk(endpoint, body, key, connections, seconds, args.load_cpu)
+    elif kind == "REST, Python":
+        def run() -> dict[str, Any]:
+            return asyncio.run(rest_load(endpoint, key, body, connections, seconds))
+    else:
+        def run() -> dict[str, Any]:
+            return asyncio.run(grpc_load(info["gateway_grpc_address"], key, inputs,
+                                         connections, seconds))
+    return with_cpu(serving_processes(info), run)
+
+
+def with_cpu(processes: list[psutil.Process], run: Callable[[], dict[str, Any]]
+             ) -> dict[str, Any]:
+    """`run()`'s figures, plus the processes' CPU milliseconds per answer it counted."""
+    before = cpu_seconds(processes)
+    figures = run()
+    spent = cpu_seconds(processes) - before
+    answers = figures.get("requests") or 0
+    return {**figures, "cpu_ms": 1e3 * spent / answers if answers else None}
 
 
 def run(args: argparse.Namespace, info: dict[str, Any], results: dict[str, Any]) -> None:
@@ -198,19 +238,23 @@ def run(args: argparse.Namespace, info: dict[str, Any], results: dict[str, Any])
             figures = measure(kind, info, endpoint, key, connections, args.duration, args)
             results[f"{kind} c={connections}"] = {"kind": kind, "c": connections, **figures}
             bench.log(f"{kind} c={connections}: {figures['rps']:.0f} req/s, p50 "
-                      f"{figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms")
+                      f"{figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms, CPU "
+                      f"{figures['cpu_ms'] or 0:.3f} ms per answer")
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     rows = [[r["kind"], str(r["c"]), f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}",
-             f"{r['p99_ms']:.2f}", str(r["requests"]),
+             f"{r['p99_ms']:.2f}", "" if r.get("cpu_ms") is None else f"{r['cpu_ms']:.3f}",
+             str(r["requests"]),
              str(r.get("errors", r.get("non_2xx", 0) + r.get("socket_errors", 0)))]
             for r in results.values()]
     print(f"\nquickstart cell (node {NODE}, 1 instance), {args.duration:g} s per run after "
           f"{args.warmup:g} s of warm-up; load on CPU {args.load_cpu}, service on CPU "
           f"{args.sut_cpu}")
     print(bench.table(rows, ["protocol, load generator", "c", "req/s", "p50 ms", "p99 ms",
-                             "requests", "errors"]))
+                             "CPU ms/answer", "requests", "errors"]))
+    print("CPU ms/answer: what the serving processes (the service, its gateway workers and "
+          "the instance; or the echo server) spent per good answer")
 
 
 def main(argv: list[str] | None = None) -> int:
