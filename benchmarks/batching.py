@@ -19,7 +19,9 @@ BentoML 1.4 with adaptive batching (`@bentoml.api(batchable=True, max_batch_size
 worker) and by Ray Serve with `@serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)`
 (one replica, `ray.init(num_cpus=1)`), from the venvs DIR/bento and DIR/ray (made with pip
 when missing). Prints req/s, p50 and p99 of each, the mean batch size and cell run of the
-batching instance, and the issue's targets.
+batching instance, the serving processes' CPU time per answer, the issue's targets, and the
+most batching could give each case (Amdahl's law: only the cell's runs are shared; the rest
+of an answer's CPU, its HTTP and JSON in the gateway and the instance, is paid per caller).
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import bench  # noqa: E402  (the helpers of the main benchmark)
-from protocols import rest_load  # noqa: E402
+from protocols import rest_load, serving_processes, with_cpu  # noqa: E402
 
 MAX_SIZE, MAX_WAIT_MS = 32, 5
 CELL = """z = x @ W
@@ -164,10 +168,12 @@ def instance_figures(client: Any, node: str) -> dict[str, float]:
 
 
 def load(url: str, key: str, body: bytes, c: int, args: argparse.Namespace,
-         extra: dict[str, str] | None = None) -> dict[str, Any]:
+         serving: list[psutil.Process], extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """A warm-up, then the measured run, with the serving processes' CPU per answer."""
     if args.warmup > 0:
         asyncio.run(rest_load(url, key, body, c, args.warmup, extra))
-    return asyncio.run(rest_load(url, key, body, c, args.duration, extra))
+    return with_cpu(serving, lambda: asyncio.run(rest_load(url, key, body, c, args.duration,
+                                                           extra)))
 
 
 def run(args: argparse.Namespace, info: dict[str, Any], results: dict[str, Any]) -> None:
@@ -184,13 +190,13 @@ def run(args: argparse.Namespace, info: dict[str, Any], results: dict[str, Any])
                                           "batch": batch, "env": ONE_THREAD})
             bench.wait_healthy(client, node)
             url = info["gateway_url"] + f"/v1/nodes/{node}:execute"
-            measure(client, url, {}, node, created["key"], f"{label} {n} {encoding}", n,
+            measure(client, info, url, {}, node, created["key"], f"{label} {n} {encoding}", n,
                     encoding, args, results)
             if args.direct and (n, encoding) == args.cases[0]:
                 instance = client.node(node)["instances"][0]
                 url = f"http://{instance['host']}:{instance['port']}/execute"
                 field = {"x-batch": f"{MAX_SIZE} {MAX_WAIT_MS}"} if batch else {}
-                measure(client, url, field, node, created["key"],
+                measure(client, info, url, field, node, created["key"],
                         f"{label} {n} {encoding} direct", n, encoding, args, results)
             client.delete_node(node)
     if args.peers:
@@ -202,8 +208,9 @@ def run(args: argparse.Namespace, info: dict[str, Any], results: dict[str, Any])
                 results[f"{peer} failed"] = {"system": peer, "error": str(exc)}
 
 
-def measure(client: Any, url: str, extra: dict[str, str], node: str, key: str, case: str,
-            n: int, encoding: str, args: argparse.Namespace, results: dict[str, Any]) -> None:
+def measure(client: Any, info: dict[str, Any], url: str, extra: dict[str, str], node: str,
+            key: str, case: str, n: int, encoding: str, args: argparse.Namespace,
+            results: dict[str, Any]) -> None:
     """Load one node at `url` at each concurrency; its figures, with its instance's batches."""
     body = row_body(n, encoding)
     extra = {**extra, **({"x-array-encoding": "base64"} if encoding == "base64" else {})}
@@ -212,7 +219,7 @@ def measure(client: Any, url: str, extra: dict[str, str], node: str, key: str, c
         raise RuntimeError(f"{node} answered {status}: {answer[:300]!r}")
     for c in args.connections:
         before = instance_figures(client, node)
-        figures = load(url, key, body, c, args, extra)
+        figures = load(url, key, body, c, args, serving_processes(info), extra)
         after = instance_figures(client, node)
         change = {k: after[k] - before[k] for k in after}
         figures.update(batch_mean=change["callers"] / change["runs"] if change["runs"] else None,
@@ -222,7 +229,7 @@ def measure(client: Any, url: str, extra: dict[str, str], node: str, key: str, c
                                     "encoding": encoding, "c": c, **figures}
         bench.log(f"{node} c={c}: {figures['rps']:.0f} req/s, p50 {figures['p50_ms']:.2f} ms, "
                   f"p99 {figures['p99_ms']:.2f} ms, batch {figures['batch_mean']}, "
-                  f"run {figures['run_ms']} ms")
+                  f"run {figures['run_ms']} ms, CPU {figures['cpu_ms']} ms per answer")
 
 
 def peer_python(peer: str, root: Path) -> str:
@@ -268,8 +275,10 @@ def serve_peer(peer: str, args: argparse.Namespace, folder: Path,
                 raise RuntimeError(f"{label} did not answer 200: {tail}")
             time.sleep(0.5)
         bench.log(f"{label}: answering after {time.monotonic() - started:.1f} s")
+        serving = [psutil.Process(process.pid),
+                   *psutil.Process(process.pid).children(recursive=True)]
         for c in args.connections:
-            figures = load(url, "", body, c, args)
+            figures = load(url, "", body, c, args, serving)
             results[f"{peer} c={c}"] = {"system": label, "n": 256, "encoding": "json", "c": c,
                                         **figures}
             bench.log(f"{label} c={c}: {figures['rps']:.0f} req/s, p50 "
@@ -303,13 +312,16 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
         rows.append([r["system"], str(r["n"]), r["encoding"], str(r["c"]), f"{r['rps']:.0f}",
                      f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
                      "" if r.get("batch_mean") is None else f"{r['batch_mean']:.1f}",
-                     "" if r.get("run_ms") is None else f"{r['run_ms']:.3f}", str(r["errors"])])
+                     "" if r.get("run_ms") is None else f"{r['run_ms']:.3f}",
+                     "" if r.get("cpu_ms") is None else f"{r['cpu_ms']:.3f}", str(r["errors"])])
     print(f"\ny = softmax(x @ W) row by row, one row per request, one instance; "
           f"{args.duration:g} s per run after {args.warmup:g} s of warm-up; load on CPU "
           f"{args.load_cpu}, systems on CPU {args.sut_cpu}")
     print(bench.table(rows, ["system", "W", "arrays", "c", "req/s", "p50 ms", "p99 ms", "batch mean",
-                             "cell run ms", "errors"]))
-    print("cell run ms: the mean run of the cell a caller's rows were in (instance metrics)")
+                             "cell run ms", "CPU ms/answer", "errors"]))
+    print("cell run ms: the mean run of the cell a caller's rows were in (instance metrics); "
+          "CPU ms/answer: what the serving processes (the service, its gateway workers and "
+          "the instance) spent per answer")
     for n, encoding in args.cases:
         _targets(results, f"{n} {encoding}")
 
@@ -323,6 +335,11 @@ def _targets(results: dict[str, Any], case: str) -> None:
         ratio = batched["rps"] / plain["rps"]
         print(f"W {case}: c=32 batched/unbatched req/s = {ratio:.2f} "
               f"({bench.verdict(ratio, 4.0, True)}: target >= 4)")
+        if plain.get("cpu_ms") and plain.get("run_ms") and plain["cpu_ms"] > plain["run_ms"]:
+            # Amdahl: batching saves at most the cell's runs; the rest of an answer remains
+            print(f"W {case}: unbatched, the cell's run is {plain['run_ms']:.3f} ms of the "
+                  f"{plain['cpu_ms']:.3f} ms of CPU an answer costs: batching can give at "
+                  f"most {plain['cpu_ms'] / (plain['cpu_ms'] - plain['run_ms']):.2f}x")
         bound = MAX_WAIT_MS + 2 * (batched.get("run_ms") or 0.0)
         print(f"W {case}: c=32 batched p99 {batched['p99_ms']:.2f} ms; max_wait_ms + 2 runs = "
               f"{bound:.2f} ms ({bench.verdict(batched['p99_ms'], bound, False)})")
