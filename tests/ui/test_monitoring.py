@@ -10,7 +10,6 @@ import time
 import pytest
 
 from ..conftest import checkpoint_body
-from ..control.test_api import ADDER
 from .conftest import TIMINGS
 from .test_panel import node_row, node_view
 
@@ -34,10 +33,15 @@ def usage_chart(page, view, title: str, instance: str, unit: str) -> float:
 @pytest.mark.timeout(300)
 def test_the_monitoring_tab_draws_cpu_and_memory_per_instance(page, lab):
     started = time.monotonic()
-    lab.api("POST", "checkpoints", checkpoint_body("gauged", **ADDER))
+    # a cell of its own: a checkpoint's id is its content's, and test_views wants ADDER's
+    # checkpoint named summer
+    lab.api("POST", "checkpoints", checkpoint_body("gauged", "gauge = (a + b) * scale",
+                                                   "a:float,b:float", "gauge",
+                                                   state={"scale": 3.0}, a=1.0, b=2.0))
     lab.api("POST", "nodes", {"name": "gauging", "checkpoint": "gauged"})
     try:
-        page.goto(f"{lab.url}/lab?reset&token={lab.token}")
+        # a workspace of its own: the layout it leaves is not the one the other tests open
+        page.goto(f"{lab.url}/lab/workspaces/monitoring?reset&token={lab.token}")
         page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
         panel = page.locator(".jp-deploy-panel")
         if not panel.is_visible():  # the workspace may have it open: a click would close it
