@@ -9,6 +9,7 @@ import urllib.request
 
 from ..conftest import checkpoint_body, until
 from .test_api import call
+from .test_usage import image_node
 
 BURN = checkpoint_body(  # wall time, not CPU time: a busy machine still sees a whole burn
     "burner", "import time\nend = time.time() + seconds\nwhile time.time() < end:\n    pass\n"
@@ -59,3 +60,16 @@ async def test_a_node_burning_cpu_shows_it_in_its_history_and_an_idle_one_does_n
     assert latest["cpu_percent"] < 20 < peak - latest["cpu_percent"], (latest, peak)
     assert latest["memory_bytes"] > 1 << 20  # a Python worker's few MB at least
     assert set(idle[-1]) == {idle_instance}
+
+
+async def test_a_container_instance_has_its_memory_in_the_history(jp_fetch, deploy):
+    async with image_node(jp_fetch, deploy, "jupyter-deploy-usage-history-test:latest") as web:
+        instance = deploy.node(web)["instances"][0]["id"]
+
+        async def read() -> bool:
+            return any(instance in u for u in await _usage(jp_fetch, web))
+
+        await until(read, timeout=30, interval=1, message="the container in the history")
+        reading = [u for u in await _usage(jp_fetch, web) if instance in u][-1][instance]
+        assert 1 << 20 < reading["memory_bytes"] < 1 << 30  # a Python HTTP server's few MB
+        assert reading["cpu_percent"] >= 0
