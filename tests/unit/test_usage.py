@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry
 
 from jupyter_deploy.gateway.routing import Routes
@@ -34,3 +36,28 @@ def test_cpu_is_the_share_of_a_core_since_the_last_reading():
     assert meter.percent("a", "a-1", wall=20.0, cpu_s=5.5, since=0.0) == 5.0
     meter.keep_nodes(set())
     assert meter.percent("a", "a-1", wall=30.0, cpu_s=6.0, since=20.0) == 60.0
+
+
+def test_a_round_that_is_slow_is_never_joined_by_a_second():
+    started = 0
+
+    async def scenario() -> None:
+        nonlocal started
+        release = asyncio.Event()
+
+        async def docker() -> None:  # an engine that takes its time to answer
+            nonlocal started
+            started += 1
+            await release.wait()
+
+        container = Instance(id="c-1", node="c", runtime="docker", container_id="abc")
+        usage = UsageSampler(lambda: {"c": {"c-1": container}}, docker, period_s=0.0)
+        usage.kick()
+        await asyncio.sleep(0)
+        usage.kick()  # the first round still waits: no second one
+        await asyncio.sleep(0)
+        assert started == 1
+        release.set()
+        await usage.stop()
+
+    asyncio.run(scenario())
