@@ -105,7 +105,9 @@ def _node_paths() -> dict[str, dict[str, Any]]:
             200, "counters now", obj({"node": NAME, **{name: {"type": "number"} for name in (
                 "time", "requests", "errors", "duration_sum")}}, ("node", "time", "requests"))))},
         f"{node}/history": {"get": _op("The gateway's counters for the node over time", _answer(
-            200, "cumulative counters, sampled every few seconds, oldest first", obj(
+            200, "cumulative counters, sampled every few seconds, oldest first; each "
+            "sample's usage: per instance id, cpu_percent and memory_bytes (null: no reading "
+            "since the last sample)", obj(
                 {"node": NAME, "period_s": {"type": "number"}, "range_s": {"type": "number"},
                  "time": {"type": "number"}, "buckets": {"type": "array"},
                  "samples": {"type": "array", "items": {"type": "object"}}},

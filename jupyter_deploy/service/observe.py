@@ -4,7 +4,6 @@ requests, the instances' own metrics and each node's metric history."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections import deque
@@ -16,10 +15,12 @@ from ..gateway.capture import Recorder, captured
 from ..gateway.metrics import BUCKETS
 from ..gateway.routing import Route, Routes
 from ..models import Instance, InvalidInput, NotFound
-from ..runtimes.base import Runtime
+from ..runtimes.base import Runtime, Runtimes
+from ..runtimes.docker import DockerRuntime
 from ..runtimes.logfiles import Follower, has_request_id
 from ..store.sqlite import EVENT_KINDS, Store
 from ..supervisor.loop import Supervisor
+from .usage import UsageSampler, cancel
 
 if TYPE_CHECKING:
     from .nodes import Nodes
@@ -100,7 +101,10 @@ class Observe:
         self.gateway = gateway
         self.recorder = recorder
         self.running = running
-        self.history = MetricHistory(gateway.metrics.own, routes)  # summed over workers
+        docker = runtime.runtimes.get("docker") if isinstance(runtime, Runtimes) else None
+        usage = UsageSampler(lambda: supervisor.instances,
+                             docker.client if isinstance(docker, DockerRuntime) else None)
+        self.history = MetricHistory(gateway.metrics.own, routes, usage)  # summed over workers
 
     async def logs(self, name: str, instance: str | None = None, tail_bytes: int = 64 * 1024,
                    request_id: str | None = None) -> list[dict[str, Any]]:
@@ -217,12 +221,15 @@ def counters(families: Iterable[Any]) -> dict[str, dict[str, Any]]:
 class MetricHistory:
     """Per node, a bounded ring of the gateway's counters sampled every few seconds, kept by
     the service so the panel's charts survive the panel (issue 17): the answer holds
-    cumulative counters, which a client differences into rates and percentiles."""
+    cumulative counters, which a client differences into rates and percentiles, and each
+    instance's CPU % and memory as the latest round of `usage` read them."""
 
     def __init__(self, collect: Callable[[], Iterable[Any]], routes: Routes,
-                 period_s: float = HISTORY_PERIOD_S, span_s: float = HISTORY_SPAN_S) -> None:
+                 usage: UsageSampler | None = None, period_s: float = HISTORY_PERIOD_S,
+                 span_s: float = HISTORY_SPAN_S) -> None:
         self.collect = collect
         self.routes = routes
+        self.usage = usage
         self.period_s = period_s
         self.rings: dict[str, deque[dict[str, Any]]] = {}
         self.size = max(2, int(span_s / period_s))
@@ -237,8 +244,10 @@ class MetricHistory:
             del self.rings[gone]
         for name, route in routed.items():
             ring = self.rings.setdefault(name, deque(maxlen=self.size))
+            # None: no round of usage ended since the last sample (a gap, not a zero)
+            usage = self.usage.take(name) if self.usage is not None else None
             ring.append({"time": round(now, 3), **totals.get(name, _blank()),
-                         **_load(route)})
+                         **_load(route), "usage": usage})
 
     def series(self, name: str, range_s: float, now: float | None = None) -> dict[str, Any]:
         """The node's samples of the last `range_s` seconds, thinned to HISTORY_POINTS (the
@@ -254,20 +263,26 @@ class MetricHistory:
     def start(self) -> None:
         """Sample every period until stop()."""
         self.sample()
+        self._read_usage()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
+        if self.usage is not None:
+            await self.usage.stop()
+
+    def _read_usage(self) -> None:
+        """Start the next round of usage, off the loop; the next sample stores it."""
+        if self.usage is not None:
+            self.usage.kick()
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.period_s)
             try:
                 self.sample()
+                self._read_usage()
             except Exception:  # a missed sample is a gap in a chart, not a stopped history
                 continue
 

@@ -11,6 +11,22 @@ export interface HistorySample {
   in_flight: number;
   capacity: number;
   instances: number;
+  /** Each instance's CPU and memory as the service last read them; null: no reading since. */
+  usage?: Record<string, InstanceUsage> | null;
+}
+
+/** One instance's reading: CPU in percent of one core, resident memory in bytes. */
+export interface InstanceUsage {
+  cpu_percent: number;
+  memory_bytes: number;
+}
+
+/** Per instance (by id, in the order they first appear), one value per time of the series. */
+export interface UsageSeries {
+  instances: string[];
+  cpu: (number | null)[][];
+  /** Resident memory in MB (10^6 bytes). */
+  memory: (number | null)[][];
 }
 
 export interface History {
@@ -36,6 +52,7 @@ export interface Series {
   p99: (number | null)[];
   inFlight: number[];
   capacity: number[];
+  usage: UsageSeries;
 }
 
 /** A counter's growth; a drop means the gateway restarted: count from zero. */
@@ -73,7 +90,7 @@ export function quantile(q: number, bounds: (number | null)[], counts: number[])
 export function toSeries(history: Pick<History, 'buckets' | 'samples'>): Series {
   const series: Series = {
     time: [], ok: [], clientErrors: [], serverErrors: [], errorPercent: [], p50: [], p95: [], p99: [],
-    inFlight: [], capacity: []
+    inFlight: [], capacity: [], usage: { instances: [], cpu: [], memory: [] }
   };
   const samples = history.samples;
   for (let i = 1; i < samples.length; i++) {
@@ -96,7 +113,32 @@ export function toSeries(history: Pick<History, 'buckets' | 'samples'>): Series 
     series.inFlight.push(b.in_flight);
     series.capacity.push(b.capacity);
   }
+  series.usage = usageSeries(samples.slice(1));
   return series;
+}
+
+/**
+ * One line per instance of its CPU % and memory (MB), a value per sample; null where a sample
+ * has no reading of it (before it started, after it was replaced, or no round came in time).
+ */
+export function usageSeries(samples: Pick<HistorySample, 'usage'>[]): UsageSeries {
+  const instances: string[] = [];
+  for (const sample of samples) {
+    for (const id of Object.keys(sample.usage ?? {})) {
+      if (!instances.includes(id)) {
+        instances.push(id);
+      }
+    }
+  }
+  const column = (pick: (u: InstanceUsage) => number) => instances.map(id => samples.map(s => {
+    const reading = s.usage?.[id];
+    return reading ? pick(reading) : null;
+  }));
+  return {
+    instances,
+    cpu: column(u => u.cpu_percent),
+    memory: column(u => u.memory_bytes / 1e6)
+  };
 }
 
 /** The ranges the Monitoring tab offers, in seconds. */

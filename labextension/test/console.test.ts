@@ -1,5 +1,5 @@
 import { DeployEvent } from '../src/follow';
-import { quantile, toSeries } from '../src/history';
+import { quantile, toSeries, usageSeries } from '../src/history';
 import { balance, promote, validateWeights } from '../src/weights';
 import {
   aliasWarnings, instanceRecords, latestFailure, nodeReason, readiness, restartCount, validateRange
@@ -93,6 +93,24 @@ describe('history', () => {
     const series = toSeries({ buckets: bounds, samples: [sample(0, 100, 0, 0, [100, 100, 100, 100]),
       sample(10, 20, 0, 0, [20, 20, 20, 20])] });
     expect(series.ok).toEqual([2]);
+  });
+
+  it('draws one CPU and one memory line per instance, with gaps where it has no reading', () => {
+    const reading = (cpu: number, bytes: number) => ({ cpu_percent: cpu, memory_bytes: bytes });
+    const series = toSeries({ buckets: bounds, samples: [
+      { ...sample(0, 0, 0, 0, [0, 0, 0, 0]), usage: { 'n-1': reading(5, 1e6) } },
+      { ...sample(5, 0, 0, 0, [0, 0, 0, 0]), usage: { 'n-1': reading(95.5, 2e6) } },
+      { ...sample(10, 0, 0, 0, [0, 0, 0, 0]), usage: null },
+      { ...sample(15, 0, 0, 0, [0, 0, 0, 0]), usage: { 'n-2': reading(1, 50e6), 'n-1': reading(40, 3e6) } }
+    ] });
+    expect(series.time).toEqual([5, 10, 15]);
+    expect(series.usage.instances).toEqual(['n-1', 'n-2']);
+    expect(series.usage.cpu).toEqual([[95.5, null, 40], [null, null, 1]]);
+    expect(series.usage.memory).toEqual([[2, null, 3], [null, null, 50]]);
+  });
+
+  it('has no usage lines when no sample read an instance (a Swarm one, or an old service)', () => {
+    expect(usageSeries([{ usage: null }, {}, { usage: {} }])).toEqual({ instances: [], cpu: [], memory: [] });
   });
 
   it('has no percentile without requests, and the last finite bound past it', () => {

@@ -4,7 +4,9 @@ the panel's instance table and checkpoint view (issue 17)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import psutil
 import pytest
@@ -49,11 +51,12 @@ async def test_a_checkpoint_lists_its_stored_files_size_and_signature(jp_fetch, 
     assert code == 404 and body["error"]["field"] == "checkpoint"
 
 
-async def test_usage_of_a_container_comes_from_the_docker_stats_api(jp_fetch, deploy):
+@contextlib.asynccontextmanager
+async def image_node(jp_fetch, deploy, tag: str) -> AsyncIterator[str]:
+    """A Healthy node "web" of an image of the test's own (`tag`, removed after): its name."""
     engine = _engine()
     if isinstance(engine, str):
         pytest.skip(f"no Docker engine: {engine}")
-    tag = "jupyter-deploy-usage-test:latest"  # an image of this test's own, removed after
     image, _ = await asyncio.to_thread(engine.images.build, path=str(APP),
                                        buildargs={"BASE": BASE}, rm=True, tag=tag)
     try:
@@ -62,16 +65,21 @@ async def test_usage_of_a_container_comes_from_the_docker_stats_api(jp_fetch, de
             "health": {"path": "/healthz", **FAST_HEALTH}})
         await until(lambda: deploy.node("web")["status"] == "Healthy", timeout=60,
                     message="the image node to be Healthy")
+        yield "web"
+        await call(jp_fetch, "nodes", "web", method="DELETE")
+    finally:
+        await asyncio.to_thread(engine.images.remove, image.id, force=True)
+
+
+async def test_usage_of_a_container_comes_from_the_docker_stats_api(jp_fetch, deploy):
+    async with image_node(jp_fetch, deploy, "jupyter-deploy-usage-test:latest") as web:
         found: dict = {}
 
         async def sampled() -> bool:
-            found.update((await call(jp_fetch, "nodes", "web", "usage"))["instances"][0])
+            found.update((await call(jp_fetch, "nodes", web, "usage"))["instances"][0])
             return found["memory_bytes"] is not None and found["last_check"] is not None
 
         await until(sampled, timeout=20, interval=0.5, message="a sample of the container")
         assert 1 << 20 < found["memory_bytes"] < 1 << 30  # a Python HTTP server's few MB
         assert isinstance(found["cpu_percent"], float) and found["cpu_percent"] >= 0
         assert found["last_check"]["ok"] is True
-        await call(jp_fetch, "nodes", "web", method="DELETE")
-    finally:
-        await asyncio.to_thread(engine.images.remove, image.id, force=True)

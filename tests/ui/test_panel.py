@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ..client.test_wait import fragile_checkpoint
-from ..conftest import checkpoint_body
+from ..conftest import checkpoint_body, wait_for
 from ..control.test_api import ADDER
 from ..runtimes.test_docker import _engine
 from .conftest import TIMINGS
@@ -42,6 +42,21 @@ def node_row(page, name: str):
 
 def node_view(page, name: str):
     return page.locator(f"#jp-deploy-node-{name}")
+
+
+def type_in(field, text: str) -> None:
+    """Type into a toolkit field (`jp-text-field`, `jp-number-field`): its input is inside it."""
+    field.locator("input").fill(text)
+
+
+def choose(field, value: str) -> None:
+    """Pick `value` in a toolkit select (`jp-select`) as a user does: open it, click the option."""
+    field = field.first  # by its label: the select, then what inside it carries the label too
+    field.click()
+    field.locator(f"jp-option[value='{value}']").click()
+    # the locator anew each time: a choice can draw its row again, with a new select
+    wait_for(lambda: field.evaluate("el => el.value") == value, timeout=10, interval=0.1,
+             message=f"{value} to be chosen")
 
 
 def run_cells_above_predict(page) -> None:
@@ -244,8 +259,8 @@ def test_deploy_a_cell_and_watch_it_in_the_console(page, lab, shots):
     # an alias made from the panel, the node picked from a list; a warning for the broken one
     aliases = panel.locator(".jp-deploy-section-aliases")
     aliases.locator("summary", has_text="Add an alias").click()
-    aliases.get_by_label("Alias name").fill("stable")
-    aliases.locator("select[name=alias-node]").select_option("predictor")
+    type_in(aliases.get_by_label("Alias name"), "stable")
+    choose(aliases.locator("jp-select[name=alias-node]"), "predictor")
     aliases.locator("jp-button.jp-deploy-add-alias").click()
     close_key_dialog(page)
     alias = aliases.locator("li[data-alias='stable']")
@@ -254,13 +269,13 @@ def test_deploy_a_cell_and_watch_it_in_the_console(page, lab, shots):
     alias.get_by_role("button", name="Edit alias stable").click()
     alias.locator("jp-button", has_text="Add node").click()
     rows = alias.locator(".jp-deploy-weight-row")
-    rows.nth(1).locator("select").select_option("broken-node")
-    rows.nth(1).locator("input[name=weight]").fill("20")
+    choose(rows.nth(1).locator("jp-select"), "broken-node")
+    type_in(rows.nth(1).locator("[name=weight]"), "20")
     assert "sum to 120" in alias.locator(".jp-deploy-validation").text_content()
     assert alias.locator("jp-button.jp-deploy-save").get_attribute("aria-disabled") == "true"
     alias.locator("jp-button.jp-deploy-balance").click()
-    rows.nth(0).locator("input[name=weight]").fill("80")
-    rows.nth(1).locator("input[name=weight]").fill("20")
+    type_in(rows.nth(0).locator("[name=weight]"), "80")
+    type_in(rows.nth(1).locator("[name=weight]"), "20")
     alias.locator("jp-button.jp-deploy-save").click()
     alias.locator(".jp-deploy-warning",
                   has_text="broken-node gets 20% of the traffic but is Unhealthy").wait_for()
@@ -269,8 +284,8 @@ def test_deploy_a_cell_and_watch_it_in_the_console(page, lab, shots):
     row.get_by_role("button", name="Actions of predictor").click()
     page.locator(".lm-Menu-item", has_text="Scale").click()
     dialog = page.locator(".jp-Dialog")
-    dialog.locator("input[name=min]").fill("5")
-    dialog.locator("input[name=max]").fill("2")
+    type_in(dialog.locator("jp-number-field[name=min]"), "5")
+    type_in(dialog.locator("jp-number-field[name=max]"), "2")
     assert "the minimum (5) is more than the maximum (2)" in dialog.locator(
         ".jp-deploy-validation").text_content()
     assert dialog.locator("button.jp-mod-accept").is_disabled()
@@ -351,15 +366,15 @@ def test_a_docker_node_from_the_form_shows_its_build(page, lab, shots):
     panel.locator("li[data-checkpoint='adder']").wait_for()
     panel.locator(".jp-deploy-toolbar [title='New node from a checkpoint']").click()
     dialog = page.locator(".jp-Dialog")
-    dialog.get_by_label("Node name").fill("adder-docker")
-    dialog.get_by_label("Checkpoint").select_option("adder")
-    dialog.get_by_label("Runtime").select_option("docker")
-    dialog.get_by_label("Minimum instances").fill("3")
-    dialog.get_by_label("Maximum instances").fill("1")
+    type_in(dialog.get_by_label("Node name"), "adder-docker")
+    choose(dialog.get_by_label("Checkpoint"), "adder")
+    choose(dialog.get_by_label("Runtime"), "docker")
+    type_in(dialog.get_by_label("Minimum instances"), "3")
+    type_in(dialog.get_by_label("Maximum instances"), "1")
     dialog.locator("button.jp-mod-accept").click()
     assert "the minimum (3) is more than the maximum (1)" in dialog.locator(
         ".jp-deploy-validation").text_content()  # the form again, with what is wrong
-    dialog.get_by_label("Minimum instances").fill("1")
+    type_in(dialog.get_by_label("Minimum instances"), "1")
     dialog.locator("button.jp-mod-accept").click()
     close_key_dialog(page)
     view = node_view(page, "adder-docker")

@@ -12,7 +12,7 @@ import pytest
 from ..conftest import checkpoint_body, wait_for
 from ..control.test_api import ADDER
 from .conftest import TIMINGS
-from .test_panel import node_row
+from .test_panel import choose, node_row, type_in
 
 
 def open_panel(page, lab) -> None:
@@ -27,7 +27,7 @@ def open_panel(page, lab) -> None:
 
 def pick(page, project: str) -> None:
     """Pick a project in the toolbar; the summary then names it."""
-    page.locator(".jp-deploy-project-picker select").select_option(project)
+    choose(page.locator(".jp-deploy-project-picker jp-select"), project)
     page.locator(".jp-deploy-summary", has_text=f"Project {project}").wait_for()
 
 
@@ -47,7 +47,7 @@ def test_a_shared_project_in_the_picker_audit_and_members(page, lab, shots):
         lab.api("POST", "checkpoints?project=team", checkpoint_body("teamsum", **ADDER))
         lab.api("POST", "nodes?project=team", {"name": "team-node", "checkpoint": "teamsum"})
         open_panel(page, lab)
-        options = page.locator(".jp-deploy-project-picker option")
+        options = page.locator(".jp-deploy-project-picker jp-option")
         options.nth(1).wait_for(state="attached")
         assert options.all_text_contents() == ["default (personal)", "team (admin)"]
         assert node_row(page, "team-node").count() == 0  # the personal project is shown first
@@ -68,12 +68,12 @@ def test_a_shared_project_in_the_picker_audit_and_members(page, lab, shots):
         assert rows[-1][2:] == ["created", "project team"]  # newest first: the project last
 
         members = page.locator(".jp-deploy-members")
-        members.locator("input[name=member]").fill("alice")
-        members.locator("select[name=new-role]").select_option("editor")
+        type_in(members.locator("[name=member]"), "alice")
+        choose(members.locator("jp-select[name=new-role]"), "editor")
         members.locator(".jp-deploy-add-member").click()
-        members.locator("li[data-member='user/alice'] select[name=role]").wait_for()
-        assert members.locator("li[data-member='user/alice'] select[name=role]"
-                               ).input_value() == "editor"
+        role = members.locator("li[data-member='user/alice'] jp-select[name=role]")
+        role.wait_for()
+        page.wait_for_function("el => el.value === 'editor'", arg=role.element_handle())
         wait_for(lambda: {"kind": "user", "name": "alice", "role": "editor"} in
                  lab.api("GET", "projects/team")["members"], timeout=10,
                  message="alice to be an editor of team")

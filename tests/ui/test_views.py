@@ -15,7 +15,7 @@ from ..client.test_wait import fragile_checkpoint
 from ..conftest import checkpoint_body
 from ..control.test_api import ADDER
 from .conftest import TIMINGS
-from .test_panel import node_row, node_view, shoot
+from .test_panel import choose, node_row, node_view, shoot, type_in
 
 NOTEBOOK = {"cells": [{"cell_type": "code", "source": "", "metadata": {}, "outputs": [],
                        "execution_count": None}],
@@ -76,23 +76,23 @@ def alias_editor(page, lab) -> None:
     alias.get_by_role("button", name="Edit alias summed").click()
     alias.locator("jp-button", has_text="Add node").click()
     rows = alias.locator(".jp-deploy-weight-row")
-    rows.nth(1).locator("select").select_option("fragile")
-    rows.nth(1).locator("input[name=weight]").fill("20")
-    rows.nth(0).locator("input[name=weight]").fill("80")
+    choose(rows.nth(1).locator("jp-select"), "fragile")
+    type_in(rows.nth(1).locator("[name=weight]"), "20")
+    type_in(rows.nth(0).locator("[name=weight]"), "80")
     alias.locator(".jp-deploy-editor-warnings .jp-deploy-warning",
                   has_text=re.compile(r"fragile gets 20% of the traffic but is (Created|Unhealthy)")
                   ).wait_for()
-    rows.nth(1).locator("input[name=weight]").fill("0")
-    rows.nth(0).locator("input[name=weight]").fill("100")
+    type_in(rows.nth(1).locator("[name=weight]"), "0")
+    type_in(rows.nth(0).locator("[name=weight]"), "100")
     alias.locator(".jp-deploy-editor-warnings .jp-deploy-warning").wait_for(state="detached")
-    alias.get_by_label("Shadow node").select_option("summing")
+    choose(alias.get_by_label("Shadow node"), "summing")
     assert "the shadow node summing takes traffic already" in alias.locator(
         ".jp-deploy-validation").text_content()
     assert alias.locator("jp-button.jp-deploy-save").get_attribute("aria-disabled") == "true"
-    alias.get_by_label("Shadow node").select_option("fragile")
-    alias.get_by_label("Shadow percent").fill("10")
-    alias.get_by_label("Sticky").select_option("header")
-    alias.get_by_label("Header or input name").fill("x-user")
+    choose(alias.get_by_label("Shadow node"), "fragile")
+    type_in(alias.get_by_label("Shadow percent"), "10")
+    choose(alias.get_by_label("Sticky"), "header")
+    type_in(alias.get_by_label("Header or input name"), "x-user")
     alias.locator("jp-button.jp-deploy-save").click()
     alias.locator(".jp-deploy-alias-rules-line",
                   has_text="shadow fragile 10% · sticky by header x-user").wait_for()

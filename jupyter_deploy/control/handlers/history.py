@@ -15,8 +15,8 @@ class HistoryHandler(DeployHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        """`?range=S` (default 300): the gateway's cumulative counters for the node, sampled
-        every few seconds over the last S seconds, for the panel's charts."""
+        """`?range=S` (default 300): the gateway's cumulative counters for the node and its
+        instances' CPU and memory, sampled every few seconds over the last S seconds."""
         range_s = _int_argument(self, "range", 300)
         if not 1 <= range_s <= HISTORY_SPAN_S:
             raise InvalidInput(f"range must be from 1 to {int(HISTORY_SPAN_S)} seconds",

@@ -7,7 +7,7 @@ import { aliasWarnings } from '../state';
 import { badgeClass } from '../statuses';
 import { AliasRules, balance, promote, rulesBody, rulesOf, toRouting, validateRules, validateWeights, WeightRow } from '../weights';
 import { editorWarnings, rulesForm, rulesLine } from './aliasrules';
-import { button, copyButton, ErrorLine, guarded, h, iconButton, setEnabled } from './dom';
+import { button, copyButton, ErrorLine, guarded, h, iconButton, labelled, option, selectField, setEnabled, textField, ToolkitField } from './dom';
 import { AliasInfo, DeployModel } from './model';
 import { confirm, WidgetOf } from './nodes';
 
@@ -58,7 +58,7 @@ export class AliasesView {
     if (this.model.aliases.length === 0) {
       this.list.append(h('li', { className: 'jp-deploy-empty' }, __('No alias yet.')));
     }
-    this.node.querySelectorAll<HTMLSelectElement>('select[name=alias-node]').forEach(s => this.fillNodes(s));
+    this.node.querySelectorAll<ToolkitField>('jp-select[name=alias-node]').forEach(s => this.fillNodes(s));
   }
 
   private errorOf(name: string): ErrorLine {
@@ -123,13 +123,12 @@ export class AliasesView {
     };
     const draw = () => {
       table.replaceChildren(...rows.map((row, i) => {
-        const node = h('select', { className: 'jp-mod-styled', name: 'node', 'aria-label': __('Node of row %1', i + 1),
-          onchange: (e: Event) => { row.node = (e.target as HTMLSelectElement).value; draw(); } },
-        h('option', { value: '' }, '—'),
-        ...this.model.nodes.map(n => h('option', { value: n.name, selected: n.name === row.node }, n.name)));
-        const weight = h('input', { type: 'number', min: 0, max: 100, className: 'jp-mod-styled', name: 'weight',
-          'aria-label': __('Weight of %1', row.node || __('row %1', i + 1)),
-          value: row.weight, oninput: (e: Event) => { row.weight = (e.target as HTMLInputElement).value; check(); } });
+        const node = selectField({ name: 'node', 'aria-label': __('Node of row %1', i + 1) },
+          [['', '—'], ...this.model.nodes.map(n => [n.name, n.name] as [string, string])], row.node,
+          value => { row.node = value; draw(); });
+        const weight = textField({ type: 'number', min: 0, max: 100, name: 'weight',
+          'aria-label': __('Weight of %1', row.node || __('row %1', i + 1)), value: row.weight });
+        weight.addEventListener('input', () => { row.weight = weight.value; check(); });
         const status = this.model.nodes.find(n => n.name === row.node)?.status ?? '';
         return h('div', { className: 'jp-deploy-weight-row' }, node, weight,
           h('span', { className: 'jp-deploy-muted' }, status ? __(status) : ''),
@@ -162,16 +161,17 @@ export class AliasesView {
     }
   }
 
-  private fillNodes(select: HTMLSelectElement): void {
+  private fillNodes(select: ToolkitField): void {
     const chosen = select.value;
-    select.replaceChildren(h('option', { value: '' }, __('choose a node')),
-      ...this.model.nodes.map(n => h('option', { value: n.name, selected: n.name === chosen }, `${n.name} (${__(n.status)})`)));
+    select.replaceChildren(option('', __('choose a node')),
+      ...this.model.nodes.map(n => option(n.name, `${n.name} (${__(n.status)})`)));
+    select.setAttribute('value', chosen);
   }
 
   /** A new alias sending all its traffic to one node, picked from the list. */
   private newAlias(): HTMLElement {
-    const name = h('input', { className: 'jp-mod-styled', name: 'alias', id: 'jp-deploy-new-alias' });
-    const node = h('select', { className: 'jp-mod-styled', name: 'alias-node', id: 'jp-deploy-new-alias-node' });
+    const name = textField({ name: 'alias', id: 'jp-deploy-new-alias' });
+    const node = selectField({ name: 'alias-node', id: 'jp-deploy-new-alias-node' }, [], '');
     const create = () => guarded(this.error, async () => {
       if (!node.value) {
         throw new Error(__('choose the node the alias sends its traffic to'));
@@ -183,8 +183,7 @@ export class AliasesView {
     });
     return h('details', { className: 'jp-deploy-create' }, h('summary', {}, __('Add an alias')),
       h('div', { className: 'jp-deploy-form' },
-        h('label', { for: name.id }, __('Alias name')), name,
-        h('label', { for: node.id }, __('Node')), node,
+        ...labelled(__('Alias name'), name), ...labelled(__('Node'), node),
         button(__('Add'), () => void create(), 'jp-mod-accept jp-deploy-add-alias'), this.error.node));
   }
 }

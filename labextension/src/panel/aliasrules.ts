@@ -1,38 +1,30 @@
 import { __ } from '../i18n';
 import { aliasWarnings } from '../state';
 import { AliasRules, WeightRow } from '../weights';
-import { h } from './dom';
+import { h, labelled, selectField, textField } from './dom';
 import { DeployModel } from './model';
 
 /** The shadow and sticky fields of the alias editor; `changed` runs on every edit. */
 export function rulesForm(model: DeployModel, alias: string, rules: AliasRules, changed: () => void): HTMLElement {
   const id = (what: string) => `jp-deploy-${alias}-${what}`;
-  const shadowNode = h('select', {
-    className: 'jp-mod-styled', name: 'shadow-node', id: id('shadow-node'),
-    onchange: (e: Event) => { rules.shadowNode = (e.target as HTMLSelectElement).value; changed(); }
-  }, h('option', { value: '' }, __('no shadow')),
-  ...model.nodes.map(n => h('option', { value: n.name, selected: n.name === rules.shadowNode }, n.name)));
-  const shadowPercent = h('input', {
-    type: 'number', min: 0, max: 100, step: 'any', className: 'jp-mod-styled', name: 'shadow-percent',
-    id: id('shadow-percent'), value: rules.shadowPercent,
-    oninput: (e: Event) => { rules.shadowPercent = (e.target as HTMLInputElement).value; changed(); }
+  const shadowNode = selectField({ name: 'shadow-node', id: id('shadow-node') },
+    [['', __('no shadow')], ...model.nodes.map(n => [n.name, n.name] as [string, string])], rules.shadowNode,
+    value => { rules.shadowNode = value; changed(); });
+  const shadowPercent = textField({
+    type: 'number', min: 0, max: 100, name: 'shadow-percent', id: id('shadow-percent'), value: rules.shadowPercent
   });
-  const stickyKind = h('select', {
-    className: 'jp-mod-styled', name: 'sticky-kind', id: id('sticky-kind'),
-    onchange: (e: Event) => { rules.stickyKind = (e.target as HTMLSelectElement).value as AliasRules['stickyKind']; changed(); }
-  }, ...([['', __('not sticky')], ['header', __('by a header')], ['input', __('by an input')]] as const)
-    .map(([value, label]) => h('option', { value, selected: value === rules.stickyKind }, label)));
-  const stickyName = h('input', {
-    className: 'jp-mod-styled', name: 'sticky-name', id: id('sticky-name'), value: rules.stickyName,
-    placeholder: 'x-user-id',
-    oninput: (e: Event) => { rules.stickyName = (e.target as HTMLInputElement).value; changed(); }
-  });
+  shadowPercent.addEventListener('input', () => { rules.shadowPercent = shadowPercent.value; changed(); });
+  const stickyKind = selectField({ name: 'sticky-kind', id: id('sticky-kind') },
+    [['', __('not sticky')], ['header', __('by a header')], ['input', __('by an input')]], rules.stickyKind,
+    value => { rules.stickyKind = value as AliasRules['stickyKind']; changed(); });
+  const stickyName = textField({ name: 'sticky-name', id: id('sticky-name'), value: rules.stickyName, placeholder: 'x-user-id' });
+  stickyName.addEventListener('input', () => { rules.stickyName = stickyName.value; changed(); });
   return h('fieldset', { className: 'jp-deploy-form jp-deploy-alias-rules' },
     h('legend', {}, __('Shadow and sticky traffic')),
-    h('label', { for: shadowNode.id }, __('Shadow node (gets a copy; its answers are dropped)')), shadowNode,
-    h('label', { for: shadowPercent.id }, __('Shadow percent of requests')), shadowPercent,
-    h('label', { for: stickyKind.id }, __('Sticky: one caller stays on one node')), stickyKind,
-    h('label', { for: stickyName.id }, __('Header or input name')), stickyName);
+    ...labelled(__('Shadow node (gets a copy; its answers are dropped)'), shadowNode),
+    ...labelled(__('Shadow percent of requests'), shadowPercent),
+    ...labelled(__('Sticky: one caller stays on one node'), stickyKind),
+    ...labelled(__('Header or input name'), stickyName));
 }
 
 /** Warnings for rows being edited that would send traffic to a node that is not Healthy. */

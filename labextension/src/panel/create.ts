@@ -3,7 +3,7 @@ import { Dialog } from '@jupyterlab/apputils';
 import { json, requestAPI } from '../api';
 import { __ } from '../i18n';
 import { validateRange } from '../state';
-import { h } from './dom';
+import { h, labelled, selectField, textField } from './dom';
 import { CheckpointInfo } from './model';
 import { WidgetOf } from './nodes';
 
@@ -31,23 +31,22 @@ export function parseEnv(text: string): { env: Record<string, string>; errors: s
 
 function field(label: string, control: HTMLElement, id: string): HTMLElement[] {
   control.id = id;
-  return [h('label', { for: id }, label), control];
+  return labelled(label, control);
 }
 
 /** The New node dialog, from a checkpoint or a Docker image; the node made, or null. */
 export async function createNode(
   checkpoints: CheckpointInfo[], source: 'checkpoint' | 'image', runtime: string, preset = ''
 ): Promise<{ name: string; key: string } | null> {
-  const input = (name: string, value = '', type = 'text') => h('input', { className: 'jp-mod-styled', name, value, type });
+  const input = (name: string, value = '', type = 'text') => textField({ name, value, type });
   const name = input('node', preset ? `${preset.split('@')[0]}-node` : '');
   const refs = [...new Set(checkpoints.map(c => c.name))].flatMap(n =>
     [n, ...checkpoints.filter(c => c.name === n).map(c => `${n}@${c.version}`)]);
-  const checkpoint = h('select', { className: 'jp-mod-styled', name: 'checkpoint' },
-    ...refs.map(r => h('option', { value: r, selected: r === preset }, r)));
+  const checkpoint = selectField({ name: 'checkpoint' }, refs.map(r => [r, r]), preset || refs[0]);
   const image = input('image', '');
   const port = input('port', '8080', 'number');
-  const runtimeSelect = h('select', { className: 'jp-mod-styled', name: 'runtime' },
-    ...['process', 'docker'].map(r => h('option', { value: r, selected: r === (source === 'image' ? 'docker' : runtime) }, r)));
+  const runtimeSelect = selectField({ name: 'runtime' }, [['process', 'process'], ['docker', 'docker']],
+    source === 'image' ? 'docker' : runtime);
   const min = input('min', '1', 'number');
   const max = input('max', '1', 'number');
   const config = input('config', '');

@@ -12,7 +12,10 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   attrs: Record<string, any> = {},
   ...children: Child[]
 ): HTMLElementTagNameMap[K] {
-  const element = document.createElement(tag);
+  return build(document.createElement(tag), attrs, children);
+}
+
+function build<E extends HTMLElement>(element: E, attrs: Record<string, any>, children: Child[]): E {
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) {
       continue;
@@ -31,6 +34,52 @@ export function h<K extends keyof HTMLElementTagNameMap>(
     if (child) {
       element.append(child);
     }
+  }
+  return element;
+}
+
+/** A field of the Jupyter UI toolkit (`jp-text-field`, `jp-number-field`, `jp-select`), which
+ * JupyterLab registers; its value is a string, as an input's. */
+export type ToolkitField = HTMLElement & { value: string; disabled: boolean };
+
+/**
+ * The toolkit's text field, or its number field for `type: 'number'` (`min`, `max`: the field
+ * keeps its value inside them). Label it with a `<label for>` its `id`, or an `aria-label`.
+ */
+export function textField(attrs: Record<string, any>): ToolkitField {
+  const { type, ...rest } = attrs;
+  const tag = type === 'number' ? 'jp-number-field' : 'jp-text-field';
+  const element = build(document.createElement(tag) as ToolkitField, type === 'number' ? { 'hide-step': true, ...rest } : attrs, []);
+  return element;
+}
+
+/** A visible label for a control, and the control: `<label for>` and, for the toolkit's fields
+ * (whose label a screen reader may not follow into them), the same words as its aria-label. */
+export function labelled(label: string, control: HTMLElement): HTMLElement[] {
+  if (control.tagName.startsWith('JP-')) {
+    control.setAttribute('aria-label', label);
+  }
+  return [h('label', { for: control.id }, label), control];
+}
+
+/** A `jp-option` of a toolkit select. */
+export function option(value: string, label: string): HTMLElement {
+  const element = build(document.createElement('jp-option'), {}, [label]);
+  element.setAttribute('value', value); // the attribute, not only the property: a selector finds it
+  return element;
+}
+
+/** The toolkit's select (`jp-select`) of these options, `chosen` selected; `onchange` gets the
+ * value a user picks. */
+export function selectField(attrs: Record<string, any>, options: [string, string][], chosen: string,
+  onchange?: (value: string) => void): ToolkitField {
+  const element = build(document.createElement('jp-select') as ToolkitField, attrs,
+    options.map(([value, label]) => option(value, label)));
+  // the select's value attribute picks its option once the options are in (an option's
+  // `selected` attribute does not, when the select is built before it is shown)
+  element.setAttribute('value', chosen);
+  if (onchange) {
+    element.addEventListener('change', () => onchange(element.value));
   }
   return element;
 }

@@ -6,7 +6,7 @@ import { Menu, Widget } from '@lumino/widgets';
 import { json, requestAPI } from '../api';
 import { __ } from '../i18n';
 import { nodeReason, readiness, validateRange } from '../state';
-import { badge, ErrorLine, guarded, h, iconButton } from './dom';
+import { badge, ErrorLine, guarded, h, iconButton, labelled, textField } from './dom';
 import { DeployModel, NodeInfo } from './model';
 import { rates, Sparkline } from './sparkline';
 
@@ -156,11 +156,11 @@ export class NodesView {
 
   /** The Scale dialog: refuses min > max before anything is sent. */
   private async scale(node: NodeInfo): Promise<void> {
-    const min = h('input', { type: 'number', min: 0, value: node.min, className: 'jp-mod-styled', name: 'min', id: 'jp-deploy-scale-min' });
-    const max = h('input', { type: 'number', min: 1, value: node.max, className: 'jp-mod-styled', name: 'max', id: 'jp-deploy-scale-max' });
+    const min = textField({ type: 'number', min: 0, value: node.min, name: 'min', id: 'jp-deploy-scale-min' });
+    const max = textField({ type: 'number', min: 1, value: node.max, name: 'max', id: 'jp-deploy-scale-max' });
     const problems = h('div', { className: 'jp-deploy-error jp-deploy-validation', role: 'status' });
     const body = h('div', { className: 'jp-deploy-form' },
-      h('label', { for: min.id }, __('Minimum')), min, h('label', { for: max.id }, __('Maximum')), max, problems);
+      ...labelled(__('Minimum'), min), ...labelled(__('Maximum'), max), problems);
     const dialog = new Dialog({
       title: __('Scale %1', node.name), body: new WidgetOf(body),
       buttons: [Dialog.cancelButton({ label: __('Cancel') }), Dialog.okButton({ label: __('Scale') })]

@@ -1,26 +1,19 @@
-import { caretDownEmptyIcon, closeIcon } from '@jupyterlab/ui-components';
+import { closeIcon } from '@jupyterlab/ui-components';
 
 import { json, requestAPI } from '../api';
 import { __ } from '../i18n';
 import { allows, Member, QUOTAS, QuotaName, quotaBody, Role, ROLES } from '../projects';
-import { button, ErrorLine, guarded, h, iconButton, setEnabled, ToolkitButton } from './dom';
+import { button, ErrorLine, guarded, h, iconButton, selectField, setEnabled, textField, ToolkitButton, ToolkitField } from './dom';
 import { DeployModel } from './model';
 
 const QUOTA_LABELS: Record<QuotaName, string> = {
   instances: 'Instances', memory: 'Memory (MB)', cpus: 'CPUs', gpus: 'GPUs', disk: 'Disk (MB)'
 };
 
-/** A select as JupyterLab's HTMLSelect draws it: the styled wrapper and its caret. */
+/** A labelled select of the toolkit (`jp-select`). */
 export function select(name: string, label: string, options: [string, string][], value: string,
-  onchange?: (value: string) => void): HTMLSelectElement {
-  const element = h('select', { name, 'aria-label': label, title: label, onchange: onchange ? () => onchange(element.value) : undefined },
-    ...options.map(([v, text]) => h('option', { value: v, selected: v === value }, text)));
-  return element;
-}
-
-function styled(element: HTMLSelectElement): HTMLElement {
-  return h('div', { className: 'jp-HTMLSelect jp-DefaultStyle jp-deploy-select' }, element,
-    caretDownEmptyIcon.element({ tag: 'span', stylesheet: 'select', right: '4px', top: '4px' }));
+  onchange?: (value: string) => void): ToolkitField {
+  return selectField({ name, 'aria-label': label, title: label, className: 'jp-deploy-select' }, options, value, onchange);
 }
 
 /** The toolbar's project picker: a select when the caller has several, a quiet label otherwise. */
@@ -39,7 +32,7 @@ export class ProjectPicker {
       return;
     }
     const options = projects.map(p => [p.name, p.personal ? __('%1 (personal)', p.name) : __('%1 (%2)', p.name, __(p.role ?? ''))] as [string, string]);
-    this.node.replaceChildren(styled(select('project', __('Project'), options, this.model.project, v => this.picked(v))));
+    this.node.replaceChildren(select('project', __('Project'), options, this.model.project, v => this.picked(v)));
   }
 }
 
@@ -91,24 +84,24 @@ export class MembersView {
       gate(remove, admin, 'admin');
       return h('li', { className: 'jp-deploy-member jp-deploy-row', 'data-member': `${m.kind}/${m.name}` },
         h('span', { className: 'jp-deploy-muted' }, __(m.kind)), h('span', { className: 'jp-deploy-name' }, m.name),
-        h('span', { className: 'jp-deploy-spacer' }), styled(role), remove);
+        h('span', { className: 'jp-deploy-spacer' }), role, remove);
     });
     const kind = select('kind', __('User or group'), [['user', __('user')], ['group', __('group')]], 'user');
-    const name = h('input', { className: 'jp-mod-styled jp-deploy-member-name', name: 'member', 'aria-label': __('Member name'), placeholder: __('name') });
+    const name = textField({ className: 'jp-deploy-member-name', name: 'member', 'aria-label': __('Member name'), placeholder: __('name') });
     const role = select('new-role', __('Role'), roles, 'viewer');
     const add = button(__('Add'), () => void this.put(kind.value, name.value.trim(), role.value), 'jp-deploy-add-member');
     [kind, name, role, add].forEach(c => gate(c, admin, 'admin'));
     this.node.replaceChildren(
       h('div', { className: 'jp-deploy-meta' }, __('Your role: %1', __(info.role ?? ''))),
       h('ul', { className: 'jp-deploy-list' }, ...rows),
-      h('div', { className: 'jp-deploy-row jp-deploy-member-add' }, styled(kind), name, styled(role), add),
+      h('div', { className: 'jp-deploy-row jp-deploy-member-add' }, kind, name, role, add),
       this.quotas(admin), this.error.node);
   }
 
   private quotas(admin: boolean): HTMLElement {
     const quotas = this.model.info?.quotas ?? {};
-    const inputs = new Map<QuotaName, HTMLInputElement>(QUOTAS.map(q => [q, h('input', {
-      className: 'jp-mod-styled', name: `quota-${q}`, type: 'text', inputmode: 'decimal', size: 6,
+    const inputs = new Map<QuotaName, ToolkitField>(QUOTAS.map(q => [q, textField({
+      name: `quota-${q}`, type: 'text', size: 6,
       value: quotas[q] == null ? '' : String(quotas[q]), placeholder: __('unlimited'), 'aria-label': __(QUOTA_LABELS[q])
     })]));
     const save = button(__('Save quotas'), () => void this.saveQuotas(inputs), 'jp-deploy-save-quotas');
@@ -140,7 +133,7 @@ export class MembersView {
     }
   }
 
-  private async saveQuotas(inputs: Map<QuotaName, HTMLInputElement>): Promise<void> {
+  private async saveQuotas(inputs: Map<QuotaName, ToolkitField>): Promise<void> {
     const parsed = quotaBody(Object.fromEntries([...inputs].map(([q, i]) => [q, i.value])));
     if ('field' in parsed) {
       this.error.show(__('%1: a number of 0 or more, or blank for unlimited', __(QUOTA_LABELS[parsed.field])));

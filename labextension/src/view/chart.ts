@@ -9,6 +9,8 @@ export interface Line {
   color: string;
   values: (number | null)[];
   dash?: boolean;
+  /** Join the points across a missing value (a reading that came late), not break the line. */
+  joinGaps?: boolean;
 }
 
 function themeColor(variable: string): string {
@@ -48,7 +50,8 @@ export class Chart {
   /** Draw these lines over these times (seconds); rebuilt when the theme's colours change. */
   update(time: number[], lines: Line[]): void {
     this.last = { time, lines };
-    const colors = lines.map(l => themeColor(l.color)).join() + themeColor('--jp-ui-font-color2');
+    // labels too: a replaced instance's line takes the same place under another name
+    const colors = lines.map(l => `${l.label}=${themeColor(l.color)}`).join() + themeColor('--jp-ui-font-color2');
     if (!this.plot || colors !== this.colors || this.plot.series.length !== lines.length + 1) {
       this.colors = colors;
       this.build(lines);
@@ -72,7 +75,7 @@ export class Chart {
       ],
       series: [{}, ...lines.map(l => ({
         label: l.label, stroke: themeColor(l.color), width: 1.5, dash: l.dash ? [4, 3] : undefined,
-        spanGaps: false, value: (_u: uPlot, v: number | null) => (v === null ? '–' : `${formatValue(v)} ${this.unit}`)
+        spanGaps: l.joinGaps ?? false, value: (_u: uPlot, v: number | null) => (v === null ? '–' : `${formatValue(v)} ${this.unit}`)
       }))],
       legend: { live: true }
     }, [this.last.time, ...lines.map(l => l.values)] as uPlot.AlignedData, this.plotNode);
@@ -93,7 +96,7 @@ export class Chart {
       return now === null ? __('%1: no data', l.label)
         : __('%1: %2 now, %3 at most', l.label, `${formatValue(now)} ${this.unit}`, `${formatValue(peak!)} ${this.unit}`);
     });
-    this.summary.textContent = parts.join(' · ');
+    this.summary.textContent = parts.length ? parts.join(' · ') : __('no data');
     const top = this.plot?.scales.y.max;
     this.node.dataset.yMax = top === undefined || top === null ? '' : String(top);
     this.node.setAttribute('aria-label', `${this.title}: ${this.summary.textContent}`);

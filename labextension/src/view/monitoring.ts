@@ -2,10 +2,24 @@ import { requestAPI } from '../api';
 import { History, RANGES, toSeries } from '../history';
 import { __ } from '../i18n';
 import { ErrorLine, guarded, h } from '../panel/dom';
-import { Chart } from './chart';
+import { Chart, Line } from './chart';
 import { PollingTab, ViewContext } from './context';
 
-/** Charts of the node's history as the service keeps it: rates by class, errors, latency, load. */
+/** A line colour per instance, in turn: theme variables only. */
+const INSTANCE_COLORS = ['--jp-brand-color1', '--jp-warn-color1', '--jp-success-color1', '--jp-info-color1',
+  '--jp-error-color1', '--jp-brand-color3', '--jp-warn-color3', '--jp-success-color3'];
+
+/** One line per instance, named by its id. */
+function perInstance(ids: string[], values: (number | null)[][]): Line[] {
+  return ids.map((id, i) => ({
+    label: id, color: INSTANCE_COLORS[i % INSTANCE_COLORS.length], values: values[i], joinGaps: true
+  }));
+}
+
+/**
+ * Charts of the node's history as the service keeps it: rates by class, errors, latency, load,
+ * and each instance's CPU and memory.
+ */
 export class MonitoringTab extends PollingTab {
   private range = RANGES[0].seconds;
   private error = new ErrorLine();
@@ -14,7 +28,9 @@ export class MonitoringTab extends PollingTab {
     requests: new Chart(__('Requests'), __('req/s')),
     errors: new Chart(__('Errors (4xx and 5xx, refused included)'), '%', { max: 1 }),
     latency: new Chart(__('Latency'), 'ms'),
-    load: new Chart(__('In flight against capacity'), '')
+    load: new Chart(__('In flight against capacity'), ''),
+    cpu: new Chart(__('CPU per instance'), __('% of a core')),
+    memory: new Chart(__('Memory per instance'), 'MB')
   };
 
   constructor(context: ViewContext, name: string) {
@@ -72,5 +88,7 @@ export class MonitoringTab extends PollingTab {
       { label: __('in flight'), color: '--jp-brand-color1', values: s.inFlight },
       { label: __('capacity'), color: '--jp-ui-font-color2', values: s.capacity, dash: true }
     ]);
+    this.charts.cpu.update(s.time, perInstance(s.usage.instances, s.usage.cpu));
+    this.charts.memory.update(s.time, perInstance(s.usage.instances, s.usage.memory));
   }
 }

@@ -1,6 +1,6 @@
 import { json, requestAPI } from '../api';
 import { __ } from '../i18n';
-import { button, copyButton, ErrorLine, guarded, h, setEnabled } from '../panel/dom';
+import { button, copyButton, ErrorLine, guarded, h, labelled, setEnabled, textField } from '../panel/dom';
 import { nodeReason, readiness, validateRange } from '../state';
 import { Tab, ViewContext, shownUrl } from './context';
 
@@ -111,8 +111,8 @@ export class OverviewTab extends Tab {
 
   /** Min and max, checked here before they are sent; the answer's error beside them. */
   private scaleForm(min: number, max: number): HTMLElement {
-    const low = h('input', { type: 'number', min: 0, value: min, className: 'jp-mod-styled', name: 'min', id: `${this.id}-min` });
-    const high = h('input', { type: 'number', min: 1, value: max, className: 'jp-mod-styled', name: 'max', id: `${this.id}-max` });
+    const low = textField({ type: 'number', min: 0, value: min, name: 'min', id: `${this.id}-min` });
+    const high = textField({ type: 'number', min: 1, value: max, name: 'max', id: `${this.id}-max` });
     const problems = h('div', { className: 'jp-deploy-validation', role: 'status' });
     const save = button(__('Scale'), () => void guarded(this.scaleError, async () => {
       await requestAPI(`nodes/${this.name}`, json('PATCH', { min: Number(low.value), max: Number(high.value) }));
@@ -128,7 +128,7 @@ export class OverviewTab extends Tab {
     high.addEventListener('input', check);
     return h('fieldset', { className: 'jp-deploy-form jp-deploy-scale' },
       h('legend', {}, __('Instance range')),
-      h('label', { for: low.id }, __('Minimum')), low, h('label', { for: high.id }, __('Maximum')), high,
+      ...labelled(__('Minimum'), low), ...labelled(__('Maximum'), high),
       save, problems, this.scaleError.node);
   }
 
