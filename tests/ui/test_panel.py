@@ -269,7 +269,18 @@ def test_deploy_a_cell_and_watch_it_in_the_console(page, lab, shots):
     alias.get_by_role("button", name="Edit alias stable").click()
     alias.locator("jp-button", has_text="Add node").click()
     rows = alias.locator(".jp-deploy-weight-row")
-    choose(rows.nth(1).locator("jp-select"), "broken-node")
+    # a list open while the panel refreshes with news stays open under the pointer
+    picker = rows.nth(1).locator("jp-select").first
+    picker.click()
+    picker.locator("jp-option[value='broken-node']").wait_for()
+    lab.api("PUT", "aliases/elsewhere", {"nodes": {"predictor": 100}})
+    panel.locator(".jp-deploy-section-aliases .jp-deploy-count", has_text="(2)").wait_for()
+    assert picker.get_attribute("open") is not None
+    picker.locator("jp-option[value='broken-node']").click()
+    wait_for(lambda: picker.evaluate("el => el.value") == "broken-node", timeout=10,
+             interval=0.1, message="broken-node to be chosen")
+    lab.api("DELETE", "aliases/elsewhere")
+    panel.locator(".jp-deploy-section-aliases .jp-deploy-count", has_text="(1)").wait_for()
     type_in(rows.nth(1).locator("[name=weight]"), "20")
     assert "sum to 120" in alias.locator(".jp-deploy-validation").text_content()
     assert alias.locator("jp-button.jp-deploy-save").get_attribute("aria-disabled") == "true"

@@ -7,7 +7,7 @@ import { aliasWarnings } from '../state';
 import { badgeClass } from '../statuses';
 import { AliasRules, balance, promote, rulesBody, rulesOf, toRouting, validateRules, validateWeights, WeightRow } from '../weights';
 import { editorWarnings, rulesForm, rulesLine } from './aliasrules';
-import { button, copyButton, ErrorLine, guarded, h, iconButton, labelled, option, selectField, setEnabled, textField, ToolkitField } from './dom';
+import { button, choosing, copyButton, ErrorLine, guarded, h, iconButton, labelled, option, selectField, setEnabled, textField, ToolkitField } from './dom';
 import { AliasInfo, DeployModel } from './model';
 import { confirm, WidgetOf } from './nodes';
 
@@ -43,6 +43,9 @@ export class AliasesView {
   }
 
   render(): void {
+    if (choosing(this.node)) {
+      return; // the next refresh draws what changed
+    }
     // Drawn again only when what it shows changed: redrawing moves an open editor out of the
     // page and back, and a click landing meanwhile would be lost.
     const shown = JSON.stringify([this.model.aliases, this.model.nodes.map(n => [n.name, n.status]),

@@ -62,6 +62,12 @@ export function labelled(label: string, control: HTMLElement): HTMLElement[] {
   return [h('label', { for: control.id }, label), control];
 }
 
+/** Whether a toolkit select under `root` has its list open: drawing it again now would close
+ * the list under the user's pointer, so a refresh leaves it until the next one. */
+export function choosing(root: ParentNode): boolean {
+  return root.querySelector('jp-select[open]') !== null;
+}
+
 /** A `jp-option` of a toolkit select. */
 export function option(value: string, label: string): HTMLElement {
   const element = build(document.createElement('jp-option'), {}, [label]);
