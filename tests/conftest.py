@@ -176,14 +176,14 @@ class Service:
         if everything:
             stop_workers(self.state_dir)
 
-    def create_node(self, name: str, checkpoint: dict[str, Any], **spec: Any
-                    ) -> tuple[dict[str, Any], str]:
+    def create_node(self, name: str, checkpoint: dict[str, Any], healthy_within: float = 30,
+                    **spec: Any) -> tuple[dict[str, Any], str]:
         """Pin `checkpoint`, create a node from it and wait until it is Healthy."""
         pinned = self.client.add_checkpoint(checkpoint)
         created = self.client.create_node({"name": name, "checkpoint": pinned["name"], **spec})
         if spec.get("min", 1) > 0:
-            wait_for(lambda: self.client.node(name)["status"] == "Healthy", timeout=30,
-                     message=f"node {name} to be Healthy")
+            wait_for(lambda: self.client.node(name)["status"] == "Healthy",
+                     timeout=healthy_within, message=f"node {name} to be Healthy")
         return self.client.node(name), created["key"]
 
 
