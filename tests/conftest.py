@@ -62,8 +62,11 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # A zombie has exited; only a reaper is missing.
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "\nState:\tZ" in status.read_text())
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):  # it exited since the signal above
+        return False
+    return "\nState:\tZ" not in status
 
 
 def checkpoint_body(name: str, source: str, inputs: str = "", outputs: str = "",
